@@ -1,0 +1,51 @@
+/** Help texts. Kept beside each other so `--help` and docs/reference/cli.md are easy to compare. */
+import { DEFAULT_IMAGE } from "../run/image.ts";
+
+export const MAIN_HELP =
+  `moat — run a command or coding agent against a workspace, inside a gVisor-sandboxed container
+
+Usage:
+  moat run [OPTIONS] [WORKSPACE] [-- COMMAND [ARG...]]
+  moat --version
+  moat --help
+
+Commands:
+  run        Run COMMAND in a container with WORKSPACE mounted at /workspace (gVisor by default)
+
+Every run is sandboxed with gVisor (runsc) unless you say otherwise with --no-sandbox or
+'sandbox: none' in moat.yaml; when gVisor is not available moat refuses to run.
+
+Run 'moat run --help' for the options. Docs: docs/reference/cli.md
+`;
+
+export const RUN_HELP = `Usage: moat run [OPTIONS] [WORKSPACE] [-- COMMAND [ARG...]]
+
+Run COMMAND in a new container with WORKSPACE (default: the current directory) bind-mounted at
+/workspace, which is the working directory. The command runs as the owner of WORKSPACE, under
+gVisor (runsc) unless the sandbox is turned off. stdout and stderr are the container's, byte for
+byte; moat's own messages go to stderr. The exit code is the command's.
+
+Options:
+      --sandbox          Require gVisor even if moat.yaml or MOAT_NO_SANDBOX turns it off
+      --no-sandbox       Run without gVisor (a plain container; prints a warning)
+      --image IMAGE      Image to run (default: image: in moat.yaml, else $MOAT_IMAGE, else ${DEFAULT_IMAGE})
+  -e, --env KEY=VALUE    Set an environment variable (repeatable; beats env: in moat.yaml);
+                         -e KEY alone passes moat's own value of KEY
+      --name NAME        Name the run (default: name: in moat.yaml)
+  -u, --user UID[:GID]   Run as this user instead of the workspace owner
+  -i, --interactive      Pipe moat's stdin to the command (EOF closes the command's stdin)
+      --keep             Keep the container after it exits (for docker inspect / docker logs)
+  -h, --help             Show this help
+
+Configuration: WORKSPACE/moat.yaml (or agent.yaml) with name, image, command, env, sandbox, runtime.
+Environment:   MOAT_NO_SANDBOX=1, MOAT_RUNTIME, MOAT_IMAGE, MOAT_HOME, MOAT_ENGINE_TIMEOUT, DOCKER_HOST.
+
+Exit codes: the command's own code; 2 usage or config error; 125 moat or engine failure;
+126/127 command not executable/not found; 130/143 interrupted by SIGINT/SIGTERM.
+
+Examples:
+  moat run -- dmesg                          # see gVisor's kernel messages
+  moat run ~/src/app -- npm test
+  moat run --no-sandbox -- uname -r          # plain container, host kernel
+  echo hi | moat run -i -- cat
+`;

@@ -1,0 +1,333 @@
+/**
+ * `moat run`: the edge that gathers flags, config, environment and engine facts, hands the pure modules
+ * their data, and drives the lifecycle. Returns the exit code; only main.ts exits.
+ */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../config/load.ts";
+import { clientFromEnv, type EngineClient } from "../docker/client.ts";
+import { endpointUrl } from "../docker/endpoint.ts";
+import { MoatError, UsageError } from "../errors.ts";
+import { chooseImage, ensureImage } from "../run/image.ts";
+import { driveRun, type Sink } from "../run/lifecycle.ts";
+import { FALLBACK_HOME, needsFallbackHome, parseEnvArg, planContainer, type RunSpec } from "../run/plan.ts";
+import { readImagePasswd } from "../run/passwd.ts";
+import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
+import { moatHome, newRunId, RunStore } from "../store/records.ts";
+import { VERSION } from "../version.ts";
+import { RUN_HELP } from "./help.ts";
+import { noSpinner, type Spinner, startSpinner } from "./spinner.ts";
+
+export interface ParsedRunArgs {
+  help: boolean;
+  sandbox: boolean;
+  noSandbox: boolean;
+  image: string | undefined;
+  env: string[];
+  name: string | undefined;
+  user: string | undefined;
+  interactive: boolean;
+  keep: boolean;
+  workspace: string | undefined;
+  command: string[] | undefined;
+}
+
+/** Parse `moat run` arguments. Pure; throws `UsageError`. */
+export function parseRunArgs(args: string[]): ParsedRunArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      tokens: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        sandbox: { type: "boolean" },
+        "no-sandbox": { type: "boolean" },
+        image: { type: "string" },
+        env: { type: "string", short: "e", multiple: true },
+        name: { type: "string" },
+        user: { type: "string", short: "u" },
+        interactive: { type: "boolean", short: "i" },
+        keep: { type: "boolean" },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(
+      `${err instanceof Error ? err.message.split("\n")[0] : String(err)}`,
+      "See:  moat run --help",
+    );
+  }
+  const { values, tokens } = parsed;
+  const terminator = tokens.find((t) => t.kind === "option-terminator")?.index ?? Infinity;
+  const before: string[] = [];
+  const after: string[] = [];
+  for (const t of tokens) {
+    if (t.kind !== "positional") continue;
+    (t.index > terminator ? after : before).push(t.value);
+  }
+  if (before.length > 1) {
+    throw new UsageError(
+      `Unexpected argument "${before[1]}": moat run takes one WORKSPACE, and the command goes after --`,
+      `For example:  moat run ${before[0]} -- ${before.slice(1).join(" ")}`,
+    );
+  }
+  if (terminator !== Infinity && after.length === 0) {
+    throw new UsageError("Nothing follows --: give the command to run", "For example:  moat run -- ls -la");
+  }
+  if (values.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(values.name)) {
+    throw new UsageError(
+      `Run name "${values.name}" is not valid: use letters, digits, '.', '_' or '-' (at most 64)`,
+      "For example:  --name fix-tests",
+    );
+  }
+  return {
+    help: values.help ?? false,
+    sandbox: values.sandbox ?? false,
+    noSandbox: values["no-sandbox"] ?? false,
+    image: values.image,
+    env: values.env ?? [],
+    name: values.name,
+    user: values.user,
+    interactive: values.interactive ?? false,
+    keep: values.keep ?? false,
+    workspace: before[0],
+    command: after.length ? after : undefined,
+  };
+}
+
+const encoder = new TextEncoder();
+
+function stderrLine(line: string) {
+  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+}
+
+function fdSink(file: { write(p: Uint8Array): Promise<number> }): Sink {
+  return {
+    async write(bytes) {
+      let off = 0;
+      while (off < bytes.byteLength) off += await file.write(bytes.subarray(off));
+    },
+  };
+}
+
+async function resolveWorkspace(
+  arg: string | undefined,
+): Promise<{ path: string; uid: number | null; gid: number | null }> {
+  const given = arg ?? ".";
+  let path: string;
+  try {
+    path = await Deno.realPath(given);
+  } catch {
+    throw new UsageError(
+      `Workspace "${given}" does not exist`,
+      "Give an existing directory:  moat run path/to/project -- …",
+    );
+  }
+  const st = await Deno.stat(path);
+  if (!st.isDirectory) {
+    throw new UsageError(
+      `Workspace "${given}" is not a directory`,
+      "Give a directory:  moat run path/to/project -- …",
+    );
+  }
+  return { path, uid: st.uid, gid: st.gid };
+}
+
+function parseUser(user: string): { user: string; uid: number | undefined } {
+  if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(user)) {
+    throw new UsageError(
+      `User "${user}" is not of the form UID[:GID] or NAME[:GROUP]`,
+      "For example:  --user 1000:1000",
+    );
+  }
+  const first = user.split(":")[0]!;
+  return { user, uid: /^\d+$/.test(first) ? Number(first) : undefined };
+}
+
+/** `moat run …` → exit code. */
+export async function runCommand(args: string[]): Promise<number> {
+  const opts = parseRunArgs(args);
+  if (opts.help) {
+    await fdSink(Deno.stdout).write(encoder.encode(RUN_HELP));
+    return 0;
+  }
+  const env = Deno.env.toObject();
+  const tty = Deno.stderr.isTerminal();
+  const spinner: Spinner = tty
+    ? startSpinner((b) => Deno.stderr.writeSync(b), "Preparing sandbox…")
+    : noSpinner;
+  const say = (line: string) => {
+    spinner.stop();
+    stderrLine(line);
+  };
+  try {
+    return await prepareAndRun(opts, env, spinner, say, tty);
+  } finally {
+    spinner.stop();
+  }
+}
+
+async function prepareAndRun(
+  opts: ParsedRunArgs,
+  env: Record<string, string | undefined>,
+  spinner: Spinner,
+  say: (line: string) => void,
+  tty: boolean,
+): Promise<number> {
+  const workspace = await resolveWorkspace(opts.workspace);
+  const { config } = await loadConfig(workspace.path);
+  const decision = decideSandbox({
+    flags: { sandbox: opts.sandbox, noSandbox: opts.noSandbox },
+    config: {
+      ...(config.sandbox ? { sandbox: config.sandbox } : {}),
+      ...(config.runtime ? { runtime: config.runtime } : {}),
+    },
+    env,
+  });
+  const runEnv: Record<string, string> = { ...config.env };
+  for (const arg of opts.env) {
+    if (arg === "" || arg.startsWith("=")) {
+      throw new UsageError(`-e "${arg}" has no variable name`, "Use:  -e KEY=VALUE");
+    }
+    const kv = parseEnvArg(arg, env);
+    if (kv) runEnv[kv[0]] = kv[1];
+  }
+  const image = chooseImage(opts.image, config.image, env);
+  const home = moatHome(env);
+  const user = opts.user !== undefined
+    ? parseUser(opts.user)
+    : workspace.uid === null
+    ? { user: "", uid: undefined }
+    : { user: `${workspace.uid}:${workspace.gid ?? workspace.uid}`, uid: workspace.uid };
+
+  const client: EngineClient = clientFromEnv(env);
+  const endpoint = endpointUrl(client.endpoint);
+
+  // Sandbox first: on failure nothing may be created. /info only when the sandbox is on.
+  let runtime: string | undefined;
+  if (decision.sandbox === "gvisor") {
+    spinner.text("Checking gVisor…");
+    const info = await client.systemInfo();
+    runtime = resolveRuntime(decision, info.Runtimes, endpoint);
+  } else {
+    say(noSandboxWarning(decision.source));
+  }
+
+  spinner.text(`Checking image ${image}…`);
+  let pullLineShown = false;
+  const imageInfo = await ensureImage(client, image, (line) => {
+    if (tty) spinner.text(line);
+    else if (!pullLineShown) {
+      pullLineShown = true;
+      stderrLine(`moat: ${line}`);
+    }
+  });
+
+  if (needsFallbackHome(runEnv, user.uid, undefined)) {
+    const passwd = await readImagePasswd(client, home, imageInfo.Id, image);
+    if (needsFallbackHome(runEnv, user.uid, passwd)) runEnv["HOME"] = FALLBACK_HOME;
+  }
+
+  const runId = newRunId();
+  const name = opts.name ?? config.name;
+  const command = opts.command ?? config.command;
+  const spec: RunSpec = {
+    runId,
+    name,
+    image,
+    command,
+    env: runEnv,
+    workspace: workspace.path,
+    user: user.user,
+    runtime,
+    interactive: opts.interactive,
+    moatVersion: VERSION,
+  };
+  const plan = planContainer(spec);
+
+  const store = await RunStore.create(home, {
+    schema: 1,
+    id: runId,
+    name: name ?? null,
+    workspace: workspace.path,
+    image,
+    command: command ?? null,
+    sandbox: decision.sandbox,
+    runtime: runtime ?? null,
+    containerId: null,
+    state: "creating",
+    exitCode: null,
+    signal: null,
+    error: null,
+    kept: opts.keep,
+    removed: false,
+    createdAt: new Date().toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    moatVersion: VERSION,
+  });
+
+  const controller = new AbortController();
+  const handlers: [Deno.Signal, () => void][] = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => {
+    const h = () => {
+      if (!controller.signal.aborted) {
+        spinner.stop();
+        controller.abort(sig);
+      }
+    };
+    Deno.addSignalListener(sig, h);
+    return [sig, h];
+  });
+  spinner.text("Starting container…");
+  try {
+    const outcome = await driveRun(client, plan, {
+      stdout: fdSink(Deno.stdout),
+      stderr: fdSink(Deno.stderr),
+      ...(opts.interactive ? { stdin: Deno.stdin } : {}),
+      record: store,
+      now: () => Date.now(),
+    }, {
+      onCreated: async (id, warnings) => {
+        await store.update({ containerId: id, state: "created" });
+        for (const w of warnings) say(`moat: engine warning: ${w}`);
+      },
+      onStarted: async () => {
+        spinner.stop();
+        await store.update({ state: "running", startedAt: new Date().toISOString() });
+      },
+    }, { keep: opts.keep, interrupt: controller.signal, stopGraceSeconds: 5 });
+    await store.close();
+    await store.update({
+      state: outcome.interrupted ? "interrupted" : "exited",
+      exitCode: outcome.exitCode,
+      signal: outcome.interrupted ?? null,
+      runtime: outcome.runtime ?? store.record.runtime,
+      removed: outcome.removed,
+      finishedAt: new Date().toISOString(),
+    });
+    if (outcome.interrupted) {
+      say(
+        `moat: run ${runId} interrupted by ${outcome.interrupted}; container ${
+          outcome.removed ? "removed" : "kept"
+        }`,
+      );
+    }
+    if (outcome.truncated) say("moat: warning: the engine closed the output stream in the middle of a frame");
+    return outcome.exitCode;
+  } catch (err) {
+    await store.close().catch(() => {});
+    const interrupted = controller.signal.aborted ? String(controller.signal.reason) : null;
+    await store.update({
+      state: interrupted ? "interrupted" : "failed",
+      signal: interrupted,
+      error: err instanceof Error ? err.message : String(err),
+      removed: !opts.keep && store.record.containerId !== null,
+      finishedAt: new Date().toISOString(),
+    }).catch(() => {});
+    if (err instanceof MoatError) throw err;
+    throw err;
+  } finally {
+    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+  }
+}

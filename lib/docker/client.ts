@@ -1,0 +1,139 @@
+/**
+ * The one engine client interface the rest of moat receives. `DockerClient` implements it over a
+ * `Transport`; tests hand the same class a fake engine's socket, or implement the interface directly.
+ */
+import { UsageError } from "../errors.ts";
+import * as containers from "./containers.ts";
+import { type Endpoint, resolveEndpoint } from "./endpoint.ts";
+import * as images from "./images.ts";
+import * as system from "./system.ts";
+import { EngineHttp, type Transport, unixTransport } from "./transport.ts";
+import type {
+  ContainerCreateBody,
+  ContainerCreateResponse,
+  ContainerInspect,
+  ContainerSummary,
+  ImageInspect,
+  PingResult,
+  SystemInfo,
+} from "./types.ts";
+
+export type { AttachStream, PendingWait } from "./containers.ts";
+export type { PullProgress } from "./images.ts";
+
+export interface EngineClient {
+  readonly endpoint: Endpoint;
+  systemPing(): Promise<PingResult>;
+  /** `/info`, fetched once per client and bounded by the client's info timeout. */
+  systemInfo(): Promise<SystemInfo>;
+  maybeImageInspect(name: string): Promise<ImageInspect | undefined>;
+  imageCreate(ref: string, onProgress: (p: images.PullProgress) => void, signal?: AbortSignal): Promise<void>;
+  containerCreate(body: ContainerCreateBody, name?: string): Promise<ContainerCreateResponse>;
+  containerAttach(id: string, opts: { stdin: boolean }): Promise<containers.AttachStream>;
+  containerWait(
+    id: string,
+    condition?: "not-running" | "next-exit" | "removed",
+  ): Promise<containers.PendingWait>;
+  containerStart(id: string): Promise<void>;
+  containerKill(id: string, signal?: string): Promise<void>;
+  containerStop(id: string, graceSeconds: number): Promise<void>;
+  maybeContainerInspect(id: string): Promise<ContainerInspect | undefined>;
+  containerRemove(id: string): Promise<void>;
+  containerList(labels: string[]): Promise<ContainerSummary[]>;
+  maybeContainerFile(id: string, path: string): Promise<Uint8Array | undefined>;
+}
+
+export interface ClientOptions {
+  /** Bound for short calls and for `/info`, in ms. */
+  timeoutMs: number;
+  /** Pin the API version (`DOCKER_API_VERSION`), skipping negotiation. */
+  apiVersion?: string;
+}
+
+export class DockerClient implements EngineClient {
+  readonly http: EngineHttp;
+  #info: Promise<SystemInfo> | undefined;
+
+  constructor(transport: Transport, opts: ClientOptions) {
+    this.http = new EngineHttp(transport, opts);
+  }
+
+  get endpoint(): Endpoint {
+    return this.http.transport.endpoint;
+  }
+
+  systemPing() {
+    return system.systemPing(this.http);
+  }
+  systemInfo() {
+    // Cached for the process; a failed attempt is not cached.
+    this.#info ??= system.systemInfo(this.http).catch((err) => {
+      this.#info = undefined;
+      throw err;
+    });
+    return this.#info;
+  }
+  maybeImageInspect(name: string) {
+    return images.maybeImageInspect(this.http, name);
+  }
+  imageCreate(ref: string, onProgress: (p: images.PullProgress) => void, signal?: AbortSignal) {
+    return images.imageCreate(this.http, ref, onProgress, signal);
+  }
+  containerCreate(body: ContainerCreateBody, name?: string) {
+    return containers.containerCreate(this.http, body, name);
+  }
+  containerAttach(id: string, opts: { stdin: boolean }) {
+    return containers.containerAttach(this.http, id, opts);
+  }
+  containerWait(id: string, condition?: "not-running" | "next-exit" | "removed") {
+    return containers.containerWait(this.http, id, condition);
+  }
+  containerStart(id: string) {
+    return containers.containerStart(this.http, id);
+  }
+  containerKill(id: string, signal?: string) {
+    return containers.containerKill(this.http, id, signal);
+  }
+  containerStop(id: string, graceSeconds: number) {
+    return containers.containerStop(this.http, id, graceSeconds);
+  }
+  maybeContainerInspect(id: string) {
+    return containers.maybeContainerInspect(this.http, id);
+  }
+  containerRemove(id: string) {
+    return containers.containerRemove(this.http, id);
+  }
+  containerList(labels: string[]) {
+    return containers.containerList(this.http, labels);
+  }
+  maybeContainerFile(id: string, path: string) {
+    return containers.maybeContainerFile(this.http, id, path);
+  }
+}
+
+/** Default bound for engine calls, overridable with `MOAT_ENGINE_TIMEOUT` (seconds). */
+export const DEFAULT_ENGINE_TIMEOUT_S = 5;
+
+/** Parse `MOAT_ENGINE_TIMEOUT` (seconds, > 0). Pure. */
+export function engineTimeoutMs(env: Record<string, string | undefined>): number {
+  const raw = env["MOAT_ENGINE_TIMEOUT"];
+  if (raw === undefined || raw.trim() === "") return DEFAULT_ENGINE_TIMEOUT_S * 1000;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new UsageError(
+      `MOAT_ENGINE_TIMEOUT "${raw}" is not a positive number of seconds`,
+      `Use e.g.:  MOAT_ENGINE_TIMEOUT=${DEFAULT_ENGINE_TIMEOUT_S}`,
+    );
+  }
+  return Math.round(n * 1000);
+}
+
+/** Build the client for this environment (`DOCKER_HOST`, `DOCKER_API_VERSION`, `MOAT_ENGINE_TIMEOUT`). */
+export function clientFromEnv(env: Record<string, string | undefined>): DockerClient {
+  const endpoint = resolveEndpoint(env);
+  const pinned = env["DOCKER_API_VERSION"]?.trim();
+  return new DockerClient(unixTransport(endpoint), {
+    timeoutMs: engineTimeoutMs(env),
+    ...(pinned ? { apiVersion: pinned } : {}),
+  });
+}

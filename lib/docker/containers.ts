@@ -1,0 +1,190 @@
+/** Container operations (swagger Container* operations). Statuses are classified here, not by callers. */
+import { EngineApiError, EngineUnavailableError } from "../errors.ts";
+import { BufferedReader, readAll } from "./http.ts";
+import { type Conn, type EngineHttp, writeAll } from "./transport.ts";
+import type {
+  ContainerCreateBody,
+  ContainerCreateResponse,
+  ContainerInspect,
+  ContainerSummary,
+  WaitResponse,
+} from "./types.ts";
+
+/** `POST /containers/create[?name=]` → 201 `{Id, Warnings}`; 404 image, 409 name, 400 runtime. */
+export async function containerCreate(
+  http: EngineHttp,
+  body: ContainerCreateBody,
+  name?: string,
+): Promise<ContainerCreateResponse> {
+  const res = await http.call<ContainerCreateResponse>("POST", "/containers/create", {
+    query: { name },
+    json: body,
+  });
+  return res.body;
+}
+
+/** A hijacked attach: read output from `reader` (multiplexed unless Tty), write raw stdin. */
+export interface AttachStream {
+  /** `Content-Type` of the upgrade reply; informational only — demux is decided by our own `Tty` (§5.3). */
+  mediaType: string | undefined;
+  reader: BufferedReader;
+  write(bytes: Uint8Array): Promise<void>;
+  /** Half-close: stdin EOF for the container (`StdinOnce`). */
+  closeWrite(): Promise<void>;
+  close(): void;
+}
+
+/** `POST /containers/{id}/attach?stream=1…` over its own connection, upgraded (§5.3). */
+export async function containerAttach(
+  http: EngineHttp,
+  id: string,
+  opts: { stdin: boolean; stdout?: boolean; stderr?: boolean },
+): Promise<AttachStream> {
+  const h = await http.hijack("POST", `/containers/${id}/attach`, {
+    query: { stream: true, stdin: opts.stdin, stdout: opts.stdout ?? true, stderr: opts.stderr ?? true },
+  });
+  const conn: Conn = h.conn;
+  return {
+    mediaType: h.head.headers.get("content-type"),
+    reader: h.reader,
+    write: (bytes) => writeAll(conn, bytes),
+    closeWrite: () => conn.closeWrite(),
+    close: h.close,
+  };
+}
+
+/** A registered wait: headers were read (so it is ordered before `start`, §5.5); the result comes later. */
+export interface PendingWait {
+  result: Promise<WaitResponse>;
+  close(): void;
+}
+
+/**
+ * `POST /containers/{id}/wait?condition=…`. Resolves once the engine acknowledged the wait (status line +
+ * headers), which the caller must await before `containerStart`. `next-exit` before start is the race-free
+ * choice without AutoRemove (§5.5).
+ */
+export async function containerWait(
+  http: EngineHttp,
+  id: string,
+  condition: "not-running" | "next-exit" | "removed" = "next-exit",
+): Promise<PendingWait> {
+  const res = await http.stream("POST", `/containers/${id}/wait`, { query: { condition } });
+  const result = (async () => {
+    try {
+      const bytes = await readAll(res.body, 1024 * 1024);
+      const text = new TextDecoder().decode(bytes);
+      try {
+        return JSON.parse(text) as WaitResponse;
+      } catch {
+        throw new EngineUnavailableError(
+          http.url,
+          "closed",
+          `wait for ${id.slice(0, 12)} ended without a result: ${JSON.stringify(text.slice(0, 200))}`,
+        );
+      }
+    } finally {
+      res.close();
+    }
+  })();
+  // Callers may race this against a signal; never leave a rejection unobserved.
+  result.catch(() => {});
+  return { result, close: res.close };
+}
+
+/** `POST /containers/{id}/start` → 204, or 304 when already started (not an error). No body, ever (§3.1). */
+export async function containerStart(http: EngineHttp, id: string): Promise<void> {
+  await http.call("POST", `/containers/${id}/start`);
+}
+
+/** `POST /containers/{id}/kill?signal=` → 204; a container that is not running (409) is not an error. */
+export async function containerKill(http: EngineHttp, id: string, signal = "SIGKILL"): Promise<void> {
+  try {
+    await http.call("POST", `/containers/${id}/kill`, { query: { signal } });
+  } catch (err) {
+    if (err instanceof EngineApiError && err.isConflict) return;
+    throw err;
+  }
+}
+
+/** `POST /containers/{id}/stop?t=` → 204, 304 already stopped. The engine blocks up to `t` seconds (§5.7). */
+export async function containerStop(http: EngineHttp, id: string, graceSeconds: number): Promise<void> {
+  await http.call("POST", `/containers/${id}/stop`, {
+    query: { t: graceSeconds },
+    timeoutMs: http.timeoutMs + graceSeconds * 1000,
+  });
+}
+
+/** `GET /containers/{id}/json`; `undefined` when it does not exist. */
+export async function maybeContainerInspect(
+  http: EngineHttp,
+  id: string,
+): Promise<ContainerInspect | undefined> {
+  try {
+    return (await http.call<ContainerInspect>("GET", `/containers/${id}/json`)).body;
+  } catch (err) {
+    if (err instanceof EngineApiError && err.isNotFound) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * `DELETE /containers/{id}?force=1&v=1`. Gone already (404) or being removed (409 "already in progress")
+ * count as removed (§5.9).
+ */
+export async function containerRemove(http: EngineHttp, id: string): Promise<void> {
+  try {
+    await http.call("DELETE", `/containers/${id}`, { query: { force: true, v: true } });
+  } catch (err) {
+    if (err instanceof EngineApiError && (err.isNotFound || /already in progress/i.test(err.daemonMessage))) {
+      return;
+    }
+    throw err;
+  }
+}
+
+/** `GET /containers/json?all=1&filters={"label":[…]}`: every container carrying all the given labels. */
+export async function containerList(http: EngineHttp, labels: string[]): Promise<ContainerSummary[]> {
+  const res = await http.call<ContainerSummary[]>("GET", "/containers/json", {
+    query: { all: true, filters: { label: labels } },
+  });
+  return res.body;
+}
+
+/**
+ * One file out of a container's filesystem (`GET /containers/{id}/archive?path=`, a tar stream); works on a
+ * created, never started container. `undefined` when the path does not exist.
+ */
+export async function maybeContainerFile(
+  http: EngineHttp,
+  id: string,
+  path: string,
+): Promise<Uint8Array | undefined> {
+  try {
+    const res = await http.stream("GET", `/containers/${id}/archive`, { query: { path } });
+    try {
+      return firstTarEntry(await readAll(res.body, 16 * 1024 * 1024));
+    } finally {
+      res.close();
+    }
+  } catch (err) {
+    if (err instanceof EngineApiError && err.isNotFound) return undefined;
+    throw err;
+  }
+}
+
+/** The contents of the first regular file in a ustar archive. */
+export function firstTarEntry(tar: Uint8Array): Uint8Array | undefined {
+  let off = 0;
+  while (off + 512 <= tar.byteLength) {
+    const header = tar.subarray(off, off + 512);
+    if (header.every((b) => b === 0)) return undefined;
+    const sizeText = new TextDecoder().decode(header.subarray(124, 136)).replace(/\0.*$/s, "").trim();
+    const size = parseInt(sizeText || "0", 8);
+    const type = String.fromCharCode(header[156]!);
+    const dataStart = off + 512;
+    if (type === "0" || type === "\0") return tar.slice(dataStart, dataStart + size);
+    off = dataStart + Math.ceil(size / 512) * 512;
+  }
+  return undefined;
+}

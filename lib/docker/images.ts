@@ -1,0 +1,74 @@
+/** Image operations (swagger ImageInspect, ImageCreate). */
+import { EngineApiError, MoatError } from "../errors.ts";
+import type { EngineHttp } from "./transport.ts";
+import type { ImageInspect } from "./types.ts";
+
+/** `GET /images/{name}/json`; `undefined` when the engine has no such image. */
+export async function maybeImageInspect(http: EngineHttp, name: string): Promise<ImageInspect | undefined> {
+  try {
+    const { body } = await http.call<ImageInspect>("GET", `/images/${encodeURIComponent(name)}/json`);
+    return body;
+  } catch (err) {
+    if (err instanceof EngineApiError && err.isNotFound) return undefined;
+    throw err;
+  }
+}
+
+/** One progress message of a pull (`{"status","id","progress"}` JSON lines). */
+export interface PullProgress {
+  status?: string;
+  id?: string;
+  progress?: string;
+}
+
+/** Split `name[:tag|@digest]` into the `fromImage`/`tag` query the engine expects. */
+export function splitImageReference(ref: string): { fromImage: string; tag?: string } {
+  if (ref.includes("@")) return { fromImage: ref };
+  const slash = ref.lastIndexOf("/");
+  const colon = ref.lastIndexOf(":");
+  if (colon > slash) return { fromImage: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { fromImage: ref, tag: "latest" };
+}
+
+/**
+ * `POST /images/create?fromImage=…` (pull). The reply is 200 then JSON lines; failures arrive in-band as
+ * `{"error": …}` (docs/docker-engine-api.md §3.4), which are thrown here.
+ */
+export async function imageCreate(
+  http: EngineHttp,
+  ref: string,
+  onProgress: (p: PullProgress) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const res = await http.stream("POST", "/images/create", {
+    query: splitImageReference(ref),
+    timeoutMs: 0,
+    ...(signal ? { signal } : {}),
+  });
+  const decoder = new TextDecoder();
+  let pending = "";
+  const handle = (line: string) => {
+    if (line.trim() === "") return;
+    let msg: { error?: string; errorDetail?: { message?: string } } & PullProgress;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (msg.error || msg.errorDetail) {
+      throw new MoatError(msg.errorDetail?.message ?? msg.error ?? "pull failed");
+    }
+    onProgress(msg);
+  };
+  try {
+    for await (const part of res.body) {
+      pending += decoder.decode(part, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) handle(line);
+    }
+    handle(pending + decoder.decode());
+  } finally {
+    res.close();
+  }
+}

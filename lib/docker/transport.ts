@@ -1,0 +1,367 @@
+/**
+ * Sockets, requests and version negotiation. One connection per request (`Connection: close`): unix
+ * connects are cheap and long calls (`/wait`, `/attach`) must not share a connection anyway
+ * (docs/docker-engine-api.md §3.3). Operation modules (`containers.ts`, `images.ts`, `system.ts`) only
+ * say which method, path and statuses; this module does the rest.
+ */
+import { EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
+import { type Endpoint, endpointUrl } from "./endpoint.ts";
+import {
+  bodyFraming,
+  BufferedReader,
+  HttpProtocolError,
+  readAll,
+  readBody,
+  type ResponseHead,
+  serializeRequest,
+} from "./http.ts";
+
+/** The byte pipe to the engine. `closeWrite` half-closes (stdin EOF on a hijacked attach). */
+export interface Conn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+}
+
+/** Opens connections to one endpoint. A tcp/TLS transport would implement this too. */
+export interface Transport {
+  readonly endpoint: Endpoint;
+  connect(): Promise<Conn>;
+}
+
+/** Unix-socket transport over `Deno.connect`. */
+export function unixTransport(endpoint: Endpoint): Transport {
+  return {
+    endpoint,
+    async connect(): Promise<Conn> {
+      try {
+        return await Deno.connect({ transport: "unix", path: endpoint.path });
+      } catch (err) {
+        throw classifyConnectError(endpoint, err);
+      }
+    },
+  };
+}
+
+function classifyConnectError(endpoint: Endpoint, err: unknown): MoatError {
+  const url = endpointUrl(endpoint);
+  const detail = err instanceof Error ? err.message : String(err);
+  if (err instanceof Deno.errors.NotFound) {
+    return new EngineUnavailableError(url, "absent", detail, { cause: err });
+  }
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return new EngineUnavailableError(url, "permission", detail, { cause: err });
+  }
+  if (err instanceof Deno.errors.ConnectionRefused) {
+    return new EngineUnavailableError(url, "refused", detail, { cause: err });
+  }
+  if (err instanceof Deno.errors.NotCapable) {
+    return new MoatError(
+      `Deno did not allow moat to open ${endpoint.path}`,
+      `Run it with the socket allowed:  deno run --allow-net=unix:${endpoint.path} --allow-read --allow-write … ` +
+        "(or -A)",
+      { cause: err },
+    );
+  }
+  return new EngineUnavailableError(url, "other", detail, { cause: err });
+}
+
+/** The API version range this client speaks. Every field moat sends exists at the floor (§2.5). */
+export const MIN_API_VERSION = "1.40";
+export const MAX_API_VERSION = "1.44";
+
+/** Compare dotted API versions numerically ("1.9" < "1.41"). */
+export function compareApiVersions(a: string, b: string): number {
+  const pa = a.split(".").map(Number), pb = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * Pure negotiation over `/_ping`'s `Api-Version` (§2.3): min(server, ours); an absent header means ours;
+ * below our floor is refused.
+ */
+export function negotiateApiVersion(serverVersion: string | undefined, endpoint: string): string {
+  if (!serverVersion || !/^\d+\.\d+$/.test(serverVersion)) return MAX_API_VERSION;
+  if (compareApiVersions(serverVersion, MIN_API_VERSION) < 0) {
+    throw new MoatError(
+      `Docker engine at ${endpoint} speaks API ${serverVersion}, older than the ${MIN_API_VERSION} moat needs`,
+      "Upgrade the engine to Docker 19.03 or newer:  sudo apt-get install docker.io",
+    );
+  }
+  return compareApiVersions(serverVersion, MAX_API_VERSION) < 0 ? serverVersion : MAX_API_VERSION;
+}
+
+export interface CallOptions {
+  query?: Record<string, string | number | boolean | object | undefined>;
+  /** JSON-encoded as the request body. */
+  json?: unknown;
+  headers?: Record<string, string>;
+  /** Milliseconds until the engine must have answered; default: the transport's timeout. 0 = none. */
+  timeoutMs?: number;
+  /** Extra abort (e.g. a signal handler); closing the connection cancels the daemon-side work (§3.3). */
+  signal?: AbortSignal;
+}
+
+/** A response whose body is still on the wire. Always `close()` it (idempotent). */
+export interface StreamingResponse {
+  head: ResponseHead;
+  body: AsyncGenerator<Uint8Array>;
+  close(): void;
+}
+
+/** A hijacked connection after `101`: `reader` holds bytes that came with the head (§5.3). */
+export interface Hijacked {
+  head: ResponseHead;
+  reader: BufferedReader;
+  conn: Conn;
+  close(): void;
+}
+
+/** Build `?a=1&filters=%7B…%7D`: booleans as 1/0 (§3.1), objects as JSON. */
+export function buildQuery(query: CallOptions["query"]): string {
+  if (!query) return "";
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(query)) {
+    if (v === undefined) continue;
+    const s = typeof v === "boolean"
+      ? (v ? "1" : "0")
+      : typeof v === "object"
+      ? JSON.stringify(v)
+      : String(v);
+    parts.push(`${encodeURIComponent(k)}=${encodeURIComponent(s)}`);
+  }
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * The engine's HTTP surface: negotiated, versioned requests with classified errors. Holds no state but
+ * the negotiated version.
+ */
+export class EngineHttp {
+  readonly transport: Transport;
+  readonly timeoutMs: number;
+  #version: Promise<string> | undefined;
+  #pinned: string | undefined;
+  /** What `/_ping` said, once negotiated: the engine's own max API version and `Server` header. */
+  serverApiVersion: string | undefined;
+  server: string | undefined;
+
+  constructor(transport: Transport, opts: { timeoutMs: number; apiVersion?: string }) {
+    this.transport = transport;
+    this.timeoutMs = opts.timeoutMs;
+    this.#pinned = opts.apiVersion;
+  }
+
+  get url(): string {
+    return endpointUrl(this.transport.endpoint);
+  }
+
+  /** Ping once (unversioned `GET /_ping`) and settle the API version for the life of this client. */
+  apiVersion(): Promise<string> {
+    if (this.#pinned) return Promise.resolve(this.#pinned);
+    this.#version ??= this.#negotiate();
+    return this.#version;
+  }
+
+  async #negotiate(): Promise<string> {
+    const res = await this.#send("GET", "/_ping", {});
+    try {
+      const serverVersion = res.head.headers.get("api-version");
+      this.serverApiVersion = serverVersion;
+      this.server = res.head.headers.get("server");
+      // /_ping may answer 500 with the same headers when the daemon is unhealthy (§2.1).
+      if (res.head.status >= 400 && !serverVersion) await this.#throwApiError("GET", "/_ping", res);
+      return negotiateApiVersion(serverVersion, this.url);
+    } finally {
+      res.close();
+    }
+  }
+
+  /** Send a versioned request; non-2xx/304 statuses become `EngineApiError`. */
+  async stream(method: string, path: string, opts: CallOptions = {}): Promise<StreamingResponse> {
+    const v = await this.apiVersion();
+    const full = `/v${v}${path}${buildQuery(opts.query)}`;
+    const res = await this.#send(method, full, opts);
+    if (res.head.status >= 400) await this.#throwApiError(method, path, res);
+    return res;
+  }
+
+  /** A request whose whole (small) body is read: JSON decoded when the engine says it is JSON. */
+  async call<T = unknown>(
+    method: string,
+    path: string,
+    opts: CallOptions = {},
+  ): Promise<{ status: number; body: T }> {
+    const res = await this.stream(method, path, opts);
+    try {
+      const bytes = await this.#guard(readAll(res.body), opts, method, path);
+      const text = decoder.decode(bytes);
+      const type = res.head.headers.get("content-type") ?? "";
+      const body = type.startsWith("application/json") && text.trim() !== "" ? JSON.parse(text) : text;
+      return { status: res.head.status, body: body as T };
+    } finally {
+      res.close();
+    }
+  }
+
+  /**
+   * `POST …/attach`-style upgrade. Sends `Connection: Upgrade` and `Upgrade: tcp` (Podman needs both);
+   * accepts `101`, or `200` with a raw stream from older daemons.
+   */
+  async hijack(method: string, path: string, opts: CallOptions = {}): Promise<Hijacked> {
+    const v = await this.apiVersion();
+    const full = `/v${v}${path}${buildQuery(opts.query)}`;
+    const res = await this.#send(method, full, {
+      ...opts,
+      headers: { ...opts.headers, "Connection": "Upgrade", "Upgrade": "tcp" },
+    }, true);
+    const { head } = res;
+    if (head.status !== 101 && head.status !== 200) {
+      // Hijack-path errors are plain text, not JSON (§3.4).
+      await this.#throwApiError(method, path, res);
+    }
+    return { head, reader: res.reader, conn: res.conn, close: res.close };
+  }
+
+  async #send(
+    method: string,
+    path: string,
+    opts: CallOptions,
+    keepReader = false,
+  ): Promise<StreamingResponse & { reader: BufferedReader; conn: Conn }> {
+    const conn = await this.#guard(this.transport.connect(), opts, method, path);
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    };
+    try {
+      const body = opts.json === undefined ? undefined : encoder.encode(JSON.stringify(opts.json));
+      const headers: Record<string, string> = { ...opts.headers };
+      if (body) headers["Content-Type"] = "application/json";
+      const bytes = serializeRequest({ method, path, headers, body });
+      await this.#guard(writeAll(conn, bytes), opts, method, path, close);
+      const reader = new BufferedReader(conn);
+      const head = await this.#guard(reader.readHead(), opts, method, path, close);
+      const framing = keepReader ? { kind: "none" as const } : bodyFraming(method, head);
+      const raw = readBody(reader, framing);
+      const url = this.url;
+      const wrapped = (async function* () {
+        try {
+          yield* raw;
+        } catch (err) {
+          if (err instanceof HttpProtocolError || err instanceof Deno.errors.ConnectionReset) {
+            throw new EngineUnavailableError(url, "closed", err.message, { cause: err });
+          }
+          throw err;
+        }
+      })();
+      return { head, body: wrapped, close, reader, conn };
+    } catch (err) {
+      close();
+      throw err;
+    }
+  }
+
+  /** Bound a promise by the timeout and abort signal; on either, close the connection and throw. */
+  async #guard<T>(
+    p: Promise<T>,
+    opts: CallOptions,
+    method: string,
+    path: string,
+    onAbort?: () => void,
+  ): Promise<T> {
+    const ms = opts.timeoutMs ?? this.timeoutMs;
+    const signal = opts.signal;
+    if (ms <= 0 && !signal) return await this.#mapErr(p, method, path);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onSignal: (() => void) | undefined;
+    const stop = new Promise<never>((_, reject) => {
+      if (ms > 0) {
+        timer = setTimeout(() => {
+          onAbort?.();
+          reject(
+            new EngineUnavailableError(
+              this.url,
+              "timeout",
+              `${method} ${path} took longer than ${ms / 1000} s`,
+            ),
+          );
+        }, ms);
+      }
+      if (signal) {
+        onSignal = () => {
+          onAbort?.();
+          reject(signal.reason ?? new MoatError("Interrupted"));
+        };
+        if (signal.aborted) onSignal();
+        else signal.addEventListener("abort", onSignal, { once: true });
+      }
+    });
+    try {
+      return await Promise.race([this.#mapErr(p, method, path), stop]);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      if (onSignal) signal!.removeEventListener("abort", onSignal);
+      // A late rejection of `p` after we settled must not surface as unhandled.
+      p.catch(() => {});
+    }
+  }
+
+  async #mapErr<T>(p: Promise<T>, method: string, path: string): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      if (err instanceof MoatError) throw err;
+      if (
+        err instanceof HttpProtocolError || err instanceof Deno.errors.ConnectionReset ||
+        err instanceof Deno.errors.BrokenPipe || err instanceof Deno.errors.BadResource
+      ) {
+        throw new EngineUnavailableError(this.url, "closed", `${method} ${path}: ${err.message}`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  async #throwApiError(method: string, path: string, res: StreamingResponse): Promise<never> {
+    let message: string;
+    try {
+      const bytes = await readAll(res.body, 1024 * 1024);
+      const text = decoder.decode(bytes).trim();
+      const type = res.head.headers.get("content-type") ?? "";
+      message = text;
+      if (type.startsWith("application/json")) {
+        try {
+          const parsed = JSON.parse(text) as { message?: unknown };
+          if (typeof parsed.message === "string") message = parsed.message;
+        } catch { /* keep the text */ }
+      }
+      if (message === "") message = `${res.head.status} ${res.head.reason}`.trim();
+    } catch {
+      message = `${res.head.status} ${res.head.reason}`.trim();
+    } finally {
+      res.close();
+    }
+    throw new EngineApiError(res.head.status, method, path, message);
+  }
+}
+
+async function writeAll(conn: Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
+}
+
+export { writeAll };

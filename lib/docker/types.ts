@@ -1,0 +1,95 @@
+/** Engine API shapes moat reads and writes (subsets of swagger.yaml definitions). */
+
+/** `/info` `Runtimes` entry (`Runtime` in swagger). Shim-v2 runtimes have no `path` (§4). */
+export interface RuntimeInfo {
+  path?: string;
+  runtimeArgs?: string[];
+  runtimeType?: string;
+}
+
+/** `GET /info` (`SystemInfo`), the fields moat uses. */
+export interface SystemInfo {
+  ServerVersion?: string;
+  Runtimes?: Record<string, RuntimeInfo>;
+  DefaultRuntime?: string;
+  SecurityOptions?: string[];
+  OperatingSystem?: string;
+  KernelVersion?: string;
+}
+
+/** `GET /_ping` result after negotiation. */
+export interface PingResult {
+  apiVersion: string;
+  serverApiVersion: string | undefined;
+  server: string | undefined;
+}
+
+/** `GET /images/{name}/json`, the fields moat uses. */
+export interface ImageInspect {
+  Id: string;
+  RepoTags?: string[];
+  Config?: { User?: string; Env?: string[]; Labels?: Record<string, string> | null };
+}
+
+/** `POST /containers/create` body (`ContainerConfig` + `HostConfig`). */
+export interface ContainerCreateBody {
+  Image: string;
+  Cmd?: string[];
+  Entrypoint?: string[];
+  Env?: string[];
+  WorkingDir?: string;
+  User?: string;
+  Labels?: Record<string, string>;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  StdinOnce?: boolean;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  HostConfig: {
+    Runtime?: string;
+    Binds?: string[];
+    AutoRemove?: boolean;
+    [key: string]: unknown;
+  };
+}
+
+/** `POST /containers/create` 201 body. */
+export interface ContainerCreateResponse {
+  Id: string;
+  Warnings?: string[] | null;
+}
+
+/** `GET /containers/{id}/json`, the fields moat uses. */
+export interface ContainerInspect {
+  Id: string;
+  Name: string;
+  State: {
+    Status: string;
+    Running: boolean;
+    ExitCode: number;
+    OOMKilled?: boolean;
+    StartedAt?: string;
+    FinishedAt?: string;
+    Error?: string;
+  };
+  Config: { Labels?: Record<string, string> | null; Tty?: boolean; User?: string; Env?: string[] };
+  HostConfig: { Runtime?: string; [key: string]: unknown };
+}
+
+/** `GET /containers/json` item (`ContainerSummary`). */
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  Image: string;
+  State: string;
+  Status: string;
+  Labels: Record<string, string> | null;
+  Created: number;
+}
+
+/** `POST /containers/{id}/wait` body. */
+export interface WaitResponse {
+  StatusCode: number;
+  Error?: { Message?: string } | null;
+}

@@ -1,0 +1,224 @@
+/**
+ * The run lifecycle over the `EngineClient` interface, in the order docs/docker-engine-api.md §5.12 gives:
+ * create → attach → wait (headers read) → start → pump output → exit code → remove (unless kept).
+ * Attaching and registering the wait before start is what guarantees no output and no exit is missed.
+ */
+import type { AttachStream, EngineClient, PendingWait } from "../docker/client.ts";
+import { Demuxer } from "../docker/demux.ts";
+import type { ContainerCreateBody } from "../docker/types.ts";
+import { EngineApiError, ImageMissingError, MoatError, SandboxUnavailableError } from "../errors.ts";
+
+/** Where output goes. `write` must consume the bytes before resolving (they are reused afterwards). */
+export interface Sink {
+  write(bytes: Uint8Array): Promise<void>;
+}
+
+export interface LifecycleIO {
+  stdout: Sink;
+  stderr: Sink;
+  /** Present only for `-i`: piped to the container; its EOF half-closes the attach connection. */
+  stdin?: { read(p: Uint8Array): Promise<number | null> };
+  /** The run record's output file. */
+  record: { output(stream: number, data: Uint8Array, timeMs: number): Promise<void>; flush(): Promise<void> };
+  now(): number;
+}
+
+export interface LifecycleHooks {
+  /** The container exists; persist its id before anything else can fail. */
+  onCreated(id: string, warnings: string[]): Promise<void>;
+  /** The container started (clear the spinner before any output). */
+  onStarted(): Promise<void>;
+}
+
+export interface LifecycleOptions {
+  keep: boolean;
+  /** Aborted with the signal name ("SIGINT", "SIGTERM") as reason when the user interrupts. */
+  interrupt: AbortSignal;
+  /** Seconds a stopped container gets between SIGTERM and SIGKILL. */
+  stopGraceSeconds: number;
+}
+
+export interface RunOutcome {
+  containerId: string;
+  exitCode: number;
+  /** The signal that interrupted the run, if any. */
+  interrupted: string | undefined;
+  /** `HostConfig.Runtime` as the engine reports it: the runtime actually used. */
+  runtime: string | undefined;
+  /** The output stream ended inside a frame. */
+  truncated: boolean;
+  removed: boolean;
+  startedAt: Date | undefined;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+/** The run was interrupted before the container started; it was removed. Exit 128 + signal number. */
+export class InterruptedError extends MoatError {
+  override readonly exitCode: number;
+  constructor(readonly signal: string, readonly containerId: string | undefined) {
+    super(
+      `Interrupted by ${signal} before the command started${
+        containerId ? "; the container was removed" : ""
+      }`,
+    );
+    this.exitCode = 128 + (SIGNAL_NUMBERS[signal] ?? 0);
+  }
+}
+
+/** Exit code for a run interrupted by `signal` (130 for SIGINT, 143 for SIGTERM). */
+export function interruptedExitCode(signal: string): number {
+  return 128 + (SIGNAL_NUMBERS[signal] ?? 0);
+}
+
+/** The container was created but the runtime could not start the command (docker's 125/126/127). */
+export class ContainerStartError extends MoatError {
+  override readonly exitCode: number;
+  constructor(message: string, hint: string, exitCode: number) {
+    super(message, hint);
+    this.exitCode = exitCode;
+  }
+}
+
+/** Map a `/start` failure to docker's exit-code convention: 127 not found, 126 not executable, else 125. */
+export function classifyStartError(err: EngineApiError, runtime: string | undefined): ContainerStartError {
+  const msg = err.daemonMessage;
+  const notFound = /executable file not found|no such file or directory/i.test(msg);
+  const denied = !notFound && /permission denied/i.test(msg);
+  const code = notFound ? 127 : denied ? 126 : 125;
+  const what = notFound
+    ? "The command was not found in the image"
+    : denied
+    ? "The command is not executable in the image"
+    : `The container runtime${runtime ? ` "${runtime}"` : ""} could not start the container`;
+  const hint = notFound || denied
+    ? "Check the command and image, e.g.:  moat run --image <image> -- ls /usr/bin"
+    : runtime
+    ? `Reproduce it without moat:  docker run --rm --runtime=${runtime} <image> true\n` +
+      `Run with gVisor's debug log: add "--debug", "--debug-log=/tmp/runsc/" to the runtime's runtimeArgs`
+    : "Reproduce it without moat:  docker run --rm <image> true";
+  return new ContainerStartError(`${what}: ${msg}`, hint, code);
+}
+
+function mapCreateError(err: unknown, body: ContainerCreateBody): unknown {
+  if (!(err instanceof EngineApiError)) return err;
+  if (err.isNotFound) {
+    return new ImageMissingError(
+      body.Image,
+      `Image "${body.Image}" disappeared from the engine before the container was created`,
+      `Load it again:  docker load -i <file>.tar`,
+    );
+  }
+  if (err.status === 400 && /runtime/i.test(err.daemonMessage) && body.HostConfig.Runtime) {
+    return new SandboxUnavailableError(
+      `The engine refused the gVisor runtime "${body.HostConfig.Runtime}": ${err.daemonMessage}`,
+      "Check the registration:  docker info --format '{{json .Runtimes}}'",
+    );
+  }
+  return err;
+}
+
+/** Drive one run. Removes the container on every path unless `keep`. */
+export async function driveRun(
+  client: EngineClient,
+  plan: { name: string; body: ContainerCreateBody },
+  io: LifecycleIO,
+  hooks: LifecycleHooks,
+  opts: LifecycleOptions,
+): Promise<RunOutcome> {
+  const { interrupt } = opts;
+  const signalName = () => String(interrupt.reason ?? "SIGINT");
+  if (interrupt.aborted) throw new InterruptedError(signalName(), undefined);
+
+  let created;
+  try {
+    created = await client.containerCreate(plan.body, plan.name);
+  } catch (err) {
+    throw mapCreateError(err, plan.body);
+  }
+  const id = created.Id;
+  let attach: AttachStream | undefined;
+  let wait: PendingWait | undefined;
+  let removed = false;
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= client.containerStop(id, opts.stopGraceSeconds).catch(() => client.containerKill(id)).catch(
+      () => {},
+    );
+  };
+  try {
+    await hooks.onCreated(id, created.Warnings ?? []);
+    if (interrupt.aborted) throw new InterruptedError(signalName(), id);
+    attach = await client.containerAttach(id, { stdin: io.stdin !== undefined });
+    wait = await client.containerWait(id, "next-exit");
+    if (interrupt.aborted) throw new InterruptedError(signalName(), id);
+    try {
+      await client.containerStart(id);
+    } catch (err) {
+      if (err instanceof EngineApiError) throw classifyStartError(err, plan.body.HostConfig.Runtime);
+      throw err;
+    }
+    const startedAt = new Date();
+    interrupt.addEventListener("abort", stop, { once: true });
+    if (interrupt.aborted) stop();
+    await hooks.onStarted();
+    const inspected = client.maybeContainerInspect(id).catch(() => undefined);
+    if (io.stdin) pumpStdin(io.stdin, attach);
+    const { truncated } = await pumpOutput(attach, io);
+    const result = await wait.result;
+    await stopping;
+    const runtime = (await inspected)?.HostConfig.Runtime;
+    const interrupted = interrupt.aborted ? signalName() : undefined;
+    return {
+      containerId: id,
+      exitCode: interrupted ? interruptedExitCode(interrupted) : result.StatusCode,
+      interrupted,
+      runtime,
+      truncated,
+      removed: !opts.keep,
+      startedAt,
+    };
+  } finally {
+    interrupt.removeEventListener("abort", stop);
+    attach?.close();
+    wait?.close();
+    if (!opts.keep && !removed) {
+      removed = true;
+      await client.containerRemove(id).catch(() => {});
+    }
+  }
+}
+
+/** Demultiplex the attach stream to stdout/stderr and the record, until the engine closes it. */
+async function pumpOutput(attach: AttachStream, io: LifecycleIO): Promise<{ truncated: boolean }> {
+  const demux = new Demuxer();
+  for (;;) {
+    const chunk = await attach.reader.readSome();
+    if (chunk === null) break;
+    const t = io.now();
+    for (const frame of demux.push(chunk)) {
+      // 0 (stdin echo) and 1 go to stdout; 2 and the daemon's own errors (3) to stderr (§6.1).
+      await (frame.stream === 2 || frame.stream === 3 ? io.stderr : io.stdout).write(frame.data);
+      await io.record.output(frame.stream, frame.data, t);
+    }
+    await io.record.flush();
+  }
+  return demux.end();
+}
+
+/** Copy stdin to the container, then half-close so the container sees EOF. Ends quietly if the run ends. */
+function pumpStdin(stdin: NonNullable<LifecycleIO["stdin"]>, attach: AttachStream): void {
+  (async () => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await stdin.read(buf);
+        if (n === null) break;
+        await attach.write(buf.subarray(0, n));
+      }
+      await attach.closeWrite();
+    } catch {
+      // The container exited or the connection closed: nothing left to feed.
+    }
+  })();
+}

@@ -1,0 +1,115 @@
+/**
+ * The pure half of a run: what the user asked for (a `RunSpec`) → the exact `POST /containers/create`
+ * body. No I/O; the lifecycle sends what this returns.
+ */
+import type { ContainerCreateBody } from "../docker/types.ts";
+
+/** Where the workspace appears inside the container; also the working directory. */
+export const WORKSPACE_TARGET = "/workspace";
+/** HOME for a user the image has no writable home for. Exists (mode 1777) in every usable image. */
+export const FALLBACK_HOME = "/tmp";
+export const LABEL_PREFIX = "dev.moat.";
+
+export interface RunSpec {
+  runId: string;
+  name: string | undefined;
+  image: string;
+  /** `undefined`: the image's own CMD. */
+  command: string[] | undefined;
+  env: Record<string, string>;
+  /** Absolute host path. */
+  workspace: string;
+  /** `uid:gid` (or any `User` value) the process runs as. */
+  user: string;
+  /** OCI runtime to request; `undefined` leaves the daemon's default (e.g. runc, or nvidia). */
+  runtime: string | undefined;
+  interactive: boolean;
+  moatVersion: string;
+}
+
+/** The labels every container moat creates carries; `dev.moat.managed=true` finds them all. */
+export function runLabels(spec: RunSpec): Record<string, string> {
+  const labels: Record<string, string> = {
+    [`${LABEL_PREFIX}managed`]: "true",
+    [`${LABEL_PREFIX}run-id`]: spec.runId,
+    [`${LABEL_PREFIX}workspace`]: spec.workspace,
+    [`${LABEL_PREFIX}sandbox`]: spec.runtime === undefined ? "none" : "gvisor",
+    [`${LABEL_PREFIX}runtime`]: spec.runtime ?? "default",
+    [`${LABEL_PREFIX}version`]: spec.moatVersion,
+  };
+  if (spec.name) labels[`${LABEL_PREFIX}name`] = spec.name;
+  return labels;
+}
+
+/** Container name: unique per run, recognisable in `docker ps`. */
+export function containerName(spec: RunSpec): string {
+  return spec.name ? `moat-${spec.name}-${spec.runId}` : `moat-${spec.runId}`;
+}
+
+/** Build the create body. */
+export function planContainer(spec: RunSpec): { name: string; body: ContainerCreateBody } {
+  const body: ContainerCreateBody = {
+    Image: spec.image,
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    WorkingDir: WORKSPACE_TARGET,
+    User: spec.user,
+    Labels: runLabels(spec),
+    Tty: false,
+    OpenStdin: spec.interactive,
+    StdinOnce: spec.interactive,
+    AttachStdin: spec.interactive,
+    AttachStdout: true,
+    AttachStderr: true,
+    HostConfig: {
+      // `Mounts`, not `Binds`: a host path containing ':' would break the Binds syntax.
+      Mounts: [{ Type: "bind", Source: spec.workspace, Target: WORKSPACE_TARGET, ReadOnly: false }],
+      AutoRemove: false,
+    },
+  };
+  if (spec.command) body.Cmd = spec.command;
+  // Left unset when the sandbox is off, so the daemon's default runtime applies.
+  if (spec.runtime !== undefined) body.HostConfig.Runtime = spec.runtime;
+  return { name: containerName(spec), body };
+}
+
+/**
+ * The home directory `/etc/passwd` gives `uid`, or `undefined` when the image has no usable one for it
+ * (no entry, or `/`, or `/nonexistent`). Pure.
+ */
+export function homeFromPasswd(passwd: string, uid: number): string | undefined {
+  for (const line of passwd.split("\n")) {
+    const f = line.split(":");
+    if (f.length < 7 || Number(f[2]) !== uid || f[2] === "") continue;
+    const home = f[5]!;
+    if (home === "" || home === "/" || home.startsWith("/nonexistent")) return undefined;
+    return home;
+  }
+  return undefined;
+}
+
+/**
+ * Whether moat must set `HOME`: the user did not set it, and the process does not run as root or as a
+ * user the image gives a home. `passwd` is the image's `/etc/passwd` (undefined when the image has none).
+ */
+export function needsFallbackHome(
+  env: Record<string, string>,
+  uid: number | undefined,
+  passwd: string | undefined,
+) {
+  if ("HOME" in env) return false;
+  if (uid === undefined || uid === 0) return false;
+  return passwd === undefined || homeFromPasswd(passwd, uid) === undefined;
+}
+
+/** Parse `-e KEY=VALUE` / `-e KEY` (the latter takes KEY from moat's own environment, like docker). */
+export function parseEnvArg(
+  arg: string,
+  hostEnv: Record<string, string | undefined>,
+): [string, string] | undefined {
+  const eq = arg.indexOf("=");
+  if (eq === -1) {
+    const v = hostEnv[arg];
+    return v === undefined ? undefined : [arg, v];
+  }
+  return [arg.slice(0, eq), arg.slice(eq + 1)];
+}

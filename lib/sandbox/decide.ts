@@ -1,0 +1,154 @@
+/**
+ * Whether a run is sandboxed, and by which OCI runtime. Pure: flags, config and environment in, a
+ * decision or a typed error out. The precedence is one table (docs/concepts/sandboxing.md):
+ *
+ * | source                      | wins over          |
+ * | --------------------------- | ------------------ |
+ * | `--no-sandbox` / `--sandbox`| everything         |
+ * | config `sandbox:`           | the environment    |
+ * | `MOAT_NO_SANDBOX=1`         | the default        |
+ * | default                     | gVisor (`runsc`)   |
+ *
+ * The runtime name (for a differently registered gVisor, e.g. `runsc-kvm`) comes from config `runtime:`,
+ * else `MOAT_RUNTIME`, else `runsc`; `resolveRuntime` then checks it against the engine's `/info`.
+ */
+import { SandboxUnavailableError, UsageError } from "../errors.ts";
+import type { RuntimeInfo } from "../docker/types.ts";
+
+export const DEFAULT_RUNTIME = "runsc";
+export const SANDBOX_VALUES = ["gvisor", "none"] as const;
+export type SandboxSetting = typeof SANDBOX_VALUES[number];
+
+export interface SandboxInputs {
+  flags: { sandbox?: boolean; noSandbox?: boolean };
+  config: { sandbox?: SandboxSetting; runtime?: string };
+  env: Record<string, string | undefined>;
+}
+
+/** Where the deciding value came from, for the warning and the run record. */
+export type DecisionSource = "flag" | "config" | "env" | "default";
+
+export type SandboxDecision =
+  | { sandbox: "gvisor"; runtime: string; source: DecisionSource }
+  | { sandbox: "none"; source: DecisionSource };
+
+/** Decide from flags, config and environment. Throws `UsageError` for contradictory or malformed input. */
+export function decideSandbox(inputs: SandboxInputs): SandboxDecision {
+  const { flags, config, env } = inputs;
+  if (flags.sandbox && flags.noSandbox) {
+    throw new UsageError(
+      "--sandbox and --no-sandbox contradict each other",
+      "Keep one: --sandbox runs under gVisor, --no-sandbox runs without it",
+    );
+  }
+  const runtime = runtimeName(config.runtime, env);
+  if (flags.noSandbox) return { sandbox: "none", source: "flag" };
+  if (flags.sandbox) return { sandbox: "gvisor", runtime, source: "flag" };
+  if (config.sandbox === "none") return { sandbox: "none", source: "config" };
+  if (config.sandbox === "gvisor") return { sandbox: "gvisor", runtime, source: "config" };
+  if (envNoSandbox(env)) return { sandbox: "none", source: "env" };
+  return { sandbox: "gvisor", runtime, source: "default" };
+}
+
+function envNoSandbox(env: Record<string, string | undefined>): boolean {
+  const raw = env["MOAT_NO_SANDBOX"];
+  if (raw === undefined) return false;
+  const v = raw.trim().toLowerCase();
+  if (v === "1" || v === "true") return true;
+  if (v === "" || v === "0" || v === "false") return false;
+  throw new UsageError(
+    `MOAT_NO_SANDBOX "${raw}" is not one of 1, true, 0, false`,
+    "Use MOAT_NO_SANDBOX=1 to run without gVisor, or unset it:  unset MOAT_NO_SANDBOX",
+  );
+}
+
+const RUNTIME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+function runtimeName(configRuntime: string | undefined, env: Record<string, string | undefined>): string {
+  const fromEnv = env["MOAT_RUNTIME"]?.trim();
+  const name = configRuntime ?? (fromEnv || DEFAULT_RUNTIME);
+  if (!RUNTIME_NAME.test(name)) {
+    throw new UsageError(
+      `Runtime name "${name}" is not a valid Docker runtime name`,
+      `Use the name gVisor is registered under in daemon.json, e.g.  MOAT_RUNTIME=${DEFAULT_RUNTIME}`,
+    );
+  }
+  return name;
+}
+
+/** True when a registered runtime is gVisor: its binary, shim type or (for path-less shims) name says runsc. */
+export function looksLikeGvisor(name: string, info: RuntimeInfo): boolean {
+  const base = info.path?.split("/").pop() ?? "";
+  if (base) return /runsc|gvisor/i.test(base);
+  if (info.runtimeType) return /runsc|gvisor/i.test(info.runtimeType);
+  return /runsc|gvisor/i.test(name);
+}
+
+/**
+ * Check the decided gVisor runtime against the engine's `/info` `Runtimes`. Fails closed: a missing
+ * runtime, or one registered under the name but not gVisor (e.g. `runc`), is a `SandboxUnavailableError`.
+ */
+export function resolveRuntime(
+  decision: Extract<SandboxDecision, { sandbox: "gvisor" }>,
+  runtimes: Record<string, RuntimeInfo> | undefined,
+  endpoint: string,
+): string {
+  const name = decision.runtime;
+  const entry = runtimes?.[name];
+  if (!entry) throw gvisorMissingError(name, endpoint, Object.keys(runtimes ?? {}));
+  if (!looksLikeGvisor(name, entry)) {
+    throw new SandboxUnavailableError(
+      `Runtime "${name}" on the Docker engine is not gVisor (it runs ${
+        entry.path ?? entry.runtimeType ?? "?"
+      }); ` +
+        "refusing to run without a sandbox",
+      `Name the runtime gVisor is registered under:  MOAT_RUNTIME=runsc  (or  runtime: runsc  in moat.yaml)\n` +
+        "See what is registered:  docker info --format '{{json .Runtimes}}'",
+    );
+  }
+  return name;
+}
+
+/** The fail-closed error when gVisor is not registered. Written to be acted on without reading docs. */
+export function gvisorMissingError(
+  name: string,
+  endpoint: string,
+  registered: string[],
+): SandboxUnavailableError {
+  const others = registered.filter((r) => /runsc|gvisor/i.test(r));
+  const lines = [
+    `moat runs every command under gVisor unless you opt out, so nothing was created.`,
+    `Runtimes this engine (${endpoint}) has: ${registered.length ? registered.join(", ") : "none listed"}.`,
+    ...(others.length
+      ? [`A gVisor runtime is registered as ${others.join(", ")}: select it with MOAT_RUNTIME=${others[0]}`]
+      : []),
+    ``,
+    `1. Install gVisor (Debian/Ubuntu, from gVisor's own apt repository):`,
+    `     curl -fsSL https://gvisor.dev/archive.key | sudo gpg --dearmor -o /usr/share/keyrings/gvisor-archive-keyring.gpg`,
+    `     echo "deb [arch=$(dpkg --print-architecture) signed-by=/usr/share/keyrings/gvisor-archive-keyring.gpg] https://storage.googleapis.com/gvisor/releases release main" | sudo tee /etc/apt/sources.list.d/gvisor.list`,
+    `     sudo apt-get update && sudo apt-get install -y runsc`,
+    `2. Register it with Docker: add to /etc/docker/daemon.json (keep the keys already there)`,
+    `     { "runtimes": { "${name}": { "path": "/usr/bin/runsc" } } }`,
+    `   or let runsc write it:  sudo runsc install --runtime ${name}`,
+    `   then reload the engine:  sudo systemctl reload docker   (no systemd: sudo kill -HUP "$(pidof dockerd)")`,
+    `3. Verify:  moat doctor   or   docker info --format '{{json .Runtimes}}'   (must list "${name}")`,
+    ``,
+    `To run without gVisor, knowingly (isolation is then only a plain container):`,
+    `   for one run:           add --no-sandbox to the moat command`,
+    `   for this workspace:    put  sandbox: none  in moat.yaml`,
+  ];
+  return new SandboxUnavailableError(
+    `gVisor runtime "${name}" is not registered with the Docker engine; refusing to run without a sandbox`,
+    lines.join("\n"),
+  );
+}
+
+/** The one warning printed when the sandbox is off, naming what turned it off. */
+export function noSandboxWarning(source: DecisionSource): string {
+  const why = source === "flag"
+    ? "--no-sandbox"
+    : source === "config"
+    ? "sandbox: none in the config"
+    : "MOAT_NO_SANDBOX=1";
+  return `moat: warning: gVisor sandbox disabled by ${why}; the command runs in a plain container with reduced isolation`;
+}

@@ -1,0 +1,172 @@
+/**
+ * Run records under `MOAT_HOME/runs/<id>/`: `run.json` (the record, rewritten atomically at each state
+ * change) and `output.bin` (the run's output as it streams). The output format is one frame per chunk:
+ *
+ *   [stream u8][0 0 0][size u32 BE][unix time ms, f64 BE][size bytes of payload]
+ *
+ * i.e. the engine's 8-byte stream header plus an 8-byte timestamp, so it appends with one write per
+ * chunk and is read back without loading it whole.
+ */
+import { MoatError } from "../errors.ts";
+
+export type RunState = "creating" | "created" | "running" | "exited" | "interrupted" | "failed";
+
+/** Schema version 1 of `run.json`. Fields are only ever added. */
+export interface RunRecord {
+  schema: 1;
+  id: string;
+  name: string | null;
+  workspace: string;
+  image: string;
+  command: string[] | null;
+  /** "gvisor" or "none", as decided. */
+  sandbox: "gvisor" | "none";
+  /** The OCI runtime the engine reports for the container (`HostConfig.Runtime`), once known. */
+  runtime: string | null;
+  containerId: string | null;
+  state: RunState;
+  exitCode: number | null;
+  /** Set when the run was interrupted: the signal name. */
+  signal: string | null;
+  error: string | null;
+  kept: boolean;
+  removed: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  moatVersion: string;
+}
+
+/** `MOAT_HOME`, else `~/.moat`. Pure. */
+export function moatHome(env: Record<string, string | undefined>): string {
+  const explicit = env["MOAT_HOME"]?.trim();
+  if (explicit) return explicit;
+  const home = env["HOME"]?.trim();
+  if (!home) {
+    throw new MoatError(
+      "Cannot find a place for run records: neither MOAT_HOME nor HOME is set",
+      "Set one:  MOAT_HOME=/path/to/dir",
+    );
+  }
+  return `${home}/.moat`;
+}
+
+/** A fresh run id: 12 lowercase hex characters. */
+export function newRunId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(6));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+export const OUTPUT_HEADER_SIZE = 16;
+
+/** Encode the 16-byte output frame header into `into` at `offset`. Pure. */
+export function encodeOutputHeader(
+  into: Uint8Array,
+  offset: number,
+  stream: number,
+  size: number,
+  timeMs: number,
+) {
+  const dv = new DataView(into.buffer, into.byteOffset + offset, OUTPUT_HEADER_SIZE);
+  dv.setUint8(0, stream);
+  dv.setUint8(1, 0);
+  dv.setUint16(2, 0);
+  dv.setUint32(4, size, false);
+  dv.setFloat64(8, timeMs, false);
+}
+
+/** Decode an output file's frames (for tests and `moat logs`). */
+export function* decodeOutput(
+  bytes: Uint8Array,
+): Generator<{ stream: number; timeMs: number; data: Uint8Array }> {
+  let off = 0;
+  while (off + OUTPUT_HEADER_SIZE <= bytes.byteLength) {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset + off, OUTPUT_HEADER_SIZE);
+    const size = dv.getUint32(4, false);
+    const end = off + OUTPUT_HEADER_SIZE + size;
+    if (end > bytes.byteLength) return;
+    yield {
+      stream: dv.getUint8(0),
+      timeMs: dv.getFloat64(8, false),
+      data: bytes.subarray(off + OUTPUT_HEADER_SIZE, end),
+    };
+    off = end;
+  }
+}
+
+/** Writes one run's files. Every method awaits its I/O, which is the backpressure. */
+export class RunStore {
+  readonly dir: string;
+  record: RunRecord;
+  #output: Deno.FsFile | undefined;
+  #buf = new Uint8Array(64 * 1024 + OUTPUT_HEADER_SIZE);
+  #used = 0;
+
+  private constructor(dir: string, record: RunRecord) {
+    this.dir = dir;
+    this.record = record;
+  }
+
+  /** Create `runs/<id>/` and write the first record. */
+  static async create(home: string, record: RunRecord): Promise<RunStore> {
+    const dir = `${home}/runs/${record.id}`;
+    try {
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new MoatError(
+        `Cannot create the run record directory ${dir}: ${err instanceof Error ? err.message : String(err)}`,
+        `Point moat somewhere writable:  MOAT_HOME=/path/to/dir`,
+      );
+    }
+    const store = new RunStore(dir, record);
+    await store.save();
+    return store;
+  }
+
+  /** Merge fields and rewrite `run.json` atomically (write a temp file, then rename). */
+  async update(patch: Partial<RunRecord>): Promise<void> {
+    this.record = { ...this.record, ...patch };
+    await this.save();
+  }
+
+  async save(): Promise<void> {
+    const tmp = `${this.dir}/run.json.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify(this.record, null, 2) + "\n");
+    await Deno.rename(tmp, `${this.dir}/run.json`);
+  }
+
+  /** Queue one output chunk; it reaches the file at the next `flush` (or sooner when the buffer fills). */
+  async output(stream: number, data: Uint8Array, timeMs: number): Promise<void> {
+    let off = 0;
+    while (off < data.byteLength) {
+      const room = this.#buf.byteLength - this.#used - OUTPUT_HEADER_SIZE;
+      if (room <= 0) {
+        await this.flush();
+        continue;
+      }
+      const n = Math.min(room, data.byteLength - off);
+      encodeOutputHeader(this.#buf, this.#used, stream, n, timeMs);
+      this.#buf.set(data.subarray(off, off + n), this.#used + OUTPUT_HEADER_SIZE);
+      this.#used += OUTPUT_HEADER_SIZE + n;
+      off += n;
+    }
+  }
+
+  /** Write what is queued. Called after each read from the engine, so the file follows the stream. */
+  async flush(): Promise<void> {
+    if (this.#used === 0) return;
+    this.#output ??= await Deno.open(`${this.dir}/output.bin`, { create: true, append: true, mode: 0o600 });
+    let off = 0;
+    while (off < this.#used) off += await this.#output.write(this.#buf.subarray(off, this.#used));
+    this.#used = 0;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      this.#output?.close();
+      this.#output = undefined;
+    }
+  }
+}
