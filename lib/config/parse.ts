@@ -89,7 +89,10 @@ export function parseConfig(text: string, file: string): MoatConfig {
       near ? `Did you mean "${near}"?` : `Known keys: ${CONFIG_KEYS.join(", ")}`,
     );
   }
-  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  // A bad key is pointed at by its key; a bad value by its value (or its key when the value is empty).
+  const node = issue.code === "invalid_key"
+    ? findKeyNode(root, path)
+    : doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
   const { line, col } = at(node?.range?.[0] ?? findKeyNode(root, path)?.range?.[0]);
   const top = path[0] ?? "";
   const got = describeValue(getPath(value, path));

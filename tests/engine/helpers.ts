@@ -1,0 +1,110 @@
+/**
+ * Helpers for the real-engine suite: spawn the CLI as a user would (black box), and ask the docker CLI —
+ * an independent client — what exists on the engine. No engine is a failure, never a skip.
+ */
+import assert from "node:assert/strict";
+
+export const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+export const TEST_IMAGE = "moat-test/busybox:latest";
+
+export interface Result {
+  code: number;
+  stdout: Uint8Array;
+  stderrBytes: Uint8Array;
+  stderr: string;
+  out: string;
+}
+
+/** A fresh workspace and MOAT_HOME; removed by `cleanup`. */
+export async function scratch(): Promise<{ ws: string; home: string; cleanup(): Promise<void> }> {
+  const ws = await Deno.makeTempDir({ prefix: "moat-ws-" });
+  const home = await Deno.makeTempDir({ prefix: "moat-home-" });
+  return {
+    ws,
+    home,
+    async cleanup() {
+      await Deno.remove(ws, { recursive: true }).catch(() => {});
+      await Deno.remove(home, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Environment for a spawned moat: inherits PATH etc., isolated MOAT_HOME, no outside sandbox settings. */
+export function moatEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  const env = Deno.env.toObject();
+  for (const k of ["MOAT_NO_SANDBOX", "MOAT_RUNTIME", "MOAT_IMAGE", "DOCKER_HOST", "MOAT_ENGINE_TIMEOUT"]) {
+    delete env[k];
+  }
+  return { ...env, MOAT_HOME: home, NO_COLOR: "1", ...extra };
+}
+
+/** Run `deno run -A main.ts ARGS` to completion. */
+export async function moat(
+  args: string[],
+  opts: { home: string; env?: Record<string, string>; stdin?: Uint8Array; cwd?: string; entry?: string },
+): Promise<Result> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", opts.entry ?? `${ROOT}/main.ts`, ...args],
+    cwd: opts.cwd ?? ROOT,
+    env: moatEnv(opts.home, opts.env),
+    clearEnv: true,
+    stdin: opts.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  if (opts.stdin) {
+    const w = child.stdin.getWriter();
+    await w.write(opts.stdin);
+    await w.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  return {
+    code,
+    stdout,
+    stderrBytes: stderr,
+    stderr: new TextDecoder().decode(stderr),
+    out: new TextDecoder().decode(stdout),
+  };
+}
+
+/** Run the docker CLI; throws on failure. */
+export async function docker(...args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command("docker", {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  const err = new TextDecoder().decode(stderr);
+  if (code !== 0) throw new Error(`docker ${args.join(" ")} failed (${code}): ${err}`);
+  return new TextDecoder().decode(stdout);
+}
+
+/** IDs of containers moat created for this workspace (label `dev.moat.workspace`). */
+export async function containersFor(ws: string): Promise<string[]> {
+  const real = await Deno.realPath(ws);
+  const out = await docker("ps", "-aq", "--filter", `label=dev.moat.workspace=${real}`);
+  return out.split("\n").filter(Boolean);
+}
+
+/** The single run record under `home`. */
+export async function onlyRecord(home: string): Promise<Record<string, unknown>> {
+  const ids = [];
+  for await (const e of Deno.readDir(`${home}/runs`)) ids.push(e.name);
+  assert.equal(ids.length, 1, `expected one run record, found ${ids.length}`);
+  return JSON.parse(await Deno.readTextFile(`${home}/runs/${ids[0]}/run.json`));
+}
+
+/** Fail (not skip) when there is no engine with gVisor: the real suite must run. */
+export async function requireEngine(): Promise<void> {
+  const info = await docker("info", "--format", "{{json .Runtimes}}").catch((err) => {
+    throw new Error(
+      `The real-engine suite needs a running Docker engine (run scripts/setup.sh): ${err.message}`,
+    );
+  });
+  assert.match(info, /"runsc"/, "runsc must be registered with the engine (run scripts/setup.sh)");
+  await docker("image", "inspect", TEST_IMAGE).catch(() => {
+    throw new Error(`The real-engine suite needs the image ${TEST_IMAGE} (run scripts/setup.sh)`);
+  });
+}

@@ -1,0 +1,306 @@
+/**
+ * `moat run` against the real engine: what only the daemon and gVisor can prove.
+ */
+import assert from "node:assert/strict";
+import { decodeOutput } from "../../lib/store/records.ts";
+import {
+  containersFor,
+  docker,
+  moat,
+  onlyRecord,
+  requireEngine,
+  ROOT,
+  scratch,
+  TEST_IMAGE,
+} from "./helpers.ts";
+
+await requireEngine();
+
+const img = ["--image", TEST_IMAGE];
+
+Deno.test("a default run happens under gVisor: its kernel prints gVisor's boot lines and reports 4.4.0", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", ...img, s.ws, "--", "sh", "-c", "dmesg; uname -r"], { home: s.home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /Starting gVisor/);
+    assert.match(r.out, /^4\.4\.0$/m);
+    assert.equal(r.stderr, "", "a sandboxed run prints nothing of its own when not on a terminal");
+    const rec = await onlyRecord(s.home);
+    assert.equal(rec.runtime, "runsc");
+    assert.equal(rec.state, "exited");
+    assert.equal(rec.exitCode, 0);
+    assert.deepEqual(await containersFor(s.ws), [], "the container is removed");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("the default image runs GNU tools under gVisor", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", s.ws, "--", "ls", "-la", "/workspace"], { home: s.home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /^total /m);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("--keep leaves the container, and the engine says its runtime was runsc", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", "--keep", ...img, s.ws, "--", "true"], { home: s.home });
+    assert.equal(r.code, 0, r.stderr);
+    const ids = await containersFor(s.ws);
+    assert.equal(ids.length, 1);
+    const inspect = JSON.parse(await docker("inspect", ids[0]!))[0];
+    assert.equal(inspect.HostConfig.Runtime, "runsc");
+    assert.equal(inspect.Config.Labels["dev.moat.runtime"], "runsc");
+    assert.equal(inspect.Config.Labels["dev.moat.sandbox"], "gvisor");
+    assert.equal(inspect.Config.Labels["dev.moat.run-id"], (await onlyRecord(s.home)).id);
+    assert.equal(inspect.Config.WorkingDir, "/workspace");
+    await docker("rm", "-f", ids[0]!);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("--no-sandbox warns once, uses the daemon's default runtime and the host kernel", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", "--no-sandbox", "--keep", ...img, s.ws, "--", "uname", "-r"], {
+      home: s.home,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out.trim(), Deno.osRelease(), "the host's kernel, not gVisor's");
+    const warnings = r.stderr.split("\n").filter((l) => /warning/.test(l));
+    assert.equal(warnings.length, 1, r.stderr);
+    assert.match(warnings[0]!, /reduced isolation/);
+    const ids = await containersFor(s.ws);
+    const inspect = JSON.parse(await docker("inspect", ids[0]!))[0];
+    const defaultRuntime = (await docker("info", "--format", "{{.DefaultRuntime}}")).trim();
+    assert.equal(inspect.HostConfig.Runtime, defaultRuntime);
+    assert.equal((await onlyRecord(s.home)).runtime, defaultRuntime);
+    await docker("rm", "-f", ids[0]!);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+for (const code of [0, 1, 7, 42, 255]) {
+  Deno.test(`the container's exit code ${code} is moat's exit code`, async () => {
+    const s = await scratch();
+    try {
+      const r = await moat(["run", ...img, s.ws, "--", "sh", "-c", `exit ${code}`], { home: s.home });
+      assert.equal(r.code, code, r.stderr);
+      assert.equal((await onlyRecord(s.home)).exitCode, code);
+    } finally {
+      await s.cleanup();
+    }
+  });
+}
+
+Deno.test("stdout and stderr stay separate and byte-exact for 8 MiB each", async () => {
+  const s = await scratch();
+  try {
+    // 8 MiB of pseudo-random bytes (every byte value) in the workspace; the container copies them out.
+    const size = 8 * 1024 * 1024;
+    const data = new Uint8Array(size);
+    let x = 12345;
+    for (let i = 0; i < size; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      data[i] = x >>> 24;
+    }
+    await Deno.writeFile(`${s.ws}/blob`, data);
+    const r = await moat(
+      ["run", ...img, s.ws, "--", "sh", "-c", "cat blob; cat blob >&2; echo tail >&2"],
+      { home: s.home },
+    );
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.byteLength, size);
+    assert.deepEqual(r.stdout, data);
+    const tail = new TextEncoder().encode("tail\n");
+    const expectedErr = new Uint8Array(size + tail.byteLength);
+    expectedErr.set(data);
+    expectedErr.set(tail, size);
+    assert.deepEqual(r.stderrBytes, expectedErr);
+    const rec = await onlyRecord(s.home);
+    const frames = [...decodeOutput(await Deno.readFile(`${s.home}/runs/${rec.id}/output.bin`))];
+    const out = frames.filter((f) => f.stream === 1).reduce((n, f) => n + f.data.byteLength, 0);
+    const err = frames.filter((f) => f.stream === 2).reduce((n, f) => n + f.data.byteLength, 0);
+    assert.equal(out, size, "the record holds all of stdout");
+    assert.equal(err, size + 5, "the record holds all of stderr");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("files the command creates in the workspace belong to the workspace owner", async () => {
+  const s = await scratch();
+  try {
+    await Deno.chown(s.ws, 1234, 2345);
+    const r = await moat(
+      ["run", s.ws, "--", "sh", "-c", 'id -u; id -g; echo "$HOME"; touch "$HOME/ok" made && echo done'],
+      { home: s.home },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.out.trim().split("\n"), ["1234", "2345", "/tmp", "done"]);
+    const st = await Deno.stat(`${s.ws}/made`);
+    assert.equal(st.uid, 1234);
+    assert.equal(st.gid, 2345);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("-i pipes stdin to the command and its EOF ends the command's input", async () => {
+  const s = await scratch();
+  try {
+    const input = new TextEncoder().encode("line one\nline two\n");
+    const r = await moat(["run", "-i", ...img, s.ws, "--", "sh", "-c", "wc -l; echo after-eof"], {
+      home: s.home,
+      stdin: input,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.out.trim().split(/\s+/), ["2", "after-eof"]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("config env and -e reach the command, -e winning", async () => {
+  const s = await scratch();
+  try {
+    await Deno.writeTextFile(`${s.ws}/moat.yaml`, `image: ${TEST_IMAGE}\nenv:\n  A: from-config\n  B: 2\n`);
+    const r = await moat(["run", "-e", "A=from-flag", s.ws, "--", "sh", "-c", 'echo "$A $B"'], {
+      home: s.home,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out, "from-flag 2\n");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("an unregistered gVisor runtime fails closed with install steps and bypasses; nothing is created", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", ...img, s.ws, "--", "true"], {
+      home: s.home,
+      env: { MOAT_RUNTIME: "runsc-absent" },
+    });
+    assert.equal(r.code, 125);
+    assert.equal(r.out, "");
+    assert.match(r.stderr, /^moat: gVisor runtime "runsc-absent" is not registered with the Docker engine/);
+    assert.match(r.stderr, /daemon\.json/);
+    assert.match(r.stderr, /--no-sandbox/);
+    assert.match(r.stderr, /sandbox: none/);
+    assert.deepEqual(await containersFor(s.ws), []);
+    assert.equal(await Array.fromAsync(Deno.readDir(s.home)).then((e) => e.length), 0, "no run record");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("a stopped engine is reported as the engine, exit 125, never as gVisor missing", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", s.ws, "--", "true"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${s.home}/no-engine.sock` },
+    });
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /^moat: Docker engine not found: no socket at unix:\/\/.*no-engine\.sock/);
+    assert.doesNotMatch(r.stderr, /gVisor/);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+for (
+  const [label, yaml, re] of [
+    ["sandbox: false", "sandbox: false\n", /moat\.yaml:1:10: sandbox: must be one of "gvisor", "none"/],
+    ["an unknown key", "image: x\nsandbx: none\n", /moat\.yaml:2:1: sandbx: unknown key "sandbx"/],
+  ] as const
+) {
+  Deno.test(`a config with ${label} exits 2 with file:line:column and creates nothing`, async () => {
+    const s = await scratch();
+    try {
+      await Deno.writeTextFile(`${s.ws}/moat.yaml`, yaml);
+      const r = await moat(["run", s.ws, "--", "true"], { home: s.home });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, re);
+      assert.deepEqual(await containersFor(s.ws), []);
+    } finally {
+      await s.cleanup();
+    }
+  });
+}
+
+Deno.test("a missing image explains air-gapped use", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", "--image", "moat-test/does-not-exist:1", s.ws, "--", "true"], {
+      home: s.home,
+    });
+    assert.equal(r.code, 125);
+    assert.match(
+      r.stderr,
+      /Image "moat-test\/does-not-exist:1" is not on the Docker engine and could not be pulled/,
+    );
+    assert.match(r.stderr, /docker load -i/);
+    assert.equal(r.out, "");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("a command missing from the image exits 127 and leaves no container", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", ...img, s.ws, "--", "no-such-command"], { home: s.home });
+    assert.equal(r.code, 127, r.stderr);
+    assert.match(r.stderr, /not found/);
+    assert.deepEqual(await containersFor(s.ws), []);
+    assert.equal((await onlyRecord(s.home)).state, "failed");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  Deno.test(`${sig} during a run stops and removes the container, records it, and exits ${code}`, async () => {
+    const s = await scratch();
+    try {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${ROOT}/main.ts`, "run", ...img, s.ws, "--", "sh", "-c", "echo ready; sleep 60"],
+        env: { MOAT_HOME: s.home },
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stdout.getReader();
+      let seen = "";
+      while (!seen.includes("ready")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += new TextDecoder().decode(value);
+      }
+      assert.match(seen, /ready/);
+      assert.equal((await containersFor(s.ws)).length, 1, "running");
+      child.kill(sig);
+      reader.releaseLock();
+      await child.stdout.cancel();
+      const status = await child.status;
+      const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+      assert.equal(status.code, code, stderr);
+      assert.deepEqual(await containersFor(s.ws), [], "no container is left");
+      const rec = await onlyRecord(s.home);
+      assert.equal(rec.state, "interrupted");
+      assert.equal(rec.signal, sig);
+      assert.equal(rec.removed, true);
+    } finally {
+      await s.cleanup();
+    }
+  });
+}

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { decodeOutput, moatHome, newRunId, type RunRecord, RunStore } from "../../lib/store/records.ts";
+
+const record: RunRecord = {
+  schema: 1,
+  id: "abc",
+  name: null,
+  workspace: "/w",
+  image: "i",
+  command: null,
+  sandbox: "gvisor",
+  runtime: "runsc",
+  containerId: null,
+  state: "creating",
+  exitCode: null,
+  signal: null,
+  error: null,
+  kept: false,
+  removed: false,
+  createdAt: "2026-01-01T00:00:00.000Z",
+  startedAt: null,
+  finishedAt: null,
+  moatVersion: "0.1.0",
+};
+
+Deno.test("moatHome is MOAT_HOME, else ~/.moat", () => {
+  assert.equal(moatHome({ MOAT_HOME: "/m", HOME: "/h" }), "/m");
+  assert.equal(moatHome({ HOME: "/h" }), "/h/.moat");
+  assert.throws(() => moatHome({}));
+});
+
+Deno.test("run ids are 12 hex characters and differ", () => {
+  const a = newRunId(), b = newRunId();
+  assert.match(a, /^[0-9a-f]{12}$/);
+  assert.notEqual(a, b);
+});
+
+Deno.test("the run store writes run.json and streams output frames with stream and timestamp", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    const store = await RunStore.create(home, record);
+    await store.update({ state: "running", containerId: "c1" });
+    await store.output(1, new TextEncoder().encode("out\n"), 1000);
+    await store.output(2, new TextEncoder().encode("err\n"), 2000);
+    await store.flush();
+    // Flushed output is on disk before the store is closed.
+    const mid = await Deno.readFile(`${home}/runs/abc/output.bin`);
+    assert.equal([...decodeOutput(mid)].length, 2);
+    const big = new Uint8Array(200_000).fill(7);
+    await store.output(1, big, 3000);
+    await store.close();
+    const saved = JSON.parse(await Deno.readTextFile(`${home}/runs/abc/run.json`));
+    assert.equal(saved.state, "running");
+    assert.equal(saved.containerId, "c1");
+    const frames = [...decodeOutput(await Deno.readFile(`${home}/runs/abc/output.bin`))];
+    assert.deepEqual(frames.slice(0, 2).map((f) => [f.stream, f.timeMs, new TextDecoder().decode(f.data)]), [
+      [1, 1000, "out\n"],
+      [2, 2000, "err\n"],
+    ]);
+    const rest = frames.slice(2);
+    assert.ok(rest.length >= 4, "a large chunk is split into bounded frames");
+    assert.equal(rest.reduce((n, f) => n + f.data.byteLength, 0), 200_000);
+    assert.ok(rest.every((f) => f.stream === 1 && f.data.every((b) => b === 7)));
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
