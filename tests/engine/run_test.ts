@@ -304,3 +304,26 @@ for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     }
   });
 }
+
+Deno.test("on a terminal a spinner shows until the container starts and is erased before its output", async () => {
+  const s = await scratch();
+  try {
+    const inner =
+      `'${Deno.execPath()}' run -A '${ROOT}/main.ts' run --image ${TEST_IMAGE} '${s.ws}' -- sh -c 'echo hello-from-box'`;
+    const { code, stdout } = await new Deno.Command("script", {
+      args: ["-qec", inner, "/dev/null"],
+      env: { MOAT_HOME: s.home },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(stdout);
+    assert.equal(code, 0, text);
+    assert.match(text, /Starting container…/);
+    const erase = text.lastIndexOf("\r\x1b[2K");
+    const output = text.indexOf("hello-from-box");
+    assert.ok(erase >= 0 && output > erase, "the last erase comes before the container's output");
+    assert.doesNotMatch(text.slice(output), /Starting container/);
+  } finally {
+    await s.cleanup();
+  }
+});

@@ -1,0 +1,73 @@
+/**
+ * `deno task bench`: what moat costs over the docker CLI on the same engine. Runs each pair interleaved,
+ * reports medians and ratios; it reports, never asserts. Targets (ratios of medians):
+ *   moat run -- true  vs  docker run --rm --runtime=runsc IMAGE true   ≤ 1.0
+ *   moat run --no-sandbox -- true  vs  docker run --rm IMAGE true       ≤ 1.0
+ *   moat --version  vs  deno run of an empty script                     ≤ 1.5
+ */
+const root = new URL("../", import.meta.url).pathname;
+const image = Deno.env.get("MOAT_BENCH_IMAGE") ?? "moat-test/busybox:latest";
+const rounds = Number(Deno.env.get("MOAT_BENCH_ROUNDS") ?? "9");
+const home = await Deno.makeTempDir({ prefix: "moat-bench-" });
+const ws = await Deno.makeTempDir({ prefix: "moat-bench-ws-" });
+const empty = `${home}/empty.ts`;
+await Deno.writeTextFile(empty, "");
+
+async function time(cmd: string, args: string[]): Promise<number> {
+  const t0 = performance.now();
+  const { code, stderr } = await new Deno.Command(cmd, {
+    args,
+    stdout: "null",
+    stderr: "piped",
+    env: { MOAT_HOME: home },
+  }).output();
+  const ms = performance.now() - t0;
+  if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(stderr)}`);
+  return ms;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+const deno = Deno.execPath();
+const moat = (args: string[]) => [deno, ["run", "-A", `${root}main.ts`, ...args]] as const;
+const pairs: {
+  name: string;
+  target: number;
+  a: readonly [string, string[]];
+  b: readonly [string, string[]];
+}[] = [
+  {
+    name: "run true (gVisor)",
+    target: 1.0,
+    a: moat(["run", "--image", image, ws, "--", "true"]),
+    b: ["docker", ["run", "--rm", "--runtime=runsc", image, "true"]],
+  },
+  {
+    name: "run true (no sandbox)",
+    target: 1.0,
+    a: moat(["run", "--no-sandbox", "--image", image, ws, "--", "true"]),
+    b: ["docker", ["run", "--rm", image, "true"]],
+  },
+  { name: "--version", target: 1.5, a: moat(["--version"]), b: [deno, ["run", empty]] },
+];
+
+console.log(`| measure | moat median ms | baseline median ms | ratio | target |`);
+console.log(`| --- | ---: | ---: | ---: | ---: |`);
+for (const p of pairs) {
+  const a: number[] = [], b: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    a.push(await time(p.a[0], p.a[1]));
+    b.push(await time(p.b[0], p.b[1]));
+  }
+  const ratio = median(a) / median(b);
+  console.log(
+    `| ${p.name} | ${median(a).toFixed(0)} | ${median(b).toFixed(0)} | ${ratio.toFixed(2)} | ≤ ${p.target} ${
+      ratio <= p.target ? "✓" : "✗"
+    } |`,
+  );
+}
+await Deno.remove(home, { recursive: true });
+await Deno.remove(ws, { recursive: true });

@@ -1,0 +1,28 @@
+/** The one-file build: `deno task bundle` works offline and the bundle runs a gVisor-sandboxed command. */
+import assert from "node:assert/strict";
+import { moat, requireEngine, ROOT, scratch, TEST_IMAGE } from "./helpers.ts";
+
+await requireEngine();
+
+Deno.test("the bundled dist/moat.js runs a command under gVisor", async () => {
+  const build = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/scripts/bundle.ts`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(build.code, 0, new TextDecoder().decode(build.stderr));
+  assert.match(new TextDecoder().decode(build.stdout), /dist\/moat\.js +\d+ bytes +sha256 [0-9a-f]{64}/);
+  const s = await scratch();
+  try {
+    // Run from a directory without deno.json, so nothing but the bundle itself is used.
+    const r = await moat(["run", "--image", TEST_IMAGE, s.ws, "--", "dmesg"], {
+      home: s.home,
+      entry: `${ROOT}/dist/moat.js`,
+      cwd: s.ws,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /Starting gVisor/);
+  } finally {
+    await s.cleanup();
+  }
+});
