@@ -14,8 +14,13 @@ async function main(args: string[]): Promise<number> {
     case "--help":
     case "help": {
       const { MAIN_HELP } = await import("./lib/cli/help.ts");
+      // Asked for: help on stdout. No command at all is a usage error: help on stderr, exit 2.
+      if (cmd === undefined) {
+        Deno.stderr.writeSync(encoder.encode(MAIN_HELP));
+        return 2;
+      }
       await Deno.stdout.write(encoder.encode(MAIN_HELP));
-      return cmd === undefined ? 2 : 0;
+      return 0;
     }
     case "-V":
     case "--version":

@@ -1,0 +1,51 @@
+/** Black-box: the CLI's own surface, no engine needed. */
+import assert from "node:assert/strict";
+import { moat } from "../engine/helpers.ts";
+
+const home = "/nonexistent-moat-home";
+
+Deno.test("moat --version prints the version on stdout", async () => {
+  const r = await moat(["--version"], { home });
+  assert.equal(r.code, 0);
+  assert.match(r.out, /^moat \d+\.\d+\.\d+\n$/);
+  assert.equal(r.stderr, "");
+});
+
+Deno.test("moat --help and moat run --help print usage on stdout and exit 0", async () => {
+  const main = await moat(["--help"], { home });
+  assert.equal(main.code, 0);
+  assert.match(main.out, /moat run \[OPTIONS\] \[WORKSPACE\] \[-- COMMAND \[ARG\.\.\.\]\]/);
+  const run = await moat(["run", "--help"], { home });
+  assert.equal(run.code, 0);
+  for (const opt of ["--sandbox", "--no-sandbox", "--image", "--env", "--name", "--keep", "--interactive"]) {
+    assert.ok(run.out.includes(opt), `run --help documents ${opt}`);
+  }
+});
+
+Deno.test("moat without a command prints usage on stderr and exits 2", async () => {
+  const r = await moat([], { home });
+  assert.equal(r.code, 2);
+  assert.equal(r.out, "");
+  assert.match(r.stderr, /Usage:/);
+});
+
+for (
+  const [label, args, re] of [
+    ["an unknown command", ["frob"], /^moat: Unknown command "frob"\n  See the commands:  moat --help\n$/],
+    ["an unknown option", ["run", "--frob"], /^moat: Unknown option '--frob'/],
+    ["--sandbox with --no-sandbox", ["run", "--sandbox", "--no-sandbox", "--", "true"], /contradict/],
+    [
+      "a workspace that does not exist",
+      ["run", "/no/such/dir", "--", "true"],
+      /^moat: Workspace "\/no\/such\/dir" does not exist/,
+    ],
+    ["a workspace that is a file", ["run", "/etc/hostname", "--", "true"], /is not a directory/],
+  ] as const
+) {
+  Deno.test(`${label} is a usage error: exit 2, nothing on stdout`, async () => {
+    const r = await moat([...args], { home });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.out, "");
+    assert.match(r.stderr, re);
+  });
+}
