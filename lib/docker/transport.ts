@@ -167,7 +167,11 @@ export class EngineHttp {
   /** Ping once (unversioned `GET /_ping`) and settle the API version for the life of this client. */
   apiVersion(): Promise<string> {
     if (this.#pinned) return Promise.resolve(this.#pinned);
-    this.#version ??= this.#negotiate();
+    // A failed ping is not remembered (like systemInfo's cache): the next call pings again.
+    this.#version ??= this.#negotiate().catch((err) => {
+      this.#version = undefined;
+      throw err;
+    });
     return this.#version;
   }
 
@@ -202,11 +206,22 @@ export class EngineHttp {
   ): Promise<{ status: number; body: T }> {
     const res = await this.stream(method, path, opts);
     try {
-      const bytes = await this.#guard(readAll(res.body), opts, method, path);
+      const bytes = await this.#guard(readAll(res.body), opts, method, path, res.close);
       const text = decoder.decode(bytes);
       const type = res.head.headers.get("content-type") ?? "";
-      const body = type.startsWith("application/json") && text.trim() !== "" ? JSON.parse(text) : text;
-      return { status: res.head.status, body: body as T };
+      if (!type.startsWith("application/json") || text.trim() === "") {
+        return { status: res.head.status, body: text as T };
+      }
+      try {
+        return { status: res.head.status, body: JSON.parse(text) as T };
+      } catch {
+        // A proxy's HTML page, a cut stream: say what came back instead of failing inside JSON.parse.
+        throw new EngineUnavailableError(
+          this.url,
+          "other",
+          `${method} ${path} answered with unreadable JSON: ${JSON.stringify(text.slice(0, 120))}`,
+        );
+      }
     } finally {
       res.close();
     }
@@ -237,7 +252,15 @@ export class EngineHttp {
     opts: CallOptions,
     keepReader = false,
   ): Promise<StreamingResponse & { reader: BufferedReader; conn: Conn }> {
-    const conn = await this.#guard(this.transport.connect(), opts, method, path);
+    const connecting = this.transport.connect();
+    let conn: Conn;
+    try {
+      conn = await this.#guard(connecting, opts, method, path);
+    } catch (err) {
+      // Timed out or aborted while connecting: a connection that arrives later must not leak.
+      connecting.then((c) => c.close(), () => {});
+      throw err;
+    }
     let closed = false;
     const close = () => {
       if (closed) return;
@@ -254,7 +277,10 @@ export class EngineHttp {
       await this.#guard(writeAll(conn, bytes), opts, method, path, close);
       const reader = new BufferedReader(conn);
       const head = await this.#guard(reader.readHead(), opts, method, path, close);
-      const framing = keepReader ? { kind: "none" as const } : bodyFraming(method, head);
+      // After a successful upgrade the bytes are the raw stream (left in `reader`); a refused hijack still
+      // has a plain-text body to read for the error message (§3.4).
+      const upgraded = keepReader && (head.status === 101 || head.status === 200);
+      const framing = upgraded ? { kind: "none" as const } : bodyFraming(method, head);
       const raw = readBody(reader, framing);
       const url = this.url;
       const wrapped = (async function* () {
@@ -339,7 +365,7 @@ export class EngineHttp {
   async #throwApiError(method: string, path: string, res: StreamingResponse): Promise<never> {
     let message: string;
     try {
-      const bytes = await readAll(res.body, 1024 * 1024);
+      const bytes = await this.#guard(readAll(res.body, 1024 * 1024), {}, method, path, res.close);
       const text = decoder.decode(bytes).trim();
       const type = res.head.headers.get("content-type") ?? "";
       message = text;

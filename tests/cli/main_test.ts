@@ -31,7 +31,11 @@ Deno.test("moat without a command prints usage on stderr and exits 2", async () 
 
 for (
   const [label, args, re] of [
-    ["an unknown command", ["frob"], /^moat: Unknown command "frob"\n  See the commands:  moat --help\n$/],
+    [
+      "an unknown command",
+      ["frob"],
+      /^moat: Unknown command "frob"\n {2}See the commands: {2}moat --help\n$/,
+    ],
     ["an unknown option", ["run", "--frob"], /^moat: Unknown option '--frob'/],
     ["--sandbox with --no-sandbox", ["run", "--sandbox", "--no-sandbox", "--", "true"], /contradict/],
     [

@@ -40,7 +40,7 @@ Deno.test("ensureImage pulls a missing image and reports progress lines", async 
   await ensureImage(client, "a:1", (l) => lines.push(l));
   assert.deepEqual(calls, ["inspect a:1", "pull a:1", "inspect a:1"]);
   assert.match(lines[0]!, /not on the engine; pulling/);
-  assert.match(lines[1]!, /Pulling a:1: layer1 Downloading \[==>  \] 1MB\/4MB/);
+  assert.match(lines[1]!, /Pulling a:1: layer1 Downloading \[==> {2}\] 1MB\/4MB/);
 });
 
 Deno.test("ensureImage without a registry explains air-gapped use", async () => {
