@@ -1,0 +1,323 @@
+/** The run lifecycle against the fake engine: order, output, exit codes, failures and interrupts. */
+import assert from "node:assert/strict";
+import { DockerClient } from "../../lib/docker/client.ts";
+import { unixTransport } from "../../lib/docker/transport.ts";
+import { EngineApiError, ImageMissingError, SandboxUnavailableError } from "../../lib/errors.ts";
+import {
+  ContainerStartError,
+  driveRun,
+  InterruptedError,
+  type LifecycleIO,
+} from "../../lib/run/lifecycle.ts";
+import { planContainer, type RunSpec } from "../../lib/run/plan.ts";
+import { FakeEngine, frame } from "../fake_engine.ts";
+
+const ID = "a".repeat(64);
+const dec = new TextDecoder();
+
+const spec: RunSpec = {
+  runId: "0123456789ab",
+  name: undefined,
+  image: "img",
+  command: ["sh"],
+  env: {},
+  workspace: "/w",
+  user: "1000:1000",
+  runtime: "runsc",
+  interactive: false,
+  moatVersion: "0.0.0",
+};
+
+/** Sinks that collect bytes (copying: the lifecycle reuses its buffers). */
+function collectingIO(stdin?: Uint8Array) {
+  const out: number[] = [], err: number[] = [], record: [number, string][] = [];
+  let flushes = 0;
+  let fed = false;
+  const io: LifecycleIO = {
+    stdout: { write: (b) => Promise.resolve(void out.push(...b)) },
+    stderr: { write: (b) => Promise.resolve(void err.push(...b)) },
+    record: {
+      output: (s, d) => Promise.resolve(void record.push([s, dec.decode(d)])),
+      flush: () => Promise.resolve(void flushes++),
+    },
+    now: () => 1,
+    ...(stdin
+      ? {
+        stdin: {
+          read(p: Uint8Array) {
+            if (fed) return Promise.resolve(null);
+            fed = true;
+            p.set(stdin);
+            return Promise.resolve(stdin.byteLength);
+          },
+        },
+      }
+      : {}),
+  };
+  return {
+    io,
+    stdout: () => dec.decode(new Uint8Array(out)),
+    stderr: () => dec.decode(new Uint8Array(err)),
+    record,
+    flushes: () => flushes,
+  };
+}
+
+const noHooks = { onCreated: () => Promise.resolve(), onStarted: () => Promise.resolve() };
+const opts = (signal = new AbortController().signal, keep = false) => ({
+  keep,
+  interrupt: signal,
+  stopGraceSeconds: 1,
+});
+
+/**
+ * A well-behaved engine: the attach stream sends `initial` with the 101 head, the output frames after
+ * start, then closes; the wait answers `exitCode` once the output is done.
+ */
+function scriptEngine(
+  engine: FakeEngine,
+  o: { frames: Uint8Array[]; exitCode: number; initial?: Uint8Array },
+) {
+  const started = Promise.withResolvers<void>();
+  const outputDone = Promise.withResolvers<void>();
+  let waitSeenBeforeStart = false;
+  engine.on("POST /containers/create", { status: 201, json: { Id: ID, Warnings: [] } });
+  engine.on("POST /containers/:id/attach", async (_req, res) => {
+    const h = await res.hijack(o.initial ? { initial: o.initial } : {});
+    await Promise.race([started.promise, res.delay(5000)]);
+    for (const f of o.frames) await h.write(f);
+    outputDone.resolve();
+  });
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await Promise.race([outputDone.promise, res.delay(5000)]);
+    await res.chunk(JSON.stringify({ StatusCode: o.exitCode }) + "\n");
+    await res.endChunks();
+  });
+  engine.on("POST /containers/:id/start", (_req, res) => {
+    waitSeenBeforeStart = engine.requestsTo("POST /containers/:id/wait").length === 1;
+    started.resolve();
+    return res.empty(204);
+  });
+  engine.on("GET /containers/:id/json", {
+    status: 200,
+    json: { Id: ID, Name: "/x", State: {}, Config: {}, HostConfig: { Runtime: "runsc" } },
+  });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  engine.on("POST /containers/:id/stop", (_req, res) => {
+    outputDone.resolve();
+    return res.empty(204);
+  });
+  return { waitSeenBeforeStart: () => waitSeenBeforeStart, started, outputDone };
+}
+
+const clientFor = (engine: FakeEngine) =>
+  new DockerClient(unixTransport(engine.endpoint), { timeoutMs: 3000 });
+
+Deno.test("a run goes create → attach → wait → start, pumps output, returns the exit code, then removes", async () => {
+  await using engine = await FakeEngine.start();
+  const script = scriptEngine(engine, {
+    frames: [frame(1, "out\n"), frame(2, "err\n"), frame(1, "more")],
+    exitCode: 7,
+  });
+  const c = collectingIO();
+  const outcome = await driveRun(clientFor(engine), planContainer(spec), c.io, noHooks, opts());
+  assert.equal(outcome.exitCode, 7);
+  assert.equal(outcome.containerId, ID);
+  assert.equal(outcome.runtime, "runsc");
+  assert.equal(outcome.removed, true);
+  assert.equal(c.stdout(), "out\nmore");
+  assert.equal(c.stderr(), "err\n");
+  assert.deepEqual(c.record, [[1, "out\n"], [2, "err\n"], [1, "more"]]);
+  assert.ok(c.flushes() >= 1);
+  assert.ok(script.waitSeenBeforeStart(), "the wait was registered before start");
+  const calls = engine.calls().filter((x) => !x.startsWith("GET /containers/"));
+  assert.deepEqual(calls, [
+    "GET /_ping",
+    "POST /containers/create",
+    `POST /containers/${ID}/attach`,
+    `POST /containers/${ID}/wait`,
+    `POST /containers/${ID}/start`,
+    `DELETE /containers/${ID}`,
+  ]);
+  const create = engine.requestsTo("POST /containers/create")[0]!;
+  assert.equal(create.query.get("name"), "moat-0123456789ab");
+  assert.equal((create.json as { HostConfig: { Runtime: string } }).HostConfig.Runtime, "runsc");
+});
+
+Deno.test("output that arrives together with the 101 head is not lost", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { initial: frame(1, "early "), frames: [frame(1, "late")], exitCode: 0 });
+  const c = collectingIO();
+  await driveRun(clientFor(engine), planContainer(spec), c.io, noHooks, opts());
+  assert.equal(c.stdout(), "early late");
+});
+
+Deno.test("--keep leaves the container in place", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [], exitCode: 0 });
+  const outcome = await driveRun(
+    clientFor(engine),
+    planContainer(spec),
+    collectingIO().io,
+    noHooks,
+    opts(undefined, true),
+  );
+  assert.equal(outcome.removed, false);
+  assert.equal(engine.requestsTo("DELETE /containers/:id").length, 0);
+});
+
+Deno.test("stdin is piped to the container and its EOF half-closes the attach connection", async () => {
+  await using engine = await FakeEngine.start();
+  const started = Promise.withResolvers<void>();
+  const done = Promise.withResolvers<void>();
+  scriptEngine(engine, { frames: [], exitCode: 0 });
+  engine.on("POST /containers/:id/start", (_req, res) => {
+    started.resolve();
+    return res.empty(204);
+  });
+  engine.on("POST /containers/:id/attach", async (req, res) => {
+    assert.equal(req.query.get("stdin"), "1");
+    const h = await res.hijack();
+    await Promise.race([started.promise, res.delay(5000)]);
+    const got = await h.readToEof(res.delay(5000));
+    await h.writeFrame(1, `got:${dec.decode(got ?? new Uint8Array())}`);
+    done.resolve();
+  });
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await Promise.race([done.promise, res.delay(5000)]);
+    await res.chunk('{"StatusCode":0}\n');
+    await res.endChunks();
+  });
+  const c = collectingIO(new TextEncoder().encode("hello"));
+  await driveRun(clientFor(engine), planContainer({ ...spec, interactive: true }), c.io, noHooks, opts());
+  assert.equal(c.stdout(), "got:hello");
+});
+
+Deno.test("a start failure for a missing command is exit 127 and the container is still removed", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [], exitCode: 0 });
+  engine.on("POST /containers/:id/start", {
+    status: 400,
+    json: {
+      message: 'OCI runtime start failed: error finding executable "nope" in PATH: no such file or directory',
+    },
+  });
+  await assert.rejects(
+    driveRun(clientFor(engine), planContainer(spec), collectingIO().io, noHooks, opts()),
+    (err: unknown) =>
+      err instanceof ContainerStartError && err.exitCode === 127 && /not found/.test(err.message),
+  );
+  assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+});
+
+Deno.test("a runtime failure at start is exit 125 with a way to reproduce it", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [], exitCode: 0 });
+  engine.on("POST /containers/:id/start", {
+    status: 500,
+    json: { message: "OCI runtime start failed: cannot run with network enabled in root network namespace" },
+  });
+  await assert.rejects(
+    driveRun(clientFor(engine), planContainer(spec), collectingIO().io, noHooks, opts()),
+    (err: unknown) =>
+      err instanceof ContainerStartError && err.exitCode === 125 &&
+      /docker run --rm --runtime=runsc/.test(err.hint ?? ""),
+  );
+  assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+});
+
+const createFailures: [string, number, string, (e: unknown) => boolean][] = [
+  [
+    "a 409 name conflict",
+    409,
+    'Conflict. The container name "/moat-x" is already in use',
+    (e) =>
+      e instanceof EngineApiError && e.isConflict && e.method === "POST" && e.path === "/containers/create",
+  ],
+  ["a 404 image", 404, "No such image: img:latest", (e) => e instanceof ImageMissingError],
+  [
+    "a 400 unknown runtime",
+    400,
+    "unknown or invalid runtime name: runsc",
+    (e) => e instanceof SandboxUnavailableError,
+  ],
+  [
+    "a 500",
+    500,
+    "something broke",
+    (e) => e instanceof EngineApiError && e.status === 500 && /something broke/.test(e.message),
+  ],
+];
+for (const [label, status, message, check] of createFailures) {
+  Deno.test(`${label} on create is reported and nothing else is attempted`, async () => {
+    await using engine = await FakeEngine.start();
+    scriptEngine(engine, { frames: [], exitCode: 0 });
+    engine.on("POST /containers/create", { status, json: { message } });
+    await assert.rejects(
+      driveRun(clientFor(engine), planContainer(spec), collectingIO().io, noHooks, opts()),
+      check,
+    );
+    assert.deepEqual(engine.calls(), ["GET /_ping", "POST /containers/create"]);
+  });
+}
+
+Deno.test("an interrupt between create and start removes the container and never starts it", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [], exitCode: 0 });
+  const ctl = new AbortController();
+  const hooks = {
+    onCreated: () => Promise.resolve(ctl.abort("SIGTERM")),
+    onStarted: () => Promise.resolve(),
+  };
+  await assert.rejects(
+    driveRun(clientFor(engine), planContainer(spec), collectingIO().io, hooks, opts(ctl.signal)),
+    (err: unknown) => err instanceof InterruptedError && err.exitCode === 143 && err.containerId === ID,
+  );
+  assert.equal(engine.requestsTo("POST /containers/:id/start").length, 0);
+  assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+});
+
+Deno.test("an interrupt while running stops the container, exits 130 and removes it", async () => {
+  await using engine = await FakeEngine.start();
+  const script = scriptEngine(engine, { frames: [frame(1, "partial")], exitCode: 143 });
+  const ctl = new AbortController();
+  const hooks = {
+    onCreated: () => Promise.resolve(),
+    onStarted: () => {
+      // Interrupt once the command is running; the fake ends the output only when stopped.
+      script.started.promise.then(() => ctl.abort("SIGINT"));
+      return Promise.resolve();
+    },
+  };
+  // Hold the output open until the stop arrives.
+  engine.on("POST /containers/:id/attach", async (_req, res) => {
+    const h = await res.hijack();
+    await Promise.race([script.started.promise, res.delay(5000)]);
+    await h.writeFrame(1, "partial");
+    await Promise.race([script.outputDone.promise, res.delay(5000)]);
+  });
+  const c = collectingIO();
+  const outcome = await driveRun(clientFor(engine), planContainer(spec), c.io, hooks, opts(ctl.signal));
+  assert.equal(outcome.interrupted, "SIGINT");
+  assert.equal(outcome.exitCode, 130);
+  assert.equal(c.stdout(), "partial");
+  const stop = engine.requestsTo("POST /containers/:id/stop");
+  assert.equal(stop.length, 1);
+  assert.equal(stop[0]!.query.get("t"), "1");
+  assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+});
+
+Deno.test("an interrupt before anything was created creates nothing", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [], exitCode: 0 });
+  const ctl = new AbortController();
+  ctl.abort("SIGINT");
+  await assert.rejects(
+    driveRun(clientFor(engine), planContainer(spec), collectingIO().io, noHooks, opts(ctl.signal)),
+    (err: unknown) =>
+      err instanceof InterruptedError && err.exitCode === 130 && err.containerId === undefined,
+  );
+  assert.deepEqual(engine.calls(), []);
+});
