@@ -32,12 +32,13 @@ const median = (xs: number[]) => {
 };
 
 const deno = Deno.execPath();
-const moat = (args: string[]) => [deno, ["run", "-A", `${root}main.ts`, ...args]] as const;
+type Cmd = [string, string[]];
+const moat = (args: string[]): Cmd => [deno, ["run", "-A", `${root}main.ts`, ...args]];
 const pairs: {
   name: string;
   target: number;
-  a: readonly [string, string[]];
-  b: readonly [string, string[]];
+  a: Cmd;
+  b: Cmd;
 }[] = [
   {
     name: "run true (gVisor)",
