@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { MoatError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
 import { driveRun, type Sink } from "../run/lifecycle.ts";
 import { FALLBACK_HOME, needsFallbackHome, parseEnvArg, planContainer, type RunSpec } from "../run/plan.ts";
@@ -296,6 +296,17 @@ async function prepareAndRun(
         spinner.stop();
         await store.update({ state: "running", startedAt: new Date().toISOString() });
       },
+      onRemoved: async (removed) => {
+        await store.update({ removed });
+        if (!removed) {
+          const id = store.record.containerId ?? "";
+          say(
+            `moat: warning: container ${
+              id.slice(0, 12)
+            } could not be removed; remove it with:  docker rm -f ${id}`,
+          );
+        }
+      },
     }, { keep: opts.keep, interrupt: controller.signal, stopGraceSeconds: 5 });
     await store.close();
     await store.update({
@@ -303,7 +314,6 @@ async function prepareAndRun(
       exitCode: outcome.exitCode,
       signal: outcome.interrupted ?? null,
       runtime: outcome.runtime ?? store.record.runtime,
-      removed: outcome.removed,
       finishedAt: new Date().toISOString(),
     });
     if (outcome.interrupted) {
@@ -322,10 +332,8 @@ async function prepareAndRun(
       state: interrupted ? "interrupted" : "failed",
       signal: interrupted,
       error: err instanceof Error ? err.message : String(err),
-      removed: !opts.keep && store.record.containerId !== null,
       finishedAt: new Date().toISOString(),
     }).catch(() => {});
-    if (err instanceof MoatError) throw err;
     throw err;
   } finally {
     for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);

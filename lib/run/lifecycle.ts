@@ -28,6 +28,8 @@ export interface LifecycleHooks {
   onCreated(id: string, warnings: string[]): Promise<void>;
   /** The container started (clear the spinner before any output). */
   onStarted(): Promise<void>;
+  /** Removal was attempted (not with `keep`): whether the container is gone. Called on every path. */
+  onRemoved?(removed: boolean): Promise<void>;
 }
 
 export interface LifecycleOptions {
@@ -139,7 +141,7 @@ export async function driveRun(
   const id = created.Id;
   let attach: AttachStream | undefined;
   let wait: PendingWait | undefined;
-  let removed = false;
+  let outcome: RunOutcome | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= client.containerStop(id, opts.stopGraceSeconds).catch(() => client.containerKill(id)).catch(
@@ -169,24 +171,26 @@ export async function driveRun(
     await stopping;
     const runtime = (await inspected)?.HostConfig.Runtime;
     const interrupted = interrupt.aborted ? signalName() : undefined;
-    return {
+    outcome = {
       containerId: id,
       exitCode: interrupted ? interruptedExitCode(interrupted) : result.StatusCode,
       interrupted,
       runtime,
       truncated,
-      removed: !opts.keep,
+      removed: false,
       startedAt,
     };
   } finally {
     interrupt.removeEventListener("abort", stop);
     attach?.close();
     wait?.close();
-    if (!opts.keep && !removed) {
-      removed = true;
-      await client.containerRemove(id).catch(() => {});
+    if (!opts.keep) {
+      const removed = await client.containerRemove(id).then(() => true, () => false);
+      if (outcome) outcome.removed = removed;
+      await hooks.onRemoved?.(removed);
     }
   }
+  return outcome;
 }
 
 /** Demultiplex the attach stream to stdout/stderr and the record, until the engine closes it. */

@@ -321,3 +321,26 @@ Deno.test("an interrupt before anything was created creates nothing", async () =
   );
   assert.deepEqual(engine.calls(), []);
 });
+
+Deno.test("a removal the engine refuses is reported, not hidden", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [], exitCode: 0 });
+  engine.on("DELETE /containers/:id", { status: 500, json: { message: "driver busy" } });
+  const seen: boolean[] = [];
+  const hooks = { ...noHooks, onRemoved: (ok: boolean) => Promise.resolve(void seen.push(ok)) };
+  const outcome = await driveRun(clientFor(engine), planContainer(spec), collectingIO().io, hooks, opts());
+  assert.equal(outcome.removed, false);
+  assert.deepEqual(seen, [false]);
+});
+
+Deno.test("a successful removal is reported once on success and on failure paths", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [], exitCode: 3 });
+  const seen: boolean[] = [];
+  const hooks = { ...noHooks, onRemoved: (ok: boolean) => Promise.resolve(void seen.push(ok)) };
+  const outcome = await driveRun(clientFor(engine), planContainer(spec), collectingIO().io, hooks, opts());
+  assert.equal(outcome.removed, true);
+  engine.on("POST /containers/:id/start", { status: 500, json: { message: "boom" } });
+  await assert.rejects(driveRun(clientFor(engine), planContainer(spec), collectingIO().io, hooks, opts()));
+  assert.deepEqual(seen, [true, true]);
+});
