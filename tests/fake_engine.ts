@@ -106,9 +106,11 @@ export function frame(stream: 0 | 1 | 2 | 3, payload: string | Uint8Array): Uint
   return out;
 }
 
-/** Concatenate byte arrays (and strings, UTF-8 encoded). */
-export function concat(...parts: Array<Uint8Array | string>): Uint8Array {
-  const bytes = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
+/** Concatenate byte arrays, strings (UTF-8 encoded) and lists of byte values. */
+export function concat(...parts: Array<Uint8Array | string | number[]>): Uint8Array {
+  const bytes = parts.map((p) =>
+    typeof p === "string" ? encoder.encode(p) : p instanceof Uint8Array ? p : new Uint8Array(p)
+  );
   const out = new Uint8Array(bytes.reduce((n, b) => n + b.byteLength, 0));
   let off = 0;
   for (const b of bytes) {

@@ -1,21 +1,9 @@
 import assert from "node:assert/strict";
 import { Demuxer, DemuxError, encodeFrame, type Frame, type StreamType } from "../../lib/docker/demux.ts";
+import { concat as bytes } from "../fake_engine.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function bytes(...parts: Array<string | Uint8Array | number[]>): Uint8Array {
-  const bs = parts.map((p) =>
-    typeof p === "string" ? enc.encode(p) : p instanceof Uint8Array ? p : new Uint8Array(p)
-  );
-  const out = new Uint8Array(bs.reduce((n, b) => n + b.byteLength, 0));
-  let off = 0;
-  for (const b of bs) {
-    out.set(b, off);
-    off += b.byteLength;
-  }
-  return out;
-}
 
 /** A frame built by hand (independent of `encodeFrame`, which is itself under test). */
 function frame(type: number, payload: string | Uint8Array): Uint8Array {

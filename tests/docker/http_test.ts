@@ -12,20 +12,10 @@ import {
   type ResponseHead,
   serializeRequest,
 } from "../../lib/docker/http.ts";
+import { concat as bytes } from "../fake_engine.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function bytes(...parts: Array<string | Uint8Array>): Uint8Array {
-  const bs = parts.map((p) => typeof p === "string" ? enc.encode(p) : p);
-  const out = new Uint8Array(bs.reduce((n, b) => n + b.byteLength, 0));
-  let off = 0;
-  for (const b of bs) {
-    out.set(b, off);
-    off += b.byteLength;
-  }
-  return out;
-}
 
 /**
  * A `ByteSource` that hands out the given segments one `read` at a time (a segment larger than the
