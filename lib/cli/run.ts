@@ -8,7 +8,7 @@ import { clientFromEnv, type EngineClient } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import { UsageError } from "../errors.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
-import { driveRun, type Sink } from "../run/lifecycle.ts";
+import { driveRun, InterruptedError, type Sink } from "../run/lifecycle.ts";
 import { FALLBACK_HOME, needsFallbackHome, parseEnvArg, planContainer, type RunSpec } from "../run/plan.ts";
 import { readImagePasswd } from "../run/passwd.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
@@ -161,10 +161,23 @@ export async function runCommand(args: string[]): Promise<number> {
     spinner.stop();
     stderrLine(line);
   };
+  // From here on an interrupt is ours to handle: nothing may be left behind, at any phase.
+  const controller = new AbortController();
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => {
+    const h = () => {
+      if (!controller.signal.aborted) {
+        spinner.stop();
+        controller.abort(sig);
+      }
+    };
+    Deno.addSignalListener(sig, h);
+    return [sig, h] as const;
+  });
   try {
-    return await prepareAndRun(opts, env, spinner, say, tty);
+    return await prepareAndRun(opts, env, spinner, say, tty, controller.signal);
   } finally {
     spinner.stop();
+    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   }
 }
 
@@ -174,7 +187,11 @@ async function prepareAndRun(
   spinner: Spinner,
   say: (line: string) => void,
   tty: boolean,
+  interrupt: AbortSignal,
 ): Promise<number> {
+  const checkInterrupt = () => {
+    if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason), undefined);
+  };
   const workspace = await resolveWorkspace(opts.workspace);
   const { config } = await loadConfig(workspace.path);
   const decision = decideSandbox({
@@ -216,17 +233,20 @@ async function prepareAndRun(
 
   spinner.text(`Checking image ${image}…`);
   let pullLineShown = false;
+  checkInterrupt();
   const imageInfo = await ensureImage(client, image, (line) => {
     if (tty) spinner.text(line);
     else if (!pullLineShown) {
       pullLineShown = true;
       stderrLine(`moat: ${line}`);
     }
-  });
+  }, interrupt);
+  checkInterrupt();
 
   if (needsFallbackHome(runEnv, user.uid, undefined)) {
     const passwd = await readImagePasswd(client, home, imageInfo.Id, image);
     if (needsFallbackHome(runEnv, user.uid, passwd)) runEnv["HOME"] = FALLBACK_HOME;
+    checkInterrupt();
   }
 
   const runId = newRunId();
@@ -268,17 +288,6 @@ async function prepareAndRun(
     moatVersion: VERSION,
   });
 
-  const controller = new AbortController();
-  const handlers: [Deno.Signal, () => void][] = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => {
-    const h = () => {
-      if (!controller.signal.aborted) {
-        spinner.stop();
-        controller.abort(sig);
-      }
-    };
-    Deno.addSignalListener(sig, h);
-    return [sig, h];
-  });
   spinner.text("Starting container…");
   try {
     const outcome = await driveRun(client, plan, {
@@ -307,7 +316,7 @@ async function prepareAndRun(
           );
         }
       },
-    }, { keep: opts.keep, interrupt: controller.signal, stopGraceSeconds: 5 });
+    }, { keep: opts.keep, interrupt, stopGraceSeconds: 5 });
     await store.close();
     await store.update({
       state: outcome.interrupted ? "interrupted" : "exited",
@@ -327,7 +336,7 @@ async function prepareAndRun(
     return outcome.exitCode;
   } catch (err) {
     await store.close().catch(() => {});
-    const interrupted = controller.signal.aborted ? String(controller.signal.reason) : null;
+    const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
     await store.update({
       state: interrupted ? "interrupted" : "failed",
       signal: interrupted,
@@ -335,7 +344,5 @@ async function prepareAndRun(
       finishedAt: new Date().toISOString(),
     }).catch(() => {});
     throw err;
-  } finally {
-    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   }
 }

@@ -327,3 +327,24 @@ Deno.test("on a terminal a spinner shows until the container starts and is erase
     await s.cleanup();
   }
 });
+
+Deno.test("SIGINT at any moment of startup leaves no container behind", async () => {
+  const s = await scratch();
+  try {
+    for (const delayMs of [0, 100, 250, 400, 600, 900, 1300]) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${ROOT}/main.ts`, "run", ...img, s.ws, "--", "sleep", "30"],
+        env: { MOAT_HOME: s.home },
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      await new Promise((r) => setTimeout(r, delayMs));
+      child.kill("SIGINT");
+      const { code, stderr } = await child.output();
+      assert.equal(code, 130, `after ${delayMs} ms: ${new TextDecoder().decode(stderr)}`);
+      assert.deepEqual(await containersFor(s.ws), [], `no container after an interrupt at ${delayMs} ms`);
+    }
+  } finally {
+    await s.cleanup();
+  }
+});
