@@ -68,7 +68,7 @@ function engineUnavailableHint(endpoint: string, reason: EngineUnavailableReason
     case "permission":
       return [
         `Add yourself to the socket's group:  sudo usermod -aG docker "$USER"   then log in again`,
-        `or check who may use it:  ls -l ${endpoint}`,
+        `or check who may use it:  ls -l ${endpoint.replace(/^unix:\/\//, "")}`,
       ].join("\n");
     case "timeout":
       return "Check the engine with:  docker info\nRaise the limit with:  MOAT_ENGINE_TIMEOUT=30 moat …";
@@ -123,6 +123,25 @@ export class ConfigError extends MoatError {
     hint?: string,
   ) {
     super(`${file}:${line}:${column}: ${path ? `${path}: ` : ""}${problem}`, hint);
+  }
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGPIPE: 13, SIGTERM: 15 };
+
+/** Exit code for a run ended by `signal` (shell convention 128 + number: 130 SIGINT, 143 SIGTERM). */
+export function interruptedExitCode(signal: string): number {
+  return 128 + (SIGNAL_NUMBERS[signal] ?? 0);
+}
+
+/** The user interrupted moat before the command started. Exit 128 + signal number. */
+export class InterruptedError extends MoatError {
+  override readonly exitCode: number;
+  constructor(readonly signal: string, readonly containerId?: string, removed = true) {
+    super(
+      `Interrupted by ${signal} before the command started` +
+        (containerId ? (removed ? "; the container was removed" : "; the container was kept (--keep)") : ""),
+    );
+    this.exitCode = interruptedExitCode(signal);
   }
 }
 

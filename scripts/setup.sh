@@ -27,7 +27,8 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${MOAT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 IMAGE_LABEL=dev.moat.built-by=setup
 NETSTACK_ERR='cannot run with network enabled in root network namespace'
-APT_PACKAGES=(docker.io busybox-static debootstrap)
+# debian-archive-keyring: the trixie runsc download and debootstrap verify against it (absent on Ubuntu).
+APT_PACKAGES=(docker.io busybox-static debootstrap debian-archive-keyring)
 
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null 2>&1 ||
@@ -71,8 +72,13 @@ if command -v deno >/dev/null 2>&1; then
   [[ $deno_have == "$DENO_VERSION" ]] ||
     note "deno is $deno_have, the project pins $DENO_VERSION (left as is)"
 else
-  command -v npm >/dev/null 2>&1 ||
-    die "deno is missing and npm is not available to install it (npm install -g deno@$DENO_VERSION)"
+  if ! command -v npm >/dev/null 2>&1; then
+    # Deno is installed from the npm registry; a bare Debian/Ubuntu has no npm, so take Debian's.
+    say "installing npm (apt) to install deno"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm
+    did "apt-get installed npm"
+  fi
   say "installing deno $DENO_VERSION with npm"
   npm install -g "deno@$DENO_VERSION"
   hash -r

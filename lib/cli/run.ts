@@ -6,10 +6,18 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { UsageError } from "../errors.ts";
+import { InterruptedError, UsageError } from "../errors.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
-import { driveRun, InterruptedError, type Sink } from "../run/lifecycle.ts";
-import { FALLBACK_HOME, needsFallbackHome, parseEnvArg, planContainer, type RunSpec } from "../run/plan.ts";
+import { driveRun, type Sink } from "../run/lifecycle.ts";
+import {
+  FALLBACK_HOME,
+  needsFallbackHome,
+  parseEnvArg,
+  planContainer,
+  runLabels,
+  type RunSpec,
+  type UserRef,
+} from "../run/plan.ts";
 import { readImagePasswd } from "../run/passwd.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
 import { moatHome, newRunId, RunStore } from "../store/records.ts";
@@ -134,7 +142,7 @@ async function resolveWorkspace(
   return { path, uid: st.uid, gid: st.gid };
 }
 
-function parseUser(user: string): { user: string; uid: number | undefined } {
+function parseUser(user: string): { user: string; who: UserRef } {
   if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(user)) {
     throw new UsageError(
       `User "${user}" is not of the form UID[:GID] or NAME[:GROUP]`,
@@ -142,7 +150,7 @@ function parseUser(user: string): { user: string; uid: number | undefined } {
     );
   }
   const first = user.split(":")[0]!;
-  return { user, uid: /^\d+$/.test(first) ? Number(first) : undefined };
+  return { user, who: /^\d+$/.test(first) ? Number(first) : first };
 }
 
 /** `moat run …` → exit code. */
@@ -211,12 +219,15 @@ async function prepareAndRun(
     if (kv) runEnv[kv[0]] = kv[1];
   }
   const image = chooseImage(opts.image, config.image, env);
+  if (image.trim() === "") {
+    throw new UsageError("The image name is empty", "Name one:  --image debian:bookworm-slim");
+  }
   const home = moatHome(env);
   const user = opts.user !== undefined
     ? parseUser(opts.user)
     : workspace.uid === null
-    ? { user: "", uid: undefined }
-    : { user: `${workspace.uid}:${workspace.gid ?? workspace.uid}`, uid: workspace.uid };
+    ? { user: "", who: undefined }
+    : { user: `${workspace.uid}:${workspace.gid ?? workspace.uid}`, who: workspace.uid };
 
   const client: EngineClient = clientFromEnv(env);
   const endpoint = endpointUrl(client.endpoint);
@@ -243,12 +254,6 @@ async function prepareAndRun(
   }, interrupt);
   checkInterrupt();
 
-  if (needsFallbackHome(runEnv, user.uid, undefined)) {
-    const passwd = await readImagePasswd(client, home, imageInfo.Id, image);
-    if (needsFallbackHome(runEnv, user.uid, passwd)) runEnv["HOME"] = FALLBACK_HOME;
-    checkInterrupt();
-  }
-
   const runId = newRunId();
   const name = opts.name ?? config.name;
   const command = opts.command ?? config.command;
@@ -264,6 +269,11 @@ async function prepareAndRun(
     interactive: opts.interactive,
     moatVersion: VERSION,
   };
+  if (needsFallbackHome(runEnv, user.who, undefined)) {
+    const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
+    if (needsFallbackHome(runEnv, user.who, passwd)) runEnv["HOME"] = FALLBACK_HOME;
+    checkInterrupt();
+  }
   const plan = planContainer(spec);
 
   const store = await RunStore.create(home, {

@@ -2,7 +2,7 @@
  * Find and read the workspace's config file: `moat.yaml`, else `agent.yaml`. This is the I/O edge; the
  * parser (YAML + zod) is imported only when a file exists, so runs without a config never load it.
  */
-import { MoatError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import type { LoadedConfig } from "./types.ts";
 
 export const CONFIG_FILES = ["moat.yaml", "agent.yaml"] as const;
@@ -15,7 +15,7 @@ export async function loadConfig(workspace: string): Promise<LoadedConfig> {
       text = await Deno.readTextFile(file);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) continue;
-      throw new MoatError(
+      throw new UsageError(
         `Cannot read config ${file}: ${err instanceof Error ? err.message : String(err)}`,
         `Check the file's permissions:  ls -l ${file}`,
       );

@@ -15,7 +15,12 @@ const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const schema = z.strictObject({
   name: z.optional(z.string().check(z.regex(NAME))),
   image: z.optional(z.string().check(z.minLength(1))),
-  command: z.optional(z.union([z.string().check(z.minLength(1)), z.array(z.string()).check(z.minLength(1))])),
+  command: z.optional(
+    z.union([
+      z.string().check(z.minLength(1)),
+      z.array(z.union([z.string(), z.number(), z.boolean()])).check(z.minLength(1)),
+    ]),
+  ),
   env: z.optional(
     z.record(z.string().check(z.regex(ENV_KEY)), z.union([z.string(), z.number(), z.boolean()])),
   ),
@@ -71,7 +76,15 @@ export function parseConfig(text: string, file: string): MoatConfig {
   }
   const value = doc.toJS();
   const result = schema.safeParse(value);
-  if (result.success) return normalise(result.data);
+  if (result.success) {
+    // Numbers and booleans in `env` and `command` are passed on as written (`1.50` stays "1.50").
+    const asWritten = (path: (string | number)[], v: string | number | boolean) => {
+      if (typeof v === "string") return v;
+      const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+      return node?.range ? text.slice(node.range[0], node.range[1]) : String(v);
+    };
+    return normalise(result.data, asWritten);
+  }
 
   const issue = result.error.issues[0]!;
   const path = issue.path.map(String);
@@ -95,7 +108,9 @@ export function parseConfig(text: string, file: string): MoatConfig {
     : doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
   const { line, col } = at(node?.range?.[0] ?? findKeyNode(root, path)?.range?.[0]);
   const top = path[0] ?? "";
-  const got = describeValue(getPath(value, path));
+  const got = issue.code === "invalid_key"
+    ? JSON.stringify(path.at(-1))
+    : describeValue(getPath(value, path));
   const expected = top === "env" && issue.code === "invalid_key"
     ? "an environment variable name (letters, digits and _, not starting with a digit)"
     : top === "env" && path.length === 2
@@ -113,15 +128,21 @@ export function parseConfig(text: string, file: string): MoatConfig {
   );
 }
 
-function normalise(data: z.infer<typeof schema>): MoatConfig {
+function normalise(
+  data: z.infer<typeof schema>,
+  asWritten: (path: (string | number)[], v: string | number | boolean) => string,
+): MoatConfig {
   const out: MoatConfig = {};
   if (data.name !== undefined) out.name = data.name;
   if (data.image !== undefined) out.image = data.image;
   if (data.command !== undefined) {
-    out.command = typeof data.command === "string" ? ["/bin/sh", "-c", data.command] : data.command;
+    const cmd = data.command;
+    out.command = typeof cmd === "string"
+      ? ["/bin/sh", "-c", cmd]
+      : cmd.map((v, i) => asWritten(["command", i], v));
   }
   if (data.env !== undefined) {
-    out.env = Object.fromEntries(Object.entries(data.env).map(([k, v]) => [k, String(v)]));
+    out.env = Object.fromEntries(Object.entries(data.env).map(([k, v]) => [k, asWritten(["env", k], v)]));
   }
   if (data.sandbox !== undefined) out.sandbox = data.sandbox;
   if (data.runtime !== undefined) out.runtime = data.runtime;

@@ -132,6 +132,12 @@ export function engineTimeoutMs(env: Record<string, string | undefined>): number
 export function clientFromEnv(env: Record<string, string | undefined>): DockerClient {
   const endpoint = resolveEndpoint(env);
   const pinned = env["DOCKER_API_VERSION"]?.trim();
+  if (pinned && !/^\d+\.\d+$/.test(pinned)) {
+    throw new UsageError(
+      `DOCKER_API_VERSION "${pinned}" is not an API version such as 1.44`,
+      "Unset it to let moat negotiate:  unset DOCKER_API_VERSION",
+    );
+  }
   return new DockerClient(unixTransport(endpoint), {
     timeoutMs: engineTimeoutMs(env),
     ...(pinned ? { apiVersion: pinned } : {}),

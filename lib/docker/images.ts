@@ -1,5 +1,5 @@
 /** Image operations (swagger ImageInspect, ImageCreate). */
-import { EngineApiError, MoatError } from "../errors.ts";
+import { EngineApiError, InterruptedError, MoatError } from "../errors.ts";
 import type { EngineHttp } from "./transport.ts";
 import type { ImageInspect } from "./types.ts";
 
@@ -60,6 +60,9 @@ export async function imageCreate(
     }
     onProgress(msg);
   };
+  // Closing the connection is how a pull is cancelled (the daemon ties the pull to the request, §3.3).
+  const cancel = () => res.close();
+  signal?.addEventListener("abort", cancel, { once: true });
   try {
     for await (const part of res.body) {
       pending += decoder.decode(part, { stream: true });
@@ -68,7 +71,12 @@ export async function imageCreate(
       for (const line of lines) handle(line);
     }
     handle(pending + decoder.decode());
+  } catch (err) {
+    if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? "SIGINT"));
+    throw err;
   } finally {
+    signal?.removeEventListener("abort", cancel);
     res.close();
   }
+  if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? "SIGINT"));
 }

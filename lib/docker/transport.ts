@@ -4,7 +4,7 @@
  * (docs/docker-engine-api.md §3.3). Operation modules (`containers.ts`, `images.ts`, `system.ts`) only
  * say which method, path and statuses; this module does the rest.
  */
-import { EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
+import { EngineApiError, EngineUnavailableError, InterruptedError, MoatError } from "../errors.ts";
 import { type Endpoint, endpointUrl } from "./endpoint.ts";
 import {
   bodyFraming,
@@ -329,7 +329,7 @@ export class EngineHttp {
       if (signal) {
         onSignal = () => {
           onAbort?.();
-          reject(signal.reason ?? new MoatError("Interrupted"));
+          reject(new InterruptedError(String(signal.reason ?? "SIGINT")));
         };
         if (signal.aborted) onSignal();
         else signal.addEventListener("abort", onSignal, { once: true });

@@ -4,7 +4,7 @@
  */
 import type { EngineClient, PullProgress } from "../docker/client.ts";
 import type { ImageInspect } from "../docker/types.ts";
-import { ImageMissingError, MoatError } from "../errors.ts";
+import { ImageMissingError, InterruptedError, MoatError } from "../errors.ts";
 
 /** The image used when neither `--image`, config `image:` nor `MOAT_IMAGE` names one. */
 export const DEFAULT_IMAGE = "debian:bookworm-slim";
@@ -33,7 +33,7 @@ export async function ensureImage(
       if (text) progress(`Pulling ${ref}: ${text}`);
     }, signal);
   } catch (err) {
-    if (signal?.aborted) throw err;
+    if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? "SIGINT"));
     const why = err instanceof MoatError ? err.message : String(err);
     throw new ImageMissingError(
       ref,

@@ -4,9 +4,18 @@
  * Attaching and registering the wait before start is what guarantees no output and no exit is missed.
  */
 import type { AttachStream, EngineClient, PendingWait } from "../docker/client.ts";
-import { Demuxer } from "../docker/demux.ts";
+import { Demuxer, DemuxError } from "../docker/demux.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
-import { EngineApiError, ImageMissingError, MoatError, SandboxUnavailableError } from "../errors.ts";
+import {
+  EngineApiError,
+  ImageMissingError,
+  InterruptedError,
+  interruptedExitCode,
+  MoatError,
+  SandboxUnavailableError,
+} from "../errors.ts";
+
+export { InterruptedError };
 
 /** Where output goes. `write` must consume the bytes before resolving (they are reused afterwards). */
 export interface Sink {
@@ -51,26 +60,6 @@ export interface RunOutcome {
   truncated: boolean;
   removed: boolean;
   startedAt: Date | undefined;
-}
-
-const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
-
-/** The run was interrupted before the container started; it was removed. Exit 128 + signal number. */
-export class InterruptedError extends MoatError {
-  override readonly exitCode: number;
-  constructor(readonly signal: string, readonly containerId: string | undefined) {
-    super(
-      `Interrupted by ${signal} before the command started${
-        containerId ? "; the container was removed" : ""
-      }`,
-    );
-    this.exitCode = 128 + (SIGNAL_NUMBERS[signal] ?? 0);
-  }
-}
-
-/** Exit code for a run interrupted by `signal` (130 for SIGINT, 143 for SIGTERM). */
-export function interruptedExitCode(signal: string): number {
-  return 128 + (SIGNAL_NUMBERS[signal] ?? 0);
 }
 
 /** The container was created but the runtime could not start the command (docker's 125/126/127). */
@@ -150,10 +139,10 @@ export async function driveRun(
   };
   try {
     await hooks.onCreated(id, created.Warnings ?? []);
-    if (interrupt.aborted) throw new InterruptedError(signalName(), id);
+    if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
     attach = await client.containerAttach(id, { stdin: io.stdin !== undefined });
     wait = await client.containerWait(id, "next-exit");
-    if (interrupt.aborted) throw new InterruptedError(signalName(), id);
+    if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
     try {
       await client.containerStart(id);
     } catch (err) {
@@ -166,7 +155,21 @@ export async function driveRun(
     await hooks.onStarted();
     const inspected = client.maybeContainerInspect(id).catch(() => undefined);
     if (io.stdin) pumpStdin(io.stdin, attach);
-    const { truncated } = await pumpOutput(attach, io);
+    // A reader that went away (`moat run … | head -1`) gets pipe semantics: the command receives SIGPIPE.
+    const { truncated } = await pumpOutput(
+      attach,
+      io,
+      () => client.containerKill(id, "SIGPIPE").catch(() => {}),
+    )
+      .catch((err) => {
+        if (!(err instanceof DemuxError)) throw err;
+        throw new MoatError(
+          `The engine's output stream for container ${
+            id.slice(0, 12)
+          } is not in the format moat reads: ${err.message}`,
+          "Check which engine answers:  docker version   and report this with its output",
+        );
+      });
     const result = await wait.result;
     await stopping;
     const runtime = (await inspected)?.HostConfig.Runtime;
@@ -193,16 +196,34 @@ export async function driveRun(
   return outcome;
 }
 
-/** Demultiplex the attach stream to stdout/stderr and the record, until the engine closes it. */
-async function pumpOutput(attach: AttachStream, io: LifecycleIO): Promise<{ truncated: boolean }> {
+/**
+ * Demultiplex the attach stream to stdout/stderr and the record, until the engine closes it. A sink whose
+ * reader is gone (broken pipe) is skipped from then on, `onClosed` is called once, and the record keeps
+ * everything.
+ */
+async function pumpOutput(
+  attach: AttachStream,
+  io: LifecycleIO,
+  onClosed: () => void,
+): Promise<{ truncated: boolean }> {
   const demux = new Demuxer();
+  const closed = new Set<Sink>();
   for (;;) {
     const chunk = await attach.reader.readSome();
     if (chunk === null) break;
     const t = io.now();
     for (const frame of demux.push(chunk)) {
       // 0 (stdin echo) and 1 go to stdout; 2 and the daemon's own errors (3) to stderr (§6.1).
-      await (frame.stream === 2 || frame.stream === 3 ? io.stderr : io.stdout).write(frame.data);
+      const sink = frame.stream === 2 || frame.stream === 3 ? io.stderr : io.stdout;
+      if (!closed.has(sink)) {
+        try {
+          await sink.write(frame.data);
+        } catch (err) {
+          if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+          if (closed.size === 0) onClosed();
+          closed.add(sink);
+        }
+      }
       await io.record.output(frame.stream, frame.data, t);
     }
     await io.record.flush();

@@ -11,7 +11,8 @@ export async function readImagePasswd(
   client: EngineClient,
   home: string,
   imageId: string,
-  image: string,
+  labels: Record<string, string>,
+  runtime: string | undefined,
 ): Promise<string | undefined> {
   const key = imageId.replace(/^sha256:/, "").replace(/[^a-f0-9]/g, "").slice(0, 64);
   const cacheFile = `${home}/cache/passwd/${key}`;
@@ -20,16 +21,14 @@ export async function readImagePasswd(
     return cached.startsWith("absent\n") ? undefined : cached.slice("present\n".length);
   } catch { /* not cached yet */ }
 
+  // The probe carries the run's labels (so `docker ps --filter label=dev.moat.run-id=…` finds it) and the
+  // run's runtime, though it is never started.
   const { Id } = await client.containerCreate({
     Image: imageId,
     // Never started: the command only has to be non-empty for create to accept an image without CMD.
     Cmd: ["/moat-passwd-probe"],
-    Labels: {
-      [`${LABEL_PREFIX}managed`]: "true",
-      [`${LABEL_PREFIX}probe`]: "passwd",
-      [`${LABEL_PREFIX}image`]: image,
-    },
-    HostConfig: {},
+    Labels: { ...labels, [`${LABEL_PREFIX}probe`]: "passwd" },
+    HostConfig: runtime === undefined ? {} : { Runtime: runtime },
   });
   let passwd: string | undefined;
   try {

@@ -72,14 +72,18 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
   return { name: containerName(spec), body };
 }
 
+/** Who the process runs as, for a passwd lookup: a numeric uid or a user name. */
+export type UserRef = number | string;
+
 /**
- * The home directory `/etc/passwd` gives `uid`, or `undefined` when the image has no usable one for it
- * (no entry, or `/`, or `/nonexistent`). Pure.
+ * The home directory `/etc/passwd` gives `who` (uid or name), or `undefined` when the image has no usable
+ * one for it (no entry, or `/`, or `/nonexistent`). Pure.
  */
-export function homeFromPasswd(passwd: string, uid: number): string | undefined {
+export function homeFromPasswd(passwd: string, who: UserRef): string | undefined {
   for (const line of passwd.split("\n")) {
     const f = line.split(":");
-    if (f.length < 7 || Number(f[2]) !== uid || f[2] === "") continue;
+    if (f.length < 7 || f[2] === "") continue;
+    if (typeof who === "number" ? Number(f[2]) !== who : f[0] !== who) continue;
     const home = f[5]!;
     if (home === "" || home === "/" || home.startsWith("/nonexistent")) return undefined;
     return home;
@@ -93,12 +97,12 @@ export function homeFromPasswd(passwd: string, uid: number): string | undefined 
  */
 export function needsFallbackHome(
   env: Record<string, string>,
-  uid: number | undefined,
+  who: UserRef | undefined,
   passwd: string | undefined,
 ) {
   if ("HOME" in env) return false;
-  if (uid === undefined || uid === 0) return false;
-  return passwd === undefined || homeFromPasswd(passwd, uid) === undefined;
+  if (who === undefined || who === 0 || who === "root") return false;
+  return passwd === undefined || homeFromPasswd(passwd, who) === undefined;
 }
 
 /** Parse `-e KEY=VALUE` / `-e KEY` (the latter takes KEY from moat's own environment, like docker). */

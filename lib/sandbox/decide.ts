@@ -41,13 +41,18 @@ export function decideSandbox(inputs: SandboxInputs): SandboxDecision {
       "Keep one: --sandbox runs under gVisor, --no-sandbox runs without it",
     );
   }
-  const runtime = runtimeName(config.runtime, env);
+  // The runtime name matters (and is checked) only when the sandbox is on.
+  const on = (source: DecisionSource): SandboxDecision => ({
+    sandbox: "gvisor",
+    runtime: runtimeName(config.runtime, env),
+    source,
+  });
   if (flags.noSandbox) return { sandbox: "none", source: "flag" };
-  if (flags.sandbox) return { sandbox: "gvisor", runtime, source: "flag" };
+  if (flags.sandbox) return on("flag");
   if (config.sandbox === "none") return { sandbox: "none", source: "config" };
-  if (config.sandbox === "gvisor") return { sandbox: "gvisor", runtime, source: "config" };
+  if (config.sandbox === "gvisor") return on("config");
   if (envNoSandbox(env)) return { sandbox: "none", source: "env" };
-  return { sandbox: "gvisor", runtime, source: "default" };
+  return on("default");
 }
 
 function envNoSandbox(env: Record<string, string | undefined>): boolean {
@@ -131,7 +136,7 @@ export function gvisorMissingError(
     `     { "runtimes": { "${name}": { "path": "/usr/bin/runsc" } } }`,
     `   or let runsc write it:  sudo runsc install --runtime ${name}`,
     `   then reload the engine:  sudo systemctl reload docker   (no systemd: sudo kill -HUP "$(pidof dockerd)")`,
-    `3. Verify:  moat doctor   or   docker info --format '{{json .Runtimes}}'   (must list "${name}")`,
+    `3. Verify:  docker info --format '{{json .Runtimes}}'   (must list "${name}"), then run moat again`,
     ``,
     `To run without gVisor, knowingly (isolation is then only a plain container):`,
     `   for one run:           add --no-sandbox to the moat command`,

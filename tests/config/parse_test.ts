@@ -20,7 +20,16 @@ const ok: [string, string, unknown][] = [
   ["a string command runs through sh -c", "command: echo hi && ls\n", {
     command: ["/bin/sh", "-c", "echo hi && ls"],
   }],
-  ["env scalars become strings", "env:\n  N: 1\n  B: true\n  S: x\n", { env: { N: "1", B: "true", S: "x" } }],
+  [
+    "env scalars become strings as written",
+    "env:\n  N: 1.50\n  B: true\n  S: x\n  BIG: 12345678901234567890\n",
+    {
+      env: { N: "1.50", B: "true", S: "x", BIG: "12345678901234567890" },
+    },
+  ],
+  ["numbers in a command list are arguments as written", "command: [sleep, 1.0]\n", {
+    command: ["sleep", "1.0"],
+  }],
   ["sandbox gvisor", "sandbox: gvisor\n", { sandbox: "gvisor" }],
 ];
 for (const [label, text, expected] of ok) {
@@ -68,7 +77,7 @@ const bad: [string, string, number, number, string, RegExp, RegExp?][] = [
     "env.A",
     /must be a string, number or boolean; got a list/,
   ],
-  ["an invalid env name", "env:\n  1X: y\n", 2, 3, "env.1X", /environment variable name/],
+  ["an invalid env name", "env:\n  1X: y\n", 2, 3, "env.1X", /environment variable name .*; got "1X"/],
   [
     "command must not be a map",
     "command:\n  a: b\n",

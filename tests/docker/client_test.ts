@@ -5,7 +5,13 @@ import { Demuxer, type StreamType } from "../../lib/docker/demux.ts";
 import type { BufferedReader } from "../../lib/docker/http.ts";
 import { splitImageReference } from "../../lib/docker/images.ts";
 import { unixTransport } from "../../lib/docker/transport.ts";
-import { EngineApiError, EngineUnavailableError, MoatError, UsageError } from "../../lib/errors.ts";
+import {
+  EngineApiError,
+  EngineUnavailableError,
+  InterruptedError,
+  MoatError,
+  UsageError,
+} from "../../lib/errors.ts";
 import { concat, FakeEngine, frame } from "../fake_engine.ts";
 
 const enc = new TextEncoder();
@@ -746,6 +752,35 @@ Deno.test("imageCreate throws an in-band error after a 200", async () => {
   assert.match(err.message, /manifest for nope:latest not found/);
   assert.equal(seen.length, 1);
   assert.equal(engine.requests.at(-1)!.query.get("tag"), "latest");
+});
+
+Deno.test("an interrupt while a pull downloads cancels it at once as an InterruptedError", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("POST /images/create", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await res.chunk('{"status":"Downloading","id":"l1"}\r\n');
+    await res.delay(10_000); // a slow registry; the client must not wait for it
+  });
+  const ctl = new AbortController();
+  const err = await rejection(
+    clientFor(engine).imageCreate("a:1", () => ctl.abort("SIGINT"), ctl.signal),
+    InterruptedError,
+  );
+  assert.equal(err.exitCode, 130);
+});
+
+Deno.test("an interrupt before the engine answers a pull is an InterruptedError too", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("POST /images/create", async (_req, res) => {
+    await res.delay(10_000);
+  });
+  const ctl = new AbortController();
+  setTimeout(() => ctl.abort("SIGTERM"), 50);
+  const err = await rejection(
+    clientFor(engine, 20_000).imageCreate("a:1", () => {}, ctl.signal),
+    InterruptedError,
+  );
+  assert.equal(err.exitCode, 143);
 });
 
 Deno.test("splitImageReference separates name and tag the way the engine wants them", () => {

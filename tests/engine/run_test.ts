@@ -154,6 +154,26 @@ Deno.test("files the command creates in the workspace belong to the workspace ow
   }
 });
 
+Deno.test("--user overrides the owner, and a named user without a home gets HOME=/tmp", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", "--user", "nobody", s.ws, "--", "sh", "-c", 'id -un; echo "$HOME"'], {
+      home: s.home,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.out.trim().split("\n"), ["nobody", "/tmp"]);
+    const ids = await docker(
+      "ps",
+      "-aq",
+      "--filter",
+      `label=dev.moat.workspace=${await Deno.realPath(s.ws)}`,
+    );
+    assert.equal(ids.trim(), "", "the passwd probe container is removed too");
+  } finally {
+    await s.cleanup();
+  }
+});
+
 Deno.test("-i pipes stdin to the command and its EOF ends the command's input", async () => {
   const s = await scratch();
   try {
@@ -344,6 +364,28 @@ Deno.test("SIGINT at any moment of startup leaves no container behind", async ()
       assert.equal(code, 130, `after ${delayMs} ms: ${new TextDecoder().decode(stderr)}`);
       assert.deepEqual(await containersFor(s.ws), [], `no container after an interrupt at ${delayMs} ms`);
     }
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("closing moat's stdout early ends the command with SIGPIPE (exit 141) and removes the container", async () => {
+  const s = await scratch();
+  try {
+    // moat's own exit status goes through a file: the pipeline's status is head's.
+    const script =
+      `'${Deno.execPath()}' run -A '${ROOT}/main.ts' run --image ${TEST_IMAGE} '${s.ws}' -- seq 10000000; echo $? > '${s.home}/code'`;
+    const r = await new Deno.Command("sh", {
+      args: ["-c", `(${script}) | head -n 1`],
+      env: { MOAT_HOME: s.home },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(new TextDecoder().decode(r.stdout), "1\n");
+    const stderr = new TextDecoder().decode(r.stderr);
+    assert.doesNotMatch(stderr, /internal error/);
+    assert.equal((await Deno.readTextFile(`${s.home}/code`)).trim(), "141", stderr);
+    assert.deepEqual(await containersFor(s.ws), []);
   } finally {
     await s.cleanup();
   }

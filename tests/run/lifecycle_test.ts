@@ -344,3 +344,28 @@ Deno.test("a successful removal is reported once on success and on failure paths
   await assert.rejects(driveRun(clientFor(engine), planContainer(spec), collectingIO().io, hooks, opts()));
   assert.deepEqual(seen, [true, true]);
 });
+
+Deno.test("a stdout reader that goes away sends the command SIGPIPE, and the record keeps all output", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [frame(1, "a"), frame(2, "e"), frame(1, "b")], exitCode: 141 });
+  engine.on("POST /containers/:id/kill", { status: 204 });
+  const c = collectingIO();
+  c.io.stdout = { write: () => Promise.reject(new Deno.errors.BrokenPipe("pipe closed")) };
+  const outcome = await driveRun(clientFor(engine), planContainer(spec), c.io, noHooks, opts());
+  assert.equal(outcome.exitCode, 141);
+  const kills = engine.requestsTo("POST /containers/:id/kill");
+  assert.equal(kills.length, 1, "one SIGPIPE, not one per frame");
+  assert.equal(kills[0]!.query.get("signal"), "SIGPIPE");
+  assert.equal(c.stderr(), "e", "stderr still flows");
+  assert.deepEqual(c.record, [[1, "a"], [2, "e"], [1, "b"]]);
+});
+
+Deno.test("an attach stream that is not multiplexed is a clear error and the container is removed", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [new TextEncoder().encode("plain text, no headers")], exitCode: 0 });
+  await assert.rejects(
+    driveRun(clientFor(engine), planContainer(spec), collectingIO().io, noHooks, opts()),
+    /output stream for container a{12} is not in the format moat reads/,
+  );
+  assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+});

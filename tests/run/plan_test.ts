@@ -77,25 +77,38 @@ const passwd =
   "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n" +
   "node:x:1000:1000::/home/node:/bin/sh\nweird:x:1001:1001::/:/bin/sh\n";
 
-const homes: [number, string | undefined][] = [[0, "/root"], [1000, "/home/node"], [65534, undefined], [
-  1001,
-  undefined,
-], [4242, undefined]];
+const homes: [number | string, string | undefined][] = [
+  ["node", "/home/node"],
+  ["nobody", undefined],
+  ["ghost", undefined],
+  [0, "/root"],
+  [1000, "/home/node"],
+  [65534, undefined],
+  [
+    1001,
+    undefined,
+  ],
+  [4242, undefined],
+];
 for (const [uid, home] of homes) {
   Deno.test(`homeFromPasswd gives uid ${uid} the home ${home}`, () => {
     assert.equal(homeFromPasswd(passwd, uid), home);
   });
 }
 
-const fallback: [string, Record<string, string>, number | undefined, string | undefined, boolean][] = [
-  ["root never needs it", {}, 0, undefined, false],
-  ["a user set HOME", { HOME: "/x" }, 4242, passwd, false],
-  ["uid with a home in the image", {}, 1000, passwd, false],
-  ["uid without an entry", {}, 4242, passwd, true],
-  ["uid whose home is /nonexistent", {}, 65534, passwd, true],
-  ["image without passwd", {}, 1000, undefined, true],
-  ["named user (uid unknown)", {}, undefined, passwd, false],
-];
+const fallback: [string, Record<string, string>, number | string | undefined, string | undefined, boolean][] =
+  [
+    ["root never needs it", {}, 0, undefined, false],
+    ["a user set HOME", { HOME: "/x" }, 4242, passwd, false],
+    ["uid with a home in the image", {}, 1000, passwd, false],
+    ["uid without an entry", {}, 4242, passwd, true],
+    ["uid whose home is /nonexistent", {}, 65534, passwd, true],
+    ["image without passwd", {}, 1000, undefined, true],
+    ["no user known", {}, undefined, passwd, false],
+    ["root by name", {}, "root", undefined, false],
+    ["a named user with a home", {}, "node", passwd, false],
+    ["a named user whose home is /nonexistent", {}, "nobody", passwd, true],
+  ];
 for (const [label, env, uid, pw, expected] of fallback) {
   Deno.test(`fallback HOME: ${label}`, () => {
     assert.equal(needsFallbackHome(env, uid, pw), expected);
