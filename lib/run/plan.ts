@@ -25,6 +25,8 @@ export interface RunSpec {
   runtime: string | undefined;
   interactive: boolean;
   moatVersion: string;
+  /** The moat process driving the run; labelled so a container whose owner died can be found. */
+  owner?: { pid: number; bootId: string };
 }
 
 /** The labels every container moat creates carries; `dev.moat.managed=true` finds them all. */
@@ -38,6 +40,10 @@ export function runLabels(spec: RunSpec): Record<string, string> {
     [`${LABEL_PREFIX}version`]: spec.moatVersion,
   };
   if (spec.name) labels[`${LABEL_PREFIX}name`] = spec.name;
+  if (spec.owner) {
+    labels[`${LABEL_PREFIX}owner-pid`] = String(spec.owner.pid);
+    labels[`${LABEL_PREFIX}boot-id`] = spec.owner.bootId;
+  }
   return labels;
 }
 

@@ -11,6 +11,14 @@ import { MoatError } from "../errors.ts";
 
 export type RunState = "creating" | "created" | "running" | "exited" | "interrupted" | "failed";
 
+/** The moat process responsible for a run: a pid is only meaningful with its boot and start time. */
+export interface Owner {
+  pid: number;
+  bootId: string;
+  /** Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22), against pid reuse. */
+  startTicks: number;
+}
+
 /** Schema version 1 of `run.json`. Fields are only ever added. */
 export interface RunRecord {
   schema: 1;
@@ -35,6 +43,10 @@ export interface RunRecord {
   startedAt: string | null;
   finishedAt: string | null;
   moatVersion: string;
+  /** The process that drives the run (the `moat run`, or the recorder of a detached run). */
+  owner?: Owner | null;
+  /** Started with `moat run -d`. */
+  detached?: boolean;
 }
 
 /** `MOAT_HOME`, else `~/.moat`. Pure. */
@@ -94,6 +106,37 @@ export function* decodeOutput(
   }
 }
 
+/** Read one record; `undefined` when the run does not exist or its record is unreadable. */
+export async function maybeReadRecord(home: string, id: string): Promise<RunRecord | undefined> {
+  try {
+    const rec = JSON.parse(await Deno.readTextFile(`${home}/runs/${id}/run.json`));
+    return rec && typeof rec === "object" && rec.id === id ? rec as RunRecord : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every readable record under `home`, newest first. Unreadable entries are skipped. */
+export async function listRecords(home: string): Promise<RunRecord[]> {
+  const ids: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${home}/runs`)) if (e.isDirectory) ids.push(e.name);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw new MoatError(
+      `Cannot read run records in ${home}/runs: ${err instanceof Error ? err.message : String(err)}`,
+      `Check the directory:  ls -ld ${home}/runs`,
+    );
+  }
+  const records = await Promise.all(ids.map((id) => maybeReadRecord(home, id)));
+  return sortNewestFirst(records.filter((r): r is RunRecord => r !== undefined));
+}
+
+/** Newest first by creation time, id as tie-break. Pure. */
+export function sortNewestFirst(records: RunRecord[]): RunRecord[] {
+  return [...records].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
+}
+
 /** Writes one run's files. Every method awaits its I/O, which is the backpressure. */
 export class RunStore {
   readonly dir: string;
@@ -101,6 +144,12 @@ export class RunStore {
   #output: Deno.FsFile | undefined;
   #buf = new Uint8Array(64 * 1024 + OUTPUT_HEADER_SIZE);
   #used = 0;
+
+  /** Open an existing run's record for updates (e.g. by `moat stop`, or a detached run's recorder). */
+  static async open(home: string, id: string): Promise<RunStore | undefined> {
+    const record = await maybeReadRecord(home, id);
+    return record ? new RunStore(`${home}/runs/${id}`, record) : undefined;
+  }
 
   private constructor(dir: string, record: RunRecord) {
     this.dir = dir;

@@ -1,0 +1,58 @@
+/**
+ * What every command needs from the edge: environment, MOAT_HOME, an engine client made on demand, and
+ * output helpers. Commands print results on stdout and everything else on stderr.
+ */
+import { clientFromEnv, type DockerClient } from "../docker/client.ts";
+import { moatHome } from "../store/records.ts";
+
+const encoder = new TextEncoder();
+
+export interface CliContext {
+  env: Record<string, string | undefined>;
+  home: string;
+  /** Created on first use, so commands that never need the engine never touch it. */
+  client(): DockerClient;
+  /** Write to stdout (all of it). */
+  out(text: string): Promise<void>;
+  /** One line on stderr. */
+  note(line: string): void;
+  stdoutIsTerminal: boolean;
+}
+
+export function cliContext(): CliContext {
+  const env = Deno.env.toObject();
+  let client: DockerClient | undefined;
+  return {
+    env,
+    get home() {
+      return moatHome(env);
+    },
+    client: () => client ??= clientFromEnv(env),
+    async out(text: string) {
+      const bytes = encoder.encode(text);
+      let off = 0;
+      while (off < bytes.byteLength) off += await Deno.stdout.write(bytes.subarray(off));
+    },
+    note(line: string) {
+      Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    },
+    stdoutIsTerminal: Deno.stdout.isTerminal(),
+  };
+}
+
+/** "3s", "5m", "2h", "4d" since `iso`. Pure given `now`. */
+export function formatAge(iso: string, now: number): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/** Left-aligned columns separated by two spaces. Pure. */
+export function formatTable(header: string[], rows: string[][]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
+  return all.map((r) => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i]!)).join("  ").trimEnd())
+    .join("\n") + "\n";
+}

@@ -1,0 +1,18 @@
+import assert from "node:assert/strict";
+import { currentOwner, isOwnerAlive, startTicksFromStat } from "../../lib/store/owner.ts";
+
+Deno.test("startTicksFromStat reads field 22 even when the command name has spaces and parentheses", () => {
+  const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+  const stat = `1234 (my (odd) name) ${fields.join(" ")}`;
+  assert.equal(startTicksFromStat(stat), 22);
+});
+
+Deno.test("this process is a live owner; a different start time, pid or boot is not", async () => {
+  const me = await currentOwner();
+  assert.equal(me.pid, Deno.pid);
+  assert.ok(me.startTicks > 0);
+  assert.equal(await isOwnerAlive(me), true);
+  assert.equal(await isOwnerAlive({ ...me, startTicks: me.startTicks + 1 }), false);
+  assert.equal(await isOwnerAlive({ ...me, bootId: "another-boot" }), false);
+  assert.equal(await isOwnerAlive({ ...me, pid: 2 ** 22 + 1 }), false);
+});
