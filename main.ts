@@ -6,6 +6,24 @@ import { VERSION } from "./lib/version.ts";
 
 const encoder = new TextEncoder();
 
+type Command = { command(args: string[]): Promise<number> };
+
+/**
+ * Command name → its module, loaded only when used. Literal specifiers, so `deno bundle` includes them.
+ * `run` is imported in `main` directly (the hot path).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  list: () => import("./lib/cli/list.ts"),
+  ls: () => import("./lib/cli/list.ts"),
+  status: () => import("./lib/cli/status.ts"),
+  logs: () => import("./lib/cli/logs.ts"),
+  stop: () => import("./lib/cli/stop.ts"),
+  destroy: () => import("./lib/cli/destroy.ts"),
+  clean: () => import("./lib/cli/clean.ts"),
+  system: () => import("./lib/cli/system.ts"),
+  doctor: () => import("./lib/cli/doctor.ts"),
+};
+
 async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   switch (cmd) {
@@ -31,8 +49,12 @@ async function main(args: string[]): Promise<number> {
       const { runCommand } = await import("./lib/cli/run.ts");
       return await runCommand(rest);
     }
-    default:
-      throw new UsageError(`Unknown command "${cmd}"`, "See the commands:  moat --help");
+    default: {
+      // Each command lives in lib/cli/<file>.ts and exports `command(args)`; loaded only when used.
+      const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+      if (!load) throw new UsageError(`Unknown command "${cmd}"`, "See the commands:  moat --help");
+      return await (await load()).command(rest);
+    }
   }
 }
 

@@ -4,6 +4,8 @@
  *   moat run -- true  vs  docker run --rm --runtime=runsc IMAGE true   ≤ 1.0
  *   moat run --no-sandbox -- true  vs  docker run --rm IMAGE true       ≤ 1.0
  *   moat --version  vs  deno run of an empty script                     ≤ 1.5
+ *   moat list --json (500 runs)  vs  docker ps -a --filter label=dev.moat.managed=true   ≤ 1.5
+ * `MOAT_BENCH_ONLY=list` runs only the measures whose name contains that text.
  */
 const root = new URL("../", import.meta.url).pathname;
 const image = Deno.env.get("MOAT_BENCH_IMAGE") ?? "moat-test/busybox:latest";
@@ -13,13 +15,13 @@ const ws = await Deno.makeTempDir({ prefix: "moat-bench-ws-" });
 const empty = `${home}/empty.ts`;
 await Deno.writeTextFile(empty, "");
 
-async function time(cmd: string, args: string[]): Promise<number> {
+async function time(cmd: string, args: string[], env: Record<string, string> = {}): Promise<number> {
   const t0 = performance.now();
   const { code, stderr } = await new Deno.Command(cmd, {
     args,
     stdout: "null",
     stderr: "piped",
-    env: { MOAT_HOME: home },
+    env: { MOAT_HOME: home, ...env },
   }).output();
   const ms = performance.now() - t0;
   if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(stderr)}`);
@@ -31,8 +33,43 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)]!;
 };
 
+/**
+ * 500 synthetic run records (as `moat run` writes them) in their own MOAT_HOME, for `list --json`: mostly
+ * finished runs, some "running" ones whose owner is gone (so the owner check runs too).
+ */
+const manyHome = `${home}/many`;
+for (let i = 0; i < 500; i++) {
+  const id = i.toString(16).padStart(12, "0");
+  const t = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
+  const inProgress = i % 50 === 0;
+  const record = {
+    schema: 1,
+    id,
+    name: i % 7 === 0 ? `bench-${i}` : null,
+    workspace: ws,
+    image,
+    command: ["sh", "-c", "exit 0"],
+    sandbox: "gvisor",
+    runtime: "runsc",
+    containerId: id.padEnd(64, "0"),
+    state: inProgress ? "running" : "exited",
+    exitCode: inProgress ? null : i % 3,
+    signal: null,
+    error: null,
+    kept: false,
+    removed: !inProgress,
+    createdAt: t,
+    startedAt: t,
+    finishedAt: inProgress ? null : t,
+    moatVersion: "bench",
+    owner: { pid: 1, bootId: "bench-boot-id-that-is-not-this-one", startTicks: 1 },
+  };
+  await Deno.mkdir(`${manyHome}/runs/${id}`, { recursive: true });
+  await Deno.writeTextFile(`${manyHome}/runs/${id}/run.json`, JSON.stringify(record, null, 2) + "\n");
+}
+
 const deno = Deno.execPath();
-type Cmd = [string, string[]];
+type Cmd = [string, string[], Record<string, string>?];
 const moat = (args: string[]): Cmd => [deno, ["run", "-A", `${root}main.ts`, ...args]];
 const pairs: {
   name: string;
@@ -53,15 +90,22 @@ const pairs: {
     b: ["docker", ["run", "--rm", image, "true"]],
   },
   { name: "--version", target: 1.5, a: moat(["--version"]), b: [deno, ["run", empty]] },
+  {
+    name: "list --json (500 runs)",
+    target: 1.5,
+    a: [deno, moat(["list", "--json"])[1], { MOAT_HOME: manyHome }],
+    b: ["docker", ["ps", "-a", "--filter", "label=dev.moat.managed=true"]],
+  },
 ];
+const only = Deno.env.get("MOAT_BENCH_ONLY") ?? "";
 
 console.log(`| measure | moat median ms | baseline median ms | ratio | target |`);
 console.log(`| --- | ---: | ---: | ---: | ---: |`);
-for (const p of pairs) {
+for (const p of pairs.filter((p) => p.name.includes(only))) {
   const a: number[] = [], b: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    a.push(await time(p.a[0], p.a[1]));
-    b.push(await time(p.b[0], p.b[1]));
+    a.push(await time(p.a[0], p.a[1], p.a[2]));
+    b.push(await time(p.b[0], p.b[1], p.b[2]));
   }
   const ratio = median(a) / median(b);
   console.log(

@@ -27,6 +27,7 @@ const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     "--allow-write",
     "--allow-net",
     "--allow-env",
+    "--allow-run",
     "-o",
     `${root}dist/moat`,
     `${root}main.ts`,

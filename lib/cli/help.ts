@@ -5,17 +5,26 @@ export const MAIN_HELP =
   `moat — run a command or coding agent against a workspace, inside a gVisor-sandboxed container
 
 Usage:
-  moat run [OPTIONS] [WORKSPACE] [-- COMMAND [ARG...]]
+  moat COMMAND [OPTIONS]
   moat --version
   moat --help
 
 Commands:
-  run        Run COMMAND in a container with WORKSPACE mounted at /workspace (gVisor by default)
+  run        Run a command in a container with a workspace mounted at /workspace (gVisor by default)
+  list, ls   List runs, newest first
+  status     Engine, gVisor and run counts at a glance
+  logs       Show (or follow) a run's recorded output
+  stop       Stop a run
+  destroy    Remove a run's container and record
+  clean      Remove finished runs and orphaned containers
+  system     Show the containers and images moat uses on the engine
+  doctor     Check that sandboxed runs work here, and say how to fix what does not
 
 Every run is sandboxed with gVisor (runsc) unless you say otherwise with --no-sandbox or
 'sandbox: none' in moat.yaml; when gVisor is not available moat refuses to run.
+The other commands never need gVisor.
 
-Run 'moat run --help' for the options. Docs: docs/reference/cli.md
+Run 'moat COMMAND --help' for a command's options. Docs: docs/reference/cli.md
 `;
 
 export const RUN_HELP = `Usage: moat run [OPTIONS] [WORKSPACE] [-- COMMAND [ARG...]]
@@ -34,6 +43,8 @@ Options:
       --name NAME        Name the run (default: name: in moat.yaml)
   -u, --user UID[:GID]   Run as this user instead of the workspace owner
   -i, --interactive      Pipe moat's stdin to the command (EOF closes the command's stdin)
+  -d, --detach           Start the command in the background: print the run id and return;
+                         the output is still recorded (moat logs -f ID follows it)
       --keep             Keep the container after it exits (for docker inspect / docker logs)
   -h, --help             Show this help
 
@@ -48,4 +59,5 @@ Examples:
   moat run ~/src/app -- npm test
   moat run --no-sandbox -- uname -r          # plain container, host kernel
   echo hi | moat run -i -- cat
+  id=$(moat run -d -- make test) && moat logs -f "$id"
 `;

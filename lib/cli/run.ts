@@ -5,10 +5,11 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient } from "../docker/client.ts";
+import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { InterruptedError, UsageError } from "../errors.ts";
+import { InterruptedError, MoatError, UsageError } from "../errors.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
-import { driveRun, type Sink } from "../run/lifecycle.ts";
+import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
 import {
   FALLBACK_HOME,
   needsFallbackHome,
@@ -20,6 +21,7 @@ import {
 } from "../run/plan.ts";
 import { readImagePasswd } from "../run/passwd.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
+import { currentOwner } from "../store/owner.ts";
 import { moatHome, newRunId, RunStore } from "../store/records.ts";
 import { VERSION } from "../version.ts";
 import { RUN_HELP } from "./help.ts";
@@ -35,6 +37,10 @@ export interface ParsedRunArgs {
   user: string | undefined;
   interactive: boolean;
   keep: boolean;
+  /** `-d`: start the container, print the run id, return; a recorder process records the output. */
+  detach: boolean;
+  /** Internal (hidden): `--record-detached <id>` makes this process the recorder of a detached run. */
+  recordDetached: string | undefined;
   workspace: string | undefined;
   command: string[] | undefined;
 }
@@ -58,6 +64,8 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
         user: { type: "string", short: "u" },
         interactive: { type: "boolean", short: "i" },
         keep: { type: "boolean" },
+        detach: { type: "boolean", short: "d" },
+        "record-detached": { type: "string" },
       },
     });
   } catch (err) {
@@ -89,6 +97,18 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
       "For example:  --name fix-tests",
     );
   }
+  if (values.detach && values.interactive) {
+    throw new UsageError(
+      "-d (detach) and -i (interactive) cannot be combined: a detached run has no stdin",
+      "Drop one of them, e.g.:  moat run -d -- make test",
+    );
+  }
+  if (values["record-detached"] !== undefined && args.length !== 2) {
+    throw new UsageError(
+      "--record-detached is internal to moat run -d and takes nothing else",
+      "Start a detached run with:  moat run -d -- COMMAND",
+    );
+  }
   return {
     help: values.help ?? false,
     sandbox: values.sandbox ?? false,
@@ -99,6 +119,8 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
     user: values.user,
     interactive: values.interactive ?? false,
     keep: values.keep ?? false,
+    detach: values.detach ?? false,
+    recordDetached: values["record-detached"],
     workspace: before[0],
     command: after.length ? after : undefined,
   };
@@ -159,6 +181,10 @@ export async function runCommand(args: string[]): Promise<number> {
   if (opts.help) {
     await fdSink(Deno.stdout).write(encoder.encode(RUN_HELP));
     return 0;
+  }
+  if (opts.recordDetached !== undefined) {
+    const { recordCommand } = await import("./detach.ts");
+    return await recordCommand(moatHome(Deno.env.toObject()), opts.recordDetached);
   }
   const env = Deno.env.toObject();
   const tty = Deno.stderr.isTerminal();
@@ -229,6 +255,10 @@ async function prepareAndRun(
     ? { user: "", who: undefined }
     : { user: `${workspace.uid}:${workspace.gid ?? workspace.uid}`, who: workspace.uid };
 
+  // -d needs to start a recorder process: refuse before anything is created when Deno would not allow it.
+  const detach = opts.detach ? await import("./detach.ts") : undefined;
+  detach?.checkRecorderAllowed();
+
   const client: EngineClient = clientFromEnv(env);
   const endpoint = endpointUrl(client.endpoint);
 
@@ -255,6 +285,7 @@ async function prepareAndRun(
   checkInterrupt();
 
   const runId = newRunId();
+  const owner = await currentOwner();
   const name = opts.name ?? config.name;
   const command = opts.command ?? config.command;
   const spec: RunSpec = {
@@ -268,6 +299,7 @@ async function prepareAndRun(
     runtime,
     interactive: opts.interactive,
     moatVersion: VERSION,
+    owner,
   };
   if (needsFallbackHome(runEnv, user.who, undefined)) {
     const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
@@ -296,7 +328,13 @@ async function prepareAndRun(
     startedAt: null,
     finishedAt: null,
     moatVersion: VERSION,
+    owner,
+    detached: opts.detach,
   });
+
+  if (detach) {
+    return await startDetachedRun(client, plan, store, home, opts.keep, spinner, say, interrupt, detach);
+  }
 
   spinner.text("Starting container…");
   try {
@@ -355,4 +393,64 @@ async function prepareAndRun(
     }).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * `moat run -d` after the checks: create and start the container (a start failure is reported here, with
+ * the same exit codes as `moat run`), hand the run to a recorder process, print the run id, return 0.
+ */
+async function startDetachedRun(
+  client: EngineClient,
+  plan: { name: string; body: ContainerCreateBody },
+  store: RunStore,
+  home: string,
+  keep: boolean,
+  spinner: Spinner,
+  say: (line: string) => void,
+  interrupt: AbortSignal,
+  detach: typeof import("./detach.ts"),
+): Promise<number> {
+  const runId = store.record.id;
+  spinner.text("Starting container…");
+  try {
+    const { containerId } = await startDetached(client, plan, {
+      onCreated: async (id, warnings) => {
+        await store.update({ containerId: id, state: "created" });
+        for (const w of warnings) say(`moat: engine warning: ${w}`);
+      },
+      onStarted: async () => {
+        await store.update({ state: "running", startedAt: new Date().toISOString() });
+      },
+      onRemoved: async (removed) => {
+        await store.update({ removed });
+      },
+    }, { keep, interrupt });
+    // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
+    const failure = await detach.startRecorder(home, runId);
+    if (failure !== undefined) {
+      await client.containerKill(containerId).catch(() => {});
+      const removed = keep ? false : await client.containerRemove(containerId).then(() => true, () => false);
+      await store.update({ removed });
+      throw new MoatError(
+        `The process that records run ${runId} did not start: ${failure}`,
+        "The container was stopped. Run the command in the foreground instead:  moat run -- …",
+      );
+    }
+  } catch (err) {
+    const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
+    await store.update({
+      state: interrupted ? "interrupted" : "failed",
+      signal: interrupted,
+      error: err instanceof Error ? err.message : String(err),
+      finishedAt: new Date().toISOString(),
+    }).catch(() => {});
+    throw err;
+  }
+  spinner.stop();
+  try {
+    await fdSink(Deno.stdout).write(encoder.encode(`${runId}\n`));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+  return 0;
 }

@@ -14,11 +14,12 @@ import type {
   ContainerInspect,
   ContainerSummary,
   ImageInspect,
+  ImageSummary,
   PingResult,
   SystemInfo,
 } from "./types.ts";
 
-export type { AttachStream, PendingWait } from "./containers.ts";
+export type { AttachStream, LogStream, PendingWait } from "./containers.ts";
 export type { PullProgress } from "./images.ts";
 
 export interface EngineClient {
@@ -39,8 +40,13 @@ export interface EngineClient {
   containerStop(id: string, graceSeconds: number): Promise<void>;
   maybeContainerInspect(id: string): Promise<ContainerInspect | undefined>;
   containerRemove(id: string): Promise<void>;
-  containerList(labels: string[]): Promise<ContainerSummary[]>;
+  /** Every container (running or not) carrying all `labels`; `size` adds `SizeRw` (slower). */
+  containerList(labels: string[], opts?: { size?: boolean }): Promise<ContainerSummary[]>;
+  /** The engine's images, optionally filtered (`{ label: ["k=v"] }`). */
+  imageList(filters?: Record<string, string[]>): Promise<ImageSummary[]>;
   maybeContainerFile(id: string, path: string): Promise<Uint8Array | undefined>;
+  /** A container's output stream from its start; `follow` keeps it open while the container runs. */
+  containerLogs(id: string, opts: { follow: boolean; since?: number }): Promise<containers.LogStream>;
 }
 
 export interface ClientOptions {
@@ -103,11 +109,17 @@ export class DockerClient implements EngineClient {
   containerRemove(id: string) {
     return containers.containerRemove(this.http, id);
   }
-  containerList(labels: string[]) {
-    return containers.containerList(this.http, labels);
+  containerList(labels: string[], opts?: { size?: boolean }) {
+    return containers.containerList(this.http, labels, opts);
+  }
+  imageList(filters?: Record<string, string[]>) {
+    return images.imageList(this.http, filters);
   }
   maybeContainerFile(id: string, path: string) {
     return containers.maybeContainerFile(this.http, id, path);
+  }
+  containerLogs(id: string, opts: { follow: boolean; since?: number }) {
+    return containers.containerLogs(this.http, id, opts);
   }
 }
 

@@ -53,6 +53,37 @@ export async function containerAttach(
   };
 }
 
+/** A container's log stream: multiplexed (moat's containers have `Tty: false`), already de-chunked. */
+export interface LogStream {
+  /** The body as it arrives. Slices are valid until the next iteration; frames straddle them at any byte. */
+  body: AsyncGenerator<Uint8Array>;
+  close(): void;
+}
+
+/**
+ * `GET /containers/{id}/logs?stdout=1&stderr=1&timestamps=0[&follow=1][&since=]` → 200, a chunked body in
+ * the multiplexed stream format (swagger ContainerLogs). The logs replay everything from the container's
+ * start; with `follow` the stream stays open until the container stops. The daemon only follows a
+ * container that runs: for one that does not, it sends what is stored and ends. `since` is Unix seconds
+ * (fractions allowed). 404: no such container.
+ */
+export async function containerLogs(
+  http: EngineHttp,
+  id: string,
+  opts: { follow: boolean; since?: number },
+): Promise<LogStream> {
+  const res = await http.stream("GET", `/containers/${id}/logs`, {
+    query: {
+      follow: opts.follow,
+      stdout: true,
+      stderr: true,
+      timestamps: false,
+      since: opts.since === undefined ? undefined : opts.since.toFixed(9).replace(/\.?0+$/, ""),
+    },
+  });
+  return { body: res.body, close: res.close };
+}
+
 /** A registered wait: headers were read (so it is ordered before `start`, §5.5); the result comes later. */
 export interface PendingWait {
   result: Promise<WaitResponse>;
@@ -143,10 +174,19 @@ export async function containerRemove(http: EngineHttp, id: string): Promise<voi
   }
 }
 
-/** `GET /containers/json?all=1&filters={"label":[…]}`: every container carrying all the given labels. */
-export async function containerList(http: EngineHttp, labels: string[]): Promise<ContainerSummary[]> {
+/**
+ * `GET /containers/json?all=1&filters={"label":[…]}[&size=1]`: every container carrying all the given labels.
+ * With `size` the engine also computes each container's `SizeRw`, which walks its layer: slower, so the
+ * call gets four times the usual bound.
+ */
+export async function containerList(
+  http: EngineHttp,
+  labels: string[],
+  opts: { size?: boolean } = {},
+): Promise<ContainerSummary[]> {
   const res = await http.call<ContainerSummary[]>("GET", "/containers/json", {
-    query: { all: true, filters: { label: labels } },
+    query: { all: true, filters: { label: labels }, size: opts.size ? true : undefined },
+    ...(opts.size ? { timeoutMs: http.timeoutMs * 4 } : {}),
   });
   return res.body;
 }

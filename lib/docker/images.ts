@@ -1,7 +1,7 @@
-/** Image operations (swagger ImageInspect, ImageCreate). */
+/** Image operations (swagger ImageInspect, ImageList, ImageCreate). */
 import { EngineApiError, InterruptedError, MoatError } from "../errors.ts";
 import type { EngineHttp } from "./transport.ts";
-import type { ImageInspect } from "./types.ts";
+import type { ImageInspect, ImageSummary } from "./types.ts";
 
 /** `GET /images/{name}/json`; `undefined` when the engine has no such image. */
 export async function maybeImageInspect(http: EngineHttp, name: string): Promise<ImageInspect | undefined> {
@@ -12,6 +12,21 @@ export async function maybeImageInspect(http: EngineHttp, name: string): Promise
     if (err instanceof EngineApiError && err.isNotFound) return undefined;
     throw err;
   }
+}
+
+/**
+ * `GET /images/json[?filters={"label":[…]}]` (swagger ImageList): the engine's top-level images
+ * (intermediate layers are not listed), optionally narrowed by filters such as
+ * `{ label: ["dev.moat.built-by=setup"] }`.
+ */
+export async function imageList(
+  http: EngineHttp,
+  filters?: Record<string, string[]>,
+): Promise<ImageSummary[]> {
+  const res = await http.call<ImageSummary[]>("GET", "/images/json", {
+    query: { filters: filters && Object.keys(filters).length ? filters : undefined },
+  });
+  return res.body;
 }
 
 /** One progress message of a pull (`{"status","id","progress"}` JSON lines). */

@@ -86,6 +86,20 @@ export interface ContainerSummary {
   Status: string;
   Labels: Record<string, string> | null;
   Created: number;
+  /** The image's id (`sha256:…`); `Image` is the reference the container was created with. */
+  ImageID?: string;
+  /** Bytes written in the container's own layer; only with `GET /containers/json?size=1`. */
+  SizeRw?: number;
+}
+
+/** `GET /images/json` item (`ImageSummary`), the fields moat uses. */
+export interface ImageSummary {
+  Id: string;
+  RepoTags: string[] | null;
+  RepoDigests?: string[] | null;
+  Size: number;
+  Created: number;
+  Labels: Record<string, string> | null;
 }
 
 /** `POST /containers/{id}/wait` body. */

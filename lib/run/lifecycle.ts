@@ -247,3 +247,62 @@ function pumpStdin(stdin: NonNullable<LifecycleIO["stdin"]>, attach: AttachStrea
     }
   })();
 }
+
+export interface DetachedStart {
+  containerId: string;
+  startedAt: Date;
+}
+
+/**
+ * The first half of a detached run (`moat run -d`): create → start, nothing attached. The output is
+ * recorded afterwards from the engine's log, which keeps everything from the container's start, so a
+ * recorder that follows the log after `start` misses nothing (recorder.ts). That needs a log driver the
+ * engine can read back: a container created with `LogConfig.Type: "none"` (the daemon's `log-driver`) is
+ * refused before it starts. On any failure the container is removed unless `keep`; `onRemoved` says so.
+ */
+export async function startDetached(
+  client: EngineClient,
+  plan: { name: string; body: ContainerCreateBody },
+  hooks: LifecycleHooks,
+  opts: { keep: boolean; interrupt: AbortSignal },
+): Promise<DetachedStart> {
+  const { interrupt } = opts;
+  const signalName = () => String(interrupt.reason ?? "SIGINT");
+  if (interrupt.aborted) throw new InterruptedError(signalName(), undefined);
+  let created;
+  try {
+    created = await client.containerCreate(plan.body, plan.name);
+  } catch (err) {
+    throw mapCreateError(err, plan.body);
+  }
+  const id = created.Id;
+  let started = false;
+  try {
+    await hooks.onCreated(id, created.Warnings ?? []);
+    const inspected = await client.maybeContainerInspect(id);
+    const logDriver = (inspected?.HostConfig.LogConfig as { Type?: unknown } | undefined)?.Type;
+    if (logDriver === "none") {
+      throw new MoatError(
+        `Cannot record the output of a detached run: the engine's log driver for the container is "none"`,
+        "Run it in the foreground (without -d), or set a log driver in /etc/docker/daemon.json, e.g.:\n" +
+          `  "log-driver": "json-file"   then restart the engine`,
+      );
+    }
+    if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
+    try {
+      await client.containerStart(id);
+    } catch (err) {
+      if (err instanceof EngineApiError) throw classifyStartError(err, plan.body.HostConfig.Runtime);
+      throw err;
+    }
+    started = true;
+    const startedAt = new Date();
+    await hooks.onStarted();
+    return { containerId: id, startedAt };
+  } finally {
+    if (!started && !opts.keep) {
+      const removed = await client.containerRemove(id).then(() => true, () => false);
+      await hooks.onRemoved?.(removed);
+    }
+  }
+}

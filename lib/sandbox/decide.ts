@@ -114,6 +114,20 @@ export function resolveRuntime(
   return name;
 }
 
+/** Steps 1 and 2 of the fail-closed hint (install runsc, register it as `name`); `moat doctor` shows them too. */
+export function gvisorInstallSteps(name: string): string[] {
+  return [
+    `1. Install gVisor (Debian/Ubuntu, from gVisor's own apt repository):`,
+    `     curl -fsSL https://gvisor.dev/archive.key | sudo gpg --dearmor -o /usr/share/keyrings/gvisor-archive-keyring.gpg`,
+    `     echo "deb [arch=$(dpkg --print-architecture) signed-by=/usr/share/keyrings/gvisor-archive-keyring.gpg] https://storage.googleapis.com/gvisor/releases release main" | sudo tee /etc/apt/sources.list.d/gvisor.list`,
+    `     sudo apt-get update && sudo apt-get install -y runsc`,
+    `2. Register it with Docker: add to /etc/docker/daemon.json (keep the keys already there)`,
+    `     { "runtimes": { "${name}": { "path": "/usr/bin/runsc" } } }`,
+    `   or let runsc write it:  sudo runsc install --runtime ${name}`,
+    `   then reload the engine:  sudo systemctl reload docker   (no systemd: sudo kill -HUP "$(pidof dockerd)")`,
+  ];
+}
+
 /** The fail-closed error when gVisor is not registered. Written to be acted on without reading docs. */
 export function gvisorMissingError(
   name: string,
@@ -128,15 +142,9 @@ export function gvisorMissingError(
       ? [`A gVisor runtime is registered as ${others.join(", ")}: select it with MOAT_RUNTIME=${others[0]}`]
       : []),
     ``,
-    `1. Install gVisor (Debian/Ubuntu, from gVisor's own apt repository):`,
-    `     curl -fsSL https://gvisor.dev/archive.key | sudo gpg --dearmor -o /usr/share/keyrings/gvisor-archive-keyring.gpg`,
-    `     echo "deb [arch=$(dpkg --print-architecture) signed-by=/usr/share/keyrings/gvisor-archive-keyring.gpg] https://storage.googleapis.com/gvisor/releases release main" | sudo tee /etc/apt/sources.list.d/gvisor.list`,
-    `     sudo apt-get update && sudo apt-get install -y runsc`,
-    `2. Register it with Docker: add to /etc/docker/daemon.json (keep the keys already there)`,
-    `     { "runtimes": { "${name}": { "path": "/usr/bin/runsc" } } }`,
-    `   or let runsc write it:  sudo runsc install --runtime ${name}`,
-    `   then reload the engine:  sudo systemctl reload docker   (no systemd: sudo kill -HUP "$(pidof dockerd)")`,
-    `3. Verify:  docker info --format '{{json .Runtimes}}'   (must list "${name}"), then run moat again`,
+    ...gvisorInstallSteps(name),
+    `3. Verify:  moat doctor   or   docker info --format '{{json .Runtimes}}'   (must list "${name}")`,
+    `   then run moat again`,
     ``,
     `To run without gVisor, knowingly (isolation is then only a plain container):`,
     `   for one run:           add --no-sandbox to the moat command`,

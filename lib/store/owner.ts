@@ -27,7 +27,11 @@ export async function bootId(): Promise<string> {
 /** This process as an owner. */
 export async function currentOwner(): Promise<Owner> {
   const stat = await readText(`/proc/${Deno.pid}/stat`);
-  return { pid: Deno.pid, bootId: await bootId(), startTicks: (stat ? startTicksFromStat(stat) : undefined) ?? 0 };
+  return {
+    pid: Deno.pid,
+    bootId: await bootId(),
+    startTicks: (stat ? startTicksFromStat(stat) : undefined) ?? 0,
+  };
 }
 
 /** True when the owner process is running now (same boot, same pid, same start time). */

@@ -179,7 +179,8 @@ export class RunStore {
   }
 
   async save(): Promise<void> {
-    const tmp = `${this.dir}/run.json.tmp`;
+    // One temp name per process: a detached run's recorder and `moat stop` may save at the same time.
+    const tmp = `${this.dir}/run.json.${Deno.pid}.tmp`;
     await Deno.writeTextFile(tmp, JSON.stringify(this.record, null, 2) + "\n");
     await Deno.rename(tmp, `${this.dir}/run.json`);
   }

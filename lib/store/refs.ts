@@ -19,7 +19,9 @@ export function resolveRunRef(records: RunRecord[], ref: string): RunRecord {
   const lines = candidates.slice(0, 10).map((r) => `${r.id}  ${r.name ?? "-"}  ${r.state}  ${r.createdAt}`);
   if (candidates.length > 10) lines.push(`… and ${candidates.length - 10} more`);
   throw new UsageError(
-    `"${ref}" matches ${candidates.length} runs: ${byName.length ? "they share the name" : "give more of the id"}`,
+    `"${ref}" matches ${candidates.length} runs: ${
+      byName.length ? "they share the name" : "give more of the id"
+    }`,
     ["Name one by its id:", ...lines.map((l) => `  ${l}`)].join("\n"),
   );
 }

@@ -14,8 +14,11 @@ Deno.test("moat --version prints the version on stdout", async () => {
 Deno.test("moat --help and moat run --help print usage on stdout and exit 0", async () => {
   const main = await moat(["--help"], { home });
   assert.equal(main.code, 0);
-  assert.match(main.out, /moat run \[OPTIONS\] \[WORKSPACE\] \[-- COMMAND \[ARG\.\.\.\]\]/);
+  for (const cmd of ["run", "list", "status", "logs", "stop", "destroy", "clean", "system", "doctor"]) {
+    assert.match(main.out, new RegExp(`^  ${cmd}\\b`, "m"), `moat --help lists ${cmd}`);
+  }
   const run = await moat(["run", "--help"], { home });
+  assert.match(run.out, /moat run \[OPTIONS\] \[WORKSPACE\] \[-- COMMAND \[ARG\.\.\.\]\]/);
   assert.equal(run.code, 0);
   for (const opt of ["--sandbox", "--no-sandbox", "--image", "--env", "--name", "--keep", "--interactive"]) {
     assert.ok(run.out.includes(opt), `run --help documents ${opt}`);

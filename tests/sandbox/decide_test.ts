@@ -92,6 +92,11 @@ Deno.test("resolveRuntime fails closed when runsc is not registered, with instal
       assert.match(hint, /daemon\.json/);
       assert.match(hint, /"runtimes": \{ "runsc": \{ "path": "\/usr\/bin\/runsc" \} \}/);
       assert.match(hint, /docker info/);
+      // Step 3 names both ways to verify: moat's own check and the engine's list.
+      assert.match(
+        hint,
+        /^3\. Verify: {2}moat doctor {3}or {3}docker info --format '\{\{json \.Runtimes\}\}'/m,
+      );
       assert.match(hint, /--no-sandbox/);
       assert.match(hint, /sandbox: none/);
       // The bypass must not assume which moat command the user ran.

@@ -1,0 +1,169 @@
+/**
+ * `moat destroy RUN`: remove a run's containers (its own, a kept one, a leftover passwd probe — every
+ * container labelled `dev.moat.run-id=<id>`) and its record directory. A running run is refused unless
+ * `--force`, which stops it first (as `moat stop` does, so a live owner finishes before its record goes),
+ * then removes it. The record is removed only once every container is gone, so a failed removal can be
+ * retried with the same command.
+ */
+import { parseArgs } from "node:util";
+import { MoatError, UsageError } from "../errors.ts";
+import { ownerOf } from "../run/orphans.ts";
+import { LABEL_PREFIX } from "../run/plan.ts";
+import { isFinal } from "../run/reconcile.ts";
+import { isOwnerAlive } from "../store/owner.ts";
+import { listRecords, type RunRecord } from "../store/records.ts";
+import { resolveRunRef } from "../store/refs.ts";
+import { cliContext } from "./context.ts";
+import { isLive, parseGrace, stopRun } from "./stop.ts";
+
+export const DESTROY_HELP = `Usage: moat destroy [OPTIONS] RUN
+
+Remove a run: its container(s) on the engine and its record (run.json and the recorded output)
+in MOAT_HOME. A run that is still running is refused; stop it first, or pass --force to stop
+and remove it at once.
+
+RUN is a run id, a unique prefix of one, or a run name (required).
+
+The run id is printed on stdout; what was removed goes to stderr.
+
+Options:
+  -f, --force          Stop the run first when it is running (SIGTERM, then SIGKILL)
+  -t, --time SECONDS   With --force: grace period between SIGTERM and SIGKILL (default: 10)
+  -h, --help           Print this help
+
+Exit codes: 0 removed; 2 usage error (no RUN, no such run, ambiguous reference, the run is
+running without --force); 125 the engine could not be asked, or something could not be removed.
+
+Examples:
+  moat destroy 3f2a
+  moat destroy --force fix-tests
+  moat list --json | jq -r '.[] | select(.state == "failed") | .id' | xargs -n1 moat destroy
+`;
+
+export interface ParsedDestroyArgs {
+  help: boolean;
+  force: boolean;
+  time: number;
+  ref: string;
+}
+
+/** Parse `moat destroy` arguments. Pure; throws `UsageError`. */
+export function parseDestroyArgs(args: string[]): ParsedDestroyArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        force: { type: "boolean", short: "f" },
+        time: { type: "string", short: "t" },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(
+      err instanceof Error ? err.message.split("\n")[0]! : String(err),
+      "See:  moat destroy --help",
+    );
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { help: true, force: false, time: 0, ref: "" };
+  if (positionals.length === 0) {
+    throw new UsageError(
+      "moat destroy needs the run to remove",
+      "Name it by id, id prefix or name:  moat destroy RUN   (see the runs:  moat list)",
+    );
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `Unexpected argument "${positionals[1]}": moat destroy takes one run`,
+      `Remove them one at a time:  moat destroy ${positionals[0]}`,
+    );
+  }
+  return {
+    help: false,
+    force: values.force ?? false,
+    time: parseGrace(values.time, "destroy --force"),
+    ref: positionals[0]!,
+  };
+}
+
+/** The refusal for a running run without `--force`. */
+export function runningError(record: RunRecord): UsageError {
+  return new UsageError(
+    `Run ${record.id} is running; moat destroy does not remove a running run`,
+    `Stop it first:  moat stop ${record.id}\nor stop and remove it at once:  moat destroy --force ${record.id}`,
+  );
+}
+
+export async function command(args: string[]): Promise<number> {
+  const opts = parseDestroyArgs(args);
+  const ctx = cliContext();
+  if (opts.help) {
+    await ctx.out(DESTROY_HELP);
+    return 0;
+  }
+  const record = resolveRunRef(await listRecords(ctx.home), opts.ref);
+  const id = record.id;
+  const client = ctx.client();
+  const containers = await client.containerList([
+    `${LABEL_PREFIX}managed=true`,
+    `${LABEL_PREFIX}run-id=${id}`,
+  ]);
+  const owner = record.owner ?? containers.map((c) => ownerOf(c, undefined)).find((o) => o !== undefined);
+  const ownerAlive = owner ? await isOwnerAlive(owner) : false;
+  const live = containers.filter((c) => isLive(c.State));
+  const running = live.length > 0 || (!isFinal(record.state) && ownerAlive);
+  if (running) {
+    if (!opts.force) throw runningError(record);
+    // Stop through the owner-aware path, so a live `moat run` records its end before the record goes.
+    await stopRun(client, ctx.home, record, opts.time, ctx.note).catch((err) => {
+      // A run still starting has no container to stop yet; removal below kills whatever exists by then.
+      if (!(err instanceof MoatError)) throw err;
+      ctx.note(`moat: note: ${err.message}; removing it anyway`);
+    });
+  }
+
+  // Every container of the run as the engine lists it now (a live owner may have removed its own).
+  const ids = running
+    ? (await client.containerList([`${LABEL_PREFIX}managed=true`, `${LABEL_PREFIX}run-id=${id}`])).map((c) =>
+      c.Id
+    )
+    : containers.map((c) => c.Id);
+  const removed: string[] = [];
+  for (const cid of ids) {
+    try {
+      await client.containerRemove(cid);
+      removed.push(cid.slice(0, 12));
+    } catch (err) {
+      throw new MoatError(
+        `Could not remove container ${cid.slice(0, 12)} of run ${id}: ${
+          err instanceof Error ? err.message.split("\n")[0] : String(err)
+        }`,
+        `The record was kept. Remove the container by hand:  docker rm -f ${cid}\nthen:  moat destroy ${id}`,
+        { cause: err },
+      );
+    }
+  }
+  const dir = `${ctx.home}/runs/${id}`;
+  try {
+    await Deno.remove(dir, { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new MoatError(
+        `Could not remove the record of run ${id} (${dir}): ${
+          err instanceof Error ? err.message : String(err)
+        }`,
+        `Check its permissions:  ls -ld ${dir}`,
+      );
+    }
+  }
+  ctx.note(
+    `moat: destroyed run ${id}${record.name ? ` (${record.name})` : ""}: ${
+      removed.length ? `container${removed.length > 1 ? "s" : ""} ${removed.join(", ")} and ` : ""
+    }record removed`,
+  );
+  await ctx.out(`${id}\n`);
+  return 0;
+}

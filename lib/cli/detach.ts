@@ -1,0 +1,157 @@
+/**
+ * The process side of `moat run -d`: start the recorder (lib/run/recorder.ts) as a detached moat process,
+ * wait until it has taken the run over, and the recorder's own entry point — the internal, hidden
+ * `moat run --record-detached <id>`, which is not for people to type.
+ */
+import { clientFromEnv } from "../docker/client.ts";
+import { MoatError } from "../errors.ts";
+import { isFinal } from "../run/reconcile.ts";
+import { recordDetached, recorderInvocation } from "../run/recorder.ts";
+import { currentOwner } from "../store/owner.ts";
+import { maybeReadRecord, RunStore } from "../store/records.ts";
+
+/** The hidden option that makes `moat run` the recorder of a detached run. */
+export const RECORD_DETACHED_OPTION = "--record-detached";
+
+/** How long `moat run -d` waits for its recorder to take the run over. */
+const CLAIM_TIMEOUT_MS = 20_000;
+
+function self(): { execPath: string; mainModule: string; standalone: boolean } {
+  return {
+    execPath: Deno.execPath(),
+    mainModule: Deno.mainModule,
+    standalone: (Deno.build as { standalone?: boolean }).standalone === true,
+  };
+}
+
+/**
+ * Refuse `-d` up front, before anything is created, when Deno would not let moat start its recorder
+ * (moat run without `-A`, or compiled without `--allow-run`).
+ */
+export function checkRecorderAllowed(): void {
+  const { execPath, standalone } = self();
+  const state = Deno.permissions.querySync({ name: "run", command: execPath }).state;
+  if (state === "granted") return;
+  throw new MoatError(
+    `Cannot start the process that records a detached run: Deno does not allow moat to run ${execPath}`,
+    standalone
+      ? "This moat was compiled without --allow-run: run it without -d, or compile it with --allow-run"
+      : `Allow it:  deno run -A …/main.ts run -d …   (or add --allow-run=${execPath})`,
+  );
+}
+
+/**
+ * Start the recorder of run `runId` as its own process group, with no stdio, not waited for, and wait until
+ * it has written itself into the record as the run's owner. On failure the child is killed and the reason
+ * returned.
+ */
+export async function startRecorder(home: string, runId: string): Promise<string | undefined> {
+  const inv = recorderInvocation(self(), runId);
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(inv.command, {
+      args: inv.args,
+      env: { MOAT_HOME: home },
+      detached: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (err) {
+    return `${inv.command} could not be started: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  child.unref();
+  let exited: Deno.CommandStatus | undefined;
+  child.status.then((s) => exited = s, () => {});
+  const claimed = async () => {
+    const rec = await maybeReadRecord(home, runId);
+    // The recorder's first write; a recorder that already finished (a quick command) wrote it too.
+    return rec?.owner?.pid === child.pid;
+  };
+  const deadline = Date.now() + CLAIM_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await claimed()) return undefined;
+    if (exited) {
+      if (await claimed()) return undefined;
+      return `it exited with code ${exited.code} before taking the run over`;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  try {
+    child.kill("SIGKILL");
+  } catch { /* already gone */ }
+  return `it did not take the run over within ${CLAIM_TIMEOUT_MS / 1000} s`;
+}
+
+/**
+ * `moat run --record-detached <id>`: become the run's owner, record its output and exit, remove the
+ * container unless kept, and write the final state. Returns 0 when the exit code was recorded.
+ */
+export async function recordCommand(home: string, runId: string): Promise<number> {
+  // Detached from any terminal: a hangup or ^C meant for the shell that started `moat run -d` is not ours.
+  const ignore = () => {};
+  for (const sig of ["SIGHUP", "SIGINT"] as const) Deno.addSignalListener(sig, ignore);
+  try {
+    return await record(home, runId);
+  } finally {
+    for (const sig of ["SIGHUP", "SIGINT"] as const) Deno.removeSignalListener(sig, ignore);
+  }
+}
+
+async function record(home: string, runId: string): Promise<number> {
+  const store = await RunStore.open(home, runId);
+  if (!store) {
+    throw new MoatError(`There is no record of run ${runId} in ${home}`, "See the runs:  moat list");
+  }
+  const containerId = store.record.containerId;
+  if (!store.record.detached || !containerId || isFinal(store.record.state)) {
+    throw new MoatError(
+      `Run ${runId} is not a detached run in progress`,
+      "The recorder is started by moat run -d; it is not meant to be run by hand",
+    );
+  }
+  await store.update({ owner: await currentOwner() });
+  try {
+    const outcome = await recordDetached(clientFromEnv(Deno.env.toObject()), containerId, {
+      record: store,
+      now: () => Date.now(),
+    }, { keep: store.record.kept });
+    await store.close();
+    const patch = {
+      runtime: outcome.runtime ?? store.record.runtime,
+      removed: outcome.removed,
+      finishedAt: new Date().toISOString(),
+      ...(outcome.error ? { error: outcome.error } : {}),
+    };
+    // Someone may have written the record meanwhile (`moat stop`): merge into what is on disk now, and keep
+    // a final state that is already there.
+    const fresh = (await RunStore.open(home, runId)) ?? store;
+    if (isFinal(fresh.record.state)) {
+      await fresh.update({
+        ...patch,
+        exitCode: fresh.record.exitCode ?? outcome.exitCode,
+        finishedAt: fresh.record.finishedAt ?? patch.finishedAt,
+      });
+    } else {
+      await fresh.update({
+        ...patch,
+        state: outcome.exitCode === null ? "failed" : "exited",
+        exitCode: outcome.exitCode,
+      });
+    }
+    return outcome.exitCode === null ? 125 : 0;
+  } catch (err) {
+    await store.close().catch(() => {});
+    const fresh = (await RunStore.open(home, runId)) ?? store;
+    if (!isFinal(fresh.record.state)) {
+      await fresh.update({
+        state: "failed",
+        error: `The recorder of this detached run failed: ${
+          err instanceof Error ? err.message : String(err)
+        }`,
+        finishedAt: new Date().toISOString(),
+      }).catch(() => {});
+    }
+    throw err;
+  }
+}

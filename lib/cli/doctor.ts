@@ -1,0 +1,282 @@
+/**
+ * `moat doctor`: check, in order, what a sandboxed run needs (engine, API version, runtimes, gVisor, a
+ * probe run under gVisor, the image, MOAT_HOME), print one line each with the fix, and exit 0 when a
+ * sandboxed run would work, 1 otherwise. This is the edge: it gathers facts (stopping at what an earlier
+ * failure makes pointless) and lib/doctor/checks.ts decides. It never prints the no-sandbox warning and
+ * creates no container except the probe, which it removes.
+ */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../config/load.ts";
+import { clientFromEnv, type DockerClient } from "../docker/client.ts";
+import { endpointUrl, resolveEndpoint } from "../docker/endpoint.ts";
+import { EngineApiError, EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
+import {
+  diagnose,
+  doctorExitCode,
+  type DoctorFacts,
+  type Fact,
+  type NameSource,
+  type ProbeFacts,
+  type Problem,
+  renderJson,
+  renderText,
+} from "../doctor/checks.ts";
+import { PROBE_TIMEOUT_MS, runProbe } from "../doctor/probe.ts";
+import { chooseImage, DEFAULT_IMAGE } from "../run/image.ts";
+import { decideSandbox, DEFAULT_RUNTIME } from "../sandbox/decide.ts";
+import { currentOwner } from "../store/owner.ts";
+import { moatHome, newRunId } from "../store/records.ts";
+import { VERSION } from "../version.ts";
+import { cliContext } from "./context.ts";
+
+export const DOCTOR_HELP = `Usage: moat doctor [--json]
+
+Check that a sandboxed run would work here, in order, one line each:
+  Engine       which endpoint (DOCKER_HOST or the default socket) and whether it answers
+  API version  the engine's API version and the one moat uses
+  Runtimes     the OCI runtimes the engine has, and its default
+  gVisor       the gVisor runtime (runtime: in ./moat.yaml, else $MOAT_RUNTIME, else ${DEFAULT_RUNTIME}),
+               its path and runtime arguments; warns when --network=host weakens isolation
+  Probe run    a tiny container under gVisor running 'uname -r; dmesg', proving the kernel is
+               gVisor's; it is removed afterwards and stopped after ${PROBE_TIMEOUT_MS / 1000} s
+  Image        the image runs use (image: in ./moat.yaml, else $MOAT_IMAGE, else ${DEFAULT_IMAGE})
+  MOAT_HOME    where run records go is writable (created if missing)
+
+Each line starts with ✓ (fine), ✗ (broken: the fix follows, indented), ! (works, with a warning and
+what to do about it) or - (skipped because an earlier check failed).
+
+Options:
+      --json     Print { "ok": bool, "checks": [{ "name", "status", "detail", "fix"? }] } instead
+  -h, --help     Show this help
+
+Exit codes: 0 a sandboxed run would work (warnings allowed); 1 it would not; 2 usage error.
+
+Examples:
+  moat doctor
+  moat doctor --json | jq -r '.checks[] | select(.status != "ok") | .name'
+  DOCKER_HOST=unix:///run/user/1000/docker.sock moat doctor
+  MOAT_RUNTIME=runsc-kvm moat doctor
+`;
+
+/** Parse `moat doctor` arguments. Pure; throws `UsageError`. */
+export function parseDoctorArgs(args: string[]): { help: boolean; json: boolean } {
+  try {
+    const { values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: { help: { type: "boolean", short: "h" }, json: { type: "boolean" } },
+    });
+    return { help: values.help ?? false, json: values.json ?? false };
+  } catch (err) {
+    throw new UsageError(
+      err instanceof Error ? err.message.split("\n")[0]! : String(err),
+      "See:  moat doctor --help",
+    );
+  }
+}
+
+function problemOf(err: unknown, extra: Partial<Problem> = {}): Problem {
+  if (err instanceof MoatError) {
+    return {
+      message: err.message,
+      ...(err.hint ? { hint: err.hint } : {}),
+      ...(err instanceof EngineApiError ? { status: err.status } : {}),
+      ...extra,
+    };
+  }
+  return { message: err instanceof Error ? err.message : String(err), ...extra };
+}
+
+async function fact<T>(
+  f: () => Promise<T>,
+  classify: (err: unknown) => Problem = problemOf,
+): Promise<Fact<T>> {
+  try {
+    return { ok: true, value: await f() };
+  } catch (err) {
+    return { ok: false, problem: classify(err) };
+  }
+}
+
+/** Errors that mean the engine cannot be used at all; anything from an engine that answered is not. */
+function engineProblem(client: DockerClient) {
+  return (err: unknown): Problem => {
+    if (err instanceof EngineUnavailableError) return problemOf(err, { unreachable: true });
+    if (err instanceof EngineApiError) return problemOf(err);
+    // A /_ping that answered (and so set the engine's API version) but was refused: an API problem.
+    if (client.http.serverApiVersion !== undefined) return problemOf(err);
+    return problemOf(err, { unreachable: true });
+  };
+}
+
+async function homeFact(env: Record<string, string | undefined>): Promise<DoctorFacts["home"]> {
+  let path: string;
+  try {
+    path = moatHome(env);
+  } catch (err) {
+    return { ok: false, problem: problemOf(err) };
+  }
+  try {
+    let created = false;
+    try {
+      if (!(await Deno.stat(path)).isDirectory) {
+        return { ok: false, path, problem: { message: "it is not a directory" } };
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      await Deno.mkdir(path, { recursive: true, mode: 0o700 });
+      created = true;
+    }
+    const file = await Deno.makeTempFile({ dir: path, prefix: ".moat-doctor-" });
+    await Deno.remove(file);
+    return { ok: true, value: { path, created } };
+  } catch (err) {
+    // Deno's own text ("Not a directory (os error 20): …") says what is wrong; keep only the first line.
+    const message = (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
+    return { ok: false, path, problem: { message } };
+  }
+}
+
+/** Gather everything `diagnose` needs, asking the engine only what the earlier answers allow. */
+export async function gatherFacts(
+  env: Record<string, string | undefined>,
+  cwd: string | undefined,
+): Promise<DoctorFacts> {
+  const home = homeFact(env);
+  const facts: DoctorFacts = {
+    endpoint: await fact(() => {
+      const ep = resolveEndpoint(env);
+      return Promise.resolve({ url: endpointUrl(ep), source: ep.source });
+    }),
+    home: await home,
+  };
+  if (!facts.endpoint.ok) return facts;
+
+  let client: DockerClient;
+  try {
+    client = clientFromEnv(env);
+  } catch (err) {
+    facts.endpoint = { ok: false, problem: problemOf(err) };
+    return facts;
+  }
+  const pinned = env["DOCKER_API_VERSION"]?.trim();
+  if (pinned) facts.pinnedApi = pinned;
+
+  const classify = engineProblem(client);
+  facts.ping = await fact(() => client.systemPing(), classify);
+  if (!facts.ping.ok) return facts;
+  facts.info = await fact(() => client.systemInfo(), classify);
+  if (!facts.info.ok && facts.info.problem.unreachable) return facts;
+
+  // The runtime and image a `moat run` here would use: ./moat.yaml beats the environment beats the default.
+  let config: { runtime?: string; image?: string } = {};
+  let configFile: string | undefined;
+  try {
+    if (cwd !== undefined) {
+      const loaded = await loadConfig(cwd);
+      config = loaded.config;
+      configFile = loaded.file;
+    }
+  } catch (err) {
+    // A broken moat.yaml would stop `moat run` here too; the runtime it names cannot be known.
+    facts.runtime = {
+      ok: false,
+      problem: { hint: "Fix the file, then check again:  moat doctor", ...problemOf(err) },
+    };
+  }
+  if (!facts.runtime) {
+    const source: NameSource = config.runtime ? "config" : env["MOAT_RUNTIME"]?.trim() ? "env" : "default";
+    facts.runtime = await fact(() => {
+      const decision = decideSandbox({
+        flags: { sandbox: true },
+        config: config.runtime ? { runtime: config.runtime } : {},
+        env,
+      });
+      if (decision.sandbox !== "gvisor") throw new Error("unreachable: --sandbox decides gVisor");
+      return Promise.resolve({ name: decision.runtime, source, ...(configFile ? { configFile } : {}) });
+    });
+  }
+  const ref = chooseImage(undefined, config.image, env);
+  const imageSource: NameSource = config.image ? "config" : env["MOAT_IMAGE"]?.trim() ? "env" : "default";
+  const found = await fact(async () => {
+    const inspect = await client.maybeImageInspect(ref);
+    return inspect ? { id: inspect.Id } : undefined;
+  }, classify);
+  facts.image = { ref, source: imageSource, ...(configFile ? { configFile } : {}), found };
+
+  // The probe only when a run could start at all: gVisor registered as such, image present.
+  const partial = diagnose(facts).checks;
+  const gvisorPassed = partial.find((c) => c.name === "gvisor")?.status;
+  if ((gvisorPassed === "ok" || gvisorPassed === "warn") && found.ok && found.value && facts.runtime.ok) {
+    facts.probe = await probeFact(client, ref, facts.runtime.value.name);
+  }
+  return facts;
+}
+
+async function probeFact(
+  client: DockerClient,
+  image: string,
+  runtime: string,
+): Promise<Fact<ProbeFacts>> {
+  // An empty workspace of our own, mounted as a run's would be, owned by us: the probe runs as its owner.
+  let dir: string;
+  try {
+    dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "moat-doctor-" }));
+  } catch (err) {
+    const why = (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
+    return {
+      ok: false,
+      problem: {
+        message: `Cannot create the probe's empty workspace in the temp directory: ${why}`,
+        hint: "Point TMPDIR at a writable directory:  TMPDIR=/path/to/dir moat doctor",
+      },
+    };
+  }
+  // While the probe exists, an interrupt removes it before moat exits (128 + signal).
+  const controller = new AbortController();
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => {
+    const h = () => controller.abort(sig);
+    Deno.addSignalListener(sig, h);
+    return [sig, h] as const;
+  });
+  try {
+    const st = await Deno.stat(dir);
+    const user = st.uid === null ? "" : `${st.uid}:${st.gid ?? st.uid}`;
+    const owner = await currentOwner().catch(() => undefined);
+    return {
+      ok: true,
+      value: await runProbe(client, {
+        runId: newRunId(),
+        image,
+        runtime,
+        workspace: dir,
+        user,
+        ...(owner ? { owner } : {}),
+        moatVersion: VERSION,
+        timeoutMs: PROBE_TIMEOUT_MS,
+        interrupt: controller.signal,
+      }),
+    };
+  } finally {
+    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** `moat doctor [--json]` → 0 when a sandboxed run would work, 1 otherwise. */
+export async function command(args: string[]): Promise<number> {
+  const opts = parseDoctorArgs(args);
+  const ctx = cliContext();
+  if (opts.help) {
+    await ctx.out(DOCTOR_HELP);
+    return 0;
+  }
+  let cwd: string | undefined;
+  try {
+    cwd = Deno.cwd();
+  } catch { /* the directory was removed: no moat.yaml to honour */ }
+  const report = diagnose(await gatherFacts(ctx.env, cwd));
+  await ctx.out(opts.json ? renderJson(report) : renderText(report));
+  return doctorExitCode(report);
+}

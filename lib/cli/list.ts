@@ -1,0 +1,266 @@
+/**
+ * `moat list` (alias `ls`): the runs recorded in MOAT_HOME, newest first, with their states checked against
+ * the engine read-only. The engine is asked once (`GET /containers/json?all=1` filtered by moat's label,
+ * bounded by the client's timeout); containers are matched to records by the `dev.moat.run-id` label. No
+ * record is ever written from here (issue 3): a run that looks lost is shown as `lost`, not recorded so.
+ */
+import type { ContainerSummary } from "../docker/types.ts";
+import { MoatError, UsageError } from "../errors.ts";
+import { LABEL_PREFIX } from "../run/plan.ts";
+import { type EngineView, isFinal, reconcile, type ShownState } from "../run/reconcile.ts";
+import { runIdOf } from "../run/orphans.ts";
+import { bootId, isOwnerAlive } from "../store/owner.ts";
+import { listRecords, type RunRecord } from "../store/records.ts";
+import { type CliContext, cliContext, formatAge, formatTable } from "./context.ts";
+
+export const LIST_HELP = `Usage: moat list [OPTIONS]
+       moat ls [OPTIONS]
+
+List the runs recorded in MOAT_HOME (default: ~/.moat), newest first. Each state is checked
+against the Docker engine with one container listing; no record is changed. When the engine
+cannot be asked, the recorded states are shown and one line on stderr says so (exit 0).
+
+Columns:
+  NAME     the run's --name, or -
+  ID       the run id (any unique prefix of it works as a run reference)
+  STATE    creating, created, running, exited, interrupted, failed, or lost (recorded as in
+           progress, but its container and the moat process that drove it are gone)
+  SANDBOX  gvisor or none, with the runtime the engine ran it with, e.g. gvisor (runsc)
+  IMAGE    the image it ran
+  AGE      time since it was created
+  EXIT     the command's exit code, or - while running or when unknown
+
+Options:
+      --json     Print a JSON array of runs instead (schema: docs/reference/cli.md#moat-list)
+  -h, --help     Print this help
+
+Examples:
+  moat list
+  moat ls --json | jq -r '.[] | select(.shownState == "lost") | .id'
+  MOAT_HOME=/srv/moat moat list
+`;
+
+export interface ParsedListArgs {
+  help: boolean;
+  json: boolean;
+}
+
+/**
+ * Parse a command's options when they are all boolean flags (`--json`, `-h`/`--help`): the shared parser
+ * of `moat list` and `moat status`. An argument list made only of the flags as written is read directly;
+ * anything else goes to `node:util` `parseArgs` (strict), loaded only then because it costs a fifth of
+ * `moat list`'s start-up (CONVENTIONS.md: heavy modules load lazily). Its errors become `UsageError`.
+ */
+export async function parseFlags<K extends string>(
+  command: string,
+  args: string[],
+  flags: Record<K, { short?: string }>,
+): Promise<{ values: Partial<Record<K, boolean>>; positionals: string[] }> {
+  const byWord = new Map<string, K>();
+  for (const [name, f] of Object.entries(flags) as Array<[K, { short?: string }]>) {
+    byWord.set(`--${name}`, name);
+    if (f.short) byWord.set(`-${f.short}`, name);
+  }
+  if (args.every((a) => byWord.has(a))) {
+    const values: Partial<Record<K, boolean>> = {};
+    for (const a of args) values[byWord.get(a)!] = true;
+    return { values, positionals: [] };
+  }
+  const { parseArgs } = await import("node:util");
+  const options: Record<string, { type: "boolean"; short?: string }> = {};
+  for (const [name, f] of Object.entries(flags) as Array<[K, { short?: string }]>) {
+    options[name] = f.short ? { type: "boolean", short: f.short } : { type: "boolean" };
+  }
+  try {
+    const parsed = parseArgs({ args, allowPositionals: true, strict: true, options });
+    return { values: { ...parsed.values } as Partial<Record<K, boolean>>, positionals: parsed.positionals };
+  } catch (err) {
+    throw new UsageError(
+      err instanceof Error ? err.message.split("\n")[0]! : String(err),
+      `See:  moat ${command} --help`,
+    );
+  }
+}
+
+/** Parse `moat list` arguments; throws `UsageError`. */
+export async function parseListArgs(args: string[]): Promise<ParsedListArgs> {
+  const { values, positionals } = await parseFlags("list", args, { help: { short: "h" }, json: {} });
+  if (positionals.length > 0 && !values.help) {
+    throw new UsageError(
+      `Unexpected argument "${positionals[0]}": moat list takes no arguments`,
+      "List every run:  moat list",
+    );
+  }
+  return { help: values.help ?? false, json: values.json ?? false };
+}
+
+/** One run as `moat list` shows it. */
+export interface ListEntry {
+  record: RunRecord;
+  shownState: ShownState;
+  shownExitCode: number | null;
+  /**
+   * The engine's `State` of the run's container (`running`, `exited`, …), `"absent"` when the engine
+   * answered and has no container for the run, `null` when the engine could not be asked.
+   */
+  containerState: string | null;
+}
+
+/**
+ * The container of each run, by the `dev.moat.run-id` label. A record's own `containerId` wins; otherwise
+ * the first container that is not the short-lived passwd probe (which carries the run's labels too). Pure.
+ */
+export function containersByRun(containers: ContainerSummary[]): Map<string, ContainerSummary[]> {
+  const byRun = new Map<string, ContainerSummary[]>();
+  for (const c of containers) {
+    const id = runIdOf(c);
+    if (id === undefined) continue;
+    const list = byRun.get(id);
+    if (list) list.push(c);
+    else byRun.set(id, [c]);
+  }
+  return byRun;
+}
+
+/** The engine's view of one run. `containers` is `undefined` when the engine could not be asked. Pure. */
+export function engineViewOf(
+  record: RunRecord,
+  byRun: Map<string, ContainerSummary[]> | undefined,
+): EngineView {
+  if (byRun === undefined) return "unknown";
+  const mine = byRun.get(record.id) ?? [];
+  return mine.find((c) => record.containerId !== null && c.Id === record.containerId) ??
+    mine.find((c) => !c.Labels?.[`${LABEL_PREFIX}probe`]) ??
+    "absent";
+}
+
+/** True when `reconcile` will need to know whether the record's owner lives. Pure. */
+export function needsOwnerCheck(record: RunRecord, view: EngineView): boolean {
+  return view === "absent" && !isFinal(record.state);
+}
+
+/**
+ * Reconcile every record. `alive` holds the ids of runs whose owner process lives (only consulted where
+ * `needsOwnerCheck` said so). Pure.
+ */
+export function listEntries(
+  records: RunRecord[],
+  containers: ContainerSummary[] | undefined,
+  alive: ReadonlySet<string>,
+): ListEntry[] {
+  const byRun = containers === undefined ? undefined : containersByRun(containers);
+  return records.map((record) => {
+    const view = engineViewOf(record, byRun);
+    const { state, exitCode } = reconcile(record, view, alive.has(record.id));
+    return {
+      record,
+      shownState: state,
+      shownExitCode: exitCode,
+      containerState: view === "unknown" ? null : view === "absent" ? "absent" : view.State,
+    };
+  });
+}
+
+/** `gvisor (runsc)`, `none (runc)`, or just the sandbox when the runtime is not known yet. Pure. */
+export function sandboxColumn(record: RunRecord): string {
+  return record.runtime ? `${record.sandbox} (${record.runtime})` : record.sandbox;
+}
+
+export const LIST_HEADER = ["NAME", "ID", "STATE", "SANDBOX", "IMAGE", "AGE", "EXIT"];
+
+/** The table, header included (an empty list is just the header). Pure given `now`. */
+export function formatListTable(entries: ListEntry[], now: number): string {
+  return formatTable(
+    LIST_HEADER,
+    entries.map((e) => [
+      e.record.name ?? "-",
+      e.record.id,
+      e.shownState,
+      sandboxColumn(e.record),
+      e.record.image,
+      formatAge(e.record.createdAt, now),
+      e.shownExitCode === null ? "-" : String(e.shownExitCode),
+    ]),
+  );
+}
+
+/**
+ * One element of `moat list --json`: every field of `run.json` as stored, plus the three shown fields.
+ * Fields are only ever added (docs/reference/cli.md#moat-list).
+ */
+export type ListJsonItem = RunRecord & {
+  shownState: ShownState;
+  shownExitCode: number | null;
+  containerState: string | null;
+};
+
+export function listJsonItems(entries: ListEntry[]): ListJsonItem[] {
+  return entries.map((e) => ({
+    ...e.record,
+    shownState: e.shownState,
+    shownExitCode: e.shownExitCode,
+    containerState: e.containerState,
+  }));
+}
+
+/** What one engine listing said: the containers, or the error (first line) that kept us from asking. */
+export type EngineListing = { containers: ContainerSummary[] } | { error: MoatError };
+
+/**
+ * List moat's containers with one call, bounded by the client's timeout. A `MoatError` (engine down, slow,
+ * a bad DOCKER_HOST) is returned, not thrown, so callers can still work from records.
+ */
+export async function listManagedContainers(ctx: CliContext): Promise<EngineListing> {
+  try {
+    return { containers: await ctx.client().containerList([`${LABEL_PREFIX}managed=true`]) };
+  } catch (err) {
+    if (err instanceof MoatError) return { error: err };
+    throw err;
+  }
+}
+
+/** Ids of the runs among `records` whose owner process lives, checked only where it matters. */
+export async function liveOwners(
+  records: RunRecord[],
+  containers: ContainerSummary[] | undefined,
+): Promise<Set<string>> {
+  const byRun = containers === undefined ? undefined : containersByRun(containers);
+  const toCheck = records.filter((r) => r.owner && needsOwnerCheck(r, engineViewOf(r, byRun)));
+  if (toCheck.length === 0) return new Set();
+  const boot = await bootId();
+  const alive = await Promise.all(toCheck.map((r) => isOwnerAlive(r.owner!, boot)));
+  return new Set(toCheck.filter((_, i) => alive[i]).map((r) => r.id));
+}
+
+/** The one stderr line when the engine could not be asked. */
+export function engineNotAskedNote(err: MoatError): string {
+  return `moat: note: showing recorded states; the engine could not be asked: ${err.message.split("\n")[0]}`;
+}
+
+export async function command(args: string[]): Promise<number> {
+  const opts = await parseListArgs(args);
+  const ctx = cliContext();
+  if (opts.help) {
+    await ctx.out(LIST_HELP);
+    return 0;
+  }
+  const records = await listRecords(ctx.home);
+  let containers: ContainerSummary[] | undefined;
+  // Nothing recorded: nothing to reconcile, so the engine is not asked at all.
+  if (records.length > 0) {
+    const listing = await listManagedContainers(ctx);
+    if ("error" in listing) ctx.note(engineNotAskedNote(listing.error));
+    else containers = listing.containers;
+  }
+  const entries = listEntries(records, containers, await liveOwners(records, containers));
+  const text = opts.json
+    ? JSON.stringify(listJsonItems(entries), null, 2) + "\n"
+    : formatListTable(entries, Date.now());
+  try {
+    await ctx.out(text);
+  } catch (err) {
+    // `moat list | head -1`: a reader that stopped reading is not an error.
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+  return 0;
+}

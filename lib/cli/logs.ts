@@ -1,0 +1,438 @@
+/**
+ * `moat logs [RUN]`: a run's recorded output from its `output.bin`, streamed (never loaded whole), stdout
+ * frames to stdout and stderr frames to stderr, byte for byte. Works from the records alone; the engine is
+ * asked only while following a run whose moat process is gone.
+ */
+import { parseArgs } from "node:util";
+import { MoatError, UsageError } from "../errors.ts";
+import { isFinal } from "../run/reconcile.ts";
+import {
+  OutputDecoder,
+  OutputFormatError,
+  type OutputPiece,
+  type OutputPosition,
+} from "../store/output_reader.ts";
+import { isOwnerAlive } from "../store/owner.ts";
+import { listRecords, maybeReadRecord, type RunRecord } from "../store/records.ts";
+import { newestRun, resolveRunRef } from "../store/refs.ts";
+import { type CliContext, cliContext } from "./context.ts";
+
+export const LOGS_HELP = `Usage: moat logs [OPTIONS] [RUN]
+
+Print the output a run recorded: the command's stdout on stdout and its stderr on stderr, byte for
+byte. RUN is a run id, a unique prefix of one, or a run name; without RUN, the newest run (moat says
+which on stderr). Works without the Docker engine: the output comes from the run record.
+
+Options:
+  -n, --tail N       Print only the last N lines (counted over stdout and stderr together)
+  -f, --follow       Keep printing new output while the run is in progress; end when it ends
+  -t, --timestamps   Start each line with the time moat received it (ISO 8601, UTC)
+  -h, --help         Show this help
+
+Examples:
+  moat logs                        # the newest run's output
+  moat logs -n 20 fix-tests        # the last 20 lines of the run named fix-tests
+  moat logs -f 3f2a                # follow the run whose id starts with 3f2a until it ends
+  id=$(moat run -d -- make test) && moat logs -f "$id"
+  moat logs 3f2a 2>/dev/null       # its stdout only
+`;
+
+export interface ParsedLogsArgs {
+  help: boolean;
+  follow: boolean;
+  timestamps: boolean;
+  /** `-n N`: the last N lines; `undefined` prints everything. */
+  tail: number | undefined;
+  ref: string | undefined;
+}
+
+/** Parse `moat logs` arguments. Pure; throws `UsageError`. */
+export function parseLogsArgs(args: string[]): ParsedLogsArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        follow: { type: "boolean", short: "f" },
+        timestamps: { type: "boolean", short: "t" },
+        tail: { type: "string", short: "n" },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(
+      `${err instanceof Error ? err.message.split("\n")[0] : String(err)}`,
+      "See:  moat logs --help",
+    );
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `Unexpected argument "${positionals[1]}": moat logs takes one RUN`,
+      `For example:  moat logs ${positionals[0]}`,
+    );
+  }
+  let tail: number | undefined;
+  if (values.tail !== undefined) {
+    if (!/^\d+$/.test(values.tail.trim())) {
+      throw new UsageError(
+        `-n/--tail "${values.tail}" is not a number of lines`,
+        "For example:  moat logs -n 20",
+      );
+    }
+    tail = Number(values.tail.trim());
+  }
+  return {
+    help: values.help ?? false,
+    follow: values.follow ?? false,
+    timestamps: values.timestamps ?? false,
+    tail,
+    ref: positionals[0],
+  };
+}
+
+/**
+ * Finds where the last `n` lines of the combined output start. Lines are split at `\n` over stdout and
+ * stderr together, in file order; a last line without `\n` counts as a line. Memory is `n` positions,
+ * whatever the size of the output.
+ */
+export class TailFinder {
+  readonly n: number;
+  #starts: OutputPosition[] = [];
+  #next = 0;
+  #count = 0;
+  #atLineStart = true;
+
+  constructor(n: number) {
+    this.n = n;
+  }
+
+  feed(piece: OutputPiece): void {
+    const d = piece.data;
+    let i = 0;
+    while (i < d.byteLength) {
+      if (this.#atLineStart) {
+        this.#atLineStart = false;
+        if (this.n > 0) {
+          this.#starts[this.#next] = { frame: piece.frame, offset: piece.offset + i };
+          this.#next = (this.#next + 1) % this.n;
+        }
+        this.#count++;
+      }
+      const nl = d.indexOf(10, i);
+      if (nl < 0) break;
+      this.#atLineStart = true;
+      i = nl + 1;
+    }
+  }
+
+  /** How many lines were seen. */
+  get lines(): number {
+    return this.#count;
+  }
+
+  /** Where to start printing. `end` is where the output fed so far ends (for `n` = 0). */
+  start(end: OutputPosition): OutputPosition {
+    if (this.n === 0) return end;
+    if (this.#count < this.n) return { frame: 0, offset: 0 };
+    // The ring is full: the oldest entry is the start of the n-th line from the end.
+    return this.#starts[this.#next]!;
+  }
+}
+
+/** The part of `piece` at or after `start` (pieces of earlier frames are not passed in). Pure. */
+export function clipPiece(piece: OutputPiece, start: OutputPosition): OutputPiece | undefined {
+  if (piece.frame !== start.frame || piece.offset >= start.offset) return piece;
+  const skip = start.offset - piece.offset;
+  if (skip >= piece.data.byteLength) return undefined;
+  return { ...piece, data: piece.data.subarray(skip), offset: start.offset };
+}
+
+/** Where a recorded stream goes: 0 (stdin echo) and 1 to stdout, 2 and 3 (the engine's errors) to stderr. */
+export function fdOf(stream: number): 1 | 2 {
+  return stream === 2 || stream === 3 ? 2 : 1;
+}
+
+const encoder = new TextEncoder();
+
+/** "2026-11-26T17:04:41.104Z " for a chunk time in Unix ms. Pure. */
+export function timestampPrefix(timeMs: number): string {
+  const d = new Date(timeMs);
+  return `${Number.isFinite(d.getTime()) ? d.toISOString() : "-"} `;
+}
+
+/**
+ * Turns pieces into what to write where, adding the `--timestamps` prefix at the start of each line.
+ * `render` must be fed the output in order from a line start.
+ */
+export class LineRenderer {
+  readonly timestamps: boolean;
+  #atLineStart = true;
+
+  constructor(timestamps: boolean) {
+    this.timestamps = timestamps;
+  }
+
+  render(piece: OutputPiece): Array<{ fd: 1 | 2; bytes: Uint8Array }> {
+    const fd = fdOf(piece.stream);
+    const d = piece.data;
+    if (d.byteLength === 0) return [];
+    if (!this.timestamps) {
+      this.#atLineStart = d[d.byteLength - 1] === 10;
+      return [{ fd, bytes: d }];
+    }
+    const out: Array<{ fd: 1 | 2; bytes: Uint8Array }> = [];
+    let i = 0;
+    while (i < d.byteLength) {
+      if (this.#atLineStart) {
+        out.push({ fd, bytes: encoder.encode(timestampPrefix(piece.timeMs)) });
+        this.#atLineStart = false;
+      }
+      const nl = d.indexOf(10, i);
+      const end = nl < 0 ? d.byteLength : nl + 1;
+      out.push({ fd, bytes: d.subarray(i, end) });
+      if (nl >= 0) this.#atLineStart = true;
+      i = end;
+    }
+    return out;
+  }
+}
+
+/** Writes to stdout and stderr in order, coalescing consecutive writes to the same one. */
+class Output {
+  #buf = new Uint8Array(64 * 1024);
+  #used = 0;
+  #fd: 1 | 2 = 1;
+  /** stdout's reader went away (`moat logs | head`): nothing more to do. */
+  stdoutClosed = false;
+  #stderrClosed = false;
+
+  async write(fd: 1 | 2, bytes: Uint8Array): Promise<void> {
+    if (fd !== this.#fd) await this.flush();
+    this.#fd = fd;
+    if (this.#used + bytes.byteLength > this.#buf.byteLength) await this.flush();
+    if (bytes.byteLength > this.#buf.byteLength) {
+      await this.#writeAll(fd, bytes);
+      return;
+    }
+    this.#buf.set(bytes, this.#used);
+    this.#used += bytes.byteLength;
+  }
+
+  async flush(): Promise<void> {
+    if (this.#used === 0) return;
+    const bytes = this.#buf.subarray(0, this.#used);
+    this.#used = 0;
+    await this.#writeAll(this.#fd, bytes);
+  }
+
+  async #writeAll(fd: 1 | 2, bytes: Uint8Array): Promise<void> {
+    if (fd === 1 ? this.stdoutClosed : this.#stderrClosed) return;
+    const file = fd === 1 ? Deno.stdout : Deno.stderr;
+    try {
+      let off = 0;
+      while (off < bytes.byteLength) off += await file.write(bytes.subarray(off));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+      if (fd === 1) this.stdoutClosed = true;
+      else this.#stderrClosed = true;
+    }
+  }
+}
+
+/** `output.bin`, read in chunks from a position; a file that does not exist yet reads as empty. */
+class OutputFile {
+  readonly path: string;
+  #file: Deno.FsFile | undefined;
+  #buf = new Uint8Array(256 * 1024);
+  #pos: number;
+  readonly #limit: number;
+
+  constructor(path: string, start: number, limit = Infinity) {
+    this.path = path;
+    this.#pos = start;
+    this.#limit = limit;
+  }
+
+  /** The next bytes (valid until the next call), or `null` at the end of what is there now. */
+  async read(): Promise<Uint8Array | null> {
+    if (this.#pos >= this.#limit) return null;
+    if (!this.#file) {
+      try {
+        this.#file = await Deno.open(this.path, { read: true });
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return null;
+        throw err;
+      }
+      if (this.#pos > 0) await this.#file.seek(this.#pos, Deno.SeekMode.Start);
+    }
+    const want = Math.min(this.#buf.byteLength, this.#limit - this.#pos);
+    const n = await this.#file.read(this.#buf.subarray(0, want));
+    if (n === null || n === 0) return null;
+    this.#pos += n;
+    return this.#buf.subarray(0, n);
+  }
+
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+  }
+}
+
+const POLL_MS = 100;
+const ENGINE_CHECK_MS = 1000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function damaged(rec: RunRecord, path: string, err: OutputFormatError): MoatError {
+  return new MoatError(
+    `The recorded output of run ${rec.id} is damaged: ${err.message}`,
+    `What could be read was printed. The file is ${path}`,
+  );
+}
+
+/** `moat logs …` → exit code. */
+export async function command(args: string[]): Promise<number> {
+  const opts = parseLogsArgs(args);
+  const ctx = cliContext();
+  if (opts.help) {
+    await ctx.out(LOGS_HELP);
+    return 0;
+  }
+  const records = await listRecords(ctx.home);
+  let rec: RunRecord;
+  if (opts.ref !== undefined) rec = resolveRunRef(records, opts.ref);
+  else {
+    rec = newestRun(records, () => true, "recorded");
+    ctx.note(`moat: showing logs of run ${rec.id}${rec.name ? ` (${rec.name})` : ""}`);
+  }
+  const path = `${ctx.home}/runs/${rec.id}/output.bin`;
+
+  // -n: a first pass finds where the last N lines start (positions only), up to what the file holds now.
+  let start: OutputPosition = { frame: 0, offset: 0 };
+  let limit = Infinity;
+  if (opts.tail !== undefined) {
+    const finder = new TailFinder(opts.tail);
+    const file = new OutputFile(path, 0);
+    const decoder = new OutputDecoder(0);
+    try {
+      for (let chunk = await file.read(); chunk !== null; chunk = await file.read()) {
+        for (const piece of decoder.push(chunk)) finder.feed(piece);
+      }
+      decoder.check();
+    } catch (err) {
+      if (err instanceof OutputFormatError) throw damaged(rec, path, err);
+      throw err;
+    } finally {
+      file.close();
+    }
+    start = finder.start(decoder.next);
+    // Without -f, print the same snapshot the lines were counted in.
+    if (!opts.follow) limit = decoder.position;
+  }
+  return await printFrom(ctx, rec, path, start, limit, opts);
+}
+
+async function printFrom(
+  ctx: CliContext,
+  rec: RunRecord,
+  path: string,
+  start: OutputPosition,
+  limit: number,
+  opts: ParsedLogsArgs,
+): Promise<number> {
+  const file = new OutputFile(path, start.frame, limit);
+  const decoder = new OutputDecoder(start.frame);
+  const renderer = new LineRenderer(opts.timestamps);
+  const out = new Output();
+  const follower = opts.follow ? new Follower(ctx, rec) : undefined;
+  try {
+    let lastRead = false;
+    for (;;) {
+      const chunk = await file.read();
+      if (chunk !== null) {
+        for (const piece of decoder.push(chunk)) {
+          const p = clipPiece(piece, start);
+          if (!p) continue;
+          for (const seg of renderer.render(p)) await out.write(seg.fd, seg.bytes);
+        }
+        await out.flush();
+        if (out.stdoutClosed) return 0;
+        continue;
+      }
+      // At the end of what the file holds now.
+      decoder.check();
+      if (!follower || lastRead) break;
+      const more = await follower.inProgress();
+      // The run ended: its recorder wrote everything before the final record, so read once more, then stop.
+      if (!more) lastRead = true;
+      else await sleep(POLL_MS);
+    }
+  } catch (err) {
+    await out.flush().catch(() => {});
+    if (err instanceof OutputFormatError) throw damaged(rec, path, err);
+    throw err;
+  } finally {
+    file.close();
+  }
+  await out.flush();
+  follower?.sayWhyItEnded();
+  return 0;
+}
+
+/** Decides whether a followed run is still in progress: record not final, and its owner lives. */
+class Follower {
+  #ctx: CliContext;
+  #id: string;
+  #lastEngineCheck = -Infinity;
+  #engineSaysRunning = false;
+  #ended: string | undefined;
+
+  constructor(ctx: CliContext, rec: RunRecord) {
+    this.#ctx = ctx;
+    this.#id = rec.id;
+  }
+
+  async inProgress(): Promise<boolean> {
+    const rec = await maybeReadRecord(this.#ctx.home, this.#id);
+    if (!rec) {
+      this.#ended = `moat: run ${this.#id} was removed while following it`;
+      return false;
+    }
+    if (isFinal(rec.state)) return false;
+    if (rec.owner && await isOwnerAlive(rec.owner)) return true;
+    // Nobody records this run any more (its moat process was killed). Follow as long as the container
+    // runs, so the end of the run is still the end of `logs -f`; ask the engine at most once a second.
+    if (!rec.containerId) {
+      this.#ended = `moat: stopped following run ${this.#id}: the moat process that ran it is gone`;
+      return false;
+    }
+    const now = Date.now();
+    if (now - this.#lastEngineCheck >= ENGINE_CHECK_MS) {
+      this.#lastEngineCheck = now;
+      try {
+        const c = await this.#ctx.client().maybeContainerInspect(rec.containerId);
+        this.#engineSaysRunning = c?.State.Running ?? false;
+      } catch (err) {
+        const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
+        this.#ended = `moat: stopped following run ${this.#id}: the moat process that ran it is gone, ` +
+          `and the engine could not be asked about its container (${why})`;
+        return false;
+      }
+      if (!this.#engineSaysRunning) {
+        this.#ended =
+          `moat: stopped following run ${this.#id}: the moat process that ran it is gone and its container ` +
+          "is not running";
+      }
+    }
+    return this.#engineSaysRunning;
+  }
+
+  sayWhyItEnded(): void {
+    if (this.#ended) this.#ctx.note(this.#ended);
+  }
+}

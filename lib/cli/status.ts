@@ -1,0 +1,414 @@
+/**
+ * `moat status`: the engine (which endpoint and why, versions), whether gVisor is registered, how many runs
+ * are running or stopped, the disk the run records use, and health lines with their fix. Read-only: it
+ * never writes a record, never creates a container, and never needs gVisor (issue 3). Exit 0 when the
+ * engine answered, 1 when it could not be asked (what the records say is still printed).
+ */
+import type { DockerClient } from "../docker/client.ts";
+import { endpointUrl } from "../docker/endpoint.ts";
+import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
+import { EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
+import { LABEL_PREFIX } from "../run/plan.ts";
+import { classifyContainer, ownerOf, runIdOf } from "../run/orphans.ts";
+import type { ShownState } from "../run/reconcile.ts";
+import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
+import { bootId, isOwnerAlive } from "../store/owner.ts";
+import { listRecords, type RunRecord } from "../store/records.ts";
+import { cliContext } from "./context.ts";
+import { listEntries, type ListEntry, liveOwners, parseFlags } from "./list.ts";
+
+export const STATUS_HELP = `Usage: moat status [OPTIONS]
+
+Show at a glance: which Docker engine moat talks to and why that one, its version and the
+API version moat negotiated, whether gVisor is registered, how many runs are running or
+stopped, the disk used by run records, and health lines, each with the command that fixes it.
+It never needs gVisor and never changes anything.
+
+The gVisor runtime looked for is $MOAT_RUNTIME, else runsc.
+
+Exit status: 0 when the engine answered; 1 when it could not be asked (unreachable, too slow,
+or it answered an error) — everything known from the run records is still printed; 2 for a
+usage error.
+
+Options:
+      --json     Print one JSON object instead (schema: docs/reference/cli.md#moat-status)
+  -h, --help     Print this help
+
+Examples:
+  moat status
+  moat status --json | jq -r .gvisor.status
+  DOCKER_HOST=unix:///run/user/1000/docker.sock moat status
+`;
+
+/** Parse `moat status` arguments; throws `UsageError`. */
+export async function parseStatusArgs(args: string[]): Promise<{ help: boolean; json: boolean }> {
+  const { values, positionals } = await parseFlags("status", args, { help: { short: "h" }, json: {} });
+  if (positionals.length > 0 && !values.help) {
+    throw new UsageError(
+      `Unexpected argument "${positionals[0]}": moat status takes no arguments`,
+      "Show the status:  moat status",
+    );
+  }
+  return { help: values.help ?? false, json: values.json ?? false };
+}
+
+export type GvisorStatus = "registered" | "missing" | "not-gvisor" | "unknown";
+
+/** `moat status --json`. Fields are only ever added (docs/reference/cli.md#moat-status). */
+export interface StatusReport {
+  engine: {
+    /** `unix:///…`; `null` when DOCKER_HOST cannot be used. */
+    endpoint: string | null;
+    /** Why this endpoint: `DOCKER_HOST` set, or the default socket. */
+    source: "DOCKER_HOST" | "default" | null;
+    /** The engine answered `/_ping`. */
+    reachable: boolean;
+    /** First line of what went wrong asking the engine, else `null`. */
+    error: string | null;
+    /** The next thing to type about `error`. */
+    hint: string | null;
+    /** `/info` `ServerVersion`, e.g. `20.10.24`. */
+    serverVersion: string | null;
+    /** The API version moat uses with this engine (negotiated, or pinned by DOCKER_API_VERSION). */
+    apiVersion: string | null;
+    /** The newest API version the engine speaks (`/_ping` `Api-Version`). */
+    serverApiVersion: string | null;
+  };
+  gvisor: {
+    /** The runtime name looked for: MOAT_RUNTIME, else runsc. */
+    runtime: string;
+    status: GvisorStatus;
+    /** The registered runtime's binary (`path`) or shim type, when registered. */
+    path: string | null;
+    runtimeArgs: string[];
+    /** Other registered runtimes whose name says gVisor (e.g. `runsc-kvm`). */
+    otherGvisorRuntimes: string[];
+    /** Every runtime the engine has registered; `null` when not known. */
+    registeredRuntimes: string[] | null;
+  };
+  runs: {
+    total: number;
+    /** Shown as creating, created or running. */
+    running: number;
+    /** Shown as exited, interrupted or failed. */
+    stopped: number;
+    /** Recorded as in progress, but the container and the moat process driving it are gone. */
+    lost: number;
+    /** `engine` when states were reconciled with the engine, `records` when only the records were read. */
+    statesFrom: "engine" | "records";
+  };
+  records: { path: string; bytes: number };
+  /** Containers with moat's labels and no live owner (`moat clean` removes them); `null` when not known. */
+  orphanedContainers: Array<{ id: string; runId: string | null; name: string | null; state: string }> | null;
+  /** Finished runs (stopped or lost): what `moat clean` removes, with their container if it still exists. */
+  cleanableRuns: Array<{
+    id: string;
+    name: string | null;
+    shownState: ShownState;
+    /** Engine state of the run's container, `"absent"`, or `null` when the engine could not be asked. */
+    containerState: string | null;
+  }>;
+}
+
+/** What the edge found out; everything `summarizeStatus` needs. */
+export interface StatusFacts {
+  endpoint: { url: string; source: "DOCKER_HOST" | "default" } | null;
+  ping: PingResult | undefined;
+  info: SystemInfo | undefined;
+  /** `undefined` when the engine could not be asked. */
+  containers: ContainerSummary[] | undefined;
+  error: MoatError | undefined;
+  runtimeName: string;
+  records: RunRecord[];
+  /** Ids of runs whose owner lives (see `liveOwners`). */
+  liveRuns: ReadonlySet<string>;
+  /** Ids of containers whose owner (`ownerOf`) lives. */
+  liveContainers: ReadonlySet<string>;
+  runsDir: string;
+  bytes: number;
+}
+
+const RUNNING: ReadonlySet<ShownState> = new Set(["creating", "created", "running"]);
+const STOPPED: ReadonlySet<ShownState> = new Set(["exited", "interrupted", "failed"]);
+
+/** The gVisor part of the report from `/info` `Runtimes`. Pure. */
+export function gvisorFacts(runtimeName: string, info: SystemInfo | undefined): StatusReport["gvisor"] {
+  const runtimes = info?.Runtimes;
+  const names = runtimes ? Object.keys(runtimes) : null;
+  const others = (names ?? []).filter((n) => n !== runtimeName && /runsc|gvisor/i.test(n));
+  const base = { runtime: runtimeName, otherGvisorRuntimes: others, registeredRuntimes: names };
+  if (!info) return { ...base, status: "unknown", path: null, runtimeArgs: [] };
+  const entry = runtimes?.[runtimeName];
+  if (!entry) return { ...base, status: "missing", path: null, runtimeArgs: [] };
+  return {
+    ...base,
+    status: looksLikeGvisor(runtimeName, entry) ? "registered" : "not-gvisor",
+    path: entry.path ?? entry.runtimeType ?? null,
+    runtimeArgs: entry.runtimeArgs ?? [],
+  };
+}
+
+/** Turn the facts into the report. Pure. */
+export function summarizeStatus(f: StatusFacts): StatusReport {
+  const entries: ListEntry[] = listEntries(f.records, f.containers, f.liveRuns);
+  const count = (set: ReadonlySet<ShownState>) => entries.filter((e) => set.has(e.shownState)).length;
+  const byId = new Map(f.records.map((r) => [r.id, r]));
+  const orphaned = f.containers?.filter((c) => {
+    const runId = runIdOf(c);
+    const record = runId === undefined ? undefined : byId.get(runId);
+    return classifyContainer(c, record, f.liveContainers.has(c.Id)) === "orphaned";
+  });
+  return {
+    engine: {
+      endpoint: f.endpoint?.url ?? null,
+      source: f.endpoint?.source ?? null,
+      // With DOCKER_API_VERSION pinned, "ping" makes no request: a later unavailable error still means down.
+      reachable: f.ping !== undefined && !(f.error instanceof EngineUnavailableError),
+      error: f.error ? f.error.message.split("\n")[0]! : null,
+      hint: f.error?.hint ?? null,
+      serverVersion: f.info?.ServerVersion ?? null,
+      apiVersion: f.ping?.apiVersion ?? null,
+      serverApiVersion: f.ping?.serverApiVersion ?? null,
+    },
+    gvisor: gvisorFacts(f.runtimeName, f.info),
+    runs: {
+      total: entries.length,
+      running: count(RUNNING),
+      stopped: count(STOPPED),
+      lost: entries.filter((e) => e.shownState === "lost").length,
+      statesFrom: f.containers === undefined ? "records" : "engine",
+    },
+    records: { path: f.runsDir, bytes: f.bytes },
+    orphanedContainers: orphaned?.map((c) => ({
+      id: c.Id,
+      runId: runIdOf(c) ?? null,
+      name: c.Names?.[0]?.replace(/^\//, "") ?? null,
+      state: c.State,
+    })) ?? null,
+    cleanableRuns: entries
+      .filter((e) => STOPPED.has(e.shownState) || e.shownState === "lost")
+      .map((e) => ({
+        id: e.record.id,
+        name: e.record.name,
+        shownState: e.shownState,
+        containerState: e.containerState,
+      })),
+  };
+}
+
+/** `0 B`, `512 B`, `1.5 KiB`, `12.0 MiB`. Pure. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+const MAX_IDS = 5;
+
+function someIds(ids: string[]): string {
+  const shown = ids.slice(0, MAX_IDS).join(", ");
+  return ids.length > MAX_IDS ? `${shown}, … (${ids.length - MAX_IDS} more)` : shown;
+}
+
+/** The human-readable report. Pure. */
+export function formatStatus(r: StatusReport): string {
+  const e = r.engine;
+  const lines: string[] = [];
+  const row = (label: string, value: string) => lines.push(`${(label + ":").padEnd(10)}${value}`);
+  const why = e.source === "DOCKER_HOST"
+    ? "from DOCKER_HOST"
+    : e.source === "default"
+    ? "default socket"
+    : "";
+  const where = e.endpoint ? `${e.endpoint} (${why})` : "unusable DOCKER_HOST";
+  row("Engine", e.reachable ? where : `${where}, unreachable`);
+  if (e.reachable) {
+    const server = e.serverVersion ? `Docker ${e.serverVersion}` : "Docker (version not reported)";
+    const api = e.apiVersion
+      ? `, API ${e.apiVersion}${e.serverApiVersion ? ` (engine speaks up to ${e.serverApiVersion})` : ""}`
+      : "";
+    row("Version", server + api);
+  } else {
+    row("Version", "unknown (the engine could not be asked)");
+  }
+  const g = r.gvisor;
+  switch (g.status) {
+    case "registered":
+      row("gVisor", `registered as "${g.runtime}" (${[g.path ?? "?", ...g.runtimeArgs].join(" ")})`);
+      break;
+    case "missing":
+      row(
+        "gVisor",
+        `not registered: the engine has no runtime "${g.runtime}" (it has: ${
+          g.registeredRuntimes?.length ? g.registeredRuntimes.join(", ") : "none listed"
+        })`,
+      );
+      break;
+    case "not-gvisor":
+      row("gVisor", `runtime "${g.runtime}" is registered but is not gVisor (it runs ${g.path ?? "?"})`);
+      break;
+    case "unknown":
+      row("gVisor", "unknown (the engine could not be asked)");
+      break;
+  }
+  const runs = r.runs;
+  row(
+    "Runs",
+    `${runs.running} running, ${runs.stopped} stopped` + (runs.lost ? `, ${runs.lost} lost` : "") +
+      ` (${runs.total} in total${runs.statesFrom === "records" ? ", states as recorded" : ""})`,
+  );
+  row("Records", `${formatBytes(r.records.bytes)} in ${r.records.path}`);
+
+  lines.push("Health:");
+  const ok = (text: string) => lines.push(`  ✓ ${text}`);
+  const bad = (text: string, fix: string) => lines.push(`  ✗ ${text}`, `      fix: ${fix}`);
+  const info = (text: string) => lines.push(`  • ${text}`);
+  if (e.error) bad(`the engine could not be asked: ${e.error}`, e.hint?.split("\n")[0] ?? "docker info");
+  else ok("the engine answers");
+  if (g.status === "missing" || g.status === "not-gvisor") {
+    const other = g.otherGvisorRuntimes[0];
+    bad(
+      `sandboxed runs will be refused: gVisor is not registered as "${g.runtime}"`,
+      other ? `MOAT_RUNTIME=${other}  (a gVisor runtime is registered under that name)` : "moat doctor",
+    );
+  } else if (g.status === "registered") {
+    ok(`sandboxed runs can use gVisor ("${g.runtime}")`);
+  }
+  const orphans = r.orphanedContainers;
+  if (orphans === null) info("orphaned containers: unknown (the engine could not be asked)");
+  else if (orphans.length === 0) ok("no orphaned containers");
+  else {
+    bad(
+      `${plural(orphans.length, "orphaned container")} (moat's labels, no live moat process): ${
+        someIds(orphans.map((o) => o.id.slice(0, 12)))
+      }`,
+      "moat clean",
+    );
+  }
+  const cleanable = r.cleanableRuns;
+  if (cleanable.length === 0) ok("no finished runs to clean up");
+  else {
+    const withContainer = cleanable.filter((c) => c.containerState !== null && c.containerState !== "absent")
+      .length;
+    info(
+      `${plural(cleanable.length, "finished run")} can be cleaned up` +
+        (withContainer
+          ? ` (${withContainer} still ${withContainer === 1 ? "has a container" : "have containers"})`
+          : "") +
+        ":  moat clean",
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Total size of the files under `dir` (symlinks not followed); 0 when it does not exist. */
+export async function diskUsage(dir: string): Promise<number> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return 0;
+  }
+  const sizes = await Promise.all(entries.map(async (e) => {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory) return await diskUsage(path);
+    try {
+      return (await Deno.lstat(path)).size;
+    } catch {
+      return 0; // removed meanwhile
+    }
+  }));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** Ask the engine: ping, then `/info` and one container listing together. Failures are returned. */
+async function askEngine(
+  client: () => DockerClient,
+): Promise<Pick<StatusFacts, "endpoint" | "ping" | "info" | "containers" | "error">> {
+  const facts: Pick<StatusFacts, "endpoint" | "ping" | "info" | "containers" | "error"> = {
+    endpoint: null,
+    ping: undefined,
+    info: undefined,
+    containers: undefined,
+    error: undefined,
+  };
+  try {
+    const c = client();
+    facts.endpoint = { url: endpointUrl(c.endpoint), source: c.endpoint.source };
+    facts.ping = await c.systemPing();
+    const [info, containers] = await Promise.allSettled([
+      c.systemInfo(),
+      c.containerList([`${LABEL_PREFIX}managed=true`]),
+    ]);
+    if (info.status === "fulfilled") facts.info = info.value;
+    else throw info.reason;
+    if (containers.status === "fulfilled") facts.containers = containers.value;
+    else throw containers.reason;
+  } catch (err) {
+    if (!(err instanceof MoatError)) throw err;
+    facts.error = err;
+  }
+  return facts;
+}
+
+/** Container ids whose owner process lives. */
+async function liveContainerOwners(
+  containers: ContainerSummary[] | undefined,
+  records: RunRecord[],
+): Promise<Set<string>> {
+  if (!containers?.length) return new Set();
+  const byId = new Map(records.map((r) => [r.id, r]));
+  const boot = await bootId();
+  const alive = await Promise.all(containers.map((c) => {
+    const runId = runIdOf(c);
+    const owner = ownerOf(c, runId === undefined ? undefined : byId.get(runId));
+    return owner ? isOwnerAlive(owner, boot) : Promise.resolve(false);
+  }));
+  return new Set(containers.filter((_, i) => alive[i]).map((c) => c.Id));
+}
+
+export async function command(args: string[]): Promise<number> {
+  const opts = await parseStatusArgs(args);
+  const ctx = cliContext();
+  if (opts.help) {
+    await ctx.out(STATUS_HELP);
+    return 0;
+  }
+  const home = ctx.home;
+  const runsDir = `${home}/runs`;
+  const [records, engine, bytes] = await Promise.all([
+    listRecords(home),
+    askEngine(ctx.client),
+    diskUsage(runsDir),
+  ]);
+  const [liveRuns, liveContainers] = await Promise.all([
+    liveOwners(records, engine.containers),
+    liveContainerOwners(engine.containers, records),
+  ]);
+  const report = summarizeStatus({
+    ...engine,
+    runtimeName: ctx.env["MOAT_RUNTIME"]?.trim() || DEFAULT_RUNTIME,
+    records,
+    liveRuns,
+    liveContainers,
+    runsDir,
+    bytes,
+  });
+  const text = opts.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report);
+  try {
+    await ctx.out(text);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+  return report.engine.error === null ? 0 : 1;
+}

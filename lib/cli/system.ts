@@ -1,0 +1,325 @@
+/**
+ * `moat system containers` / `moat system images`: everything moat created or uses on the engine, found by
+ * label, each with the `docker` command that removes it by hand. Read-only: nothing is changed, no record
+ * is written.
+ *
+ * - containers: every container labelled `dev.moat.managed=true` (any MOAT_HOME), with its role as
+ *   `classifyContainer` sees it from this MOAT_HOME's records;
+ * - images: the images those containers use, images labelled `dev.moat.built-by=setup` (scripts/setup.sh),
+ *   and the default image (`debian:bookworm-slim`, and `$MOAT_IMAGE` when set) when present.
+ */
+import { parseArgs } from "node:util";
+import type { ContainerSummary, ImageSummary } from "../docker/types.ts";
+import { UsageError } from "../errors.ts";
+import { formatBytes } from "../run/clean.ts";
+import { DEFAULT_IMAGE } from "../run/image.ts";
+import { classifyContainer, type ContainerRole, ownerOf, runIdOf } from "../run/orphans.ts";
+import { LABEL_PREFIX } from "../run/plan.ts";
+import { bootId, isOwnerAlive } from "../store/owner.ts";
+import { listRecords, type RunRecord } from "../store/records.ts";
+import { cliContext, formatTable } from "./context.ts";
+
+export const SYSTEM_HELP = `Usage: moat system SUBCOMMAND [OPTIONS]
+
+Show what moat created or uses on the Docker engine, found by label, with the docker command
+that removes each by hand. Nothing is changed.
+
+Subcommands:
+  containers   Every container carrying moat's label dev.moat.managed=true
+  images       The images those containers use, images built by scripts/setup.sh
+               (label dev.moat.built-by=setup), and the default image when present
+
+Options:
+      --json     Print a JSON array instead of the table
+  -h, --help     Print this help
+
+Examples:
+  moat system containers
+  moat system images --json | jq -r '.[].remove'
+`;
+
+export const SYSTEM_CONTAINERS_HELP = `Usage: moat system containers [OPTIONS]
+
+List every container carrying moat's label dev.moat.managed=true on the engine (from any
+MOAT_HOME), newest first, with the command that removes it by hand.
+
+Columns:
+  CONTAINER    the container id (12 characters)
+  RUN          the run id (label dev.moat.run-id)
+  ROLE         active (its moat process lives), kept (its run ended, kept with --keep), or
+               orphaned (no live moat process; moat clean removes it); ", probe" marks the
+               short-lived container that reads the image's /etc/passwd
+  STATE        the engine's state: created, running, exited, …
+  IMAGE        the image it was created from
+  REMOVE WITH  docker rm -f <id>
+
+Options:
+      --json     Print a JSON array: id, name, image, state, status, created, runId, runName,
+                 workspace, probe, role, remove
+  -h, --help     Print this help
+
+Examples:
+  moat system containers
+  moat system containers --json | jq -r '.[] | select(.role == "orphaned") | .id'
+`;
+
+export const SYSTEM_IMAGES_HELP = `Usage: moat system images [OPTIONS]
+
+List the images moat uses on the engine: the images of moat's containers, the images
+scripts/setup.sh built (label dev.moat.built-by=setup), and the default image
+(${DEFAULT_IMAGE}, and $MOAT_IMAGE when set) when present.
+
+Columns:
+  IMAGE        its tags (or <none>)
+  ID           the image id (12 characters)
+  SIZE         the image's size
+  WHY          used by N containers, built by setup, default image, MOAT_IMAGE
+  REMOVE WITH  docker rmi <tags or id> (remove the containers that use it first)
+
+Options:
+      --json     Print a JSON array: id, tags, size, created, reasons, usedBy, remove
+  -h, --help     Print this help
+
+Examples:
+  moat system images
+  moat system images --json | jq -r '.[].remove'
+`;
+
+export interface ParsedSystemArgs {
+  help: boolean;
+  sub: "containers" | "images" | undefined;
+  json: boolean;
+}
+
+const SUBCOMMANDS_HINT =
+  "List moat's containers:  moat system containers\nList the images moat uses:  moat system images";
+
+/** Parse `moat system` arguments. Pure; throws `UsageError`. */
+export function parseSystemArgs(args: string[]): ParsedSystemArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: { help: { type: "boolean", short: "h" }, json: { type: "boolean" } },
+    });
+  } catch (err) {
+    throw new UsageError(
+      err instanceof Error ? err.message.split("\n")[0]! : String(err),
+      "See:  moat system --help",
+    );
+  }
+  const { values, positionals } = parsed;
+  const [sub, extra] = positionals;
+  if (sub !== undefined && sub !== "containers" && sub !== "images") {
+    throw new UsageError(`Unknown subcommand "${sub}" for moat system`, SUBCOMMANDS_HINT);
+  }
+  if (values.help) return { help: true, sub, json: false };
+  if (sub === undefined) {
+    throw new UsageError("moat system needs a subcommand: containers or images", SUBCOMMANDS_HINT);
+  }
+  if (extra !== undefined) {
+    throw new UsageError(
+      `Unexpected argument "${extra}": moat system ${sub} takes no arguments`,
+      `See:  moat system ${sub} --help`,
+    );
+  }
+  return { help: false, sub, json: values.json ?? false };
+}
+
+/** One of moat's containers as `moat system containers` shows it. */
+export interface SystemContainer {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  status: string;
+  /** Unix seconds. */
+  created: number;
+  runId: string | null;
+  runName: string | null;
+  workspace: string | null;
+  probe: boolean;
+  role: ContainerRole;
+  remove: string;
+}
+
+/** Describe each container, newest first. `alive` says whether a container's owner lives. Pure. */
+export function systemContainers(
+  containers: ContainerSummary[],
+  records: RunRecord[],
+  alive: (c: ContainerSummary, record: RunRecord | undefined) => boolean,
+): SystemContainer[] {
+  const byId = new Map(records.map((r) => [r.id, r]));
+  return [...containers].sort((a, b) => b.Created - a.Created).map((c) => {
+    const runId = runIdOf(c) ?? null;
+    const record = runId ? byId.get(runId) : undefined;
+    return {
+      id: c.Id,
+      name: (c.Names[0] ?? "").replace(/^\//, ""),
+      image: c.Image,
+      state: c.State,
+      status: c.Status,
+      created: c.Created,
+      runId,
+      runName: c.Labels?.[`${LABEL_PREFIX}name`] ?? null,
+      workspace: c.Labels?.[`${LABEL_PREFIX}workspace`] ?? null,
+      probe: Boolean(c.Labels?.[`${LABEL_PREFIX}probe`]),
+      role: classifyContainer(c, record, alive(c, record)),
+      remove: `docker rm -f ${c.Id.slice(0, 12)}`,
+    };
+  });
+}
+
+export function formatContainersTable(items: SystemContainer[]): string {
+  return formatTable(
+    ["CONTAINER", "RUN", "ROLE", "STATE", "IMAGE", "REMOVE WITH"],
+    items.map((c) => [
+      c.id.slice(0, 12),
+      c.runId ?? "-",
+      c.probe ? `${c.role}, probe` : c.role,
+      c.state,
+      c.image,
+      c.remove,
+    ]),
+  );
+}
+
+export type ImageReason = "in-use" | "built-by-setup" | "default-image" | "moat-image";
+
+/** One image moat uses, as `moat system images` shows it. */
+export interface SystemImage {
+  id: string;
+  tags: string[];
+  size: number;
+  /** Unix seconds. */
+  created: number;
+  reasons: ImageReason[];
+  /** Ids of moat's containers created from it. */
+  usedBy: string[];
+  remove: string;
+}
+
+/** `busybox` → `busybox:latest`; references with a tag or a digest as given. Pure. */
+export function withTag(ref: string): string {
+  if (ref.includes("@")) return ref;
+  return ref.lastIndexOf(":") > ref.lastIndexOf("/") ? ref : `${ref}:latest`;
+}
+
+/**
+ * Select moat's images among all of the engine's: used by one of `containers`, labelled built-by=setup,
+ * or tagged as one of `defaults` (the default image, `$MOAT_IMAGE`). Pure.
+ */
+export function systemImages(
+  images: ImageSummary[],
+  containers: ContainerSummary[],
+  defaults: { ref: string; reason: ImageReason }[],
+): SystemImage[] {
+  const out: SystemImage[] = [];
+  for (const img of images) {
+    const tags = (img.RepoTags ?? []).filter((t) => t !== "<none>:<none>");
+    const usedBy = containers.filter((c) =>
+      c.ImageID === img.Id || c.Image === img.Id || `sha256:${c.Image}` === img.Id ||
+      tags.includes(withTag(c.Image))
+    ).map((c) => c.Id);
+    const reasons: ImageReason[] = [];
+    if (usedBy.length) reasons.push("in-use");
+    if (img.Labels?.[`${LABEL_PREFIX}built-by`] === "setup") reasons.push("built-by-setup");
+    for (const d of defaults) {
+      if (tags.includes(withTag(d.ref)) && !reasons.includes(d.reason)) reasons.push(d.reason);
+    }
+    if (reasons.length === 0) continue;
+    out.push({
+      id: img.Id,
+      tags,
+      size: img.Size,
+      created: img.Created,
+      reasons,
+      usedBy,
+      remove: `docker rmi ${tags.length ? tags.join(" ") : img.Id.replace(/^sha256:/, "").slice(0, 12)}`,
+    });
+  }
+  return out.sort((a, b) => b.usedBy.length - a.usedBy.length || b.created - a.created);
+}
+
+/** The WHY column. Pure. */
+export function reasonsText(img: SystemImage): string {
+  return img.reasons.map((r) => {
+    switch (r) {
+      case "in-use":
+        return `used by ${img.usedBy.length} container${img.usedBy.length === 1 ? "" : "s"}`;
+      case "built-by-setup":
+        return "built by setup";
+      case "default-image":
+        return "default image";
+      case "moat-image":
+        return "MOAT_IMAGE";
+    }
+  }).join(", ");
+}
+
+export function formatImagesTable(items: SystemImage[]): string {
+  return formatTable(
+    ["IMAGE", "ID", "SIZE", "WHY", "REMOVE WITH"],
+    items.map((i) => [
+      i.tags.length ? i.tags.join(",") : "<none>",
+      i.id.replace(/^sha256:/, "").slice(0, 12),
+      formatBytes(i.size),
+      reasonsText(i),
+      i.remove,
+    ]),
+  );
+}
+
+export async function command(args: string[]): Promise<number> {
+  const opts = parseSystemArgs(args);
+  const ctx = cliContext();
+  if (opts.help) {
+    await ctx.out(
+      opts.sub === "containers"
+        ? SYSTEM_CONTAINERS_HELP
+        : opts.sub === "images"
+        ? SYSTEM_IMAGES_HELP
+        : SYSTEM_HELP,
+    );
+    return 0;
+  }
+  const client = ctx.client();
+  const containers = await client.containerList([`${LABEL_PREFIX}managed=true`]);
+  let text: string;
+  if (opts.sub === "containers") {
+    const records = await listRecords(ctx.home);
+    const byRun = new Map(records.map((r) => [r.id, r]));
+    const boot = await bootId();
+    const alive = new Set<string>();
+    await Promise.all(containers.map(async (c) => {
+      const id = runIdOf(c);
+      const owner = ownerOf(c, id ? byRun.get(id) : undefined);
+      if (owner && await isOwnerAlive(owner, boot)) alive.add(c.Id);
+    }));
+    const items = systemContainers(containers, records, (c) => alive.has(c.Id));
+    if (!opts.json && items.length === 0) ctx.note("moat: no container on this engine carries moat's labels");
+    text = opts.json
+      ? JSON.stringify(items, null, 2) + "\n"
+      : items.length
+      ? formatContainersTable(items)
+      : "";
+  } else {
+    const defaults: { ref: string; reason: ImageReason }[] = [{
+      ref: DEFAULT_IMAGE,
+      reason: "default-image",
+    }];
+    const configured = ctx.env["MOAT_IMAGE"]?.trim();
+    if (configured) defaults.push({ ref: configured, reason: "moat-image" });
+    const items = systemImages(await client.imageList(), containers, defaults);
+    if (!opts.json && items.length === 0) ctx.note("moat: moat uses no image on this engine");
+    text = opts.json ? JSON.stringify(items, null, 2) + "\n" : items.length ? formatImagesTable(items) : "";
+  }
+  try {
+    await ctx.out(text);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+  return 0;
+}

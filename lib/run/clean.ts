@@ -1,0 +1,161 @@
+/**
+ * What `moat clean` removes, decided from data: the records in this MOAT_HOME, the containers carrying
+ * moat's labels, and which owner processes live (checked at the edge with `isOwnerAlive`). Pure.
+ *
+ * The rule (issue 3): a run whose owner process lives is never touched. Every other run is cleanable —
+ * a finished run (its record, and its container if it was kept), a run whose owner died before it ended
+ * (its container is orphaned; the record goes with it, since nobody will ever finish it), a run whose
+ * container and owner are both gone (`lost`). Containers with no record in this MOAT_HOME are cleanable
+ * when `classifyContainer` calls them orphaned, e.g. a leftover passwd probe.
+ */
+import type { ContainerSummary } from "../docker/types.ts";
+import type { Owner, RunRecord } from "../store/records.ts";
+import { classifyContainer, ownerOf, runIdOf } from "./orphans.ts";
+import { LABEL_PREFIX } from "./plan.ts";
+import { type EngineView, isFinal, reconcile, type ShownState } from "./reconcile.ts";
+
+/** Why an item is cleanable. */
+export type CleanReason =
+  /** The run ended and its record says so. */
+  | "finished"
+  /** The run's owner died before it ended; its container (if any) is left behind. */
+  | "orphaned"
+  /** Recorded as in progress, but its container and its owner are gone. */
+  | "lost";
+
+/** One run (or one run id seen only on the engine) and everything of it that `clean` would remove. */
+export interface CleanItem {
+  runId: string;
+  name: string | null;
+  /** The run's reconciled state; for containers without a record, the container's own `State`. */
+  state: ShownState | string;
+  exitCode: number | null;
+  reason: CleanReason;
+  /** Its containers on the engine (the run's own, a kept one, a leftover probe). */
+  containers: ContainerSummary[];
+  /** Its record in this MOAT_HOME, if any. */
+  record: RunRecord | undefined;
+}
+
+export interface CleanFacts {
+  /** Newest first, as `listRecords` returns them. */
+  records: RunRecord[];
+  /** Every container labelled `dev.moat.managed=true`. */
+  containers: ContainerSummary[];
+  /** Whether an owner process lives (`false` for `undefined`: no owner known at all). */
+  ownerAlive(owner: Owner | undefined): boolean;
+  /** Only runs and containers of this workspace (an absolute, resolved path). */
+  workspace?: string;
+}
+
+/** The owners whose liveness `planClean` asks about, so the edge can check each once. Pure. */
+export function ownersToCheck(records: RunRecord[], containers: ContainerSummary[]): Owner[] {
+  const byRun = new Map(records.map((r) => [r.id, r]));
+  const out: Owner[] = [];
+  for (const r of records) if (r.owner) out.push(r.owner);
+  for (const c of containers) {
+    const runId = runIdOf(c);
+    const o = ownerOf(c, runId === undefined ? undefined : byRun.get(runId));
+    if (o) out.push(o);
+  }
+  return out;
+}
+
+/** A key that identifies one owner process, for a `Set` of live ones. Pure. */
+export function ownerKey(o: Owner): string {
+  return `${o.bootId}/${o.pid}/${o.startTicks}`;
+}
+
+function inWorkspace(ws: string | undefined, path: string | undefined): boolean {
+  return ws === undefined || path === ws;
+}
+
+/** The items `moat clean` would remove: records newest first, then record-less containers newest first. */
+export function planClean(facts: CleanFacts): CleanItem[] {
+  const { ownerAlive, workspace } = facts;
+  const containers = facts.containers.filter((c) =>
+    inWorkspace(workspace, c.Labels?.[`${LABEL_PREFIX}workspace`])
+  );
+  const records = facts.records.filter((r) => inWorkspace(workspace, r.workspace));
+  const byRun = new Map<string, ContainerSummary[]>();
+  const loose: ContainerSummary[] = [];
+  for (const c of containers) {
+    const id = runIdOf(c);
+    if (id === undefined) loose.push(c);
+    else byRun.set(id, [...(byRun.get(id) ?? []), c]);
+  }
+
+  const items: CleanItem[] = [];
+  const recorded = new Set<string>();
+  for (const record of records) {
+    recorded.add(record.id);
+    const mine = byRun.get(record.id) ?? [];
+    // The record's owner, else (older records) the owner its containers are labelled with.
+    const owner = record.owner ?? mine.map((c) => ownerOf(c, undefined)).find((o) => o !== undefined);
+    if (ownerAlive(owner ?? undefined)) continue;
+    if (mine.some((c) => classifyContainer(c, record, ownerAlive(ownerOf(c, record))) === "active")) continue;
+    const view: EngineView = mine.find((c) => record.containerId !== null && c.Id === record.containerId) ??
+      mine.find((c) => !c.Labels?.[`${LABEL_PREFIX}probe`]) ?? "absent";
+    const shown = reconcile(record, view, false);
+    const reason: CleanReason = isFinal(record.state)
+      ? "finished"
+      : shown.state === "lost"
+      ? "lost"
+      : "orphaned";
+    items.push({
+      runId: record.id,
+      name: record.name,
+      state: shown.state,
+      exitCode: shown.exitCode,
+      reason,
+      containers: mine,
+      record,
+    });
+  }
+
+  const unrecorded: CleanItem[] = [];
+  const orphaned = (c: ContainerSummary) =>
+    classifyContainer(c, undefined, ownerAlive(ownerOf(c, undefined))) === "orphaned";
+  for (const [runId, mine] of byRun) {
+    if (recorded.has(runId)) continue;
+    const gone = mine.filter(orphaned);
+    if (gone.length === 0) continue;
+    const main = gone.find((c) => !c.Labels?.[`${LABEL_PREFIX}probe`]) ?? gone[0]!;
+    unrecorded.push({
+      runId,
+      name: main.Labels?.[`${LABEL_PREFIX}name`] ?? null,
+      state: main.Labels?.[`${LABEL_PREFIX}probe`] ? "probe" : main.State,
+      exitCode: null,
+      reason: "orphaned",
+      containers: gone,
+      record: undefined,
+    });
+  }
+  for (const c of loose.filter(orphaned)) {
+    unrecorded.push({
+      runId: "",
+      name: null,
+      state: c.State,
+      exitCode: null,
+      reason: "orphaned",
+      containers: [c],
+      record: undefined,
+    });
+  }
+  const newest = (i: CleanItem) => Math.max(0, ...i.containers.map((c) => c.Created));
+  unrecorded.sort((a, b) => newest(b) - newest(a));
+  return [...items, ...unrecorded];
+}
+
+/** `0 B`, `512 B`, `4.1 kB`, `12 MB`, `1.3 GB` (decimal units, like docker). Pure. */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ["kB", "MB", "GB", "TB"];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1000;
+    u++;
+  } while (v >= 999.5 && u < units.length - 1);
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}

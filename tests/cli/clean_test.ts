@@ -1,0 +1,310 @@
+/** Black-box `moat clean` against crafted records and a fake engine: what it lists, asks and removes. */
+import assert from "node:assert/strict";
+import { moat, moatEnv, ROOT, scratch } from "../engine/helpers.ts";
+import { FakeEngine } from "../fake_engine.ts";
+import { exists, liveOwner, record, summary, writeRecord } from "./records_fixture.ts";
+import { isYes } from "../../lib/cli/clean.ts";
+
+const KEPT = "1".repeat(64);
+const ORPHAN = "2".repeat(64);
+const PROBE = "9".repeat(64);
+const ACTIVE = "3".repeat(64);
+const NO_ENGINE = "unix:///nonexistent/moat-test/docker.sock";
+
+async function clean(args: string[], home: string, dockerHost: string) {
+  return await moat(["clean", ...args], { home, env: { DOCKER_HOST: dockerHost } });
+}
+
+/**
+ * A home with: a finished run without container (fin), a finished kept run (kept), a run whose owner
+ * died while its container runs (orph), a run in progress with a live owner (live); and on the engine a
+ * leftover probe of a dead owner with no record.
+ */
+async function scene(home: string, engine: FakeEngine) {
+  const owner = await liveOwner();
+  const dirs = {
+    fin: await writeRecord(
+      home,
+      record({ id: "f1f1f1f1f1f1", name: "fin", createdAt: "2026-01-04T00:00:00Z" }),
+      2000,
+    ),
+    kept: await writeRecord(
+      home,
+      record({
+        id: "a2a2a2a2a2a2",
+        name: "kept",
+        kept: true,
+        removed: false,
+        containerId: KEPT,
+        exitCode: 3,
+        createdAt: "2026-01-03T00:00:00Z",
+      }),
+    ),
+    orph: await writeRecord(
+      home,
+      record({
+        id: "b3b3b3b3b3b3",
+        state: "running",
+        exitCode: null,
+        containerId: ORPHAN,
+        removed: false,
+        createdAt: "2026-01-02T00:00:00Z",
+      }),
+    ),
+    live: await writeRecord(
+      home,
+      record({
+        id: "c4c4c4c4c4c4",
+        state: "running",
+        exitCode: null,
+        containerId: ACTIVE,
+        removed: false,
+        owner,
+        createdAt: "2026-01-05T00:00:00Z",
+      }),
+    ),
+  };
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [
+      summary(KEPT, "a2a2a2a2a2a2", { Status: "Exited (3) 1 hour ago", SizeRw: 5000 }),
+      summary(ORPHAN, "b3b3b3b3b3b3", { State: "running", Status: "Up 1 hour", SizeRw: 12000 }),
+      summary(ACTIVE, "c4c4c4c4c4c4", { State: "running", Status: "Up 1 minute" }),
+      summary(PROBE, "d5d5d5d5d5d5", { State: "created", Status: "Created" }, {
+        "dev.moat.probe": "passwd",
+        "dev.moat.owner-pid": "1",
+        "dev.moat.boot-id": "another-boot",
+      }),
+    ],
+  });
+  return dirs;
+}
+
+Deno.test("clean --dry-run lists runs and orphaned containers with sizes and removes nothing", async () => {
+  await using engine = await FakeEngine.start();
+  const s = await scratch();
+  try {
+    const dirs = await scene(s.home, engine);
+    const r = await clean(["--dry-run"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.out.trimEnd().split("\n");
+    assert.match(lines[0]!, /^RUN\s+NAME\s+STATE\s+WHY\s+CONTAINER\s+CONTAINER SIZE\s+RECORD SIZE$/);
+    assert.equal(lines.length, 5, r.out);
+    assert.match(lines[1]!, /^f1f1f1f1f1f1\s+fin\s+exited \(0\)\s+finished\s+-\s+-\s+2\.\d kB$/);
+    assert.match(
+      lines[2]!,
+      /^a2a2a2a2a2a2\s+kept\s+exited \(3\)\s+finished\s+111111111111\s+5\.0 kB\s+\d+ B$/,
+    );
+    assert.match(lines[3]!, /^b3b3b3b3b3b3\s+-\s+running\s+orphaned\s+222222222222\s+12 kB\s+\d+ B$/);
+    assert.match(lines[4]!, /^d5d5d5d5d5d5\s+-\s+probe\s+orphaned\s+999999999999\s+0 B\s+-$/);
+    assert.doesNotMatch(r.out, /c4c4c4c4c4c4/, "a run whose owner lives is never listed");
+    assert.match(r.stderr, /^moat: dry run: 4 items, .* would be removed; nothing was removed$/m);
+    assert.equal(engine.requestsTo("DELETE /containers/:id").length, 0);
+    for (const d of Object.values(dirs)) assert.equal(await exists(d), true);
+    assert.equal(engine.requestsTo("GET /containers/json")[0]!.query.get("size"), "1");
+    assert.equal(engine.requestsTo("GET /info").length, 0, "clean never asks about gVisor");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean without -f refuses when stdin is not a terminal, after listing, and removes nothing", async () => {
+  await using engine = await FakeEngine.start();
+  const s = await scratch();
+  try {
+    const dirs = await scene(s.home, engine);
+    const r = await clean([], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 2);
+    assert.match(r.out, /^RUN/);
+    assert.match(
+      r.stderr,
+      /^moat: Refusing to remove 4 items without confirmation: stdin is not a terminal\n {2}Remove them without asking: {2}moat clean -f\n/,
+    );
+    assert.equal(engine.requestsTo("DELETE /containers/:id").length, 0);
+    for (const d of Object.values(dirs)) assert.equal(await exists(d), true);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean -f removes finished runs, kept and orphaned containers, and leaves a live run alone", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("DELETE /containers/:id", { status: 204 });
+  const s = await scratch();
+  try {
+    const dirs = await scene(s.home, engine);
+    const r = await clean(["-f"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      engine.requestsTo("DELETE /containers/:id").map((q) => q.params.id).sort(),
+      [KEPT, ORPHAN, PROBE].sort(),
+    );
+    for (const q of engine.requestsTo("DELETE /containers/:id")) assert.equal(q.query.get("force"), "1");
+    assert.equal(await exists(dirs.fin), false);
+    assert.equal(await exists(dirs.kept), false);
+    assert.equal(await exists(dirs.orph), false);
+    assert.equal(await exists(dirs.live), true);
+    assert.match(r.out, /^removed a2a2a2a2a2a2: container 111111111111, record$/m);
+    assert.match(r.out, /^removed d5d5d5d5d5d5: container 999999999999$/m);
+    assert.match(r.stderr, /^moat: removed 4 items, /m);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean -f reports a container it could not remove, keeps that run's record, and exits 1", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("DELETE /containers/:id", async (req, res) => {
+    if (req.params.id === ORPHAN) await res.json(500, { message: "device or resource busy" });
+    else await res.empty(204);
+  });
+  const s = await scratch();
+  try {
+    const dirs = await scene(s.home, engine);
+    const r = await clean(["--force"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^moat: could not remove container 222222222222 of run b3b3b3b3b3b3: .*device or resource busy$/m,
+    );
+    assert.match(r.stderr, new RegExp(`^ {2}Remove it by hand: {2}docker rm -f ${ORPHAN}$`, "m"));
+    assert.match(r.stderr, /^moat: 1 item of 4 could not be removed \(see above\)$/m);
+    assert.equal(await exists(dirs.orph), true, "the record stays while its container does");
+    assert.equal(await exists(dirs.fin), false, "the others are still removed");
+    assert.equal(await exists(dirs.kept), false);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean --workspace limits the cleaning to one workspace", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("DELETE /containers/:id", { status: 204 });
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [summary(ORPHAN, "b3b3b3b3b3b3", { State: "running" }, { "dev.moat.workspace": "/elsewhere" })],
+  });
+  const s = await scratch();
+  try {
+    const ws = await Deno.realPath(s.ws);
+    const mine = await writeRecord(s.home, record({ id: "f1f1f1f1f1f1", workspace: ws }));
+    const other = await writeRecord(s.home, record({ id: "e0e0e0e0e0e0", workspace: "/elsewhere" }));
+    const r = await clean(["-f", "--workspace", s.ws], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await exists(mine), false);
+    assert.equal(await exists(other), true);
+    assert.equal(engine.requestsTo("DELETE /containers/:id").length, 0);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean with nothing to clean says so and exits 0", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    const r = await clean([], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out, "");
+    assert.match(r.stderr, /^moat: nothing to clean$/m);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean with the engine down fails with the engine error", async () => {
+  const s = await scratch();
+  try {
+    await writeRecord(s.home, record({ id: "f1f1f1f1f1f1" }));
+    const r = await clean(["-f"], s.home, NO_ENGINE);
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /^moat: Docker engine not found/);
+    assert.equal(await exists(`${s.home}/runs/f1f1f1f1f1f1`), true);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean rejects arguments it does not take, and prints help on stdout", async () => {
+  const s = await scratch();
+  try {
+    const bad = await clean(["abc"], s.home, NO_ENGINE);
+    assert.equal(bad.code, 2);
+    assert.match(
+      bad.stderr,
+      /^moat: Unexpected argument "abc": moat clean takes no runs\n {2}Remove one run: {2}moat destroy abc/,
+    );
+    const help = await clean(["--help"], s.home, NO_ENGINE);
+    assert.equal(help.code, 0);
+    assert.match(help.out, /^Usage: moat clean \[OPTIONS\]/);
+    assert.match(help.out, /Examples:/);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+/** Run `moat clean` on a pseudo-terminal (util-linux `script`), answering the question with `answer`. */
+async function cleanOnTerminal(home: string, engine: FakeEngine, answer: string) {
+  const child = new Deno.Command("script", {
+    args: ["-qec", `'${Deno.execPath()}' run -A '${ROOT}/main.ts' clean`, "/dev/null"],
+    env: moatEnv(home, { DOCKER_HOST: `unix://${engine.path}` }),
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(answer));
+  // Keep stdin open until moat exits: an EOF on script's stdin would reach moat as end of input.
+  const [out, status] = await Promise.all([new Response(child.stdout).text(), child.status]);
+  await writer.close();
+  await child.stderr.cancel();
+  return { code: status.code, out };
+}
+
+Deno.test("clean on a terminal asks, and removes on yes", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    const dir = await writeRecord(s.home, record({ id: "f1f1f1f1f1f1" }));
+    const r = await cleanOnTerminal(s.home, engine, "y\n");
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /Remove 1 item\? \[y\/N\] /);
+    assert.match(r.out, /removed f1f1f1f1f1f1: record/);
+    assert.equal(await exists(dir), false);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean on a terminal removes nothing when the answer is not yes", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    const dir = await writeRecord(s.home, record({ id: "f1f1f1f1f1f1" }));
+    const r = await cleanOnTerminal(s.home, engine, "n\n");
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /Remove 1 item\? \[y\/N\] /);
+    assert.match(r.out, /moat: nothing removed/);
+    assert.equal(await exists(dir), true);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("only y or yes, in any case, confirms", () => {
+  const table: Array<[string | null, boolean]> = [
+    ["y", true],
+    ["Y", true],
+    ["yes", true],
+    [" YES ", true],
+    ["", false],
+    ["n", false],
+    ["yep", false],
+    [null, false],
+  ];
+  for (const [answer, want] of table) assert.equal(isYes(answer), want, String(answer));
+});

@@ -1,0 +1,394 @@
+/** `moat list`: pure helpers as tables, then the spawned CLI against crafted records and a fake engine. */
+import assert from "node:assert/strict";
+import { parseArgs } from "node:util";
+import {
+  containersByRun,
+  engineViewOf,
+  formatListTable,
+  LIST_HEADER,
+  listEntries,
+  parseFlags,
+  parseListArgs,
+  sandboxColumn,
+} from "../../lib/cli/list.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { currentOwner } from "../../lib/store/owner.ts";
+import { moat, scratch } from "../engine/helpers.ts";
+import { FakeEngine } from "../fake_engine.ts";
+import { DEAD_OWNER, record, snapshotRecords, summary, writeRecords } from "./run_records.ts";
+
+// ---- pure helpers -------------------------------------------------------------------------------------
+
+for (
+  const [args, expected] of [
+    [[], { help: false, json: false }],
+    [["--json"], { help: false, json: true }],
+    [["-h"], { help: true, json: false }],
+    [["--help", "stray"], { help: true, json: false }],
+  ] as const
+) {
+  Deno.test(`parseListArgs reads ${JSON.stringify(args)}`, async () => {
+    assert.deepEqual(await parseListArgs([...args]), expected);
+  });
+}
+
+for (
+  const [args, message] of [
+    [["--js"], /^Unknown option '--js'/],
+    [["--json=1"], /^Option '--json' does not take an argument/],
+    [["-j"], /^Unknown option '-j'/],
+    [["abc"], /^Unexpected argument "abc": moat list takes no arguments$/],
+  ] as const
+) {
+  Deno.test(`parseListArgs refuses ${JSON.stringify(args)} as a usage error`, async () => {
+    await assert.rejects(parseListArgs([...args]), (err: unknown) => {
+      assert.ok(err instanceof UsageError);
+      assert.match(err.message, message);
+      return true;
+    });
+  });
+}
+
+for (
+  const args of [
+    [],
+    ["--json"],
+    ["-h"],
+    ["--help", "--json"],
+    ["--json", "--json"],
+    ["-hh"],
+    ["--", "--json"],
+    ["--no-json"],
+    ["-j"],
+    ["--json=false"],
+    ["x", "--json"],
+  ]
+) {
+  Deno.test(`parseFlags reads ${JSON.stringify(args)} exactly as node:util parseArgs does`, async () => {
+    const options = { help: { type: "boolean", short: "h" }, json: { type: "boolean" } } as const;
+    let expected: unknown;
+    try {
+      const p = parseArgs({ args, allowPositionals: true, strict: true, options });
+      expected = { values: { ...p.values }, positionals: p.positionals };
+    } catch (err) {
+      expected = (err as Error).message.split("\n")[0];
+    }
+    let actual: unknown;
+    try {
+      actual = await parseFlags("list", args, { help: { short: "h" }, json: {} });
+    } catch (err) {
+      assert.ok(err instanceof UsageError);
+      assert.equal(err.hint, "See:  moat list --help");
+      actual = err.message;
+    }
+    assert.deepEqual(actual, expected);
+  });
+}
+
+Deno.test("a run's container is its recorded containerId, else the first that is not the passwd probe", () => {
+  const rec = record("aaaaaaaaaaa1", { state: "running", containerId: "other" });
+  const probe = summary("aaaaaaaaaaa1", "exited", "Exited (0) 1 second ago", { "dev.moat.probe": "passwd" });
+  const real = { ...summary("aaaaaaaaaaa1", "running", "Up 2 seconds"), Id: "other" };
+  const stray = summary("bbbbbbbbbbb2", "running", "Up 1 second");
+  assert.equal(engineViewOf(rec, containersByRun([probe, real, stray])), real);
+  assert.equal(engineViewOf({ ...rec, containerId: null }, containersByRun([probe, real])), real);
+  assert.equal(engineViewOf(rec, containersByRun([probe])), "absent", "the probe alone is not the run");
+  assert.equal(engineViewOf(rec, containersByRun([])), "absent");
+  assert.equal(engineViewOf(rec, undefined), "unknown");
+});
+
+const NOW = Date.parse("2026-01-01T01:00:00.000Z");
+const running = (id: string, patch = {}) =>
+  record(id, { state: "running", exitCode: null, finishedAt: null, removed: false, ...patch });
+
+for (
+  const [label, rec, containers, alive, state, exit, containerState] of [
+    [
+      "a finished run keeps its recorded exit code",
+      record("r1", { exitCode: 7 }),
+      [],
+      [],
+      "exited",
+      7,
+      "absent",
+    ],
+    [
+      "a running record whose container and owner are gone is lost",
+      running("r1"),
+      [],
+      [],
+      "lost",
+      null,
+      "absent",
+    ],
+    [
+      "a running record whose owner lives but has no container yet stays running",
+      running("r1"),
+      [],
+      [
+        "r1",
+      ],
+      "running",
+      null,
+      "absent",
+    ],
+    [
+      "a running record whose container exited shows the engine's exit code",
+      running("r1"),
+      [summary("r1", "exited", "Exited (3) 2 minutes ago")],
+      [],
+      "exited",
+      3,
+      "exited",
+    ],
+    ["the engine unasked leaves the recorded state", running("r1"), undefined, [], "running", null, null],
+    [
+      "a finished record with its kept container shows the container's engine state",
+      record("r1", { kept: true, removed: false }),
+      [summary("r1", "exited", "Exited (0) 1 hour ago")],
+      [],
+      "exited",
+      0,
+      "exited",
+    ],
+  ] as const
+) {
+  Deno.test(`listEntries: ${label}`, () => {
+    const [e] = listEntries([rec], containers ? [...containers] : undefined, new Set<string>(alive));
+    assert.equal(e!.shownState, state);
+    assert.equal(e!.shownExitCode, exit);
+    assert.equal(e!.containerState, containerState);
+  });
+}
+
+for (
+  const [rec, col] of [
+    [record("r1"), "gvisor (runsc)"],
+    [record("r1", { runtime: "runsc-kvm" }), "gvisor (runsc-kvm)"],
+    [record("r1", { sandbox: "none", runtime: "runc" }), "none (runc)"],
+    [record("r1", { runtime: null }), "gvisor"],
+  ] as const
+) {
+  Deno.test(`the SANDBOX column of ${rec.sandbox}/${rec.runtime} reads "${col}"`, () => {
+    assert.equal(sandboxColumn(rec), col);
+  });
+}
+
+Deno.test("an empty list is the header line alone", () => {
+  assert.equal(formatListTable([], NOW), LIST_HEADER.join("  ") + "\n");
+});
+
+Deno.test("the table shows name, id, state, sandbox, image, age and exit code in columns", () => {
+  const entries = listEntries(
+    [record("aaaaaaaaaaa1", { name: "demo", exitCode: 7 }), running("bbbbbbbbbbb2")],
+    [],
+    new Set(),
+  );
+  assert.equal(
+    formatListTable(entries, NOW),
+    [
+      "NAME  ID            STATE   SANDBOX         IMAGE                     AGE  EXIT",
+      "demo  aaaaaaaaaaa1  exited  gvisor (runsc)  moat-test/busybox:latest  1h   7",
+      "-     bbbbbbbbbbb2  lost    gvisor (runsc)  moat-test/busybox:latest  1h   -",
+      "",
+    ].join("\n"),
+  );
+});
+
+// ---- the spawned CLI ----------------------------------------------------------------------------------
+
+const HEADER_RE = /^NAME +ID +STATE +SANDBOX +IMAGE +AGE +EXIT\n/;
+
+Deno.test("moat list on an empty MOAT_HOME prints only the header and never asks the engine", async () => {
+  await using engine = await FakeEngine.start();
+  const s = await scratch();
+  try {
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}` };
+    const r = await moat(["list"], { home: s.home, env });
+    assert.equal(r.code, 0);
+    assert.equal(r.out, "NAME  ID  STATE  SANDBOX  IMAGE  AGE  EXIT\n");
+    assert.equal(r.stderr, "");
+    const j = await moat(["ls", "--json"], { home: s.home, env });
+    assert.equal(j.code, 0);
+    assert.equal(j.out, "[]\n");
+    assert.equal(j.stderr, "");
+    assert.deepEqual(engine.calls(), []);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+/** Five crafted records (newest first: e1 … a1) and an engine that knows one container. */
+async function craftedHome(home: string) {
+  const me = await currentOwner();
+  const records = [
+    record("aaaaaaaaaaa1", { createdAt: "2026-01-01T00:00:01.000Z", exitCode: 0 }),
+    running("bbbbbbbbbbb2", { createdAt: "2026-01-01T00:00:02.000Z", owner: DEAD_OWNER }),
+    running("ccccccccccc3", { createdAt: "2026-01-01T00:00:03.000Z", owner: me }),
+    running("ddddddddddd4", { createdAt: "2026-01-01T00:00:04.000Z", name: "kept-one" }),
+    record("eeeeeeeeeee5", {
+      createdAt: "2026-01-01T00:00:05.000Z",
+      sandbox: "none",
+      runtime: "runc",
+      exitCode: 7,
+    }),
+  ];
+  await writeRecords(home, records);
+  return records;
+}
+
+function engineWithOneContainer(engine: FakeEngine) {
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [summary("ddddddddddd4", "exited", "Exited (3) 2 minutes ago")],
+  });
+}
+
+Deno.test("moat list reconciles crafted records with one container listing and writes nothing", async () => {
+  await using engine = await FakeEngine.start();
+  engineWithOneContainer(engine);
+  const s = await scratch();
+  try {
+    await craftedHome(s.home);
+    const before = await snapshotRecords(s.home);
+    const r = await moat(["list"], { home: s.home, env: { DOCKER_HOST: `unix://${engine.endpoint.path}` } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.match(r.out, HEADER_RE);
+    const rows = r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/ {2,}/));
+    assert.deepEqual(rows.map((c) => [c[0], c[1], c[2], c[3], c[6]]), [
+      ["-", "eeeeeeeeeee5", "exited", "none (runc)", "7"],
+      ["kept-one", "ddddddddddd4", "exited", "gvisor (runsc)", "3"],
+      ["-", "ccccccccccc3", "running", "gvisor (runsc)", "-"],
+      ["-", "bbbbbbbbbbb2", "lost", "gvisor (runsc)", "-"],
+      ["-", "aaaaaaaaaaa1", "exited", "gvisor (runsc)", "0"],
+    ]);
+    assert.deepEqual(engine.calls(), ["GET /_ping", "GET /containers/json"], "one listing, no inspect");
+    const q = engine.requestsTo("GET /containers/json")[0]!.query;
+    assert.equal(q.get("all"), "1");
+    assert.deepEqual(JSON.parse(q.get("filters")!), { label: ["dev.moat.managed=true"] });
+    assert.deepEqual(await snapshotRecords(s.home), before, "no record was rewritten");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("moat list --json prints every record field plus shownState, shownExitCode, containerState", async () => {
+  await using engine = await FakeEngine.start();
+  engineWithOneContainer(engine);
+  const s = await scratch();
+  try {
+    const records = await craftedHome(s.home);
+    const r = await moat(["list", "--json"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    const items = JSON.parse(r.out) as Array<Record<string, unknown>>;
+    assert.ok(Array.isArray(items));
+    assert.deepEqual(items.map((i) => i.id), records.map((x) => x.id).reverse());
+    const byId = new Map(records.map((x) => [x.id, x]));
+    for (const item of items) {
+      const { shownState: _s, shownExitCode: _e, containerState: _c, ...rest } = item;
+      assert.deepEqual(rest, byId.get(item.id as string), "the record's own fields, unchanged");
+    }
+    assert.deepEqual(
+      items.map((i) => [i.id, i.state, i.shownState, i.shownExitCode, i.containerState]),
+      [
+        ["eeeeeeeeeee5", "exited", "exited", 7, "absent"],
+        ["ddddddddddd4", "running", "exited", 3, "exited"],
+        ["ccccccccccc3", "running", "running", null, "absent"],
+        ["bbbbbbbbbbb2", "running", "lost", null, "absent"],
+        ["aaaaaaaaaaa1", "exited", "exited", 0, "absent"],
+      ],
+    );
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("with the engine down moat list still lists the recorded states and says so in one stderr line", async () => {
+  const s = await scratch();
+  try {
+    await craftedHome(s.home);
+    const sock = `${s.home}/missing.sock`;
+    const r = await moat(["list"], { home: s.home, env: { DOCKER_HOST: `unix://${sock}` } });
+    assert.equal(r.code, 0);
+    assert.equal(
+      r.stderr,
+      `moat: note: showing recorded states; the engine could not be asked: Docker engine not found: no socket at unix://${sock}\n`,
+    );
+    assert.doesNotMatch(r.stderr, /warning|gVisor|sandbox/i);
+    const rows = r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/ {2,}/));
+    assert.deepEqual(rows.map((c) => [c[1], c[2], c[6]]), [
+      ["eeeeeeeeeee5", "exited", "7"],
+      ["ddddddddddd4", "running", "-"],
+      ["ccccccccccc3", "running", "-"],
+      ["bbbbbbbbbbb2", "running", "-"],
+      ["aaaaaaaaaaa1", "exited", "0"],
+    ]);
+    const j = await moat(["list", "--json"], { home: s.home, env: { DOCKER_HOST: `unix://${sock}` } });
+    assert.equal(j.code, 0);
+    const items = JSON.parse(j.out) as Array<Record<string, unknown>>;
+    assert.ok(items.every((i) => i.containerState === null && i.shownState === i.state));
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("an engine slower than MOAT_ENGINE_TIMEOUT does not hold moat list up", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", async (_req, res) => {
+    await res.delay(5000);
+    await res.json(200, []);
+  });
+  const s = await scratch();
+  try {
+    await craftedHome(s.home);
+    const r = await moat(["list"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${engine.endpoint.path}`, MOAT_ENGINE_TIMEOUT: "0.3" },
+    });
+    assert.equal(r.code, 0);
+    assert.match(
+      r.stderr,
+      /^moat: note: showing recorded states; the engine could not be asked: Docker engine at unix:\/\/\S+ did not answer in time \(GET \/v1\.44\/containers\/json\S* took longer than 0\.3 s\)\n$/,
+    );
+    assert.equal(r.out.trimEnd().split("\n").length, 6);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+for (
+  const [args, stderr] of [
+    [["list", "--js"], /^moat: Unknown option '--js'.*\n {2}See: {2}moat list --help\n$/],
+    [
+      ["ls", "--json=yes"],
+      /^moat: Option '--json' does not take an argument\n {2}See: {2}moat list --help\n$/,
+    ],
+    [["list", "abc"], /^moat: Unexpected argument "abc": moat list takes no arguments\n/],
+  ] as const
+) {
+  Deno.test(`moat ${args.join(" ")} is a usage error (exit 2, nothing on stdout)`, async () => {
+    const s = await scratch();
+    try {
+      const r = await moat([...args], { home: s.home });
+      assert.equal(r.code, 2);
+      assert.equal(r.out, "");
+      assert.match(r.stderr, stderr);
+    } finally {
+      await s.cleanup();
+    }
+  });
+}
+
+Deno.test("moat ls --help prints the list help on stdout with examples and exits 0", async () => {
+  const r = await moat(["ls", "--help"], { home: "/nonexistent-moat-home" });
+  assert.equal(r.code, 0);
+  assert.equal(r.stderr, "");
+  assert.match(r.out, /^Usage: moat list \[OPTIONS\]\n/);
+  assert.match(r.out, /--json/);
+  assert.match(r.out, /Examples:\n {2}moat list\n/);
+});

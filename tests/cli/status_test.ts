@@ -1,0 +1,316 @@
+/** `moat status`: pure helpers as tables, then the spawned CLI against crafted records and a fake engine. */
+import assert from "node:assert/strict";
+import { formatBytes, gvisorFacts, parseStatusArgs, type StatusReport } from "../../lib/cli/status.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { currentOwner } from "../../lib/store/owner.ts";
+import { moat, scratch } from "../engine/helpers.ts";
+import { FakeEngine } from "../fake_engine.ts";
+import { DEAD_OWNER, record, summary, writeRecords } from "./run_records.ts";
+
+// ---- pure helpers -------------------------------------------------------------------------------------
+
+for (
+  const [n, text] of [
+    [0, "0 B"],
+    [1023, "1023 B"],
+    [1024, "1.0 KiB"],
+    [1536, "1.5 KiB"],
+    [5 * 1024 * 1024, "5.0 MiB"],
+    [3 * 1024 ** 3, "3.0 GiB"],
+  ] as const
+) {
+  Deno.test(`formatBytes(${n}) is "${text}"`, () => assert.equal(formatBytes(n), text));
+}
+
+const RUNC = { path: "runc" };
+for (
+  const [label, name, runtimes, status, path, others] of [
+    [
+      "runsc registered by its binary",
+      "runsc",
+      { runc: RUNC, runsc: { path: "/usr/bin/runsc" } },
+      "registered",
+      "/usr/bin/runsc",
+      [],
+    ],
+    ["runsc absent", "runsc", { runc: RUNC }, "missing", null, []],
+    [
+      "runsc absent but runsc-kvm present",
+      "runsc",
+      { runc: RUNC, "runsc-kvm": { path: "/usr/bin/runsc" } },
+      "missing",
+      null,
+      ["runsc-kvm"],
+    ],
+    ["a runtime named runsc that runs runc", "runsc", { runsc: RUNC }, "not-gvisor", "runc", []],
+    [
+      "a shim-v2 gVisor runtime without a path",
+      "gvisor",
+      { gvisor: { runtimeType: "io.containerd.runsc.v1" } },
+      "registered",
+      "io.containerd.runsc.v1",
+      [],
+    ],
+    [
+      "MOAT_RUNTIME naming another registration",
+      "runsc-kvm",
+      { runsc: { path: "/usr/bin/runsc" }, "runsc-kvm": { path: "/usr/bin/runsc" } },
+      "registered",
+      "/usr/bin/runsc",
+      ["runsc"],
+    ],
+  ] as const
+) {
+  Deno.test(`gvisorFacts: ${label} is ${status}`, () => {
+    const g = gvisorFacts(name, { Runtimes: runtimes });
+    assert.equal(g.status, status);
+    assert.equal(g.path, path);
+    assert.deepEqual(g.otherGvisorRuntimes, others);
+    assert.deepEqual(g.registeredRuntimes, Object.keys(runtimes));
+  });
+}
+
+Deno.test("gvisorFacts without /info is unknown", () => {
+  const g = gvisorFacts("runsc", undefined);
+  assert.equal(g.status, "unknown");
+  assert.equal(g.registeredRuntimes, null);
+});
+
+for (
+  const [args, message] of [
+    [["--js"], /^Unknown option '--js'/],
+    [["--json=1"], /^Option '--json' does not take an argument/],
+    [["now"], /^Unexpected argument "now": moat status takes no arguments$/],
+  ] as const
+) {
+  Deno.test(`parseStatusArgs refuses ${JSON.stringify(args)} as a usage error`, async () => {
+    await assert.rejects(parseStatusArgs([...args]), (err: unknown) => {
+      assert.ok(err instanceof UsageError);
+      assert.match(err.message, message);
+      return true;
+    });
+  });
+}
+
+// ---- the spawned CLI ----------------------------------------------------------------------------------
+
+const RUNC_ONLY = {
+  ServerVersion: "25.0.5",
+  Runtimes: { runc: { path: "runc" }, "io.containerd.runc.v2": { path: "runc" } },
+};
+
+Deno.test("moat status on an engine without runsc shows gVisor missing, exit 0, and prints no sandbox warning", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    const r = await moat(["status"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.equal(
+      r.out,
+      [
+        `Engine:   unix://${engine.endpoint.path} (from DOCKER_HOST)`,
+        `Version:  Docker 25.0.5, API 1.44 (engine speaks up to 1.44)`,
+        `gVisor:   not registered: the engine has no runtime "runsc" (it has: runc, io.containerd.runc.v2)`,
+        `Runs:     0 running, 0 stopped (0 in total)`,
+        `Records:  0 B in ${s.home}/runs`,
+        `Health:`,
+        `  ✓ the engine answers`,
+        `  ✗ sandboxed runs will be refused: gVisor is not registered as "runsc"`,
+        `      fix: moat doctor`,
+        `  ✓ no orphaned containers`,
+        `  ✓ no finished runs to clean up`,
+        ``,
+      ].join("\n"),
+    );
+    assert.deepEqual(engine.calls().sort(), ["GET /_ping", "GET /containers/json", "GET /info"]);
+    assert.equal(engine.requestsTo("POST /containers/create").length, 0);
+    const j = await moat(["status", "--json"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
+    });
+    assert.equal(j.code, 0);
+    assert.equal(j.stderr, "");
+    const report = JSON.parse(j.out) as StatusReport;
+    assert.equal(report.gvisor.status, "missing");
+    assert.equal(report.gvisor.runtime, "runsc");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("moat status --json counts runs, measures records and finds orphaned containers", async () => {
+  const me = await currentOwner();
+  const running = (id: string, patch = {}) =>
+    record(id, { state: "running", exitCode: null, finishedAt: null, removed: false, ...patch });
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", {
+    status: 200,
+    json: {
+      ServerVersion: "20.10.24",
+      Runtimes: { runc: RUNC, "runsc-kvm": { path: "/usr/bin/runsc", runtimeArgs: ["--platform=kvm"] } },
+    },
+  });
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [
+      summary("aaaaaaaaaaa1", "exited", "Exited (0) 1 hour ago"),
+      summary("bbbbbbbbbbb2", "running", "Up 1 hour"),
+      summary("ccccccccccc3", "running", "Up 1 minute"),
+      summary("fffffffffff6", "exited", "Exited (137) 1 day ago", {
+        "dev.moat.owner-pid": "1",
+        "dev.moat.boot-id": DEAD_OWNER.bootId,
+      }),
+    ],
+  });
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [
+      record("aaaaaaaaaaa1", { createdAt: "2026-01-01T00:00:01.000Z", kept: true, removed: false }),
+      running("bbbbbbbbbbb2", { createdAt: "2026-01-01T00:00:02.000Z", owner: DEAD_OWNER }),
+      running("ccccccccccc3", { createdAt: "2026-01-01T00:00:03.000Z", owner: me }),
+      record("ddddddddddd4", { createdAt: "2026-01-01T00:00:04.000Z", exitCode: 1, name: "four" }),
+      running("eeeeeeeeeee5", { createdAt: "2026-01-01T00:00:05.000Z", owner: DEAD_OWNER }),
+    ], { ddddddddddd4: new Uint8Array(5000) });
+    let bytes = 5000;
+    for await (const e of Deno.readDir(`${s.home}/runs`)) {
+      bytes += (await Deno.stat(`${s.home}/runs/${e.name}/run.json`)).size;
+    }
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}`, MOAT_RUNTIME: "runsc-kvm" };
+    const r = await moat(["status", "--json"], { home: s.home, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    const report = JSON.parse(r.out) as StatusReport;
+    assert.deepEqual(report.engine, {
+      endpoint: `unix://${engine.endpoint.path}`,
+      source: "DOCKER_HOST",
+      reachable: true,
+      error: null,
+      hint: null,
+      serverVersion: "20.10.24",
+      apiVersion: "1.44",
+      serverApiVersion: "1.44",
+    });
+    assert.deepEqual(report.gvisor, {
+      runtime: "runsc-kvm",
+      status: "registered",
+      path: "/usr/bin/runsc",
+      runtimeArgs: ["--platform=kvm"],
+      otherGvisorRuntimes: [],
+      registeredRuntimes: ["runc", "runsc-kvm"],
+    });
+    assert.deepEqual(report.runs, { total: 5, running: 2, stopped: 2, lost: 1, statesFrom: "engine" });
+    assert.deepEqual(report.records, { path: `${s.home}/runs`, bytes });
+    assert.deepEqual(report.orphanedContainers?.map((o) => [o.runId, o.state, o.name]), [
+      ["bbbbbbbbbbb2", "running", "moat-bbbbbbbbbbb2"],
+      ["fffffffffff6", "exited", "moat-fffffffffff6"],
+    ]);
+    assert.deepEqual(report.cleanableRuns, [
+      { id: "eeeeeeeeeee5", name: null, shownState: "lost", containerState: "absent" },
+      { id: "ddddddddddd4", name: "four", shownState: "exited", containerState: "absent" },
+      { id: "aaaaaaaaaaa1", name: null, shownState: "exited", containerState: "exited" },
+    ]);
+
+    const t = await moat(["status"], { home: s.home, env });
+    assert.equal(t.code, 0);
+    assert.match(t.out, /^gVisor: {3}registered as "runsc-kvm" \(\/usr\/bin\/runsc --platform=kvm\)$/m);
+    assert.match(t.out, /^Runs: {5}2 running, 2 stopped, 1 lost \(5 in total\)$/m);
+    assert.match(
+      t.out,
+      /^ {2}✗ 2 orphaned containers \(moat's labels, no live moat process\): bbbbbbbbbbb2, fffffffffff6\n {6}fix: moat clean$/m,
+    );
+    assert.match(
+      t.out,
+      /^ {2}• 3 finished runs can be cleaned up \(1 still has a container\): {2}moat clean$/m,
+    );
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("moat status with the engine down prints what the records say and exits 1", async () => {
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [
+      record("aaaaaaaaaaa1"),
+      record("bbbbbbbbbbb2", { state: "running", exitCode: null, owner: DEAD_OWNER }),
+    ]);
+    const sock = `${s.home}/missing.sock`;
+    const r = await moat(["status"], { home: s.home, env: { DOCKER_HOST: `unix://${sock}` } });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "");
+    assert.match(r.out, new RegExp(`^Engine: {3}unix://${sock} \\(from DOCKER_HOST\\), unreachable$`, "m"));
+    assert.match(r.out, /^Version: {2}unknown \(the engine could not be asked\)$/m);
+    assert.match(r.out, /^gVisor: {3}unknown \(the engine could not be asked\)$/m);
+    assert.match(r.out, /^Runs: {5}1 running, 1 stopped \(2 in total, states as recorded\)$/m);
+    assert.match(
+      r.out,
+      /^ {2}✗ the engine could not be asked: Docker engine not found: no socket at unix:\/\//m,
+    );
+    assert.match(r.out, /^ {6}fix: Start the engine/m);
+    assert.doesNotMatch(r.out, /warning/i);
+
+    const j = await moat(["status", "--json"], { home: s.home, env: { DOCKER_HOST: `unix://${sock}` } });
+    assert.equal(j.code, 1);
+    const report = JSON.parse(j.out) as StatusReport;
+    assert.equal(report.engine.reachable, false);
+    assert.equal(report.engine.error, `Docker engine not found: no socket at unix://${sock}`);
+    assert.equal(report.gvisor.status, "unknown");
+    assert.equal(report.orphanedContainers, null);
+    assert.deepEqual(report.runs, { total: 2, running: 1, stopped: 1, lost: 0, statesFrom: "records" });
+
+    // A pinned API version skips /_ping, so the first request that fails is /info: still down, still 1.
+    const p = await moat(["status"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${sock}`, DOCKER_API_VERSION: "1.41" },
+    });
+    assert.equal(p.code, 1);
+    assert.match(p.out, /, unreachable\nVersion: {2}unknown \(the engine could not be asked\)\n/);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("moat status with an unusable DOCKER_HOST reports it and exits 1", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["status", "--json"], {
+      home: s.home,
+      env: { DOCKER_HOST: "tcp://127.0.0.1:2375" },
+    });
+    assert.equal(r.code, 1);
+    const report = JSON.parse(r.out) as StatusReport;
+    assert.equal(report.engine.endpoint, null);
+    assert.match(report.engine.error!, /^DOCKER_HOST "tcp:\/\/127\.0\.0\.1:2375" uses tcp:\/\//);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+for (
+  const [args, stderr] of [
+    [["status", "--js"], /^moat: Unknown option '--js'.*\n {2}See: {2}moat status --help\n$/],
+    [["status", "all"], /^moat: Unexpected argument "all": moat status takes no arguments\n/],
+  ] as const
+) {
+  Deno.test(`moat ${args.join(" ")} is a usage error (exit 2, nothing on stdout)`, async () => {
+    const r = await moat([...args], { home: "/nonexistent-moat-home" });
+    assert.equal(r.code, 2);
+    assert.equal(r.out, "");
+    assert.match(r.stderr, stderr);
+  });
+}
+
+Deno.test("moat status --help prints the help on stdout with examples and exits 0", async () => {
+  const r = await moat(["status", "--help"], { home: "/nonexistent-moat-home" });
+  assert.equal(r.code, 0);
+  assert.equal(r.stderr, "");
+  assert.match(r.out, /^Usage: moat status \[OPTIONS\]\n/);
+  assert.match(r.out, /Exit status: 0 when the engine answered; 1 when it could not be asked/);
+  assert.match(r.out, /Examples:\n {2}moat status\n/);
+});

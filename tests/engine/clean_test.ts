@@ -1,0 +1,34 @@
+/** `moat clean` after `kill -9` of a `moat run`: the orphaned container is found and removed. */
+import assert from "node:assert/strict";
+import { containersFor, moat, onlyRecord, requireEngine, scratch } from "./helpers.ts";
+import { removeContainersOf, startBackgroundRun } from "./background_run.ts";
+
+await requireEngine();
+
+Deno.test("after kill -9 of a running moat run, moat clean -f removes the orphaned container and its record", async () => {
+  const s = await scratch();
+  try {
+    const run = await startBackgroundRun(s);
+    const id = (await onlyRecord(s.home)).id as string;
+    const [cid] = await containersFor(s.ws);
+    assert.ok(cid, "the run's container exists");
+    run.child.kill("SIGKILL");
+    await run.done;
+    assert.equal((await containersFor(s.ws)).length, 1, "nobody removed the container");
+
+    // --workspace keeps this test to its own containers: the engine is shared with other tests.
+    const dry = await moat(["clean", "--dry-run", "--workspace", s.ws], { home: s.home });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.out, new RegExp(`^${id}\\s+-\\s+running\\s+orphaned\\s+${cid}\\s`, "m"));
+    assert.equal((await containersFor(s.ws)).length, 1, "a dry run removes nothing");
+
+    const r = await moat(["clean", "-f", "--workspace", s.ws], { home: s.home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, new RegExp(`^removed ${id}: container ${cid}, record$`, "m"));
+    assert.deepEqual(await containersFor(s.ws), []);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(`${s.home}/runs`)), []);
+  } finally {
+    await removeContainersOf(s.ws);
+    await s.cleanup();
+  }
+});

@@ -1,0 +1,172 @@
+/** `planClean`: which runs and containers `moat clean` removes, from records, containers and live owners. */
+import assert from "node:assert/strict";
+import type { ContainerSummary } from "../../lib/docker/types.ts";
+import { formatBytes, ownersToCheck, planClean } from "../../lib/run/clean.ts";
+import type { Owner, RunRecord } from "../../lib/store/records.ts";
+import { DEAD_OWNER, record, summary } from "../cli/records_fixture.ts";
+
+const LIVE: Owner = { pid: 4242, bootId: "this-boot", startTicks: 7 };
+/** Like `isOwnerAlive`: same boot and pid, and the same start time unless it is unknown (0, from labels). */
+const alive = (o: Owner | undefined) =>
+  o !== undefined && o.bootId === LIVE.bootId && o.pid === LIVE.pid &&
+  (o.startTicks === 0 || o.startTicks === LIVE.startTicks);
+
+function plan(records: RunRecord[], containers: ContainerSummary[], workspace?: string) {
+  return planClean({ records, containers, ownerAlive: alive, ...(workspace ? { workspace } : {}) }).map((
+    i,
+  ) => ({
+    runId: i.runId,
+    reason: i.reason,
+    state: i.state,
+    containers: i.containers.map((c) => c.Id),
+    record: i.record !== undefined,
+  }));
+}
+
+const c1 = "1".repeat(64);
+const c2 = "2".repeat(64);
+const probe = "9".repeat(64);
+
+Deno.test("planClean decides each case from records, containers and owners", async (t) => {
+  const cases: Array<{
+    name: string;
+    records: RunRecord[];
+    containers: ContainerSummary[];
+    want: ReturnType<typeof plan>;
+  }> = [
+    {
+      name: "a finished run whose container was removed: its record",
+      records: [record({ id: "aaa" })],
+      containers: [],
+      want: [{ runId: "aaa", reason: "finished", state: "exited", containers: [], record: true }],
+    },
+    {
+      name: "a finished, kept run: its container and its record",
+      records: [record({ id: "aaa", kept: true, removed: false, containerId: c1 })],
+      containers: [summary(c1, "aaa")],
+      want: [{ runId: "aaa", reason: "finished", state: "exited", containers: [c1], record: true }],
+    },
+    {
+      name: "a run in progress whose owner lives: nothing",
+      records: [record({ id: "aaa", state: "running", exitCode: null, containerId: c1, owner: LIVE })],
+      containers: [summary(c1, "aaa", { State: "running", Status: "Up 1 minute" })],
+      want: [],
+    },
+    {
+      name: "a finished record whose owner still lives (about to exit): nothing",
+      records: [record({ id: "aaa", owner: LIVE })],
+      containers: [],
+      want: [],
+    },
+    {
+      name: "a run whose owner was killed while its container runs: orphaned, container and record",
+      records: [record({ id: "aaa", state: "running", exitCode: null, containerId: c1, removed: false })],
+      containers: [summary(c1, "aaa", { State: "running", Status: "Up 1 minute" })],
+      want: [{ runId: "aaa", reason: "orphaned", state: "running", containers: [c1], record: true }],
+    },
+    {
+      name: "a run in progress with neither container nor owner: lost, its record",
+      records: [record({ id: "aaa", state: "running", exitCode: null, containerId: c1, removed: false })],
+      containers: [],
+      want: [{ runId: "aaa", reason: "lost", state: "lost", containers: [], record: true }],
+    },
+    {
+      name: "an older record without owner: the owner labelled on its container decides",
+      records: [record({ id: "aaa", state: "running", exitCode: null, containerId: c1, owner: undefined })],
+      containers: [
+        summary(c1, "aaa", { State: "running" }, {
+          "dev.moat.owner-pid": String(LIVE.pid),
+          "dev.moat.boot-id": LIVE.bootId,
+        }),
+      ],
+      want: [],
+    },
+    {
+      name: "an older record without owner whose labelled owner is dead: orphaned",
+      records: [record({ id: "aaa", state: "running", exitCode: null, containerId: c1, owner: undefined })],
+      containers: [
+        summary(c1, "aaa", { State: "running" }, {
+          "dev.moat.owner-pid": "1",
+          "dev.moat.boot-id": "old-boot",
+        }),
+      ],
+      want: [{ runId: "aaa", reason: "orphaned", state: "running", containers: [c1], record: true }],
+    },
+    {
+      name: "a leftover passwd probe of a dead owner, no record: orphaned",
+      records: [],
+      containers: [summary(probe, "bbb", { State: "created" }, { "dev.moat.probe": "passwd" })],
+      want: [{ runId: "bbb", reason: "orphaned", state: "probe", containers: [probe], record: false }],
+    },
+    {
+      name: "a probe and the run's container both go with the run",
+      records: [record({ id: "aaa", state: "running", exitCode: null, containerId: c1, removed: false })],
+      containers: [
+        summary(c1, "aaa", { State: "running" }),
+        summary(probe, "aaa", { State: "created" }, { "dev.moat.probe": "passwd" }),
+      ],
+      want: [{ runId: "aaa", reason: "orphaned", state: "running", containers: [c1, probe], record: true }],
+    },
+    {
+      name: "a container without record whose labelled owner lives: nothing",
+      records: [],
+      containers: [
+        summary(c2, "ccc", { State: "running" }, {
+          "dev.moat.owner-pid": String(LIVE.pid),
+          "dev.moat.boot-id": LIVE.bootId,
+        }),
+      ],
+      want: [],
+    },
+    {
+      name: "a kept container whose record is in another MOAT_HOME looks orphaned from here",
+      records: [],
+      containers: [summary(c2, "ddd")],
+      want: [{ runId: "ddd", reason: "orphaned", state: "exited", containers: [c2], record: false }],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => assert.deepEqual(plan(c.records, c.containers), c.want));
+  }
+});
+
+Deno.test("planClean lists records newest first, then record-less containers newest first", () => {
+  const items = planClean({
+    records: [record({ id: "new" }), record({ id: "old" })],
+    containers: [summary(c1, "x1", { Created: 10 }), summary(c2, "x2", { Created: 20 })],
+    ownerAlive: () => false,
+  });
+  assert.deepEqual(items.map((i) => i.runId), ["new", "old", "x2", "x1"]);
+});
+
+Deno.test("planClean with a workspace keeps only that workspace's runs and containers", () => {
+  const records = [record({ id: "mine", workspace: "/a" }), record({ id: "theirs", workspace: "/b" })];
+  const containers = [
+    summary(c1, "m2", {}, { "dev.moat.workspace": "/a" }),
+    summary(c2, "t2", {}, { "dev.moat.workspace": "/b" }),
+  ];
+  assert.deepEqual(plan(records, containers, "/a").map((i) => i.runId), ["mine", "m2"]);
+  assert.deepEqual(plan(records, containers).map((i) => i.runId), ["mine", "theirs", "m2", "t2"]);
+});
+
+Deno.test("ownersToCheck names the record owners and the owners labelled on containers", () => {
+  const owners = ownersToCheck(
+    [record({ id: "aaa" })],
+    [summary(c1, "zzz", {}, { "dev.moat.owner-pid": "12", "dev.moat.boot-id": "b" })],
+  );
+  assert.deepEqual(owners, [DEAD_OWNER, { pid: 12, bootId: "b", startTicks: 0 }]);
+});
+
+Deno.test("formatBytes uses decimal units like docker", () => {
+  const table: Array<[number, string]> = [
+    [0, "0 B"],
+    [999, "999 B"],
+    [1000, "1.0 kB"],
+    [4096, "4.1 kB"],
+    [12_345, "12 kB"],
+    [999_999, "1.0 MB"],
+    [117_000_000, "117 MB"],
+    [2_500_000_000, "2.5 GB"],
+  ];
+  for (const [n, want] of table) assert.equal(formatBytes(n), want, String(n));
+});
