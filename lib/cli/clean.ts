@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import type { ContainerSummary } from "../docker/types.ts";
-import { UsageError } from "../errors.ts";
+import { argsUsageError, UsageError } from "../errors.ts";
 import { type CleanItem, formatBytes, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
@@ -68,10 +68,7 @@ export function parseCleanArgs(args: string[]): ParsedCleanArgs {
       },
     });
   } catch (err) {
-    throw new UsageError(
-      err instanceof Error ? err.message.split("\n")[0]! : String(err),
-      "See:  moat clean --help",
-    );
+    throw argsUsageError(err, "clean");
   }
   const { values, positionals } = parsed;
   if (positionals.length > 0 && !values.help) {

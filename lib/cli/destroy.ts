@@ -6,7 +6,7 @@
  * retried with the same command.
  */
 import { parseArgs } from "node:util";
-import { MoatError, UsageError } from "../errors.ts";
+import { argsUsageError, MoatError, UsageError } from "../errors.ts";
 import { ownerOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { isFinal } from "../run/reconcile.ts";
@@ -62,10 +62,7 @@ export function parseDestroyArgs(args: string[]): ParsedDestroyArgs {
       },
     });
   } catch (err) {
-    throw new UsageError(
-      err instanceof Error ? err.message.split("\n")[0]! : String(err),
-      "See:  moat destroy --help",
-    );
+    throw argsUsageError(err, "destroy");
   }
   const { values, positionals } = parsed;
   if (values.help) return { help: true, force: false, time: 0, ref: "" };

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type DockerClient } from "../docker/client.ts";
 import { endpointUrl, resolveEndpoint } from "../docker/endpoint.ts";
-import { EngineApiError, EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
+import { argsUsageError, EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
 import {
   diagnose,
   doctorExitCode,
@@ -69,10 +69,7 @@ export function parseDoctorArgs(args: string[]): { help: boolean; json: boolean 
     });
     return { help: values.help ?? false, json: values.json ?? false };
   } catch (err) {
-    throw new UsageError(
-      err instanceof Error ? err.message.split("\n")[0]! : String(err),
-      "See:  moat doctor --help",
-    );
+    throw argsUsageError(err, "doctor");
   }
 }
 

@@ -5,7 +5,7 @@
  * record is ever written from here (issue 3): a run that looks lost is shown as `lost`, not recorded so.
  */
 import type { ContainerSummary } from "../docker/types.ts";
-import { MoatError, UsageError } from "../errors.ts";
+import { argsUsageError, MoatError, UsageError } from "../errors.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal, reconcile, type ShownState } from "../run/reconcile.ts";
 import { runIdOf } from "../run/orphans.ts";
@@ -75,10 +75,7 @@ export async function parseFlags<K extends string>(
     const parsed = parseArgs({ args, allowPositionals: true, strict: true, options });
     return { values: { ...parsed.values } as Partial<Record<K, boolean>>, positionals: parsed.positionals };
   } catch (err) {
-    throw new UsageError(
-      err instanceof Error ? err.message.split("\n")[0]! : String(err),
-      `See:  moat ${command} --help`,
-    );
+    throw argsUsageError(err, command);
   }
 }
 

@@ -4,7 +4,7 @@
  * asked only while following a run whose moat process is gone.
  */
 import { parseArgs } from "node:util";
-import { MoatError, UsageError } from "../errors.ts";
+import { argsUsageError, MoatError, UsageError } from "../errors.ts";
 import { isFinal } from "../run/reconcile.ts";
 import {
   OutputDecoder,
@@ -62,10 +62,7 @@ export function parseLogsArgs(args: string[]): ParsedLogsArgs {
       },
     });
   } catch (err) {
-    throw new UsageError(
-      `${err instanceof Error ? err.message.split("\n")[0] : String(err)}`,
-      "See:  moat logs --help",
-    );
+    throw argsUsageError(err, "logs");
   }
   const { values, positionals } = parsed;
   if (positionals.length > 1) {

@@ -7,7 +7,7 @@ import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { InterruptedError, MoatError, UsageError } from "../errors.ts";
+import { argsUsageError, InterruptedError, MoatError, UsageError } from "../errors.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
 import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
 import {
@@ -69,10 +69,7 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
       },
     });
   } catch (err) {
-    throw new UsageError(
-      `${err instanceof Error ? err.message.split("\n")[0] : String(err)}`,
-      "See:  moat run --help",
-    );
+    throw argsUsageError(err, "run");
   }
   const { values, tokens } = parsed;
   const terminator = tokens.find((t) => t.kind === "option-terminator")?.index ?? Infinity;

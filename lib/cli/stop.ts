@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import type { EngineClient } from "../docker/client.ts";
 import type { ContainerInspect, ContainerSummary } from "../docker/types.ts";
-import { MoatError, UsageError } from "../errors.ts";
+import { argsUsageError, MoatError, UsageError } from "../errors.ts";
 import { ownerOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal } from "../run/reconcile.ts";
@@ -79,10 +79,7 @@ export function parseStopArgs(args: string[]): ParsedStopArgs {
       options: { help: { type: "boolean", short: "h" }, time: { type: "string", short: "t" } },
     });
   } catch (err) {
-    throw new UsageError(
-      err instanceof Error ? err.message.split("\n")[0]! : String(err),
-      "See:  moat stop --help",
-    );
+    throw argsUsageError(err, "stop");
   }
   const { values, positionals } = parsed;
   if (values.help) return { help: true, time: DEFAULT_STOP_GRACE_S, ref: undefined };

@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import type { ContainerSummary, ImageSummary } from "../docker/types.ts";
-import { UsageError } from "../errors.ts";
+import { argsUsageError, UsageError } from "../errors.ts";
 import { formatBytes } from "../run/clean.ts";
 import { DEFAULT_IMAGE } from "../run/image.ts";
 import { classifyContainer, type ContainerRole, ownerOf, runIdOf } from "../run/orphans.ts";
@@ -105,10 +105,7 @@ export function parseSystemArgs(args: string[]): ParsedSystemArgs {
       options: { help: { type: "boolean", short: "h" }, json: { type: "boolean" } },
     });
   } catch (err) {
-    throw new UsageError(
-      err instanceof Error ? err.message.split("\n")[0]! : String(err),
-      "See:  moat system --help",
-    );
+    throw argsUsageError(err, "system");
   }
   const { values, positionals } = parsed;
   const [sub, extra] = positionals;

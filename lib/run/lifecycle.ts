@@ -109,6 +109,20 @@ function mapCreateError(err: unknown, body: ContainerCreateBody): unknown {
   return err;
 }
 
+/** The first step of every run: nothing is created once interrupted; create errors are classified. */
+async function createUnlessInterrupted(
+  client: EngineClient,
+  plan: { name: string; body: ContainerCreateBody },
+  interrupt: AbortSignal,
+) {
+  if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason ?? "SIGINT"), undefined);
+  try {
+    return await client.containerCreate(plan.body, plan.name);
+  } catch (err) {
+    throw mapCreateError(err, plan.body);
+  }
+}
+
 /** Drive one run. Removes the container on every path unless `keep`. */
 export async function driveRun(
   client: EngineClient,
@@ -119,14 +133,7 @@ export async function driveRun(
 ): Promise<RunOutcome> {
   const { interrupt } = opts;
   const signalName = () => String(interrupt.reason ?? "SIGINT");
-  if (interrupt.aborted) throw new InterruptedError(signalName(), undefined);
-
-  let created;
-  try {
-    created = await client.containerCreate(plan.body, plan.name);
-  } catch (err) {
-    throw mapCreateError(err, plan.body);
-  }
+  const created = await createUnlessInterrupted(client, plan, interrupt);
   const id = created.Id;
   let attach: AttachStream | undefined;
   let wait: PendingWait | undefined;
@@ -268,13 +275,7 @@ export async function startDetached(
 ): Promise<DetachedStart> {
   const { interrupt } = opts;
   const signalName = () => String(interrupt.reason ?? "SIGINT");
-  if (interrupt.aborted) throw new InterruptedError(signalName(), undefined);
-  let created;
-  try {
-    created = await client.containerCreate(plan.body, plan.name);
-  } catch (err) {
-    throw mapCreateError(err, plan.body);
-  }
+  const created = await createUnlessInterrupted(client, plan, interrupt);
   const id = created.Id;
   let started = false;
   try {
