@@ -22,10 +22,11 @@ import {
 import { readImagePasswd } from "../run/passwd.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
 import { currentOwner } from "../store/owner.ts";
-import { moatHome, newRunId, RunStore } from "../store/records.ts";
+import { moatHome, newRunId, type RunRecord, RunStore } from "../store/records.ts";
 import { VERSION } from "../version.ts";
 import { RUN_HELP } from "./help.ts";
 import { noSpinner, type Spinner, startSpinner } from "./spinner.ts";
+import { hostTerminal } from "./terminal.ts";
 
 export interface ParsedRunArgs {
   help: boolean;
@@ -36,6 +37,8 @@ export interface ParsedRunArgs {
   name: string | undefined;
   user: string | undefined;
   interactive: boolean;
+  /** `-t`: a pseudo-terminal in the container, attached to the host terminal. */
+  tty: boolean;
   keep: boolean;
   /** `-d`: start the container, print the run id, return; a recorder process records the output. */
   detach: boolean;
@@ -63,6 +66,7 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
         name: { type: "string" },
         user: { type: "string", short: "u" },
         interactive: { type: "boolean", short: "i" },
+        tty: { type: "boolean", short: "t" },
         keep: { type: "boolean" },
         detach: { type: "boolean", short: "d" },
         "record-detached": { type: "string" },
@@ -100,6 +104,12 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
       "Drop one of them, e.g.:  moat run -d -- make test",
     );
   }
+  if (values.detach && values.tty) {
+    throw new UsageError(
+      "-d (detach) and -t (terminal) cannot be combined: a detached run has no terminal attached",
+      "Drop -t and read the output later:  moat run -d -- make test   then   moat logs -f",
+    );
+  }
   if (values["record-detached"] !== undefined && args.length !== 2) {
     throw new UsageError(
       "--record-detached is internal to moat run -d and takes nothing else",
@@ -115,6 +125,7 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
     name: values.name,
     user: values.user,
     interactive: values.interactive ?? false,
+    tty: values.tty ?? false,
     keep: values.keep ?? false,
     detach: values.detach ?? false,
     recordDetached: values["record-detached"],
@@ -124,6 +135,9 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
 }
 
 const encoder = new TextEncoder();
+
+/** Seconds an interrupted run's command gets between SIGTERM and SIGKILL. */
+const STOP_GRACE_SECONDS = 5;
 
 function stderrLine(line: string) {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
@@ -183,29 +197,41 @@ export async function runCommand(args: string[]): Promise<number> {
     const { recordCommand } = await import("./detach.ts");
     return await recordCommand(moatHome(Deno.env.toObject()), opts.recordDetached);
   }
+  if (opts.tty && !Deno.stdin.isTerminal()) {
+    throw new UsageError(
+      "-t needs a terminal, but moat's standard input is not one",
+      "Run it from a terminal, or drop -t (-i alone pipes input):  echo hi | moat run -i -- cat",
+    );
+  }
   const env = Deno.env.toObject();
   const tty = Deno.stderr.isTerminal();
   const spinner: Spinner = tty
     ? startSpinner((b) => Deno.stderr.writeSync(b), "Preparing sandbox…")
     : noSpinner;
+  // While the terminal is raw (`-it`) a line feed does not return the cursor; the "\r" is harmless after.
+  const raw = opts.tty && opts.interactive;
   const say = (line: string) => {
     spinner.stop();
-    stderrLine(line);
+    stderrLine(raw ? line.replaceAll("\n", "\r\n") + "\r" : line);
   };
-  // From here on an interrupt is ours to handle: nothing may be left behind, at any phase.
+  // From here on an interrupt is ours to handle: nothing may be left behind, at any phase. The first
+  // signal stops the run (gracefully once the container runs); any further one forces it at once.
   const controller = new AbortController();
+  const force = new AbortController();
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => {
     const h = () => {
-      if (!controller.signal.aborted) {
-        spinner.stop();
-        controller.abort(sig);
-      }
+      spinner.stop();
+      if (!controller.signal.aborted) controller.abort(sig);
+      else if (!force.signal.aborted) force.abort(sig);
     };
     Deno.addSignalListener(sig, h);
     return [sig, h] as const;
   });
   try {
-    return await prepareAndRun(opts, env, spinner, say, tty, controller.signal);
+    return await prepareAndRun(opts, env, spinner, say, tty, {
+      interrupt: controller.signal,
+      force: force.signal,
+    });
   } finally {
     spinner.stop();
     for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
@@ -218,8 +244,9 @@ async function prepareAndRun(
   spinner: Spinner,
   say: (line: string) => void,
   tty: boolean,
-  interrupt: AbortSignal,
+  signals: { interrupt: AbortSignal; force: AbortSignal },
 ): Promise<number> {
+  const { interrupt } = signals;
   const checkInterrupt = () => {
     if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason), undefined);
   };
@@ -255,57 +282,16 @@ async function prepareAndRun(
   // -d needs to start a recorder process: refuse before anything is created when Deno would not allow it.
   const detach = opts.detach ? await import("./detach.ts") : undefined;
   detach?.checkRecorderAllowed();
+  const terminal = opts.tty ? hostTerminal() : undefined;
 
   const client: EngineClient = clientFromEnv(env);
   const endpoint = endpointUrl(client.endpoint);
-
-  // Sandbox first: on failure nothing may be created. /info only when the sandbox is on.
-  let runtime: string | undefined;
-  if (decision.sandbox === "gvisor") {
-    spinner.text("Checking gVisor…");
-    const info = await client.systemInfo();
-    runtime = resolveRuntime(decision, info.Runtimes, endpoint);
-  } else {
-    say(noSandboxWarning(decision.source));
-  }
-
-  spinner.text(`Checking image ${image}…`);
-  let pullLineShown = false;
-  checkInterrupt();
-  const imageInfo = await ensureImage(client, image, (line) => {
-    if (tty) spinner.text(line);
-    else if (!pullLineShown) {
-      pullLineShown = true;
-      stderrLine(`moat: ${line}`);
-    }
-  }, interrupt);
-  checkInterrupt();
-
   const runId = newRunId();
   const owner = await currentOwner();
   const name = opts.name ?? config.name;
   const command = opts.command ?? config.command;
-  const spec: RunSpec = {
-    runId,
-    name,
-    image,
-    command,
-    env: runEnv,
-    workspace: workspace.path,
-    user: user.user,
-    runtime,
-    interactive: opts.interactive,
-    moatVersion: VERSION,
-    owner,
-  };
-  if (needsFallbackHome(runEnv, user.who, undefined)) {
-    const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
-    if (needsFallbackHome(runEnv, user.who, passwd)) runEnv["HOME"] = FALLBACK_HOME;
-    checkInterrupt();
-  }
-  const plan = planContainer(spec);
-
-  const store = await RunStore.create(home, {
+  let runtime: string | undefined;
+  const newRecord = (): RunRecord => ({
     schema: 1,
     id: runId,
     name: name ?? null,
@@ -327,7 +313,72 @@ async function prepareAndRun(
     moatVersion: VERSION,
     owner,
     detached: opts.detach,
+    tty: opts.tty,
   });
+
+  let store: RunStore;
+  let plan: { name: string; body: ContainerCreateBody };
+  try {
+    // Sandbox first: on failure nothing may be created. /info only when the sandbox is on.
+    if (decision.sandbox === "gvisor") {
+      spinner.text("Checking gVisor…");
+      const info = await client.systemInfo();
+      runtime = resolveRuntime(decision, info.Runtimes, endpoint);
+    } else {
+      say(noSandboxWarning(decision.source));
+    }
+
+    spinner.text(`Checking image ${image}…`);
+    let pullLineShown = false;
+    checkInterrupt();
+    const imageInfo = await ensureImage(client, image, (line) => {
+      if (tty) spinner.text(line);
+      else if (!pullLineShown) {
+        pullLineShown = true;
+        stderrLine(`moat: ${line}`);
+      }
+    }, interrupt);
+    checkInterrupt();
+
+    const size = opts.tty ? terminal?.size() : undefined;
+    const spec: RunSpec = {
+      runId,
+      name,
+      image,
+      command,
+      env: runEnv,
+      workspace: workspace.path,
+      user: user.user,
+      runtime,
+      interactive: opts.interactive,
+      tty: opts.tty,
+      ...(size ? { consoleSize: size } : {}),
+      keep: opts.keep,
+      moatVersion: VERSION,
+      owner,
+    };
+    if (needsFallbackHome(runEnv, user.who, undefined)) {
+      const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
+      if (needsFallbackHome(runEnv, user.who, passwd)) runEnv["HOME"] = FALLBACK_HOME;
+      checkInterrupt();
+    }
+    plan = planContainer(spec);
+    store = await RunStore.create(home, newRecord());
+  } catch (err) {
+    // Interrupted while the engine was being checked: nothing was created, but the run still gets a
+    // final record, like a run interrupted at any later point.
+    if (err instanceof InterruptedError) {
+      const now = new Date().toISOString();
+      await RunStore.create(home, {
+        ...newRecord(),
+        state: "interrupted",
+        signal: err.signal,
+        error: err.message,
+        finishedAt: now,
+      }).then((s) => s.close(), () => {});
+    }
+    throw err;
+  }
 
   if (detach) {
     return await startDetachedRun(client, plan, store, home, opts.keep, spinner, say, interrupt, detach);
@@ -339,6 +390,7 @@ async function prepareAndRun(
       stdout: fdSink(Deno.stdout),
       stderr: fdSink(Deno.stderr),
       ...(opts.interactive ? { stdin: Deno.stdin } : {}),
+      ...(terminal ? { terminal } : {}),
       record: store,
       now: () => Date.now(),
     }, {
@@ -361,7 +413,17 @@ async function prepareAndRun(
           );
         }
       },
-    }, { keep: opts.keep, interrupt, stopGraceSeconds: 5 });
+      onStopping: (grace) => {
+        const sig = String(interrupt.reason);
+        // In raw mode Ctrl-C is a key for the container, not a signal to moat.
+        const again = sig === "SIGINT" && !(opts.tty && opts.interactive) && Deno.stdin.isTerminal()
+          ? "press Ctrl-C again"
+          : `signal again (kill -${sig.replace(/^SIG/, "")} ${Deno.pid})`;
+        say(
+          `moat: stopping run ${runId} (${sig}): the command has ${grace} s to exit; ${again} to stop it now`,
+        );
+      },
+    }, { keep: opts.keep, interrupt, force: signals.force, stopGraceSeconds: STOP_GRACE_SECONDS });
     await store.close();
     await store.update({
       state: outcome.interrupted ? "interrupted" : "exited",

@@ -37,6 +37,8 @@ export interface EngineClient {
   ): Promise<containers.PendingWait>;
   containerStart(id: string): Promise<void>;
   containerKill(id: string, signal?: string): Promise<void>;
+  /** Set a `Tty` container's pty size; fails (409) unless it runs. */
+  containerResize(id: string, rows: number, cols: number): Promise<void>;
   containerStop(id: string, graceSeconds: number): Promise<void>;
   maybeContainerInspect(id: string): Promise<ContainerInspect | undefined>;
   containerRemove(id: string): Promise<void>;
@@ -99,6 +101,9 @@ export class DockerClient implements EngineClient {
   }
   containerKill(id: string, signal?: string) {
     return containers.containerKill(this.http, id, signal);
+  }
+  containerResize(id: string, rows: number, cols: number) {
+    return containers.containerResize(this.http, id, rows, cols);
   }
   containerStop(id: string, graceSeconds: number) {
     return containers.containerStop(this.http, id, graceSeconds);

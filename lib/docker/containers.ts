@@ -128,6 +128,19 @@ export async function containerStart(http: EngineHttp, id: string): Promise<void
   await http.call("POST", `/containers/${id}/start`);
 }
 
+/**
+ * `POST /containers/{id}/resize?h=&w=` → 200: the size of a `Tty` container's pty. Only while it runs: 409
+ * before start or after exit (§5.8), which callers racing the exit treat as harmless.
+ */
+export async function containerResize(
+  http: EngineHttp,
+  id: string,
+  rows: number,
+  cols: number,
+): Promise<void> {
+  await http.call("POST", `/containers/${id}/resize`, { query: { h: rows, w: cols } });
+}
+
 /** `POST /containers/{id}/kill?signal=` → 204; a container that is not running (409) is not an error. */
 export async function containerKill(http: EngineHttp, id: string, signal = "SIGKILL"): Promise<void> {
   try {

@@ -50,6 +50,8 @@ export interface ContainerCreateBody {
     Runtime?: string;
     Binds?: string[];
     AutoRemove?: boolean;
+    /** Initial pty size `[rows, columns]` for `Tty` containers (honoured on Linux from API 1.42). */
+    ConsoleSize?: [number, number];
     [key: string]: unknown;
   };
 }

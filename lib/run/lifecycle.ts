@@ -17,6 +17,16 @@ import {
 
 export { InterruptedError };
 
+/** The host terminal a `-t` run is attached to (moat's stdin). */
+export interface Terminal {
+  /** Rows and columns now; `undefined` when unknown. */
+  size(): { rows: number; cols: number } | undefined;
+  /** Raw mode on (keys go to the container as bytes, Ctrl-C included) or back to what it was. */
+  setRaw(on: boolean): Promise<void>;
+  /** Call `fn` on every size change (SIGWINCH); returns the unsubscribe. */
+  onResize(fn: () => void): () => void;
+}
+
 /** Where output goes. `write` must consume the bytes before resolving (they are reused afterwards). */
 export interface Sink {
   write(bytes: Uint8Array): Promise<void>;
@@ -27,6 +37,11 @@ export interface LifecycleIO {
   stderr: Sink;
   /** Present only for `-i`: piped to the container; its EOF half-closes the attach connection. */
   stdin?: { read(p: Uint8Array): Promise<number | null> };
+  /**
+   * Present only for `-t` (the plan has `Tty`): its size follows into the container, and while stdin is
+   * attached it is in raw mode, restored on every path out of `driveRun`.
+   */
+  terminal?: Terminal;
   /** The run record's output file. */
   record: { output(stream: number, data: Uint8Array, timeMs: number): Promise<void>; flush(): Promise<void> };
   now(): number;
@@ -39,6 +54,8 @@ export interface LifecycleHooks {
   onStarted(): Promise<void>;
   /** Removal was attempted (not with `keep`): whether the container is gone. Called on every path. */
   onRemoved?(removed: boolean): Promise<void>;
+  /** An interrupt is stopping the running container: up to `graceSeconds`, unless `force` fires. */
+  onStopping?(graceSeconds: number): void;
 }
 
 export interface LifecycleOptions {
@@ -47,6 +64,8 @@ export interface LifecycleOptions {
   interrupt: AbortSignal;
   /** Seconds a stopped container gets between SIGTERM and SIGKILL. */
   stopGraceSeconds: number;
+  /** Aborted by a second interrupt: the container is killed at once instead of waiting for the grace. */
+  force?: AbortSignal;
 }
 
 export interface RunOutcome {
@@ -135,14 +154,25 @@ export async function driveRun(
   const signalName = () => String(interrupt.reason ?? "SIGINT");
   const created = await createUnlessInterrupted(client, plan, interrupt);
   const id = created.Id;
+  const tty = plan.body.Tty === true;
   let attach: AttachStream | undefined;
   let wait: PendingWait | undefined;
   let outcome: RunOutcome | undefined;
   let stopping: Promise<void> | undefined;
+  let killing: Promise<void> | undefined;
+  let raw = false;
+  let sizes: SizeFollower | undefined;
   const stop = () => {
-    stopping ??= client.containerStop(id, opts.stopGraceSeconds).catch(() => client.containerKill(id)).catch(
+    if (stopping) return;
+    hooks.onStopping?.(opts.stopGraceSeconds);
+    stopping = client.containerStop(id, opts.stopGraceSeconds).catch(() => client.containerKill(id)).catch(
       () => {},
     );
+  };
+  // A second interrupt does not wait for the grace period. (Listened to from start on: before that the
+  // first interrupt already ends the run without starting it, and removal is forced.)
+  const kill = () => {
+    killing ??= client.containerKill(id).catch(() => {});
   };
   try {
     await hooks.onCreated(id, created.Warnings ?? []);
@@ -150,6 +180,11 @@ export async function driveRun(
     attach = await client.containerAttach(id, { stdin: io.stdin !== undefined });
     wait = await client.containerWait(id, "next-exit");
     if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
+    // Raw before start, as a terminal program expects: the first keys typed already go to the container.
+    if (tty && io.terminal && io.stdin) {
+      raw = true;
+      await io.terminal.setRaw(true);
+    }
     try {
       await client.containerStart(id);
     } catch (err) {
@@ -157,17 +192,18 @@ export async function driveRun(
       throw err;
     }
     const startedAt = new Date();
+    if (tty && io.terminal) sizes = followSize(client, id, io.terminal);
     interrupt.addEventListener("abort", stop, { once: true });
+    opts.force?.addEventListener("abort", kill, { once: true });
     if (interrupt.aborted) stop();
+    if (opts.force?.aborted) kill();
     await hooks.onStarted();
     const inspected = client.maybeContainerInspect(id).catch(() => undefined);
     if (io.stdin) pumpStdin(io.stdin, attach);
     // A reader that went away (`moat run … | head -1`) gets pipe semantics: the command receives SIGPIPE.
-    const { truncated } = await pumpOutput(
-      attach,
-      io,
-      () => client.containerKill(id, "SIGPIPE").catch(() => {}),
-    )
+    const onClosed = () => void client.containerKill(id, "SIGPIPE").catch(() => {});
+    // A pty's output is one raw stream (stderr merged in by the pty); everything else is multiplexed.
+    const { truncated } = await (tty ? pumpRaw(attach, io, onClosed) : pumpOutput(attach, io, onClosed))
       .catch((err) => {
         if (!(err instanceof DemuxError)) throw err;
         throw new MoatError(
@@ -179,6 +215,7 @@ export async function driveRun(
       });
     const result = await wait.result;
     await stopping;
+    await killing;
     const runtime = (await inspected)?.HostConfig.Runtime;
     const interrupted = interrupt.aborted ? signalName() : undefined;
     outcome = {
@@ -191,7 +228,11 @@ export async function driveRun(
       startedAt,
     };
   } finally {
+    // The terminal first: whatever happens next (a slow removal, an error), the user's shell works again.
+    if (raw) await io.terminal?.setRaw(false);
     interrupt.removeEventListener("abort", stop);
+    opts.force?.removeEventListener("abort", kill);
+    await sizes?.stop();
     attach?.close();
     wait?.close();
     if (!opts.keep) {
@@ -236,6 +277,74 @@ async function pumpOutput(
     await io.record.flush();
   }
   return demux.end();
+}
+
+/** Copy a pty's raw output to stdout and the record (as stream 1), until the engine closes it. */
+async function pumpRaw(
+  attach: AttachStream,
+  io: LifecycleIO,
+  onClosed: () => void,
+): Promise<{ truncated: boolean }> {
+  let closed = false;
+  for (;;) {
+    const chunk = await attach.reader.readSome();
+    if (chunk === null) break;
+    const t = io.now();
+    if (!closed) {
+      try {
+        await io.stdout.write(chunk);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+        closed = true;
+        onClosed();
+      }
+    }
+    await io.record.output(1, chunk, t);
+    await io.record.flush();
+  }
+  return { truncated: false };
+}
+
+interface SizeFollower {
+  /** Stop following and wait for a resize in flight (its failure is harmless). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Keep the container's pty the size of the host terminal: once right after start (engines before API 1.42
+ * ignore `ConsoleSize`, §5.8) and on every SIGWINCH. Resizes are sent one at a time, the latest size
+ * wins, and a failure — typically 409 because the container just exited — is ignored.
+ */
+export function followSize(client: EngineClient, id: string, terminal: Terminal): SizeFollower {
+  let inFlight: Promise<void> | undefined;
+  let pending = false;
+  let stopped = false;
+  const send = (): Promise<void> => {
+    pending = false;
+    const size = terminal.size();
+    if (!size || stopped) return Promise.resolve();
+    return client.containerResize(id, size.rows, size.cols).catch(() => {});
+  };
+  const request = () => {
+    if (inFlight) {
+      pending = true;
+      return;
+    }
+    inFlight = (async () => {
+      await send();
+      while (pending && !stopped) await send();
+      inFlight = undefined;
+    })();
+  };
+  const unsubscribe = terminal.onResize(request);
+  request();
+  return {
+    async stop() {
+      stopped = true;
+      unsubscribe();
+      await inFlight;
+    },
+  };
 }
 
 /** Copy stdin to the container, then half-close so the container sees EOF. Ends quietly if the run ends. */

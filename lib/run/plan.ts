@@ -24,6 +24,12 @@ export interface RunSpec {
   /** OCI runtime to request; `undefined` leaves the daemon's default (e.g. runc, or nvidia). */
   runtime: string | undefined;
   interactive: boolean;
+  /** `-t`: a pseudo-terminal in the container; output arrives raw (not multiplexed). */
+  tty?: boolean;
+  /** The host terminal's size at create (rows, columns), for `ConsoleSize`; only with `tty`. */
+  consoleSize?: { rows: number; cols: number };
+  /** `--keep`: the container stays after the run; labelled so it is not taken for an orphan. */
+  keep?: boolean;
   moatVersion: string;
   /** The moat process driving the run; labelled so a container whose owner died can be found. */
   owner?: { pid: number; bootId: string };
@@ -40,6 +46,7 @@ export function runLabels(spec: RunSpec): Record<string, string> {
     [`${LABEL_PREFIX}version`]: spec.moatVersion,
   };
   if (spec.name) labels[`${LABEL_PREFIX}name`] = spec.name;
+  if (spec.keep) labels[`${LABEL_PREFIX}keep`] = "true";
   if (spec.owner) {
     labels[`${LABEL_PREFIX}owner-pid`] = String(spec.owner.pid);
     labels[`${LABEL_PREFIX}boot-id`] = spec.owner.bootId;
@@ -60,7 +67,7 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
     WorkingDir: WORKSPACE_TARGET,
     User: spec.user,
     Labels: runLabels(spec),
-    Tty: false,
+    Tty: spec.tty ?? false,
     OpenStdin: spec.interactive,
     StdinOnce: spec.interactive,
     AttachStdin: spec.interactive,
@@ -73,6 +80,10 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
     },
   };
   if (spec.command) body.Cmd = spec.command;
+  // Honoured from API 1.42; older engines get the size from the resize right after start.
+  if (spec.tty && spec.consoleSize) {
+    body.HostConfig.ConsoleSize = [spec.consoleSize.rows, spec.consoleSize.cols];
+  }
   // Left unset when the sandbox is off, so the daemon's default runtime applies.
   if (spec.runtime !== undefined) body.HostConfig.Runtime = spec.runtime;
   return { name: containerName(spec), body };

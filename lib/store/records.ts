@@ -47,6 +47,8 @@ export interface RunRecord {
   owner?: Owner | null;
   /** Started with `moat run -d`. */
   detached?: boolean;
+  /** Started with `moat run -t`: the container had a pty, and the output is its raw stream (stream 1). */
+  tty?: boolean;
 }
 
 /** `MOAT_HOME`, else `~/.moat`. Pure. */
