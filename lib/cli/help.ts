@@ -43,6 +43,8 @@ Options:
       --name NAME        Name the run (default: name: in moat.yaml)
   -u, --user UID[:GID]   Run as this user instead of the workspace owner
   -i, --interactive      Pipe moat's stdin to the command (EOF closes the command's stdin)
+  -t, --tty              Give the command a terminal (stdin must be one); with -i, keys go
+                         straight to it, Ctrl-C included, and its size follows yours
   -d, --detach           Start the command in the background: print the run id and return;
                          the output is still recorded (moat logs -f ID follows it)
       --keep             Keep the container after it exits (for docker inspect / docker logs)
@@ -51,13 +53,18 @@ Options:
 Configuration: WORKSPACE/moat.yaml (or agent.yaml) with name, image, command, env, sandbox, runtime.
 Environment:   MOAT_NO_SANDBOX=1, MOAT_RUNTIME, MOAT_IMAGE, MOAT_HOME, MOAT_ENGINE_TIMEOUT, DOCKER_HOST.
 
+Interrupts: the first SIGINT (Ctrl-C without -t), SIGTERM or SIGHUP stops the container (SIGTERM,
+then SIGKILL after 5 s); a second one kills it at once. The container is removed either way.
+
 Exit codes: the command's own code; 2 usage or config error; 125 moat or engine failure;
-126/127 command not executable/not found; 130/143 interrupted by SIGINT/SIGTERM.
+126/127 command not executable/not found; 128+N interrupted by signal N (130 SIGINT, 143 SIGTERM,
+129 SIGHUP).
 
 Examples:
   moat run -- dmesg                          # see gVisor's kernel messages
   moat run ~/src/app -- npm test
   moat run --no-sandbox -- uname -r          # plain container, host kernel
+  moat run -it -- sh                         # an interactive shell in the sandbox
   echo hi | moat run -i -- cat
   id=$(moat run -d -- make test) && moat logs -f "$id"
 `;
