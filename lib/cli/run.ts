@@ -250,6 +250,14 @@ async function prepareAndRun(
   const checkInterrupt = () => {
     if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason), undefined);
   };
+  // A read-only engine call need not finish once the user interrupts (the engine may be hanging).
+  const unlessInterrupted = <T>(call: Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(new InterruptedError(String(interrupt.reason), undefined));
+      if (interrupt.aborted) return onAbort();
+      interrupt.addEventListener("abort", onAbort, { once: true });
+      call.then(resolve, reject).finally(() => interrupt.removeEventListener("abort", onAbort));
+    });
   const workspace = await resolveWorkspace(opts.workspace);
   const { config } = await loadConfig(workspace.path);
   const decision = decideSandbox({
@@ -322,7 +330,7 @@ async function prepareAndRun(
     // Sandbox first: on failure nothing may be created. /info only when the sandbox is on.
     if (decision.sandbox === "gvisor") {
       spinner.text("Checking gVisor…");
-      const info = await client.systemInfo();
+      const info = await unlessInterrupted(client.systemInfo());
       runtime = resolveRuntime(decision, info.Runtimes, endpoint);
     } else {
       say(noSandboxWarning(decision.source));
@@ -331,13 +339,13 @@ async function prepareAndRun(
     spinner.text(`Checking image ${image}…`);
     let pullLineShown = false;
     checkInterrupt();
-    const imageInfo = await ensureImage(client, image, (line) => {
+    const imageInfo = await unlessInterrupted(ensureImage(client, image, (line) => {
       if (tty) spinner.text(line);
       else if (!pullLineShown) {
         pullLineShown = true;
         stderrLine(`moat: ${line}`);
       }
-    }, interrupt);
+    }, interrupt));
     checkInterrupt();
 
     const size = opts.tty ? terminal?.size() : undefined;
@@ -366,18 +374,20 @@ async function prepareAndRun(
     store = await RunStore.create(home, newRecord());
   } catch (err) {
     // Interrupted while the engine was being checked: nothing was created, but the run still gets a
-    // final record, like a run interrupted at any later point.
-    if (err instanceof InterruptedError) {
-      const now = new Date().toISOString();
-      await RunStore.create(home, {
-        ...newRecord(),
-        state: "interrupted",
-        signal: err.signal,
-        error: err.message,
-        finishedAt: now,
-      }).then((s) => s.close(), () => {});
-    }
-    throw err;
+    // final record, like a run interrupted at any later point. An engine error that follows the interrupt
+    // is secondary: the user asked to stop.
+    if (!interrupt.aborted) throw err;
+    const stopped = err instanceof InterruptedError
+      ? err
+      : new InterruptedError(String(interrupt.reason), undefined);
+    await RunStore.create(home, {
+      ...newRecord(),
+      state: "interrupted",
+      signal: stopped.signal,
+      error: stopped.message,
+      finishedAt: new Date().toISOString(),
+    }).then((s) => s.close(), () => {});
+    throw stopped;
   }
 
   if (detach) {

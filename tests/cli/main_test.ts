@@ -20,7 +20,18 @@ Deno.test("moat --help and moat run --help print usage on stdout and exit 0", as
   const run = await moat(["run", "--help"], { home });
   assert.match(run.out, /moat run \[OPTIONS\] \[WORKSPACE\] \[-- COMMAND \[ARG\.\.\.\]\]/);
   assert.equal(run.code, 0);
-  for (const opt of ["--sandbox", "--no-sandbox", "--image", "--env", "--name", "--keep", "--interactive"]) {
+  for (
+    const opt of [
+      "--sandbox",
+      "--no-sandbox",
+      "--image",
+      "--env",
+      "--name",
+      "--keep",
+      "--interactive",
+      "--tty",
+    ]
+  ) {
     assert.ok(run.out.includes(opt), `run --help documents ${opt}`);
   }
 });
@@ -47,6 +58,12 @@ for (
       /^moat: Workspace "\/no\/such\/dir" does not exist/,
     ],
     ["a workspace that is a file", ["run", "/etc/hostname", "--", "true"], /is not a directory/],
+    // The tests' stdin is not a terminal (null): -t has nothing to attach to.
+    [
+      "-t without a terminal",
+      ["run", "-it", "--", "sh"],
+      /^moat: -t needs a terminal, but moat's standard input is not one\n/,
+    ],
   ] as const
 ) {
   Deno.test(`${label} is a usage error: exit 2, nothing on stdout`, async () => {

@@ -24,7 +24,17 @@ Deno.test("run args: no command means the image's own", () => {
   assert.deepEqual([a.keep, a.interactive, a.noSandbox, a.name], [true, true, true, "n1"]);
 });
 
+Deno.test("run args: -it is -i and -t; -t alone is a terminal without stdin", () => {
+  const a = parseRunArgs(["-it", "--", "sh"]);
+  assert.deepEqual([a.interactive, a.tty], [true, true]);
+  const b = parseRunArgs(["-t", "--", "top"]);
+  assert.deepEqual([b.interactive, b.tty], [false, true]);
+  assert.equal(parseRunArgs(["--", "sh"]).tty, false);
+});
+
 const usage: [string, string[], RegExp][] = [
+  ["-d with -t", ["-d", "-t", "--", "sh"], /-d \(detach\) and -t \(terminal\) cannot be combined/],
+  ["-dt", ["-dt", "--", "sh"], /cannot be combined/],
   ["unknown option", ["--frobnicate"], /frobnicate/],
   ["a second positional without --", [".", "echo", "hi"], /command goes after --/],
   ["nothing after --", ["--"], /Nothing follows --/],

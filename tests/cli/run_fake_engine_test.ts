@@ -1,6 +1,6 @@
 /** Black-box `moat run` against the fake engine: the engine's answers that decide what moat may do. */
 import assert from "node:assert/strict";
-import { moat, scratch } from "../engine/helpers.ts";
+import { moat, moatEnv, ROOT, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 
 const RUNC_ONLY = { Runtimes: { runc: { path: "runc" }, "io.containerd.runc.v2": { path: "runc" } } };
@@ -67,4 +67,38 @@ Deno.test("an engine older than API 1.40 is refused with the versions named", as
   const r = await run(engine, []);
   assert.equal(r.code, 125);
   assert.match(r.stderr, /speaks API 1\.39, older than the 1\.40 moat needs/);
+});
+
+Deno.test("an interrupt while the engine is being checked creates nothing but still leaves a final record", async () => {
+  await using engine = await FakeEngine.start();
+  const asked = Promise.withResolvers<void>();
+  engine.on("GET /info", async (_req, res) => {
+    asked.resolve();
+    await res.delay(5000);
+  });
+  const s = await scratch();
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}/main.ts`, "run", s.ws, "--", "true"],
+      env: moatEnv(s.home, { DOCKER_HOST: `unix://${engine.endpoint.path}` }),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await asked.promise;
+    child.kill("SIGTERM");
+    const r = await child.output();
+    assert.equal(r.code, 143, new TextDecoder().decode(r.stderr));
+    assert.equal(r.stdout.byteLength, 0);
+    assert.deepEqual(engine.calls(), ["GET /_ping", "GET /info"], "nothing was created");
+    const [dir] = await Array.fromAsync(Deno.readDir(`${s.home}/runs`));
+    const rec = JSON.parse(await Deno.readTextFile(`${s.home}/runs/${dir!.name}/run.json`));
+    assert.equal(rec.state, "interrupted");
+    assert.equal(rec.signal, "SIGTERM");
+    assert.equal(rec.containerId, null);
+    assert.ok(rec.finishedAt);
+  } finally {
+    await s.cleanup();
+  }
 });
