@@ -53,8 +53,9 @@ Options:
 Configuration: WORKSPACE/moat.yaml (or agent.yaml) with name, image, command, env, sandbox, runtime.
 Environment:   MOAT_NO_SANDBOX=1, MOAT_RUNTIME, MOAT_IMAGE, MOAT_HOME, MOAT_ENGINE_TIMEOUT, DOCKER_HOST.
 
-Interrupts: the first SIGINT (Ctrl-C without -t), SIGTERM or SIGHUP stops the container (SIGTERM,
-then SIGKILL after 5 s); a second one kills it at once. The container is removed either way.
+Interrupts: the first SIGINT (Ctrl-C; with -it Ctrl-C goes to the command instead), SIGTERM or
+SIGHUP stops the container (SIGTERM, then SIGKILL after 5 s); a second one kills it at once. The
+container is removed either way.
 
 Exit codes: the command's own code; 2 usage or config error; 125 moat or engine failure;
 126/127 command not executable/not found; 128+N interrupted by signal N (130 SIGINT, 143 SIGTERM,
