@@ -20,6 +20,7 @@ import {
   type UserRef,
 } from "../run/plan.ts";
 import { readImagePasswd } from "../run/passwd.ts";
+import { profileFor } from "../run/profile.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
 import { currentOwner } from "../store/owner.ts";
 import { moatHome, newRunId, type RunRecord, RunStore } from "../store/records.ts";
@@ -299,6 +300,7 @@ async function prepareAndRun(
   const name = opts.name ?? config.name;
   const command = opts.command ?? config.command;
   let runtime: string | undefined;
+  const profile = profileFor({});
   const newRecord = (): RunRecord => ({
     schema: 1,
     id: runId,
@@ -322,6 +324,7 @@ async function prepareAndRun(
     owner,
     detached: opts.detach,
     tty: opts.tty,
+    profile,
   });
 
   let store: RunStore;
@@ -362,6 +365,7 @@ async function prepareAndRun(
       tty: opts.tty,
       ...(size ? { consoleSize: size } : {}),
       keep: opts.keep,
+      profile,
       moatVersion: VERSION,
       owner,
     };
@@ -441,6 +445,7 @@ async function prepareAndRun(
       signal: outcome.interrupted ?? null,
       runtime: outcome.runtime ?? store.record.runtime,
       finishedAt: new Date().toISOString(),
+      ...(outcome.oomKilled ? { oomKilled: true } : {}),
     });
     if (outcome.interrupted) {
       say(
@@ -449,6 +454,7 @@ async function prepareAndRun(
         }`,
       );
     }
+    if (outcome.oomKilled) say(oomMessage(runId, plan.body.HostConfig.Memory));
     if (outcome.truncated) say("moat: warning: the engine closed the output stream in the middle of a frame");
     return outcome.exitCode;
   } catch (err) {
@@ -462,6 +468,13 @@ async function prepareAndRun(
     }).catch(() => {});
     throw err;
   }
+}
+
+/** The line that says the exit code 137 was the memory limit, and what to change. */
+export function oomMessage(runId: string, limit: unknown): string {
+  const mib = typeof limit === "number" ? ` (${Math.round(limit / 2 ** 20)} MiB)` : "";
+  return `moat: run ${runId}: the command ran out of memory and was killed by the memory limit${mib}; ` +
+    "raise it with --memory or memory: in moat.yaml";
 }
 
 /**

@@ -79,6 +79,8 @@ export interface RunOutcome {
   truncated: boolean;
   removed: boolean;
   startedAt: Date | undefined;
+  /** The container's memory limit was hit and the kernel killed the command (exit code 137). */
+  oomKilled: boolean;
 }
 
 /** The container was created but the runtime could not start the command (docker's 125/126/127). */
@@ -198,7 +200,6 @@ export async function driveRun(
     if (interrupt.aborted) stop();
     if (opts.force?.aborted) kill();
     await hooks.onStarted();
-    const inspected = client.maybeContainerInspect(id).catch(() => undefined);
     if (io.stdin) pumpStdin(io.stdin, attach);
     // A reader that went away (`moat run … | head -1`) gets pipe semantics: the command receives SIGPIPE.
     const onClosed = () => void client.containerKill(id, "SIGPIPE").catch(() => {});
@@ -216,7 +217,9 @@ export async function driveRun(
     const result = await wait.result;
     await stopping;
     await killing;
-    const runtime = (await inspected)?.HostConfig.Runtime;
+    // After the exit, before removal: the runtime actually used, and whether the kernel's OOM killer ended it.
+    const inspected = await client.maybeContainerInspect(id).catch(() => undefined);
+    const runtime = inspected?.HostConfig.Runtime;
     const interrupted = interrupt.aborted ? signalName() : undefined;
     outcome = {
       containerId: id,
@@ -226,6 +229,7 @@ export async function driveRun(
       truncated,
       removed: false,
       startedAt,
+      oomKilled: inspected?.State.OOMKilled === true,
     };
   } finally {
     // The terminal first: whatever happens next (a slow removal, an error), the user's shell works again.

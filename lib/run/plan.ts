@@ -3,6 +3,7 @@
  * body. No I/O; the lifecycle sends what this returns.
  */
 import type { ContainerCreateBody } from "../docker/types.ts";
+import { type Profile, profileFor, profileHostConfig } from "./profile.ts";
 
 /** Where the workspace appears inside the container; also the working directory. */
 export const WORKSPACE_TARGET = "/workspace";
@@ -28,6 +29,8 @@ export interface RunSpec {
   tty?: boolean;
   /** The host terminal's size at create (rows, columns), for `ConsoleSize`; only with `tty`. */
   consoleSize?: { rows: number; cols: number };
+  /** The hardened profile (resources, network, mounts); the default one when absent. */
+  profile?: Profile;
   /** `--keep`: the container stays after the run; labelled so it is not taken for an orphan. */
   keep?: boolean;
   moatVersion: string;
@@ -61,6 +64,7 @@ export function containerName(spec: RunSpec): string {
 
 /** Build the create body. */
 export function planContainer(spec: RunSpec): { name: string; body: ContainerCreateBody } {
+  const profile = spec.profile ?? profileFor({});
   const body: ContainerCreateBody = {
     Image: spec.image,
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
@@ -75,8 +79,17 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
     AttachStderr: true,
     HostConfig: {
       // `Mounts`, not `Binds`: a host path containing ':' would break the Binds syntax.
-      Mounts: [{ Type: "bind", Source: spec.workspace, Target: WORKSPACE_TARGET, ReadOnly: false }],
+      Mounts: [
+        { Type: "bind", Source: spec.workspace, Target: WORKSPACE_TARGET, ReadOnly: false },
+        ...profile.mounts.map((m) => ({
+          Type: "bind",
+          Source: m.source,
+          Target: m.target,
+          ReadOnly: m.readonly,
+        })),
+      ],
       AutoRemove: false,
+      ...profileHostConfig(profile, spec.runtime !== undefined),
     },
   };
   if (spec.command) body.Cmd = spec.command;

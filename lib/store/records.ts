@@ -8,6 +8,7 @@
  * chunk and is read back without loading it whole.
  */
 import { MoatError } from "../errors.ts";
+import type { Profile } from "../run/profile.ts";
 
 export type RunState = "creating" | "created" | "running" | "exited" | "interrupted" | "failed";
 
@@ -49,6 +50,10 @@ export interface RunRecord {
   detached?: boolean;
   /** Started with `moat run -t`: the container had a pty, and the output is its raw stream (stream 1). */
   tty?: boolean;
+  /** The container's hardened profile as created (capabilities, limits, network, mounts). */
+  profile?: Profile;
+  /** The command was killed by the kernel for exceeding the memory limit. */
+  oomKilled?: boolean;
 }
 
 /** `MOAT_HOME`, else `~/.moat`. Pure. */

@@ -1,0 +1,93 @@
+/** The hardened profile → HostConfig, with and without gVisor. */
+import assert from "node:assert/strict";
+import {
+  DEFAULT_PIDS,
+  GVISOR_MIN_HOST_PIDS,
+  KEPT_CAPABILITIES,
+  profileFor,
+  profileHostConfig,
+  TMPFS_OPTIONS,
+} from "../../lib/run/profile.ts";
+import { planContainer, type RunSpec } from "../../lib/run/plan.ts";
+
+const spec: RunSpec = {
+  runId: "0123456789ab",
+  name: undefined,
+  image: "img",
+  command: ["true"],
+  env: {},
+  workspace: "/w",
+  user: "1000:1000",
+  runtime: "runsc",
+  interactive: false,
+  moatVersion: "0.0.0",
+};
+
+Deno.test("the default profile: all capabilities dropped but the documented few, no-new-privileges, init, pids", () => {
+  for (const gvisor of [true, false]) {
+    const host = profileHostConfig(profileFor({}), gvisor);
+    assert.deepEqual(host.CapDrop, ["ALL"]);
+    assert.deepEqual(host.CapAdd, [...KEPT_CAPABILITIES]);
+    assert.deepEqual(host.SecurityOpt, ["no-new-privileges"]);
+    assert.equal(host.Init, true);
+    assert.equal(host.Privileged, false);
+    assert.equal(host.PidsLimit, DEFAULT_PIDS);
+    for (const unset of ["Memory", "MemorySwap", "NanoCpus", "NetworkMode", "ReadonlyRootfs", "Tmpfs"]) {
+      assert.ok(!(unset in host), `${unset} is left to the engine by default`);
+    }
+  }
+});
+
+const cases: [string, Parameters<typeof profileFor>[0], boolean, Record<string, unknown>][] = [
+  [
+    "pids under gVisor: inside by RLIMIT_NPROC, the host limit kept high enough for the sandbox",
+    { pids: 64 },
+    true,
+    {
+      PidsLimit: GVISOR_MIN_HOST_PIDS,
+      Ulimits: [{ Name: "nproc", Soft: 64, Hard: 64 }],
+    },
+  ],
+  ["pids above the floor under gVisor", { pids: 5000 }, true, {
+    PidsLimit: 5000,
+    Ulimits: [{ Name: "nproc", Soft: 5000, Hard: 5000 }],
+  }],
+  ["pids without gVisor: the cgroup limit alone", { pids: 64 }, false, { PidsLimit: 64, Ulimits: undefined }],
+  ["memory: the limit, no swap on top", { memory: 64 * 2 ** 20 }, true, {
+    Memory: 64 * 2 ** 20,
+    MemorySwap: 64 * 2 ** 20,
+  }],
+  ["cpus as nano-CPUs", { cpus: 1.5 }, false, { NanoCpus: 1_500_000_000 }],
+  ["cpus rounding", { cpus: 0.01 }, true, { NanoCpus: 10_000_000 }],
+  ["network none", { network: "none" }, true, { NetworkMode: "none" }],
+  ["network default leaves the engine's", { network: "default" }, true, { NetworkMode: undefined }],
+  ["read-only root with a writable /tmp", { readOnly: true }, false, {
+    ReadonlyRootfs: true,
+    Tmpfs: { "/tmp": TMPFS_OPTIONS },
+  }],
+];
+for (const [label, settings, gvisor, want] of cases) {
+  Deno.test(`profile: ${label}`, () => {
+    const host = profileHostConfig(profileFor(settings), gvisor);
+    for (const [k, v] of Object.entries(want)) assert.deepEqual(host[k], v, k);
+  });
+}
+
+Deno.test("the plan carries the profile, its mounts after the workspace; probes without one get the default", () => {
+  const profile = profileFor({
+    mounts: [{ source: "/data", target: "/data", readonly: true }],
+    readOnly: true,
+  });
+  const { body } = planContainer({ ...spec, profile });
+  assert.deepEqual(body.HostConfig.Mounts, [
+    { Type: "bind", Source: "/w", Target: "/workspace", ReadOnly: false },
+    { Type: "bind", Source: "/data", Target: "/data", ReadOnly: true },
+  ]);
+  assert.equal(body.HostConfig.ReadonlyRootfs, true);
+  const plain = planContainer(spec).body.HostConfig;
+  assert.deepEqual(plain.CapDrop, ["ALL"]);
+  assert.equal(plain.Init, true);
+  assert.deepEqual(plain.Ulimits, [{ Name: "nproc", Soft: DEFAULT_PIDS, Hard: DEFAULT_PIDS }]);
+  const unsandboxed = planContainer({ ...spec, runtime: undefined }).body.HostConfig;
+  assert.equal(unsandboxed.Ulimits, undefined);
+});
