@@ -110,6 +110,22 @@ else
   did "apt-get installed ${missing[*]}"
 fi
 
+# -------------------------------------------------------------- 2b. python3 ---
+# tests/engine/pty_helper.py (the terminal the -t tests run moat on) needs python3 with termios and json,
+# which Debian ships in libpython3-stdlib: python3-minimal alone lacks them, the python3 package has them.
+PY_MODULES='import fcntl, json, termios'
+if command -v python3 >/dev/null 2>&1 && python3 -c "$PY_MODULES" 2>/dev/null; then
+  ok "python3 already installed with termios and json ($(python3 --version 2>&1), $(command -v python3))"
+else
+  say "installing python3 (apt) for tests/engine/pty_helper.py"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3
+  hash -r
+  python3 -c "$PY_MODULES" ||
+    die "apt installed python3 but '$(command -v python3 || echo python3)' cannot import termios and json"
+  did "apt-get installed python3 ($(python3 --version 2>&1))"
+fi
+
 # --------------------------------------------------------------- 3. runsc ---
 # Date part of a runsc version: "runsc version release-20240729.0" (upstream),
 # "runsc version 0.0~20240729.0" or package version "0.0~20240729.0-4+b7".
