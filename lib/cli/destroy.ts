@@ -7,14 +7,15 @@
  */
 import { parseArgs } from "node:util";
 import { argsUsageError, MoatError, UsageError } from "../errors.ts";
-import { ownerOf } from "../run/orphans.ts";
+import { isLive, ownerOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { isFinal } from "../run/reconcile.ts";
 import { isOwnerAlive } from "../store/owner.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
-import { isLive, parseGrace, stopRun } from "./stop.ts";
+import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
+import { parseGrace, stopRun } from "./stop.ts";
 
 export const DESTROY_HELP = `Usage: moat destroy [OPTIONS] RUN
 
@@ -101,6 +102,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(DESTROY_HELP);
     return 0;
   }
+  const orphans = orphansLater(ctx);
   const record = resolveRunRef(await listRecords(ctx.home), opts.ref);
   const id = record.id;
   const client = ctx.client();
@@ -162,5 +164,7 @@ export async function command(args: string[]): Promise<number> {
     }record removed`,
   );
   await ctx.out(`${id}\n`);
+  // The destroyed run's containers are left out: the engine listed them before they were removed.
+  await printOrphanNotice(ctx, orphans, id);
   return 0;
 }

@@ -1,8 +1,10 @@
 /**
  * `moat list` (alias `ls`): the runs recorded in MOAT_HOME, newest first, with their states checked against
  * the engine read-only. The engine is asked once (`GET /containers/json?all=1` filtered by moat's label,
- * bounded by the client's timeout); containers are matched to records by the `dev.moat.run-id` label. No
- * record is ever written from here (issue 3): a run that looks lost is shown as `lost`, not recorded so.
+ * bounded by the client's timeout, while the records are read); containers are matched to records by the
+ * `dev.moat.run-id` label. No record is ever written from here (issue 3): a run that looks lost is shown
+ * as `lost`, not recorded so. The same listing finds containers left behind by a moat process that is gone
+ * (any MOAT_HOME): one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
  */
 import type { ContainerSummary } from "../docker/types.ts";
 import { argsUsageError, MoatError, UsageError } from "../errors.ts";
@@ -12,6 +14,7 @@ import { runIdOf } from "../run/orphans.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { type CliContext, cliContext, formatAge, formatTable } from "./context.ts";
+import { orphanNotice, orphansAmong, stillListed } from "./orphan_notice.ts";
 
 export const LIST_HELP = `Usage: moat list [OPTIONS]
        moat ls [OPTIONS]
@@ -19,6 +22,8 @@ export const LIST_HELP = `Usage: moat list [OPTIONS]
 List the runs recorded in MOAT_HOME (default: ~/.moat), newest first. Each state is checked
 against the Docker engine with one container listing; no record is changed. When the engine
 cannot be asked, the recorded states are shown and one line on stderr says so (exit 0).
+Containers left behind by a moat process that is gone (e.g. after kill -9) get one notice
+line on stderr; moat clean removes them.
 
 Columns:
   NAME     the run's --name, or -
@@ -241,15 +246,17 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(LIST_HELP);
     return 0;
   }
-  const records = await listRecords(ctx.home);
+  // The one listing serves both the states and the orphan notice, so it is asked even with no records.
+  const [records, listing] = await Promise.all([listRecords(ctx.home), listManagedContainers(ctx)]);
   let containers: ContainerSummary[] | undefined;
-  // Nothing recorded: nothing to reconcile, so the engine is not asked at all.
-  if (records.length > 0) {
-    const listing = await listManagedContainers(ctx);
-    if ("error" in listing) ctx.note(engineNotAskedNote(listing.error));
-    else containers = listing.containers;
-  }
-  const entries = listEntries(records, containers, await liveOwners(records, containers));
+  if ("containers" in listing) containers = listing.containers;
+  // With nothing recorded there is nothing to show from records; the notice alone stays silent.
+  else if (records.length > 0) ctx.note(engineNotAskedNote(listing.error));
+  const [alive, orphans] = await Promise.all([
+    liveOwners(records, containers),
+    containers ? listedOrphans(ctx, records, containers) : undefined,
+  ]);
+  const entries = listEntries(records, containers, alive);
   const text = opts.json
     ? JSON.stringify(listJsonItems(entries), null, 2) + "\n"
     : formatListTable(entries, Date.now());
@@ -259,5 +266,22 @@ export async function command(args: string[]): Promise<number> {
     // `moat list | head -1`: a reader that stopped reading is not an error.
     if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
   }
+  const notice = orphanNotice(orphans);
+  if (notice) ctx.note(notice);
   return 0;
+}
+
+/** The orphaned containers among the listing; `undefined` when the engine could not be asked again. */
+async function listedOrphans(
+  ctx: CliContext,
+  records: RunRecord[],
+  containers: ContainerSummary[],
+): Promise<ContainerSummary[] | undefined> {
+  const byId = new Map(records.map((r) => [r.id, r]));
+  try {
+    return await stillListed(ctx.client(), await orphansAmong(containers, (id) => byId.get(id)));
+  } catch (err) {
+    if (err instanceof MoatError) return undefined;
+    throw err;
+  }
 }

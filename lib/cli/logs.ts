@@ -1,7 +1,8 @@
 /**
  * `moat logs [RUN]`: a run's recorded output from its `output.bin`, streamed (never loaded whole), stdout
  * frames to stdout and stderr frames to stderr, byte for byte. Works from the records alone; the engine is
- * asked only while following a run whose moat process is gone.
+ * asked only while following a run whose moat process is gone, and (in parallel, never failing the
+ * command) for the notice about containers left behind, printed after the output.
  */
 import { parseArgs } from "node:util";
 import { argsUsageError, MoatError, UsageError } from "../errors.ts";
@@ -16,6 +17,7 @@ import { isOwnerAlive } from "../store/owner.ts";
 import { listRecords, maybeReadRecord, type RunRecord } from "../store/records.ts";
 import { newestRun, resolveRunRef } from "../store/refs.ts";
 import { type CliContext, cliContext } from "./context.ts";
+import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
 
 export const LOGS_HELP = `Usage: moat logs [OPTIONS] [RUN]
 
@@ -300,6 +302,8 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(LOGS_HELP);
     return 0;
   }
+  // Asked while the output is read; awaited (bounded by the engine timeout) once it is printed.
+  const orphans = orphansLater(ctx);
   const records = await listRecords(ctx.home);
   let rec: RunRecord;
   if (opts.ref !== undefined) rec = resolveRunRef(records, opts.ref);
@@ -331,7 +335,9 @@ export async function command(args: string[]): Promise<number> {
     // Without -f, print the same snapshot the lines were counted in.
     if (!opts.follow) limit = decoder.position;
   }
-  return await printFrom(ctx, rec, path, start, limit, opts);
+  const code = await printFrom(ctx, rec, path, start, limit, opts);
+  await printOrphanNotice(ctx, orphans);
+  return code;
 }
 
 async function printFrom(

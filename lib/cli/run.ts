@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
-import { clientFromEnv, type EngineClient } from "../docker/client.ts";
+import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import { argsUsageError, InterruptedError, MoatError, UsageError } from "../errors.ts";
@@ -27,6 +27,7 @@ import { moatHome, newRunId, type RunRecord, RunStore } from "../store/records.t
 import { VERSION } from "../version.ts";
 import { RUN_HELP } from "./help.ts";
 import { noSpinner, type Spinner, startSpinner } from "./spinner.ts";
+import { maybeFindOrphans, orphanNotice } from "./orphan_notice.ts";
 import { hostTerminal } from "./terminal.ts";
 
 export interface ParsedRunArgs {
@@ -295,6 +296,8 @@ async function prepareAndRun(
 
   const client: EngineClient = clientFromEnv(env);
   const endpoint = endpointUrl(client.endpoint);
+  // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
+  const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
   const runId = newRunId();
   const owner = await currentOwner();
   const name = opts.name ?? config.name;
@@ -393,6 +396,9 @@ async function prepareAndRun(
     }).then((s) => s.close(), () => {});
     throw stopped;
   }
+
+  const notice = orphanNotice(await orphans);
+  if (notice) say(notice);
 
   if (detach) {
     return await startDetachedRun(client, plan, store, home, opts.keep, spinner, say, interrupt, detach);

@@ -9,13 +9,13 @@ import { endpointUrl } from "../docker/endpoint.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
-import { classifyContainer, ownerOf, runIdOf } from "../run/orphans.ts";
+import { orphansOf, runIdOf } from "../run/orphans.ts";
 import type { ShownState } from "../run/reconcile.ts";
 import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
-import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { cliContext } from "./context.ts";
 import { listEntries, type ListEntry, liveOwners, parseFlags } from "./list.ts";
+import { liveContainerOwners } from "./orphan_notice.ts";
 
 export const STATUS_HELP = `Usage: moat status [OPTIONS]
 
@@ -153,11 +153,8 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
   const entries: ListEntry[] = listEntries(f.records, f.containers, f.liveRuns);
   const count = (set: ReadonlySet<ShownState>) => entries.filter((e) => set.has(e.shownState)).length;
   const byId = new Map(f.records.map((r) => [r.id, r]));
-  const orphaned = f.containers?.filter((c) => {
-    const runId = runIdOf(c);
-    const record = runId === undefined ? undefined : byId.get(runId);
-    return classifyContainer(c, record, f.liveContainers.has(c.Id)) === "orphaned";
-  });
+  const orphaned = f.containers &&
+    orphansOf(f.containers, (id) => byId.get(id), (c) => f.liveContainers.has(c.Id));
   return {
     engine: {
       endpoint: f.endpoint?.url ?? null,
@@ -361,22 +358,6 @@ async function askEngine(
   return facts;
 }
 
-/** Container ids whose owner process lives. */
-async function liveContainerOwners(
-  containers: ContainerSummary[] | undefined,
-  records: RunRecord[],
-): Promise<Set<string>> {
-  if (!containers?.length) return new Set();
-  const byId = new Map(records.map((r) => [r.id, r]));
-  const boot = await bootId();
-  const alive = await Promise.all(containers.map((c) => {
-    const runId = runIdOf(c);
-    const owner = ownerOf(c, runId === undefined ? undefined : byId.get(runId));
-    return owner ? isOwnerAlive(owner, boot) : Promise.resolve(false);
-  }));
-  return new Set(containers.filter((_, i) => alive[i]).map((c) => c.Id));
-}
-
 export async function command(args: string[]): Promise<number> {
   const opts = await parseStatusArgs(args);
   const ctx = cliContext();
@@ -391,9 +372,10 @@ export async function command(args: string[]): Promise<number> {
     askEngine(ctx.client),
     diskUsage(runsDir),
   ]);
+  const byId = new Map(records.map((r) => [r.id, r]));
   const [liveRuns, liveContainers] = await Promise.all([
     liveOwners(records, engine.containers),
-    liveContainerOwners(engine.containers, records),
+    liveContainerOwners(engine.containers, (id) => byId.get(id)),
   ]);
   const report = summarizeStatus({
     ...engine,

@@ -13,13 +13,14 @@ import { parseArgs } from "node:util";
 import type { EngineClient } from "../docker/client.ts";
 import type { ContainerInspect, ContainerSummary } from "../docker/types.ts";
 import { argsUsageError, MoatError, UsageError } from "../errors.ts";
-import { ownerOf } from "../run/orphans.ts";
+import { isLive, ownerOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal } from "../run/reconcile.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { listRecords, maybeReadRecord, type Owner, type RunRecord, RunStore } from "../store/records.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
+import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
 
 export const STOP_HELP = `Usage: moat stop [OPTIONS] [RUN]
 
@@ -90,11 +91,6 @@ export function parseStopArgs(args: string[]): ParsedStopArgs {
     );
   }
   return { help: false, time: parseGrace(values.time, "stop"), ref: positionals[0] };
-}
-
-/** `true` for the engine states in which the container's process exists (`docker ps` shows it). Pure. */
-export function isLive(state: string): boolean {
-  return state === "running" || state === "paused" || state === "restarting";
 }
 
 /** The summary-shaped view of an inspect, for the helpers that read labels and states. Pure. */
@@ -298,6 +294,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(STOP_HELP);
     return 0;
   }
+  const orphans = orphansLater(ctx);
   const records = await listRecords(ctx.home);
   let record: RunRecord;
   if (opts.ref !== undefined) {
@@ -310,6 +307,7 @@ export async function command(args: string[]): Promise<number> {
     const found = newestRunning(pending, containers);
     if (!found) {
       ctx.note("moat: no run is running; nothing to stop");
+      await printOrphanNotice(ctx, orphans);
       return 0;
     }
     record = found;
@@ -320,6 +318,7 @@ export async function command(args: string[]): Promise<number> {
   if (isFinal(record.state) && (record.removed || !record.containerId)) {
     ctx.note(`moat: run ${record.id} already ended (${describeEnd(record)}); nothing to stop`);
     await ctx.out(`${record.id}\n`);
+    await printOrphanNotice(ctx, orphans, record.id);
     return 0;
   }
   const result = await stopRun(ctx.client(), ctx.home, record, opts.time, ctx.note);
@@ -338,5 +337,7 @@ export async function command(args: string[]): Promise<number> {
     ctx.note(`moat: run ${end.id} stopped: ${describeEnd(end)}`);
   }
   await ctx.out(`${record.id}\n`);
+  // The stopped run's own container is left out: the lines above say what became of it.
+  await printOrphanNotice(ctx, orphans, record.id);
   return 0;
 }

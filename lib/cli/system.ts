@@ -13,11 +13,11 @@ import type { ContainerSummary, ImageSummary } from "../docker/types.ts";
 import { argsUsageError, UsageError } from "../errors.ts";
 import { formatBytes } from "../run/clean.ts";
 import { DEFAULT_IMAGE } from "../run/image.ts";
-import { classifyContainer, type ContainerRole, ownerOf, runIdOf } from "../run/orphans.ts";
+import { classifyContainer, type ContainerRole, runIdOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
-import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { cliContext, formatTable } from "./context.ts";
+import { liveContainerOwners } from "./orphan_notice.ts";
 
 export const SYSTEM_HELP = `Usage: moat system SUBCOMMAND [OPTIONS]
 
@@ -288,13 +288,7 @@ export async function command(args: string[]): Promise<number> {
   if (opts.sub === "containers") {
     const records = await listRecords(ctx.home);
     const byRun = new Map(records.map((r) => [r.id, r]));
-    const boot = await bootId();
-    const alive = new Set<string>();
-    await Promise.all(containers.map(async (c) => {
-      const id = runIdOf(c);
-      const owner = ownerOf(c, id ? byRun.get(id) : undefined);
-      if (owner && await isOwnerAlive(owner, boot)) alive.add(c.Id);
-    }));
+    const alive = await liveContainerOwners(containers, (id) => byRun.get(id));
     const items = systemContainers(containers, records, (c) => alive.has(c.Id));
     if (!opts.json && items.length === 0) ctx.note("moat: no container on this engine carries moat's labels");
     text = opts.json

@@ -1,6 +1,7 @@
 /**
  * Which of moat's containers have no live owner. Pure decisions over what the engine lists, the records
- * in this MOAT_HOME, and whether owner processes live (checked at the edge with `isOwnerAlive`).
+ * in this MOAT_HOME, and whether owner processes live (checked at the edge with `isOwnerAlive`, see
+ * lib/cli/orphan_notice.ts).
  */
 import type { ContainerSummary } from "../docker/types.ts";
 import type { Owner, RunRecord } from "../store/records.ts";
@@ -31,9 +32,19 @@ export type ContainerRole =
   /** Nobody will clean it up: the owner died (or never existed) while the run was not finished. */
   | "orphaned";
 
+/** `true` for the engine states in which the container's process exists (`docker ps` shows it). Pure. */
+export function isLive(state: string): boolean {
+  return state === "running" || state === "paused" || state === "restarting";
+}
+
 /**
  * Classify one container. `ownerAlive` is whether `ownerOf(...)` is a live process (false when there is
  * no owner at all).
+ *
+ * Kept means asked for with `--keep` and no longer running: either this MOAT_HOME's record says so (a
+ * finished run with `kept`), or the container carries `dev.moat.keep=true` — which also covers kept
+ * containers of another MOAT_HOME, whose records are not here. A container that still runs with its owner
+ * gone is orphaned even with `--keep`: nobody will ever record how it ends. A passwd probe is never kept.
  */
 export function classifyContainer(
   c: ContainerSummary,
@@ -41,6 +52,23 @@ export function classifyContainer(
   ownerAlive: boolean,
 ): ContainerRole {
   if (ownerAlive) return "active";
-  if (record && record.kept && isFinal(record.state) && !c.Labels?.[`${LABEL_PREFIX}probe`]) return "kept";
+  if (c.Labels?.[`${LABEL_PREFIX}probe`]) return "orphaned";
+  if (record && record.kept && isFinal(record.state)) return "kept";
+  if (c.Labels?.[`${LABEL_PREFIX}keep`] === "true" && !isLive(c.State)) return "kept";
   return "orphaned";
+}
+
+/**
+ * The orphaned containers among `containers`, in the order given. `recordOf` is this MOAT_HOME's record
+ * of a run id (`undefined` when there is none); `alive` says whether a container's owner lives. Pure.
+ */
+export function orphansOf(
+  containers: readonly ContainerSummary[],
+  recordOf: (runId: string) => RunRecord | undefined,
+  alive: (c: ContainerSummary) => boolean,
+): ContainerSummary[] {
+  return containers.filter((c) => {
+    const runId = runIdOf(c);
+    return classifyContainer(c, runId === undefined ? undefined : recordOf(runId), alive(c)) === "orphaned";
+  });
 }

@@ -50,10 +50,46 @@ Deno.test("destroy removes a finished run's kept container, its leftover probe a
       engine.requestsTo("DELETE /containers/:id").map((q) => q.params.id).sort(),
       [CID, PROBE].sort(),
     );
-    const filters = JSON.parse(engine.requestsTo("GET /containers/json")[0]!.query.get("filters")!);
-    assert.deepEqual(filters.label, ["dev.moat.managed=true", `dev.moat.run-id=${ID}`]);
+    // The run's own containers by its id; the notice's listings (all of moat's) run alongside.
+    const filters = engine.requestsTo("GET /containers/json").map((q) =>
+      JSON.stringify(JSON.parse(q.query.get("filters")!).label)
+    );
+    assert.equal(filters.filter((f) => f === `["dev.moat.managed=true","dev.moat.run-id=${ID}"]`).length, 1);
+    assert.ok(filters.every((f) => f.startsWith(`["dev.moat.managed=true"`)));
+    assert.doesNotMatch(r.stderr, /notice/, "the destroyed run's own leftovers are not a notice");
     assert.equal(await exists(dir), false);
     assert.equal(engine.requestsTo("GET /info").length, 0, "destroy never asks about gVisor");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("destroy names another run's orphaned container in one stderr notice, never on stdout", async () => {
+  const OTHER = "bbbbbbbbbbbb";
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", async (req, res) => {
+    const labels: string[] = JSON.parse(req.query.get("filters")!).label;
+    const mine = summary(CID, ID);
+    // Another run's container whose moat process is gone (its labelled owner is from another boot).
+    const other = summary("b".repeat(64), OTHER, { State: "running", Status: "Up 1 minute" }, {
+      "dev.moat.owner-pid": "1",
+      "dev.moat.boot-id": "another-boot",
+    });
+    await res.json(200, labels.includes(`dev.moat.run-id=${ID}`) ? [mine] : [mine, other]);
+  });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  const s = await scratch();
+  try {
+    await writeRecord(s.home, record({ id: ID, kept: true, removed: false, containerId: CID }));
+    const r = await destroy([ID], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out, `${ID}\n`);
+    const notices = r.stderr.split("\n").filter((l) => l.startsWith("moat: notice:"));
+    assert.deepEqual(notices, [
+      `moat: notice: 1 container left behind by a moat process that is gone (moat-${OTHER}); ` +
+      "remove it with:  moat clean",
+    ]);
+    assert.deepEqual(engine.requestsTo("DELETE /containers/:id").map((q) => q.params.id), [CID]);
   } finally {
     await s.cleanup();
   }

@@ -199,8 +199,9 @@ Deno.test("the table shows name, id, state, sandbox, image, age and exit code in
 
 const HEADER_RE = /^NAME +ID +STATE +SANDBOX +IMAGE +AGE +EXIT\n/;
 
-Deno.test("moat list on an empty MOAT_HOME prints only the header and never asks the engine", async () => {
+Deno.test("moat list on an empty MOAT_HOME prints only the header, asking the engine once for orphans", async () => {
   await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
   const s = await scratch();
   try {
     const env = { DOCKER_HOST: `unix://${engine.endpoint.path}` };
@@ -212,7 +213,54 @@ Deno.test("moat list on an empty MOAT_HOME prints only the header and never asks
     assert.equal(j.code, 0);
     assert.equal(j.out, "[]\n");
     assert.equal(j.stderr, "");
-    assert.deepEqual(engine.calls(), []);
+    assert.deepEqual(engine.calls(), [
+      "GET /_ping",
+      "GET /containers/json",
+      "GET /_ping",
+      "GET /containers/json",
+    ]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("moat list on an empty MOAT_HOME says nothing on stderr when the engine is down", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["list"], { home: s.home, env: { DOCKER_HOST: `unix://${s.home}/missing.sock` } });
+    assert.equal(r.code, 0);
+    assert.equal(r.out, "NAME  ID  STATE  SANDBOX  IMAGE  AGE  EXIT\n");
+    assert.equal(r.stderr, "", "no records to show: nothing to say about the engine, and no notice");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("moat list notices another MOAT_HOME's orphan, but not its kept container nor a live run", async () => {
+  const me = await currentOwner();
+  await using engine = await FakeEngine.start();
+  const dead = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": DEAD_OWNER.bootId };
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [
+      summary("aaaaaaaaaaa1", "running", "Up 1 minute", dead),
+      summary("bbbbbbbbbbb2", "exited", "Exited (0) 1 hour ago", { ...dead, "dev.moat.keep": "true" }),
+      summary("ccccccccccc3", "running", "Up 1 minute", {
+        "dev.moat.owner-pid": String(me.pid),
+        "dev.moat.boot-id": me.bootId,
+      }),
+    ],
+  });
+  const s = await scratch();
+  try {
+    const r = await moat(["list"], { home: s.home, env: { DOCKER_HOST: `unix://${engine.endpoint.path}` } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out, "NAME  ID  STATE  SANDBOX  IMAGE  AGE  EXIT\n");
+    assert.equal(
+      r.stderr,
+      "moat: notice: 1 container left behind by a moat process that is gone (moat-aaaaaaaaaaa1); " +
+        "remove it with:  moat clean\n",
+    );
   } finally {
     await s.cleanup();
   }
@@ -244,7 +292,11 @@ function engineWithOneContainer(engine: FakeEngine) {
   });
 }
 
-Deno.test("moat list reconciles crafted records with one container listing and writes nothing", async () => {
+/** What `moat list` says about the crafted home's one container: its run's owner is dead, it is not kept. */
+const CRAFTED_NOTICE = "moat: notice: 1 container left behind by a moat process that is gone " +
+  "(moat-ddddddddddd4); remove it with:  moat clean\n";
+
+Deno.test("moat list reconciles crafted records with one container listing, writes nothing, notices the orphan", async () => {
   await using engine = await FakeEngine.start();
   engineWithOneContainer(engine);
   const s = await scratch();
@@ -253,7 +305,7 @@ Deno.test("moat list reconciles crafted records with one container listing and w
     const before = await snapshotRecords(s.home);
     const r = await moat(["list"], { home: s.home, env: { DOCKER_HOST: `unix://${engine.endpoint.path}` } });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stderr, "");
+    assert.equal(r.stderr, CRAFTED_NOTICE);
     assert.match(r.out, HEADER_RE);
     const rows = r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/ {2,}/));
     assert.deepEqual(rows.map((c) => [c[0], c[1], c[2], c[3], c[6]]), [
@@ -263,10 +315,13 @@ Deno.test("moat list reconciles crafted records with one container listing and w
       ["-", "bbbbbbbbbbb2", "lost", "gvisor (runsc)", "-"],
       ["-", "aaaaaaaaaaa1", "exited", "gvisor (runsc)", "0"],
     ]);
-    assert.deepEqual(engine.calls(), ["GET /_ping", "GET /containers/json"], "one listing, no inspect");
-    const q = engine.requestsTo("GET /containers/json")[0]!.query;
-    assert.equal(q.get("all"), "1");
-    assert.deepEqual(JSON.parse(q.get("filters")!), { label: ["dev.moat.managed=true"] });
+    // One listing for the states; the second only confirms the orphan is still there before naming it.
+    assert.deepEqual(engine.calls(), ["GET /_ping", "GET /containers/json", "GET /containers/json"]);
+    for (const { query: q } of engine.requestsTo("GET /containers/json")) {
+      assert.equal(q.get("all"), "1");
+      assert.equal(q.get("size"), null);
+      assert.deepEqual(JSON.parse(q.get("filters")!), { label: ["dev.moat.managed=true"] });
+    }
     assert.deepEqual(await snapshotRecords(s.home), before, "no record was rewritten");
   } finally {
     await s.cleanup();
@@ -284,7 +339,7 @@ Deno.test("moat list --json prints every record field plus shownState, shownExit
       env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
     });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stderr, "");
+    assert.equal(r.stderr, CRAFTED_NOTICE, "the notice goes to stderr; stdout stays JSON");
     const items = JSON.parse(r.out) as Array<Record<string, unknown>>;
     assert.ok(Array.isArray(items));
     assert.deepEqual(items.map((i) => i.id), records.map((x) => x.id).reverse());

@@ -16,7 +16,7 @@ import { OutputDecoder, type OutputPiece } from "../../lib/store/output_reader.t
 import { currentOwner } from "../../lib/store/owner.ts";
 import { type RunRecord, RunStore } from "../../lib/store/records.ts";
 import { moat, moatEnv, ROOT } from "../engine/helpers.ts";
-import { concat } from "../fake_engine.ts";
+import { concat, FakeEngine } from "../fake_engine.ts";
 import { outFrame } from "../store/output_frames.ts";
 
 const enc = new TextEncoder();
@@ -282,6 +282,40 @@ Deno.test("moat logs RUN puts stdout frames on stdout and stderr frames on stder
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout, concat("out1\n", binary, "echo"));
     assert.deepEqual(r.stderrBytes, concat("err1\n", "daemon\n", binary));
+  });
+});
+
+Deno.test("moat logs of a run whose moat process was killed prints its output, then one notice line", async () => {
+  await using engine = await FakeEngine.start();
+  // The run's container still runs; its owner (on the label and in the record) is gone.
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [{
+      Id: "c".repeat(64),
+      Names: ["/moat-aaaa00000001"],
+      Image: "moat-test/busybox:latest",
+      State: "running",
+      Status: "Up 1 minute",
+      Labels: {
+        "dev.moat.managed": "true",
+        "dev.moat.run-id": "aaaa00000001",
+        "dev.moat.owner-pid": String(DEAD_OWNER.pid),
+        "dev.moat.boot-id": DEAD_OWNER.bootId,
+      },
+      Created: 1,
+    }],
+  });
+  await withHome(async (home) => {
+    const rec = record("aaaa00000001", { state: "running", exitCode: null, finishedAt: null });
+    await craft(home, rec, concat(outFrame(1, "out\n", 1), outFrame(2, "err\n", 2)));
+    const r = await moat(["logs", "aaaa"], { home, env: { DOCKER_HOST: `unix://${engine.endpoint.path}` } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out, "out\n", "stdout is the run's stdout alone");
+    assert.equal(
+      r.stderr,
+      "err\nmoat: notice: 1 container left behind by a moat process that is gone (moat-aaaa00000001); " +
+        "remove it with:  moat clean\n",
+    );
   });
 });
 

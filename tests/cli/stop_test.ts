@@ -95,6 +95,46 @@ Deno.test("stop without a run when nothing runs exits 0 and says so", async () =
   }
 });
 
+Deno.test("stop with nothing to stop still notices a container left behind, on stderr only", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [
+      summary(CID, "bbbbbbbbbbbb", {}, { "dev.moat.owner-pid": "1", "dev.moat.boot-id": "another-boot" }),
+    ],
+  });
+  const s = await scratch();
+  try {
+    await writeRecord(s.home, record({ id: "aaaaaaaaaaaa" }));
+    const r = await stop([], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out, "");
+    assert.equal(
+      r.stderr,
+      "moat: no run is running; nothing to stop\n" +
+        "moat: notice: 1 container left behind by a moat process that is gone (moat-bbbbbbbbbbbb); " +
+        "remove it with:  moat clean\n",
+    );
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("stop of a run whose owner is gone names no notice about that run's own container", async () => {
+  await using engine = await engineWithRunningContainer(143);
+  const s = await scratch();
+  try {
+    await writeRecord(s.home, record({ id: "aaaaaaaaaaaa", ...RUNNING }));
+    const r = await stop(["aaaaaaaaaaaa"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.out, "aaaaaaaaaaaa\n");
+    assert.ok(engine.requestsTo("GET /containers/json").length > 0, "the notice asked the engine");
+    assert.doesNotMatch(r.stderr, /notice/, "what became of the stopped run is said above; no notice");
+  } finally {
+    await s.cleanup();
+  }
+});
+
 Deno.test("stop of a run whose owner is gone stops the container and records the exit code from inspect", async () => {
   await using engine = await engineWithRunningContainer(143);
   const s = await scratch();

@@ -169,14 +169,15 @@ Deno.test("moat run -d --keep records the run and leaves the container", async (
   });
 });
 
-Deno.test("moat run -d of a missing command exits 127 and leaves no container", async () => {
+Deno.test("moat run -d of a missing command: the run records exit 127 and the init's message; no container is left", async () => {
   await withScratch(async (s) => {
-    const r = await moat(["run", "-d", "--image", TEST_IMAGE, s.ws, "--", "/no/such/command"], {
-      home: s.home,
-    });
-    assert.equal(r.code, 127, r.stderr);
-    assert.equal(r.out, "");
-    assert.match(r.stderr, /^moat: The command was not found in the image/);
+    // The container's init starts fine and only then fails to exec the command, so -d cannot know at start.
+    const id = await runDetached(s, ["/no/such/command"]);
+    const r = await moat(["logs", "-f", id], { home: s.home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /exec \/no\/such\/command failed: No such file or directory/);
+    const rec = await readRecord(s.home, id);
+    assert.deepEqual([rec.state, rec.exitCode], ["exited", 127]);
     assert.deepEqual(await containersFor(s.ws), []);
   });
 });

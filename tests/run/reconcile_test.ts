@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import type { ContainerSummary } from "../../lib/docker/types.ts";
-import { classifyContainer, ownerOf } from "../../lib/run/orphans.ts";
 import { exitCodeFromStatus, reconcile } from "../../lib/run/reconcile.ts";
 import type { RunRecord } from "../../lib/store/records.ts";
 
@@ -80,36 +79,3 @@ Deno.test("exitCodeFromStatus reads docker's status text", () => {
   assert.equal(exitCodeFromStatus("Exited (137) About an hour ago"), 137);
   assert.equal(exitCodeFromStatus("Up 2 seconds"), undefined);
 });
-
-Deno.test("the owner comes from the record, else from the labels", () => {
-  const labels = { "dev.moat.owner-pid": "42", "dev.moat.boot-id": "b" };
-  const owner = { pid: 7, bootId: "b", startTicks: 9 };
-  assert.deepEqual(ownerOf(container("running", "Up", labels), { ...base, owner }), owner);
-  assert.deepEqual(ownerOf(container("running", "Up", labels), undefined), {
-    pid: 42,
-    bootId: "b",
-    startTicks: 0,
-  });
-  assert.equal(ownerOf(container("running", "Up"), undefined), undefined);
-});
-
-const roles: [string, RunRecord | undefined, boolean, Record<string, string>, string][] = [
-  ["a container whose owner lives is active", base, true, {}, "active"],
-  ["a kept container of a finished run is kept", { ...base, kept: true, state: "exited" }, false, {}, "kept"],
-  ["a container whose owner died mid-run is orphaned", base, false, {}, "orphaned"],
-  ["a container with no record and no owner is orphaned", undefined, false, {}, "orphaned"],
-  [
-    "a leftover probe container is orphaned even for a kept run",
-    { ...base, kept: true, state: "exited" },
-    false,
-    {
-      "dev.moat.probe": "passwd",
-    },
-    "orphaned",
-  ],
-];
-for (const [label, record, alive, labels, role] of roles) {
-  Deno.test(`classifyContainer: ${label}`, () => {
-    assert.equal(classifyContainer(container("exited", "Exited (0)", labels), record, alive), role);
-  });
-}
