@@ -122,6 +122,7 @@ async function record(home: string, runId: string): Promise<number> {
       removed: outcome.removed,
       finishedAt: new Date().toISOString(),
       ...(outcome.error ? { error: outcome.error } : {}),
+      ...(outcome.oomKilled ? { oomKilled: true } : {}),
     };
     // Someone may have written the record meanwhile (`moat stop`): merge into what is on disk now, and keep
     // a final state that is already there.

@@ -48,9 +48,18 @@ Options:
   -d, --detach           Start the command in the background: print the run id and return;
                          the output is still recorded (moat logs -f ID follows it)
       --keep             Keep the container after it exits (for docker inspect / docker logs)
+  -m, --memory SIZE      Memory limit, e.g. 512m or 2g (default: memory: in moat.yaml, else none)
+      --cpus N           CPU limit, e.g. 1.5 (default: cpus: in moat.yaml, else none)
+      --pids N           Most processes at once (default: pids: in moat.yaml, else 1024)
+      --network MODE     default, or none for loopback only (default: network: in moat.yaml)
+      --read-only        Read-only root filesystem; /workspace and a fresh /tmp stay writable
   -h, --help             Show this help
 
-Configuration: WORKSPACE/moat.yaml (or agent.yaml) with name, image, command, env, sandbox, runtime.
+Configuration: WORKSPACE/moat.yaml (or agent.yaml) with name, image, command, env, sandbox, runtime,
+memory, cpus, pids, network, read_only, mounts.
+
+Every container drops all capabilities but a documented few, runs with no-new-privileges and an
+init process as PID 1, and has a process limit, with or without gVisor.
 Environment:   MOAT_NO_SANDBOX=1, MOAT_RUNTIME, MOAT_IMAGE, MOAT_HOME, MOAT_ENGINE_TIMEOUT, DOCKER_HOST.
 
 Interrupts: the first SIGINT (Ctrl-C; with -it Ctrl-C goes to the command instead), SIGTERM or

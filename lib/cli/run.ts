@@ -20,7 +20,10 @@ import {
   type UserRef,
 } from "../run/plan.ts";
 import { readImagePasswd } from "../run/passwd.ts";
-import { profileFor } from "../run/profile.ts";
+import { profileFor, type ProfileSettings } from "../run/profile.ts";
+import { resolveMounts } from "../run/mounts.ts";
+import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
+import type { MoatConfig } from "../config/types.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
 import { currentOwner } from "../store/owner.ts";
 import { moatHome, newRunId, type RunRecord, RunStore } from "../store/records.ts";
@@ -42,6 +45,12 @@ export interface ParsedRunArgs {
   /** `-t`: a pseudo-terminal in the container, attached to the host terminal. */
   tty: boolean;
   keep: boolean;
+  /** Resource and isolation flags, as written; they beat the config. */
+  memory: string | undefined;
+  cpus: string | undefined;
+  pids: string | undefined;
+  network: string | undefined;
+  readOnly: boolean;
   /** `-d`: start the container, print the run id, return; a recorder process records the output. */
   detach: boolean;
   /** Internal (hidden): `--record-detached <id>` makes this process the recorder of a detached run. */
@@ -70,6 +79,11 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
         interactive: { type: "boolean", short: "i" },
         tty: { type: "boolean", short: "t" },
         keep: { type: "boolean" },
+        memory: { type: "string", short: "m" },
+        cpus: { type: "string" },
+        pids: { type: "string" },
+        network: { type: "string" },
+        "read-only": { type: "boolean" },
         detach: { type: "boolean", short: "d" },
         "record-detached": { type: "string" },
       },
@@ -106,6 +120,12 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
       "Drop one of them, e.g.:  moat run -d -- make test",
     );
   }
+  if (values.network !== undefined && values.network !== "default" && values.network !== "none") {
+    throw new UsageError(
+      `--network "${values.network}" is not one of default, none`,
+      "Use  --network none  for loopback only, or leave it out for the engine's default network",
+    );
+  }
   if (values.detach && values.tty) {
     throw new UsageError(
       "-d (detach) and -t (terminal) cannot be combined: a detached run has no terminal attached",
@@ -129,6 +149,11 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
     interactive: values.interactive ?? false,
     tty: values.tty ?? false,
     keep: values.keep ?? false,
+    memory: values.memory,
+    cpus: values.cpus,
+    pids: values.pids,
+    network: values.network,
+    readOnly: values["read-only"] ?? false,
     detach: values.detach ?? false,
     recordDetached: values["record-detached"],
     workspace: before[0],
@@ -137,6 +162,47 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * The resource and isolation settings of a run: each flag beats its config field. Pure; a bad flag value
+ * is a usage error. `hostCpus`: more CPUs than the host has is refused here, as the engine would.
+ */
+export function resourceSettings(
+  opts: Pick<ParsedRunArgs, "memory" | "cpus" | "pids" | "network" | "readOnly">,
+  config: MoatConfig,
+  hostCpus: number | undefined,
+): ProfileSettings {
+  const flag = <T>(
+    name: string,
+    raw: string | undefined,
+    parse: (v: string) => ParseResult<T>,
+    eg: string,
+  ) => {
+    if (raw === undefined) return undefined;
+    const r = parse(raw);
+    if (!r.ok) {
+      throw new UsageError(`--${name} "${raw}" must be ${r.expected}`, `For example:  --${name} ${eg}`);
+    }
+    return r.value;
+  };
+  const cpus = flag("cpus", opts.cpus, (v) => parseCpus(v, hostCpus), "1.5") ?? config.cpus;
+  if (cpus !== undefined && hostCpus !== undefined && cpus > hostCpus) {
+    throw new UsageError(
+      `cpus: ${cpus} in the config is more than the ${hostCpus} CPUs this host has`,
+      `Lower it to at most ${hostCpus}, or override it for this run:  --cpus ${hostCpus}`,
+    );
+  }
+  const settings: ProfileSettings = {};
+  const memory = flag("memory", opts.memory, parseMemory, "2g") ?? config.memory;
+  const pids = flag("pids", opts.pids, parsePids, "512") ?? config.pids;
+  const network = (opts.network as ProfileSettings["network"]) ?? config.network;
+  if (memory !== undefined) settings.memory = memory;
+  if (cpus !== undefined) settings.cpus = cpus;
+  if (pids !== undefined) settings.pids = pids;
+  if (network !== undefined) settings.network = network;
+  if (opts.readOnly || config.readOnly) settings.readOnly = true;
+  return settings;
+}
 
 /** Seconds an interrupted run's command gets between SIGTERM and SIGKILL. */
 const STOP_GRACE_SECONDS = 5;
@@ -303,7 +369,12 @@ async function prepareAndRun(
   const name = opts.name ?? config.name;
   const command = opts.command ?? config.command;
   let runtime: string | undefined;
-  const profile = profileFor({});
+  const settings = resourceSettings(opts, config, navigator.hardwareConcurrency);
+  // Extra mounts are checked on the host before anything is created on the engine.
+  const mounts = await resolveMounts(config.mounts ?? [], workspace.path, client.endpoint.path, {
+    readOnly: settings.readOnly ?? false,
+  });
+  const profile = profileFor({ ...settings, mounts });
   const newRecord = (): RunRecord => ({
     schema: 1,
     id: runId,

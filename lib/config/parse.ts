@@ -3,14 +3,36 @@
  * Pure. Loaded lazily (only when a config file exists) because the YAML parser and zod are the heaviest
  * modules moat has.
  */
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type YAMLMap } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap } from "yaml";
 import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
+import { checkMountTargets } from "../run/mounts.ts";
+import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import { SANDBOX_VALUES } from "../sandbox/decide.ts";
-import type { MoatConfig } from "./types.ts";
+import type { ConfigMount, MoatConfig } from "./types.ts";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const NETWORK_VALUES = ["default", "none"] as const;
+
+/** The resource parsers by field; each also gives the words for its errors. */
+const RESOURCES: Record<string, (v: string | number) => ParseResult<number>> = {
+  memory: parseMemory,
+  // The host's CPU count is checked at run time, against the engine's host.
+  cpus: (v) => parseCpus(v),
+  pids: parsePids,
+};
+const resource = (field: string) =>
+  z.union([z.string(), z.number()]).check(z.refine((v) => RESOURCES[field]!(v).ok));
+
+const mount = z.strictObject({
+  source: z.string().check(z.minLength(1)),
+  target: z.string().check(z.minLength(1)),
+  readonly: z.optional(z.boolean()),
+});
+
+/** Keys a `mounts:` entry may have, for "did you mean". */
+export const MOUNT_KEYS = Object.keys(mount.shape);
 
 const schema = z.strictObject({
   name: z.optional(z.string().check(z.regex(NAME))),
@@ -26,6 +48,12 @@ const schema = z.strictObject({
   ),
   sandbox: z.optional(z.enum(SANDBOX_VALUES)),
   runtime: z.optional(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/))),
+  memory: z.optional(resource("memory")),
+  cpus: z.optional(resource("cpus")),
+  pids: z.optional(resource("pids")),
+  network: z.optional(z.enum(NETWORK_VALUES)),
+  read_only: z.optional(z.boolean()),
+  mounts: z.optional(z.array(mount)),
 });
 
 /** Keys a config may have, for "did you mean". */
@@ -39,6 +67,33 @@ const EXPECT: Record<string, string> = {
   env: "a map of NAME: value",
   sandbox: `one of ${SANDBOX_VALUES.map((v) => `"${v}"`).join(", ")}`,
   runtime: "the name of a gVisor runtime registered with Docker, e.g. runsc",
+  memory: "a size such as 512m or 2g",
+  cpus: "a number of CPUs such as 1.5 or 2",
+  pids: "a whole number of processes such as 1024",
+  network: `one of ${NETWORK_VALUES.map((v) => `"${v}"`).join(", ")}`,
+  read_only: "true or false",
+  mounts: "a list of mounts, each a map such as {source: ./data, target: /data}",
+};
+
+/** The same for the fields of one `mounts:` entry (the entry itself under ""). */
+const MOUNT_EXPECT: Record<string, string> = {
+  "": "a map of source, target and (optionally) readonly, such as {source: ./data, target: /data}",
+  source: "a host path, absolute or relative to the workspace, such as ./data",
+  target: "an absolute path in the container, such as /data",
+  readonly: "true or false",
+};
+
+/** What to write instead, by field. */
+const HINT: Record<string, string> = {
+  sandbox: "Write  sandbox: gvisor  (the default) or  sandbox: none  to run without gVisor",
+  memory: "Write a size with its unit, e.g.  memory: 2g   (k, m, g and t are powers of 1024)",
+  cpus: "Write a number of CPUs, e.g.  cpus: 1.5",
+  pids: "Write a whole number, e.g.  pids: 4096",
+  network: "Write  network: none  for loopback only, or leave network out for the default network",
+  read_only: "Write  read_only: true  or  read_only: false",
+  mounts: "Write each mount as a map, e.g.\n" +
+    "  mounts:\n" +
+    "    - {source: ./data, target: /data, readonly: true}",
 };
 
 /** Parse and validate. `file` is the path shown in errors. */
@@ -83,23 +138,38 @@ export function parseConfig(text: string, file: string): MoatConfig {
       const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
       return node?.range ? text.slice(node.range[0], node.range[1]) : String(v);
     };
-    return normalise(result.data, asWritten);
+    const config = normalise(
+      result.data,
+      asWritten,
+      (i) => ({ file, ...at(nodeRange(doc.getIn(["mounts", i], true))) }),
+    );
+    const bad = checkMountTargets(config.mounts ?? [], { readOnly: config.readOnly ?? false });
+    if (bad) {
+      const { line, col } = at(nodeRange(doc.getIn(["mounts", bad.index, "target"], true)));
+      throw new ConfigError(file, line, col, `mounts[${bad.index}].target`, bad.problem, bad.hint);
+    }
+    return config;
   }
 
-  const issue = result.error.issues[0]!;
+  // An unknown key first: a misspelt key also makes the key it was meant to be look missing.
+  const issues = result.error.issues;
+  const issue = issues.find((i) => i.code === "unrecognized_keys") ?? issues[0]!;
   const path = issue.path.map(String);
   if (issue.code === "unrecognized_keys") {
     const key = issue.keys[0]!;
     const keyNode = findKeyNode(root, [...path, key]);
     const { line, col } = at(keyNode?.range?.[0]);
-    const near = nearest(key, CONFIG_KEYS);
+    const known = path[0] === "mounts" ? MOUNT_KEYS : CONFIG_KEYS;
+    const near = nearest(key, known);
     throw new ConfigError(
       file,
       line,
       col,
-      [...path, key].join("."),
-      `unknown key "${key}"`,
-      near ? `Did you mean "${near}"?` : `Known keys: ${CONFIG_KEYS.join(", ")}`,
+      showPath([...issue.path, key]),
+      `unknown key "${key}"${path[0] === "mounts" ? " in a mount" : ""}`,
+      near
+        ? `Did you mean "${near}"?`
+        : `Known keys${path[0] === "mounts" ? " of a mount" : ""}: ${known.join(", ")}`,
     );
   }
   // A bad key is pointed at by its key; a bad value by its value (or its key when the value is empty).
@@ -108,29 +178,58 @@ export function parseConfig(text: string, file: string): MoatConfig {
     : doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
   const { line, col } = at(node?.range?.[0] ?? findKeyNode(root, path)?.range?.[0]);
   const top = path[0] ?? "";
-  const got = issue.code === "invalid_key"
-    ? JSON.stringify(path.at(-1))
-    : describeValue(getPath(value, path));
+  const bad = getPath(value, path);
+  if (top === "mounts" && path.length === 3 && bad === undefined) {
+    throw new ConfigError(
+      file,
+      line,
+      col,
+      showPath(issue.path),
+      `missing: every mount needs a source and a target`,
+      HINT["mounts"],
+    );
+  }
+  const got = issue.code === "invalid_key" ? JSON.stringify(path.at(-1)) : describeValue(bad);
+  const parser = RESOURCES[top];
+  const parsed = parser && (typeof bad === "string" || typeof bad === "number") ? parser(bad) : undefined;
   const expected = top === "env" && issue.code === "invalid_key"
     ? "an environment variable name (letters, digits and _, not starting with a digit)"
     : top === "env" && path.length === 2
     ? "a string, number or boolean"
+    : parsed && !parsed.ok
+    ? parsed.expected
+    : top === "mounts" && path.length > 1
+    ? MOUNT_EXPECT[path[2] ?? ""] ?? "a valid value"
     : EXPECT[top] ?? "a valid value";
+  const dockerStyle = top === "mounts" && path.length === 2 && typeof bad === "string" && bad.includes(":");
   throw new ConfigError(
     file,
     line,
     col,
-    path.join("."),
+    showPath(issue.path),
     `must be ${expected}; got ${got}`,
-    top === "sandbox"
-      ? "Write  sandbox: gvisor  (the default) or  sandbox: none  to run without gVisor"
-      : undefined,
+    dockerStyle
+      ? `moat does not read docker's source:target form. ${HINT["mounts"]}`
+      : top === "mounts" && path[2] === "readonly"
+      ? "Write  readonly: true  or  readonly: false  (the default)"
+      : HINT[top],
   );
+}
+
+/** A field path as shown in messages: `env.A`, `mounts[0].source`. */
+function showPath(path: readonly PropertyKey[]): string {
+  return path.map((seg, i) => typeof seg === "number" ? `[${seg}]` : `${i === 0 ? "" : "."}${String(seg)}`)
+    .join("");
+}
+
+function nodeRange(node: unknown): number | undefined {
+  return (node as { range?: [number, number, number] } | undefined)?.range?.[0];
 }
 
 function normalise(
   data: z.infer<typeof schema>,
   asWritten: (path: (string | number)[], v: string | number | boolean) => string,
+  mountWhere: (index: number) => ConfigMount["where"],
 ): MoatConfig {
   const out: MoatConfig = {};
   if (data.name !== undefined) out.name = data.name;
@@ -146,6 +245,21 @@ function normalise(
   }
   if (data.sandbox !== undefined) out.sandbox = data.sandbox;
   if (data.runtime !== undefined) out.runtime = data.runtime;
+  // The schema has run each parser already; here they give the value.
+  const parsed = (field: string, v: string | number) => (RESOURCES[field]!(v) as { value: number }).value;
+  if (data.memory !== undefined) out.memory = parsed("memory", data.memory);
+  if (data.cpus !== undefined) out.cpus = parsed("cpus", data.cpus);
+  if (data.pids !== undefined) out.pids = parsed("pids", data.pids);
+  if (data.network !== undefined) out.network = data.network;
+  if (data.read_only !== undefined) out.readOnly = data.read_only;
+  if (data.mounts !== undefined) {
+    out.mounts = data.mounts.map((m, i) => ({
+      source: m.source,
+      target: m.target,
+      readonly: m.readonly ?? false,
+      where: mountWhere(i),
+    }));
+  }
   return out;
 }
 
@@ -153,6 +267,14 @@ function findKeyNode(root: YAMLMap, path: string[]): { range?: [number, number, 
   let map: unknown = root;
   let found: { range?: [number, number, number] | null } | undefined;
   for (const seg of path) {
+    // Into a list (mounts): the item stands for its missing keys.
+    if (isSeq(map)) {
+      const item = map.items[Number(seg)];
+      if (item === undefined) return found;
+      found = item as { range?: [number, number, number] | null };
+      map = item;
+      continue;
+    }
     if (!isMap(map)) return found;
     const pair = map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === seg);
     if (!pair) return found;

@@ -8,6 +8,34 @@ export interface MoatConfig {
   sandbox?: "gvisor" | "none";
   /** Name of the gVisor runtime registered with Docker (default `runsc`). */
   runtime?: string;
+  /** Memory limit in bytes (`memory: 2g`); absent: unlimited. */
+  memory?: number;
+  /** CPU limit in CPUs (`cpus: 1.5`); absent: unlimited. Not yet checked against the host's CPU count. */
+  cpus?: number;
+  /** Most processes and threads at once (`pids: 1024`); absent: moat's default. */
+  pids?: number;
+  /** `none`: loopback only. */
+  network?: "default" | "none";
+  /** `read_only: true` in the file: read-only root filesystem with a writable `/tmp`. */
+  readOnly?: boolean;
+  /** Extra bind mounts, as written; targets already checked, sources checked at run time. */
+  mounts?: ConfigMount[];
+}
+
+/** Where something is in a config file; `line` and `col` count from 1. */
+export interface ConfigPosition {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** One `mounts:` entry. `where` is the entry's position, for errors found later (a missing source). */
+export interface ConfigMount {
+  /** As written: absolute, or relative to the workspace. */
+  source: string;
+  target: string;
+  readonly: boolean;
+  where: ConfigPosition;
 }
 
 /** A loaded config and where it came from (`undefined` file: no config). */

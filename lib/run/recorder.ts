@@ -30,6 +30,8 @@ export interface RecordOutcome {
   truncated: boolean;
   /** What went wrong while recording (the command itself may have run fine). */
   error: string | undefined;
+  /** The kernel killed the command for exceeding the memory limit. */
+  oomKilled: boolean;
 }
 
 function messageOf(err: unknown): string {
@@ -132,8 +134,11 @@ export async function recordDetached(
     else if (live.error !== undefined) error ??= `The output could not be recorded: ${messageOf(live.error)}`;
   }
 
+  // After the exit and before removal is the only time the engine can say whether the OOM killer ended it.
+  const oomKilled = exitCode !== null &&
+    await client.maybeContainerInspect(id).then((c) => c?.State.OOMKilled === true, () => false);
   const removed = opts.keep ? false : await client.containerRemove(id).then(() => true, () => false);
-  return { exitCode, runtime, removed, truncated, error };
+  return { exitCode, runtime, removed, truncated, error, oomKilled };
 }
 
 /**

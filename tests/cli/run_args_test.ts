@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { parseRunArgs } from "../../lib/cli/run.ts";
+import { parseRunArgs, resourceSettings } from "../../lib/cli/run.ts";
+import type { MoatConfig } from "../../lib/config/types.ts";
+import type { ProfileSettings } from "../../lib/run/profile.ts";
 import { UsageError } from "../../lib/errors.ts";
 
 Deno.test("run args: workspace before --, command after", () => {
@@ -46,6 +48,68 @@ for (const [label, args, re] of usage) {
     assert.throws(
       () => parseRunArgs(args),
       (err: unknown) => err instanceof UsageError && re.test(err.message),
+    );
+  });
+}
+
+Deno.test("run args: resource flags are kept as written; --network must be default or none", () => {
+  const a = parseRunArgs(["-m", "2g", "--cpus", "1.5", "--pids", "64", "--network", "none", "--read-only"]);
+  assert.deepEqual([a.memory, a.cpus, a.pids, a.network, a.readOnly], ["2g", "1.5", "64", "none", true]);
+  assert.throws(
+    () => parseRunArgs(["--network", "host"]),
+    (err: unknown) =>
+      err instanceof UsageError && /--network "host" is not one of default, none/.test(err.message),
+  );
+});
+
+type Flags = Parameters<typeof resourceSettings>[0];
+const noFlags: Flags = {
+  memory: undefined,
+  cpus: undefined,
+  pids: undefined,
+  network: undefined,
+  readOnly: false,
+};
+const settingsCases: [string, Partial<Flags>, MoatConfig, ProfileSettings][] = [
+  ["nothing set: the defaults apply later", {}, {}, {}],
+  ["config values", {}, { memory: 2 ** 30, cpus: 1, pids: 99, network: "none", readOnly: true }, {
+    memory: 2 ** 30,
+    cpus: 1,
+    pids: 99,
+    network: "none",
+    readOnly: true,
+  }],
+  ["flags beat the config", { memory: "512m", cpus: "0.5", pids: "32", network: "default" }, {
+    memory: 2 ** 30,
+    cpus: 1,
+    pids: 99,
+    network: "none",
+  }, { memory: 512 * 2 ** 20, cpus: 0.5, pids: 32, network: "default" }],
+  ["--read-only adds to a config without it", { readOnly: true }, {}, { readOnly: true }],
+];
+for (const [label, flags, config, want] of settingsCases) {
+  Deno.test(`resource settings: ${label}`, () => {
+    assert.deepEqual(resourceSettings({ ...noFlags, ...flags }, config, 2), want);
+  });
+}
+
+const settingsErrors: [string, Partial<Flags>, MoatConfig, RegExp][] = [
+  ["a memory size without a unit", { memory: "2048" }, {}, /^--memory "2048" must be a size with a unit/],
+  ["too little memory", { memory: "1m" }, {}, /^--memory "1m" must be at least 6m/],
+  ["more CPUs than the host", { cpus: "3" }, {}, /^--cpus "3" must be at most 2: this host has 2 CPUs/],
+  [
+    "more CPUs than the host in the config",
+    {},
+    { cpus: 4 },
+    /^cpus: 4 in the config is more than the 2 CPUs/,
+  ],
+  ["a pids value that is not a number", { pids: "lots" }, {}, /^--pids "lots" must be a whole number/],
+];
+for (const [label, flags, config, re] of settingsErrors) {
+  Deno.test(`resource settings: ${label} is a usage error`, () => {
+    assert.throws(
+      () => resourceSettings({ ...noFlags, ...flags }, config, 2),
+      (err: unknown) => err instanceof UsageError && err.exitCode === 2 && re.test(err.message),
     );
   });
 }

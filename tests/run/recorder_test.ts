@@ -103,6 +103,7 @@ Deno.test("the recorder registers the wait, follows the log, records the exit co
     removed: true,
     truncated: false,
     error: undefined,
+    oomKilled: false,
   });
   assert.equal(c.stdout(), "one\ntwo\nthree\n");
   assert.equal(c.stderr(), "warn\nbye\n");
@@ -112,6 +113,7 @@ Deno.test("the recorder registers the wait, follows the log, records the exit co
     `GET /containers/${ID}/json`,
     `POST /containers/${ID}/wait`,
     `GET /containers/${ID}/logs`,
+    `GET /containers/${ID}/json`,
     `DELETE /containers/${ID}`,
   ]);
   assert.equal(engine.requestsTo("GET /containers/:id/logs")[0]!.query.get("follow"), "1");
