@@ -283,18 +283,18 @@ export async function runCommand(args: string[]): Promise<number> {
     stderrLine(raw ? line.replaceAll("\n", "\r\n") + "\r" : line);
   };
   // From here on an interrupt is ours to handle: nothing may be left behind, at any phase. The first
-  // signal stops the run (gracefully once the container runs); any further one forces it at once.
+  // signal stops the run (gracefully once the container runs); any further one forces it at once. The
+  // listeners stay until main.ts exits: without them a signal in that last instant would kill moat the
+  // default way, and its exit status would contradict the record it just wrote.
   const controller = new AbortController();
   const force = new AbortController();
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => {
-    const h = () => {
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    Deno.addSignalListener(sig, () => {
       spinner.stop();
       if (!controller.signal.aborted) controller.abort(sig);
       else if (!force.signal.aborted) force.abort(sig);
-    };
-    Deno.addSignalListener(sig, h);
-    return [sig, h] as const;
-  });
+    });
+  }
   try {
     return await prepareAndRun(opts, env, spinner, say, tty, {
       interrupt: controller.signal,
@@ -302,7 +302,6 @@ export async function runCommand(args: string[]): Promise<number> {
     });
   } finally {
     spinner.stop();
-    for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   }
 }
 
