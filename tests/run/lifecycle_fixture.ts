@@ -2,24 +2,13 @@
 import { DockerClient } from "../../lib/docker/client.ts";
 import { unixTransport } from "../../lib/docker/transport.ts";
 import type { LifecycleIO } from "../../lib/run/lifecycle.ts";
-import type { RunSpec } from "../../lib/run/plan.ts";
+import { spec } from "./fixtures.ts";
 import type { FakeEngine } from "../fake_engine.ts";
+
+export { spec };
 
 export const ID = "a".repeat(64);
 export const dec = new TextDecoder();
-
-export const spec: RunSpec = {
-  runId: "0123456789ab",
-  name: undefined,
-  image: "img",
-  command: ["sh"],
-  env: {},
-  workspace: "/w",
-  user: "1000:1000",
-  runtime: "runsc",
-  interactive: false,
-  moatVersion: "0.0.0",
-};
 
 /** Sinks that collect bytes (copying: the lifecycle reuses its buffers). */
 export function collectingIO(stdin?: Uint8Array) {

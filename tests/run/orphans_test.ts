@@ -3,28 +3,7 @@ import assert from "node:assert/strict";
 import type { ContainerSummary } from "../../lib/docker/types.ts";
 import { classifyContainer, type ContainerRole, orphansOf, ownerOf } from "../../lib/run/orphans.ts";
 import type { RunRecord } from "../../lib/store/records.ts";
-
-const base: RunRecord = {
-  schema: 1,
-  id: "r1",
-  name: null,
-  workspace: "/w",
-  image: "i",
-  command: null,
-  sandbox: "gvisor",
-  runtime: "runsc",
-  containerId: "c1",
-  state: "running",
-  exitCode: null,
-  signal: null,
-  error: null,
-  kept: false,
-  removed: false,
-  createdAt: "2026-01-01T00:00:00Z",
-  startedAt: null,
-  finishedAt: null,
-  moatVersion: "0",
-};
+import { baseRecord as base } from "./fixtures.ts";
 
 const finishedKept: RunRecord = { ...base, kept: true, state: "exited", exitCode: 0 };
 

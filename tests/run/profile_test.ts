@@ -8,20 +8,8 @@ import {
   profileHostConfig,
   TMPFS_OPTIONS,
 } from "../../lib/run/profile.ts";
-import { planContainer, type RunSpec } from "../../lib/run/plan.ts";
-
-const spec: RunSpec = {
-  runId: "0123456789ab",
-  name: undefined,
-  image: "img",
-  command: ["true"],
-  env: {},
-  workspace: "/w",
-  user: "1000:1000",
-  runtime: "runsc",
-  interactive: false,
-  moatVersion: "0.0.0",
-};
+import { planContainer } from "../../lib/run/plan.ts";
+import { spec } from "./fixtures.ts";
 
 Deno.test("the default profile: all capabilities dropped but the documented few, no-new-privileges, init, pids", () => {
   for (const gvisor of [true, false]) {

@@ -7,7 +7,8 @@ import { DockerClient } from "../../lib/docker/client.ts";
 import { unixTransport } from "../../lib/docker/transport.ts";
 import { MoatError } from "../../lib/errors.ts";
 import { ContainerStartError, InterruptedError, startDetached } from "../../lib/run/lifecycle.ts";
-import { planContainer, type RunSpec } from "../../lib/run/plan.ts";
+import { planContainer } from "../../lib/run/plan.ts";
+import { spec } from "./fixtures.ts";
 import { recordDetached, recorderInvocation, type RecorderIO } from "../../lib/run/recorder.ts";
 import { concat, FakeEngine, frame } from "../fake_engine.ts";
 
@@ -200,19 +201,6 @@ Deno.test("a log the engine cannot give is reported, and the exit code is still 
 });
 
 // --- startDetached ------------------------------------------------------------------------------------------
-
-const spec: RunSpec = {
-  runId: "0123456789ab",
-  name: undefined,
-  image: "img",
-  command: ["sh"],
-  env: {},
-  workspace: "/w",
-  user: "1000:1000",
-  runtime: "runsc",
-  interactive: false,
-  moatVersion: "0.0.0",
-};
 
 function hooks() {
   const seen: string[] = [];
