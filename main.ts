@@ -2,7 +2,7 @@
  * moat's entry point: argv in, exit code out. The only place that prints errors and calls `Deno.exit`.
  */
 import { exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
-import { VERSION } from "./lib/version.ts";
+import { versionLine } from "./lib/version.ts";
 
 const encoder = new TextEncoder();
 
@@ -43,7 +43,7 @@ async function main(args: string[]): Promise<number> {
     case "-V":
     case "--version":
     case "version":
-      await Deno.stdout.write(encoder.encode(`moat ${VERSION}\n`));
+      await Deno.stdout.write(encoder.encode(`${await versionLine()}\n`));
       return 0;
     case "run": {
       const { runCommand } = await import("./lib/cli/run.ts");

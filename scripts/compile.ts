@@ -3,6 +3,8 @@
  * the target; it downloads one unless `DENORT_BIN` names a local file. On a host that can reach neither,
  * this fails with what to do instead.
  */
+import { bundle } from "./bundle.ts";
+
 const root = new URL("../", import.meta.url).pathname;
 const denort = Deno.env.get("DENORT_BIN");
 if (denort) {
@@ -18,6 +20,14 @@ if (denort) {
   }
 }
 await Deno.mkdir(`${root}dist`, { recursive: true });
+// The binary is the bundle (the same code as dist/moat.js), stamped as a binary for `moat --version`.
+const source = await Deno.makeTempFile({ prefix: "moat-compile-", suffix: ".js" });
+try {
+  await bundle(source, "binary");
+} catch (err) {
+  console.error(`compile: ${err instanceof Error ? err.message : err}`);
+  Deno.exit(1);
+}
 // Permissions baked in: moat reads/writes its records and the workspace, connects to the engine socket
 // (chosen at run time from DOCKER_HOST, so net is not scoped to one path), and reads the environment.
 const { code, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -30,10 +40,11 @@ const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     "--allow-run",
     "-o",
     `${root}dist/moat`,
-    `${root}main.ts`,
+    source,
   ],
   stderr: "piped",
 }).output();
+await Deno.remove(source).catch(() => {});
 const text = new TextDecoder().decode(stderr);
 if (code !== 0) {
   console.error(text);

@@ -1,13 +1,19 @@
 /** Black-box: the CLI's own surface, no engine needed. */
 import assert from "node:assert/strict";
-import { moat } from "../engine/helpers.ts";
+import { moat, ROOT } from "../engine/helpers.ts";
+import { VERSION } from "../../lib/version.ts";
+import { stamp } from "../../scripts/bundle.ts";
 
 const home = "/nonexistent-moat-home";
 
-Deno.test("moat --version prints the version on stdout", async () => {
+Deno.test("moat --version prints the version and the checked-out commit on stdout", async () => {
   const r = await moat(["--version"], { home });
   assert.equal(r.code, 0);
-  assert.match(r.out, /^moat \d+\.\d+\.\d+\n$/);
+  const head = new TextDecoder().decode(
+    (await new Deno.Command("git", { args: ["-C", ROOT, "rev-parse", "HEAD"], stdout: "piped" }).output())
+      .stdout,
+  ).trim();
+  assert.equal(r.out, `moat ${VERSION} (commit ${head.slice(0, 12)}, source)\n`);
   assert.equal(r.stderr, "");
 });
 
@@ -73,3 +79,10 @@ for (
     assert.match(r.stderr, re);
   });
 }
+
+Deno.test("the bundle stamp replaces exactly one quoted placeholder, and refuses anything else", () => {
+  assert.equal(stamp(`a="__X__";b=1`, "__X__", "abc"), `a="abc";b=1`);
+  assert.equal(stamp("a=`__X__`", "__X__", "abc"), `a="abc"`);
+  assert.throws(() => stamp(`a=1`, "__X__", "abc"), /expected one __X__ in the bundle, found 0/);
+  assert.throws(() => stamp(`"__X__"+"__X__"`, "__X__", "abc"), /found 2/);
+});

@@ -1,6 +1,7 @@
 /** The one-file build: `deno task bundle` works offline and the bundle runs a gVisor-sandboxed command. */
 import assert from "node:assert/strict";
 import { moat, requireEngine, ROOT, scratch, TEST_IMAGE } from "./helpers.ts";
+import { VERSION } from "../../lib/version.ts";
 
 await requireEngine();
 
@@ -11,7 +12,17 @@ Deno.test("the bundled dist/moat.js runs a command under gVisor", async () => {
     stderr: "piped",
   }).output();
   assert.equal(build.code, 0, new TextDecoder().decode(build.stderr));
-  assert.match(new TextDecoder().decode(build.stdout), /dist\/moat\.js +\d+ bytes +sha256 [0-9a-f]{64}/);
+  const built = new TextDecoder().decode(build.stdout);
+  const m = /^dist\/moat\.js +(\d+) bytes +sha256 [0-9a-f]{64} +commit ([0-9a-f]{12}(?:\+dirty)?)\n$/.exec(
+    built,
+  );
+  assert.ok(m, built);
+  const version = await moat(["--version"], {
+    home: "/nonexistent",
+    entry: `${ROOT}/dist/moat.js`,
+    cwd: "/",
+  });
+  assert.equal(version.out, `moat ${VERSION} (commit ${m[2]}, bundle)\n`);
   const s = await scratch();
   try {
     // Run from a directory without deno.json, so nothing but the bundle itself is used.
