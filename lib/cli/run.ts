@@ -7,7 +7,7 @@ import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { argsUsageError, InterruptedError, MoatError, UsageError } from "../errors.ts";
+import { argsUsageError, ConfigError, InterruptedError, MoatError, UsageError } from "../errors.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
 import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
 import {
@@ -187,9 +187,14 @@ export function resourceSettings(
   };
   const cpus = flag("cpus", opts.cpus, (v) => parseCpus(v, hostCpus), "1.5") ?? config.cpus;
   if (cpus !== undefined && hostCpus !== undefined && cpus > hostCpus) {
-    throw new UsageError(
-      `cpus: ${cpus} in the config is more than the ${hostCpus} CPUs this host has`,
-      `Lower it to at most ${hostCpus}, or override it for this run:  --cpus ${hostCpus}`,
+    const where = config.cpusWhere ?? { file: "the config", line: 0, col: 0 };
+    throw new ConfigError(
+      where.file,
+      where.line,
+      where.col,
+      "cpus",
+      `must be at most ${hostCpus}: this host has ${hostCpus} CPUs; got ${cpus}`,
+      `Lower it, or override it for this run:  --cpus ${hostCpus}`,
     );
   }
   const settings: ProfileSettings = {};
@@ -515,9 +520,12 @@ async function prepareAndRun(
       },
     }, { keep: opts.keep, interrupt, force: signals.force, stopGraceSeconds: STOP_GRACE_SECONDS });
     await store.close();
+    // An OOM kill is a SIGKILL: 137, also when gVisor's whole sandbox was the one killed (the engine then
+    // reports exit code 1).
+    const exitCode = outcome.oomKilled && !outcome.interrupted ? 137 : outcome.exitCode;
     await store.update({
       state: outcome.interrupted ? "interrupted" : "exited",
-      exitCode: outcome.exitCode,
+      exitCode,
       signal: outcome.interrupted ?? null,
       runtime: outcome.runtime ?? store.record.runtime,
       finishedAt: new Date().toISOString(),
@@ -532,7 +540,7 @@ async function prepareAndRun(
     }
     if (outcome.oomKilled) say(oomMessage(runId, plan.body.HostConfig.Memory));
     if (outcome.truncated) say("moat: warning: the engine closed the output stream in the middle of a frame");
-    return outcome.exitCode;
+    return exitCode;
   } catch (err) {
     await store.close().catch(() => {});
     const interrupted = interrupt.aborted ? String(interrupt.reason) : null;

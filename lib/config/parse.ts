@@ -143,6 +143,8 @@ export function parseConfig(text: string, file: string): MoatConfig {
       asWritten,
       (i) => ({ file, ...at(nodeRange(doc.getIn(["mounts", i], true))) }),
     );
+    // Checked against the host only at run time, so the value's position travels with it.
+    if (config.cpus !== undefined) config.cpusWhere = { file, ...at(nodeRange(doc.getIn(["cpus"], true))) };
     const bad = checkMountTargets(config.mounts ?? [], { readOnly: config.readOnly ?? false });
     if (bad) {
       const { line, col } = at(nodeRange(doc.getIn(["mounts", bad.index, "target"], true)));

@@ -10,8 +10,10 @@ export interface MoatConfig {
   runtime?: string;
   /** Memory limit in bytes (`memory: 2g`); absent: unlimited. */
   memory?: number;
-  /** CPU limit in CPUs (`cpus: 1.5`); absent: unlimited. Not yet checked against the host's CPU count. */
+  /** CPU limit in CPUs (`cpus: 1.5`); absent: unlimited. Checked against the host's CPU count at run time. */
   cpus?: number;
+  /** Where `cpus` is written, for that later check's error. */
+  cpusWhere?: ConfigPosition;
   /** Most processes and threads at once (`pids: 1024`); absent: moat's default. */
   pids?: number;
   /** `none`: loopback only. */

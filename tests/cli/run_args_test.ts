@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseRunArgs, resourceSettings } from "../../lib/cli/run.ts";
 import type { MoatConfig } from "../../lib/config/types.ts";
 import type { ProfileSettings } from "../../lib/run/profile.ts";
-import { UsageError } from "../../lib/errors.ts";
+import { ConfigError, UsageError } from "../../lib/errors.ts";
 
 Deno.test("run args: workspace before --, command after", () => {
   const a = parseRunArgs(["--image", "x", "-e", "A=1", "-e", "B=2", "proj", "--", "sh", "-c", "echo --"]);
@@ -97,12 +97,6 @@ const settingsErrors: [string, Partial<Flags>, MoatConfig, RegExp][] = [
   ["a memory size without a unit", { memory: "2048" }, {}, /^--memory "2048" must be a size with a unit/],
   ["too little memory", { memory: "1m" }, {}, /^--memory "1m" must be at least 6m/],
   ["more CPUs than the host", { cpus: "3" }, {}, /^--cpus "3" must be at most 2: this host has 2 CPUs/],
-  [
-    "more CPUs than the host in the config",
-    {},
-    { cpus: 4 },
-    /^cpus: 4 in the config is more than the 2 CPUs/,
-  ],
   ["a pids value that is not a number", { pids: "lots" }, {}, /^--pids "lots" must be a whole number/],
 ];
 for (const [label, flags, config, re] of settingsErrors) {
@@ -113,3 +107,15 @@ for (const [label, flags, config, re] of settingsErrors) {
     );
   });
 }
+
+Deno.test("resource settings: more CPUs in the config than the host has is a config error at the value", () => {
+  const cpusWhere = { file: "/w/moat.yaml", line: 3, col: 7 };
+  assert.throws(
+    () => resourceSettings(noFlags, { cpus: 4, cpusWhere }, 2),
+    (err: unknown) =>
+      err instanceof ConfigError && err.exitCode === 2 &&
+      err.message === "/w/moat.yaml:3:7: cpus: must be at most 2: this host has 2 CPUs; got 4",
+  );
+  // A flag overrides it, within the host's count.
+  assert.equal(resourceSettings({ ...noFlags, cpus: "2" }, { cpus: 4, cpusWhere }, 2).cpus, 2);
+});
