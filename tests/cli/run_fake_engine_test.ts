@@ -5,6 +5,12 @@ import { FakeEngine } from "../fake_engine.ts";
 
 const RUNC_ONLY = { Runtimes: { runc: { path: "runc" }, "io.containerd.runc.v2": { path: "runc" } } };
 
+/**
+ * The engine calls of a run, without the read-only listing that looks for containers left behind by dead
+ * moat processes (it runs alongside the checks).
+ */
+const engineCalls = (engine: FakeEngine) => engine.calls().filter((c) => c !== "GET /containers/json");
+
 async function run(engine: FakeEngine, args: string[], env: Record<string, string> = {}) {
   const s = await scratch();
   try {
@@ -27,7 +33,7 @@ Deno.test("an engine without runsc gets the fail-closed error, exit 125, and no 
   assert.equal(r.out, "");
   assert.match(r.stderr, /^moat: gVisor runtime "runsc" is not registered with the Docker engine/);
   assert.match(r.stderr, /Runtimes this engine \(unix:\/\/.*\) has: runc, io\.containerd\.runc\.v2/);
-  assert.deepEqual(engine.calls(), ["GET /_ping", "GET /info"]);
+  assert.deepEqual(engineCalls(engine), ["GET /_ping", "GET /info"]);
   assert.equal(r.records, 0, "no run record either");
 });
 
@@ -45,7 +51,7 @@ Deno.test("an /info slower than MOAT_ENGINE_TIMEOUT is an engine timeout, not a 
   );
   assert.match(r.stderr, /MOAT_ENGINE_TIMEOUT=30/);
   assert.doesNotMatch(r.stderr, /gVisor/);
-  assert.deepEqual(engine.calls(), ["GET /_ping", "GET /info"]);
+  assert.deepEqual(engineCalls(engine), ["GET /_ping", "GET /info"]);
 });
 
 Deno.test("with the sandbox off moat never asks /info and leaves Runtime unset", async () => {
@@ -91,7 +97,7 @@ Deno.test("an interrupt while the engine is being checked creates nothing but st
     const r = await child.output();
     assert.equal(r.code, 143, new TextDecoder().decode(r.stderr));
     assert.equal(r.stdout.byteLength, 0);
-    assert.deepEqual(engine.calls(), ["GET /_ping", "GET /info"], "nothing was created");
+    assert.deepEqual(engineCalls(engine), ["GET /_ping", "GET /info"], "nothing was created");
     const [dir] = await Array.fromAsync(Deno.readDir(`${s.home}/runs`));
     const rec = JSON.parse(await Deno.readTextFile(`${s.home}/runs/${dir!.name}/run.json`));
     assert.equal(rec.state, "interrupted");
