@@ -1,118 +1,691 @@
 /**
- * `deno task bench`: what moat costs over the docker CLI on the same engine. Runs each pair interleaved,
- * reports medians and ratios; it reports, never asserts. Targets (ratios of medians):
- *   moat run -- true  vs  docker run --rm --runtime=runsc IMAGE true   ≤ 1.0
- *   moat run --no-sandbox -- true  vs  docker run --rm IMAGE true       ≤ 1.0
- *   moat --version  vs  deno run of an empty script                     ≤ 1.5
- *   moat list --json (500 runs)  vs  docker ps -a --filter label=dev.moat.managed=true   ≤ 1.5
- * `MOAT_BENCH_ONLY=list` runs only the measures whose name contains that text.
+ * `deno task bench`: what moat costs over the docker CLI (and over Deno itself) on the same engine, in one
+ * run (issue 6). The commands of each measure run interleaved (A, B, A, B …), after one untimed warm-up
+ * each outside the streaming measures, and every ratio is one of medians. It reports, never asserts: each row is marked ✓ or ✗ against
+ * its target. The table goes to stdout and, for a complete run, to docs/performance.md with the machine,
+ * engine and versions it came from; progress goes to stderr.
+ *
+ * Environment:
+ *   MOAT_BENCH_ROUNDS   rounds for every measure (default: per measure, many for the fast ones)
+ *   MOAT_BENCH_SCALE    multiplies the streamed sizes (512 MiB, 1 GiB, 128 MiB), e.g. 0.01 while developing
+ *   MOAT_BENCH_ONLY     runs only the measures whose name contains this text
+ *   MOAT_BENCH_IMAGE    the image (default moat-test/busybox:latest)
+ *   MOAT_BENCH_OUT      where to write the report; a partial run (ONLY, SCALE or ROUNDS set) writes nowhere
+ *                       unless this is given, so a quick run never replaces the full one in the docs
  */
 const root = new URL("../", import.meta.url).pathname;
-const image = Deno.env.get("MOAT_BENCH_IMAGE") ?? "moat-test/busybox:latest";
-const rounds = Number(Deno.env.get("MOAT_BENCH_ROUNDS") ?? "9");
-const home = await Deno.makeTempDir({ prefix: "moat-bench-" });
-const ws = await Deno.makeTempDir({ prefix: "moat-bench-ws-" });
-const empty = `${home}/empty.ts`;
-await Deno.writeTextFile(empty, "");
+const env = (k: string) => Deno.env.get(k);
+const image = env("MOAT_BENCH_IMAGE") ?? "moat-test/busybox:latest";
+const roundsOverride = env("MOAT_BENCH_ROUNDS") ? Number(env("MOAT_BENCH_ROUNDS")) : undefined;
+const scale = Number(env("MOAT_BENCH_SCALE") ?? "1");
+const only = env("MOAT_BENCH_ONLY") ?? "";
+const partial = roundsOverride !== undefined || scale !== 1 || only !== "";
+const outPath = env("MOAT_BENCH_OUT") ?? (partial ? undefined : `${root}docs/performance.md`);
+if (roundsOverride !== undefined && !(Number.isInteger(roundsOverride) && roundsOverride > 0)) {
+  throw new Error(`MOAT_BENCH_ROUNDS must be a positive integer, got "${env("MOAT_BENCH_ROUNDS")}"`);
+}
+if (!(scale > 0)) {
+  throw new Error(`MOAT_BENCH_SCALE must be a positive number, got "${env("MOAT_BENCH_SCALE")}"`);
+}
 
-async function time(cmd: string, args: string[], env: Record<string, string> = {}): Promise<number> {
+const MiB = 2 ** 20;
+/** A streamed size scaled by MOAT_BENCH_SCALE, a whole number of MiB (at least 1). */
+const sized = (mib: number) => Math.max(1, Math.round(mib * scale)) * MiB;
+const THROUGHPUT_BYTES = sized(512);
+const RSS_BIG_BYTES = sized(1024);
+const RSS_SMALL_BYTES = sized(128);
+
+const decoder = new TextDecoder();
+const deno = Deno.execPath();
+const progress = (line: string) => console.error(`bench: ${line}`);
+
+// ---------------------------------------------------------------------------------------------------------
+// Commands and timing
+
+interface Cmd {
+  /** Short label for progress and errors. */
+  label: string;
+  cmd: string;
+  args: string[];
+  env?: Record<string, string>;
+  /** Runs after each timed round, untimed (e.g. deleting the run records a round wrote). */
+  after?: () => Promise<void>;
+}
+
+interface Sample {
+  ms: number;
+  /** Peak resident set size in bytes, when measured. */
+  rssBytes?: number;
+}
+
+/** Run `c` once with stdout to /dev/null; the wall time, and the peak RSS when `rss` is asked for. */
+async function runOnce(c: Cmd, work: string, rss: boolean): Promise<Sample> {
+  let cmd = c.cmd, args = c.args, rssFile: string | undefined;
+  if (rss && timeBin) {
+    rssFile = `${work}/rss.txt`;
+    [cmd, args] = [timeBin, ["-f", "%M", "-o", rssFile, c.cmd, ...c.args]];
+  }
   const t0 = performance.now();
-  const { code, stderr } = await new Deno.Command(cmd, {
+  const child = new Deno.Command(cmd, {
     args,
+    cwd: work,
+    stdin: "null",
     stdout: "null",
     stderr: "piped",
-    env: { MOAT_HOME: home, ...env },
-  }).output();
+    env: c.env ?? {},
+  }).spawn();
+  const polled = rss && !timeBin ? pollPeakRss(child.pid) : undefined;
+  const { code, stderr } = await child.output();
   const ms = performance.now() - t0;
-  if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(stderr)}`);
-  return ms;
+  const peak = await polled?.stop();
+  await c.after?.();
+  if (code !== 0) {
+    throw new Error(`${c.label} exited ${code}: ${decoder.decode(stderr).trim().slice(-2000)}`);
+  }
+  if (!rss) return { ms };
+  if (rssFile) {
+    const kib = Number((await Deno.readTextFile(rssFile)).trim().split("\n").pop());
+    return { ms, rssBytes: kib * 1024 };
+  }
+  return { ms, rssBytes: peak };
+}
+
+/**
+ * Fallback without /usr/bin/time: poll VmHWM (the process's own peak RSS, never decreasing) every 20 ms.
+ * The last reading before exit can miss a late peak; /usr/bin/time (Debian package `time`) does not.
+ */
+function pollPeakRss(pid: number): { stop(): Promise<number | undefined> } {
+  let peak: number | undefined;
+  const read = async () => {
+    try {
+      const m = (await Deno.readTextFile(`/proc/${pid}/status`)).match(/^VmHWM:\s+(\d+) kB/m);
+      if (m) peak = Math.max(peak ?? 0, Number(m[1]) * 1024);
+    } catch { /* gone */ }
+  };
+  const timer = setInterval(read, 20);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Promise.resolve(peak);
+    },
+  };
 }
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
 /**
- * 500 synthetic run records (as `moat run` writes them) in their own MOAT_HOME, for `list --json`: mostly
- * finished runs, some "running" ones whose owner is gone (so the owner check runs too).
+ * Run every command of a measure once untimed (module and page caches), then `rounds` rounds in which each
+ * command runs once, in order: A, B, C, A, B, C … so a change in machine load touches all of them alike.
+ * The streaming measures skip the warm-up (`warmUp: false`): a gigabyte more proves nothing, and the
+ * caches they need are the ones the measures before them (or any earlier moat run) already filled.
  */
-const manyHome = `${home}/many`;
-for (let i = 0; i < 500; i++) {
-  const id = i.toString(16).padStart(12, "0");
-  const t = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
-  const inProgress = i % 50 === 0;
-  const record = {
-    schema: 1,
-    id,
-    name: i % 7 === 0 ? `bench-${i}` : null,
-    workspace: ws,
-    image,
-    command: ["sh", "-c", "exit 0"],
-    sandbox: "gvisor",
-    runtime: "runsc",
-    containerId: id.padEnd(64, "0"),
-    state: inProgress ? "running" : "exited",
-    exitCode: inProgress ? null : i % 3,
-    signal: null,
-    error: null,
-    kept: false,
-    removed: !inProgress,
-    createdAt: t,
-    startedAt: t,
-    finishedAt: inProgress ? null : t,
-    moatVersion: "bench",
-    owner: { pid: 1, bootId: "bench-boot-id-that-is-not-this-one", startTicks: 1 },
-  };
-  await Deno.mkdir(`${manyHome}/runs/${id}`, { recursive: true });
-  await Deno.writeTextFile(`${manyHome}/runs/${id}/run.json`, JSON.stringify(record, null, 2) + "\n");
+async function interleave(
+  name: string,
+  cmds: Record<string, Cmd>,
+  rounds: number,
+  opts: { rss?: boolean; warmUp?: boolean } = {},
+): Promise<Record<string, Sample[]>> {
+  const { rss = false, warmUp = true } = opts;
+  const out: Record<string, Sample[]> = {};
+  for (const [key, c] of Object.entries(cmds)) {
+    out[key] = [];
+    if (!warmUp) continue;
+    progress(`${name}: warm-up ${c.label}`);
+    await runOnce(c, tmp, rss);
+  }
+  for (let i = 0; i < rounds; i++) {
+    progress(`${name}: round ${i + 1}/${rounds}`);
+    for (const [key, c] of Object.entries(cmds)) out[key]!.push(await runOnce(c, tmp, rss));
+  }
+  return out;
 }
 
-const deno = Deno.execPath();
-type Cmd = [string, string[], Record<string, string>?];
-const moat = (args: string[]): Cmd => [deno, ["run", "-A", `${root}main.ts`, ...args]];
-const pairs: {
+const medianMs = (s: Sample[]) => median(s.map((x) => x.ms));
+const medianRss = (s: Sample[]) => median(s.map((x) => x.rssBytes ?? NaN));
+
+// ---------------------------------------------------------------------------------------------------------
+// Report rows
+
+interface Row {
+  measure: string;
+  moat: string;
+  baseline: string;
+  /** The compared quantity, e.g. "1.07" (a ratio) or "41 MiB". */
+  value: string;
+  target: string;
+  met: boolean | undefined;
+}
+
+const rows: Row[] = [];
+const notes: string[] = [];
+
+/** A row comparing two medians of time: moat ÷ baseline, lower is better. */
+function timeRow(measure: string, a: Sample[], b: Sample[], target: number) {
+  const [ma, mb] = [medianMs(a), medianMs(b)];
+  const ratio = ma / mb;
+  rows.push({
+    measure,
+    moat: `${ma.toFixed(0)} ms`,
+    baseline: `${mb.toFixed(0)} ms`,
+    value: ratio.toFixed(2),
+    target: `≤ ${target.toFixed(1)}`,
+    met: ratio <= target,
+  });
+}
+
+function failedRow(measure: string, err: unknown) {
+  const msg = err instanceof Error ? err.message : String(err);
+  progress(`${measure}: FAILED: ${msg}`);
+  rows.push({ measure, moat: "failed", baseline: "", value: "", target: "", met: undefined });
+  notes.push(`**${measure}** failed: \`${msg.split("\n")[0]!.slice(0, 300)}\``);
+}
+
+const mibs = (bytes: number) => `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 1 : 0)} MiB`;
+const sizeLabel = (bytes: number) => bytes >= 1024 * MiB ? `${bytes / (1024 * MiB)} GiB` : mibs(bytes);
+
+// ---------------------------------------------------------------------------------------------------------
+// Setup: temp dirs, the bundle, records
+
+const tmp = await Deno.makeTempDir({ prefix: "moat-bench-" });
+/** The workspace every run mounts; also the commands' working directory. */
+const ws = `${tmp}/ws`;
+/** MOAT_HOME of the runs; its records are deleted after each streaming round. */
+const home = `${tmp}/home`;
+/** MOAT_HOME with nothing in it, for `moat list` (empty). */
+const emptyHome = `${tmp}/empty-home`;
+/** MOAT_HOME with 500 synthetic records. */
+const manyHome = `${tmp}/many`;
+const emptyScript = `${tmp}/empty.ts`;
+/** A copy of dist/moat.js outside the repository, as users have it: no deno.json or lock file beside it. */
+const bundleCopy = `${tmp}/moat.js`;
+/** Label on every container the bench starts with the docker CLI, so cleanup can find exactly those. */
+const benchLabel = `dev.moat.bench=${tmp.split("/").pop()}`;
+for (const d of [ws, home, emptyHome]) await Deno.mkdir(d, { recursive: true });
+await Deno.writeTextFile(emptyScript, "");
+
+const timeBin = await which("time");
+
+async function which(name: string): Promise<string | undefined> {
+  for (const dir of (env("PATH") ?? "/usr/bin:/bin").split(":")) {
+    try {
+      const st = await Deno.stat(`${dir}/${name}`);
+      if (st.isFile && st.mode !== null && (st.mode & 0o111) !== 0) return `${dir}/${name}`;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/** stdout of a command, trimmed; `undefined` when it cannot run or fails. */
+async function capture(cmd: string, args: string[], cwd = root): Promise<string | undefined> {
+  try {
+    const r = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "null" }).output();
+    return r.code === 0 ? decoder.decode(r.stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A sparse file of `bytes` zero bytes in the workspace: reads come from the page cache, not the disk. */
+async function bigFile(name: string, bytes: number): Promise<string> {
+  const f = await Deno.open(`${ws}/${name}`, { write: true, create: true, truncate: true });
+  await f.truncate(bytes);
+  f.close();
+  return `/workspace/${name}`;
+}
+
+/** Delete the run records a streaming round wrote (its output.bin is as big as the stream). */
+async function clearRuns() {
+  await Deno.remove(`${home}/runs`, { recursive: true }).catch(() => {});
+}
+
+async function writeManyRecords() {
+  // Mostly finished runs, some "running" ones whose owner is gone (so the owner check runs too).
+  for (let i = 0; i < 500; i++) {
+    const id = i.toString(16).padStart(12, "0");
+    const t = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
+    const inProgress = i % 50 === 0;
+    const record = {
+      schema: 1,
+      id,
+      name: i % 7 === 0 ? `bench-${i}` : null,
+      workspace: ws,
+      image,
+      command: ["sh", "-c", "exit 0"],
+      sandbox: "gvisor",
+      runtime: "runsc",
+      containerId: id.padEnd(64, "0"),
+      state: inProgress ? "running" : "exited",
+      exitCode: inProgress ? null : i % 3,
+      signal: null,
+      error: null,
+      kept: false,
+      removed: !inProgress,
+      createdAt: t,
+      startedAt: t,
+      finishedAt: inProgress ? null : t,
+      moatVersion: "bench",
+      owner: { pid: 1, bootId: "bench-boot-id-that-is-not-this-one", startTicks: 1 },
+    };
+    await Deno.mkdir(`${manyHome}/runs/${id}`, { recursive: true });
+    await Deno.writeTextFile(`${manyHome}/runs/${id}/run.json`, JSON.stringify(record, null, 2) + "\n");
+  }
+}
+
+async function buildBundle(): Promise<number> {
+  progress("building dist/moat.js (deno task bundle)");
+  const r = await new Deno.Command(deno, {
+    args: ["run", "-A", `${root}scripts/bundle.ts`],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (r.code !== 0) throw new Error(`deno task bundle failed: ${decoder.decode(r.stderr).trim()}`);
+  await Deno.copyFile(`${root}dist/moat.js`, bundleCopy);
+  return (await Deno.stat(bundleCopy)).size;
+}
+
+/** Remove the containers this bench made that are still there (an interrupted or failed command). */
+async function cleanupContainers() {
+  const ids = new Set<string>();
+  for (const label of [benchLabel, `dev.moat.workspace=${ws}`]) {
+    const out = await capture("docker", ["ps", "-aq", "--filter", `label=${label}`]);
+    for (const id of out?.split("\n").filter(Boolean) ?? []) ids.add(id);
+  }
+  if (ids.size) {
+    progress(`removing ${ids.size} leftover container(s)`);
+    await capture("docker", ["rm", "-f", ...ids]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The commands
+
+const moatEnv = { MOAT_HOME: home };
+const moatSrc = (args: string[], e: Record<string, string> = moatEnv): Cmd => ({
+  label: `moat ${args.join(" ")}`,
+  cmd: deno,
+  args: ["run", "-A", `${root}main.ts`, ...args],
+  env: e,
+});
+const moatBundle = (args: string[], e: Record<string, string> = moatEnv): Cmd => ({
+  label: `moat.js ${args.join(" ")}`,
+  cmd: deno,
+  args: ["run", "-A", bundleCopy, ...args],
+  env: e,
+});
+const docker = (args: string[], after?: () => Promise<void>): Cmd => ({
+  label: `docker ${args.join(" ")}`,
+  cmd: "docker",
+  args,
+  ...(after ? { after } : {}),
+});
+
+/**
+ * The flags that give `docker run` the container moat creates: its hardened profile (lib/run/profile.ts),
+ * the workspace mount and working directory, and the workspace owner as user.
+ */
+async function profileFlags(gvisor: boolean): Promise<string[]> {
+  const { KEPT_CAPABILITIES, DEFAULT_PIDS, GVISOR_MIN_HOST_PIDS } = await import("../lib/run/profile.ts");
+  const st = await Deno.stat(ws);
+  return [
+    "--init",
+    "--cap-drop",
+    "ALL",
+    ...KEPT_CAPABILITIES.flatMap((c) => ["--cap-add", c]),
+    "--security-opt",
+    "no-new-privileges",
+    "--pids-limit",
+    String(gvisor ? Math.max(DEFAULT_PIDS, GVISOR_MIN_HOST_PIDS) : DEFAULT_PIDS),
+    ...(gvisor ? ["--ulimit", `nproc=${DEFAULT_PIDS}:${DEFAULT_PIDS}`] : []),
+    "--mount",
+    `type=bind,source=${ws},target=/workspace`,
+    "-w",
+    "/workspace",
+    "-u",
+    `${st.uid}:${st.gid}`,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The measures
+
+interface Measure {
   name: string;
-  target: number;
-  a: Cmd;
-  b: Cmd;
-}[] = [
+  run(): Promise<void>;
+}
+
+const rounds = (fallback: number) => roundsOverride ?? fallback;
+let bundleBytes: number | undefined;
+async function needBundle() {
+  bundleBytes ??= await buildBundle();
+}
+
+const measures: Measure[] = [
   {
-    name: "run true (gVisor)",
-    target: 1.0,
-    a: moat(["run", "--image", image, ws, "--", "true"]),
-    b: ["docker", ["run", "--rm", "--runtime=runsc", image, "true"]],
+    name: "run true",
+    async run() {
+      const r = rounds(11);
+      for (const gvisor of [true, false]) {
+        const what = gvisor ? "gVisor" : "no sandbox";
+        const runtime = gvisor ? ["--runtime=runsc"] : [];
+        const cmds = {
+          moat: moatSrc(["run", ...(gvisor ? [] : ["--no-sandbox"]), "--image", image, ws, "--", "true"]),
+          plain: docker(["run", "--rm", "--label", benchLabel, ...runtime, image, "true"]),
+          profile: docker([
+            "run",
+            "--rm",
+            "--label",
+            benchLabel,
+            ...runtime,
+            ...await profileFlags(gvisor),
+            image,
+            "true",
+          ]),
+        };
+        try {
+          const s = await interleave(`run true (${what})`, cmds, r);
+          timeRow(`\`moat run -- true\` (${what}) vs \`docker run --rm\``, s.moat!, s.plain!, 1.0);
+          timeRow(
+            `\`moat run -- true\` (${what}) vs \`docker run --rm\` + moat's profile`,
+            s.moat!,
+            s.profile!,
+            1.0,
+          );
+        } catch (err) {
+          failedRow(`moat run -- true (${what})`, err);
+        }
+        await clearRuns();
+      }
+    },
   },
   {
-    name: "run true (no sandbox)",
-    target: 1.0,
-    a: moat(["run", "--no-sandbox", "--image", image, ws, "--", "true"]),
-    b: ["docker", ["run", "--rm", image, "true"]],
+    name: "startup",
+    async run() {
+      await needBundle();
+      const r = rounds(21);
+      const empty = { MOAT_HOME: emptyHome };
+      const cmds = {
+        deno: { label: "deno run empty.ts", cmd: deno, args: ["run", emptyScript] },
+        srcVersion: moatSrc(["--version"], empty),
+        bundleVersion: moatBundle(["--version"], empty),
+        srcList: moatSrc(["list"], empty),
+        bundleList: moatBundle(["list"], empty),
+      };
+      const s = await interleave("startup", cmds, r);
+      timeRow("`moat --version` (main.ts) vs `deno run` empty script", s.srcVersion!, s.deno!, 1.5);
+      timeRow("`moat --version` (dist/moat.js) vs `deno run` empty script", s.bundleVersion!, s.deno!, 1.5);
+      timeRow("`moat list`, no runs (main.ts) vs `deno run` empty script", s.srcList!, s.deno!, 1.5);
+      timeRow("`moat list`, no runs (dist/moat.js) vs `deno run` empty script", s.bundleList!, s.deno!, 1.5);
+    },
   },
-  { name: "--version", target: 1.5, a: moat(["--version"]), b: [deno, ["run", empty]] },
   {
-    name: "list --json (500 runs)",
-    target: 1.5,
-    a: [deno, moat(["list", "--json"])[1], { MOAT_HOME: manyHome }],
-    b: ["docker", ["ps", "-a", "--filter", "label=dev.moat.managed=true"]],
+    name: "throughput",
+    async run() {
+      const bytes = THROUGHPUT_BYTES;
+      const r = rounds(3);
+      const free = await freeBytes(tmp);
+      // One round's record at a time (deleted after each round), plus room to spare.
+      if (free !== undefined && free < 2 * bytes + 1024 * MiB) {
+        throw new Error(
+          `only ${mibs(free)} free under ${tmp}; the throughput measure needs ${mibs(2 * bytes)}`,
+        );
+      }
+      const file = await bigFile("big", bytes);
+      const cmds = {
+        moat: { ...moatSrc(["run", "--image", image, ws, "--", "cat", file]), after: clearRuns },
+        docker: docker([
+          "run",
+          "--rm",
+          "--label",
+          benchLabel,
+          "--runtime=runsc",
+          "--mount",
+          `type=bind,source=${ws},target=/workspace`,
+          image,
+          "cat",
+          file,
+        ]),
+      };
+      const s = await interleave(`throughput (${sizeLabel(bytes)})`, cmds, r, { warmUp: false });
+      const [ma, mb] = [medianMs(s.moat!), medianMs(s.docker!)];
+      const rate = (ms: number) => bytes / MiB / (ms / 1000);
+      const ratio = rate(ma) / rate(mb);
+      rows.push({
+        measure: `stdout of \`cat\` over ${sizeLabel(bytes)} (gVisor) vs \`docker run --rm --runtime=runsc\``,
+        moat: `${rate(ma).toFixed(0)} MiB/s`,
+        baseline: `${rate(mb).toFixed(0)} MiB/s`,
+        value: ratio.toFixed(2),
+        target: "≥ 1.0",
+        met: ratio >= 1.0,
+      });
+      await Deno.remove(`${ws}/big`);
+    },
+  },
+  {
+    name: "list 500",
+    async run() {
+      await needBundle();
+      await writeManyRecords();
+      const r = rounds(21);
+      const many = { MOAT_HOME: manyHome };
+      const cmds = {
+        src: moatSrc(["list", "--json"], many),
+        bundle: moatBundle(["list", "--json"], many),
+        docker: docker(["ps", "-a", "--filter", "label=dev.moat.managed=true"]),
+      };
+      const s = await interleave("list 500", cmds, r);
+      const vs = "vs `docker ps -a --filter label=dev.moat.managed=true`";
+      timeRow(`\`moat list --json\`, 500 runs (main.ts) ${vs}`, s.src!, s.docker!, 1.5);
+      timeRow(`\`moat list --json\`, 500 runs (dist/moat.js) ${vs}`, s.bundle!, s.docker!, 1.5);
+    },
+  },
+  {
+    name: "rss",
+    async run() {
+      const r = rounds(3);
+      const big = await bigFile("big-rss", RSS_BIG_BYTES);
+      const small = await bigFile("small-rss", RSS_SMALL_BYTES);
+      const cmds = {
+        big: { ...moatSrc(["run", "--image", image, ws, "--", "cat", big]), after: clearRuns },
+        small: { ...moatSrc(["run", "--image", image, ws, "--", "cat", small]), after: clearRuns },
+      };
+      const s = await interleave("peak RSS", cmds, r, { rss: true, warmUp: false });
+      const [pb, ps] = [medianRss(s.big!), medianRss(s.small!)];
+      // Flat: streaming 8× more does not raise the peak by more than 8 MiB.
+      const flat = pb - ps <= 8 * MiB;
+      rows.push({
+        measure: `peak RSS of \`moat run\` (gVisor) streaming ${sizeLabel(RSS_BIG_BYTES)} (and ${
+          sizeLabel(RSS_SMALL_BYTES)
+        })`,
+        moat: `${mibs(pb)} (${mibs(ps)})`,
+        baseline: "",
+        value: `${mibs(pb)}, ${flat ? "flat" : "grows"} (${pb >= ps ? "+" : "−"}${mibs(Math.abs(pb - ps))})`,
+        target: "≤ 80 MiB, flat",
+        met: pb <= 80 * MiB && flat,
+      });
+      if (!timeBin) {
+        notes.push("Peak RSS was polled from /proc/<pid>/status (VmHWM): `/usr/bin/time` is missing.");
+      }
+      await Deno.remove(`${ws}/big-rss`);
+      await Deno.remove(`${ws}/small-rss`);
+    },
+  },
+  {
+    name: "bundle size",
+    async run() {
+      await needBundle();
+      const kb = bundleBytes! / 1000;
+      rows.push({
+        measure: "size of dist/moat.js",
+        moat: `${kb.toFixed(0)} KB`,
+        baseline: "",
+        value: `${kb.toFixed(0)} KB`,
+        target: "≤ 300 KB",
+        met: kb <= 300,
+      });
+    },
   },
 ];
-const only = Deno.env.get("MOAT_BENCH_ONLY") ?? "";
 
-console.log(`| measure | moat median ms | baseline median ms | ratio | target |`);
-console.log(`| --- | ---: | ---: | ---: | ---: |`);
-for (const p of pairs.filter((p) => p.name.includes(only))) {
-  const a: number[] = [], b: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    a.push(await time(p.a[0], p.a[1], p.a[2]));
-    b.push(await time(p.b[0], p.b[1], p.b[2]));
-  }
-  const ratio = median(a) / median(b);
-  console.log(
-    `| ${p.name} | ${median(a).toFixed(0)} | ${median(b).toFixed(0)} | ${ratio.toFixed(2)} | ≤ ${p.target} ${
-      ratio <= p.target ? "✓" : "✗"
-    } |`,
-  );
+async function freeBytes(dir: string): Promise<number | undefined> {
+  const out = await capture("df", ["-P", "-k", dir]);
+  const avail = out?.split("\n")[1]?.trim().split(/\s+/)[3];
+  return avail === undefined ? undefined : Number(avail) * 1024;
 }
-await Deno.remove(home, { recursive: true });
-await Deno.remove(ws, { recursive: true });
+
+// ---------------------------------------------------------------------------------------------------------
+// Machine and versions
+
+async function machine() {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const models = cpuinfo.match(/^model name\s*:\s*(.+)$/gm)?.map((l) => l.replace(/^[^:]*:\s*/, "")) ?? [];
+  const memKiB = Number(
+    (await Deno.readTextFile("/proc/meminfo").catch(() => "")).match(/MemTotal:\s+(\d+)/)?.[1],
+  );
+  const kernel = (await Deno.readTextFile("/proc/sys/kernel/osrelease").catch(() => "")).trim();
+  return {
+    cpu: `${models[0] ?? "unknown CPU"} × ${models.length || navigator.hardwareConcurrency}`,
+    memory: memKiB ? `${(memKiB / 1024 / 1024).toFixed(1)} GiB` : "unknown",
+    kernel: kernel || "unknown",
+    engine: await capture("docker", [
+      "version",
+      "--format",
+      "server {{.Server.Version}} (API {{.Server.APIVersion}}), client {{.Client.Version}}",
+    ]) ?? "unknown",
+    runsc: (await capture("runsc", ["--version"]))?.split("\n")[0] ?? "unknown",
+    deno: (await capture(deno, ["--version"]))?.split("\n")[0] ?? "unknown",
+    moat: await capture(deno, ["run", "-A", `${root}main.ts`, "--version"]) ?? "unknown",
+  };
+}
+
+const loadavg = async () =>
+  (await Deno.readTextFile("/proc/loadavg").catch(() => "")).split(" ").slice(0, 3).join(" ");
+
+// ---------------------------------------------------------------------------------------------------------
+// Main
+
+const started = new Date();
+const loadBefore = await loadavg();
+const selected = measures.filter((m) => m.name.includes(only));
+if (selected.length === 0) {
+  await Deno.remove(tmp, { recursive: true });
+  throw new Error(`MOAT_BENCH_ONLY="${only}" matches none of: ${measures.map((m) => m.name).join(", ")}`);
+}
+const info = await machine();
+progress(`measures: ${selected.map((m) => m.name).join(", ")}; image ${image}; scale ${scale}`);
+// Interrupted: the moat runs get the signal too and clean up after themselves; the bench removes what it made.
+let interrupted = false;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, async () => {
+    // `deno task` passes the signal on as well: clean up once.
+    if (interrupted) return;
+    interrupted = true;
+    progress(`${sig}: removing the bench's containers and ${tmp}`);
+    await cleanupContainers();
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    Deno.exit(130);
+  });
+}
+try {
+  for (const m of selected) {
+    try {
+      await m.run();
+    } catch (err) {
+      failedRow(m.name, err);
+    }
+  }
+} finally {
+  await cleanupContainers();
+  await Deno.remove(tmp, { recursive: true }).catch((err) => progress(`could not remove ${tmp}: ${err}`));
+}
+const loadAfter = await loadavg();
+
+const table = [
+  "| measure | moat | baseline | ratio or value | target | |",
+  "| --- | ---: | ---: | ---: | ---: | :-: |",
+  ...rows.map((r) =>
+    `| ${r.measure} | ${r.moat} | ${r.baseline} | ${r.value} | ${r.target} | ${
+      r.met === undefined ? "" : r.met ? "✓" : "✗"
+    } |`
+  ),
+].join("\n");
+console.log(table);
+
+const KEEP_MARKER = "<!-- deno task bench replaces everything above this line and keeps what follows. -->";
+const cpus = navigator.hardwareConcurrency;
+const load1 = Number(loadBefore.split(" ")[0]);
+if (load1 >= 0.5) {
+  const msg =
+    `The machine was not idle when the run started (load average ${load1} on ${cpus} CPUs): other ` +
+    "work competed with the bench, so treat the ratios as rough.";
+  notes.push(msg);
+  progress(msg);
+}
+const settings = [
+  `rounds ${roundsOverride ?? "default (run true 11, startup and list 21, streaming 3)"}`,
+  `scale ${scale}`,
+  ...(only ? [`only "${only}"`] : []),
+].join(", ");
+const report = `# Performance
+
+What moat costs over the docker CLI and over Deno itself, measured by \`deno task bench\`
+(scripts/bench.ts, issue 6). The commands of each measure ran on the same engine in one run, interleaved
+(A, B, A, B …), after one untimed warm-up each except in the streaming measures; every figure is a median
+and every ratio is one of medians.
+The bench reports, it does not assert: ✓ and ✗ mark each row against its target.
+
+## Latest run
+
+- Date: ${started.toISOString()}
+- Machine: ${info.cpu}, ${info.memory} memory, kernel ${info.kernel}
+- Load average (1, 5, 15 min): ${loadBefore} at start, ${loadAfter} at end
+- Engine: Docker ${info.engine}
+- gVisor: ${info.runsc}
+- Deno: ${info.deno}
+- moat: ${info.moat}
+- Image: \`${image}\`; settings: ${settings}
+
+${table}
+${notes.length ? `\n${notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
+## How each row is measured
+
+- **\`moat run -- true\`**: \`deno run -A main.ts run --image IMAGE WS -- true\` (with \`--no-sandbox\` for the
+  no-sandbox rows) against \`docker run --rm [--runtime=runsc] IMAGE true\`, the issue's baseline, and against
+  the same \`docker run\` with the container moat actually creates: \`--init --cap-drop ALL\`, the seven
+  \`--cap-add\`s, \`--security-opt no-new-privileges --pids-limit 1024\` (and \`--ulimit nproc=1024:1024\`
+  under gVisor), the workspace bind-mounted at \`/workspace\` as working directory, and the workspace owner as
+  user. Wall time of the whole command, from spawn to exit.
+- **Startup**: \`moat --version\` and \`moat list\` with an empty \`MOAT_HOME\`, both from source
+  (\`deno run -A main.ts\`) and as users run it (\`deno run -A moat.js\`, a copy of the bundle in a directory
+  without \`deno.json\`), against \`deno run\` of an empty script.
+- **Throughput**: \`moat run --image IMAGE WS -- cat /workspace/big\` (a sparse file, so reads come from the
+  page cache) under gVisor with moat's stdout on \`/dev/null\`, against
+  \`docker run --rm --runtime=runsc\` with the same mount and command, stdout on \`/dev/null\`. MiB/s is the
+  size over the whole command's wall time (container start included, on both sides); the ratio is moat's
+  MiB/s over docker's. moat also writes the whole output into its run record under \`MOAT_HOME\` (a
+  temporary directory on the same disk), which is part of its cost; the records are deleted after each round.
+- **\`moat list --json\`** with 500 synthetic run records (10 of them "running" with an owner that is gone),
+  from source and bundle, against \`docker ps -a --filter label=dev.moat.managed=true\`.
+- **Peak RSS**: \`ru_maxrss\` of the \`deno run -A main.ts run …\` process (\`/usr/bin/time -f %M\`) while it
+  streams the file under gVisor, for two sizes 8× apart. "Flat" means the larger one peaks at most 8 MiB
+  higher.
+- **Bundle size**: \`dist/moat.js\` as \`deno task bundle\` writes it (1 KB = 1000 bytes).
+`;
+if (outPath) {
+  // The analysis under the marker is written by hand; a new run replaces only what is above it.
+  const previous = await Deno.readTextFile(outPath).catch(() => "");
+  const at = previous.indexOf(KEEP_MARKER);
+  const kept = at === -1 ? `${KEEP_MARKER}\n\n## Notes\n\nNone yet.\n` : previous.slice(at);
+  await Deno.writeTextFile(outPath, `${report}\n${kept}`);
+  // `deno task ok` checks the formatting of docs/ too: leave the file as `deno fmt` wants it.
+  const fmt = await new Deno.Command(deno, { args: ["fmt", "--quiet", outPath], cwd: root, stderr: "piped" })
+    .output();
+  if (fmt.code !== 0) progress(`deno fmt ${outPath} failed: ${decoder.decode(fmt.stderr).trim()}`);
+  progress(`wrote ${outPath}`);
+} else {
+  progress("partial run: report not written (set MOAT_BENCH_OUT=path to write it)");
+}
