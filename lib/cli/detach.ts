@@ -137,8 +137,7 @@ async function record(home: string, runId: string): Promise<number> {
       await fresh.update({
         ...patch,
         state: outcome.exitCode === null ? "failed" : "exited",
-        // An OOM kill is a SIGKILL (137), even when the engine reports gVisor's killed sandbox as exit 1.
-        exitCode: outcome.oomKilled ? 137 : outcome.exitCode,
+        exitCode: outcome.exitCode,
       });
     }
     return outcome.exitCode === null ? 125 : 0;

@@ -419,7 +419,6 @@ async function prepareAndRun(
 
     spinner.text(`Checking image ${image}…`);
     let pullLineShown = false;
-    checkInterrupt();
     const imageInfo = await unlessInterrupted(ensureImage(client, image, (line) => {
       if (tty) spinner.text(line);
       else if (!pullLineShown) {
@@ -429,7 +428,7 @@ async function prepareAndRun(
     }, interrupt));
     checkInterrupt();
 
-    const size = opts.tty ? terminal?.size() : undefined;
+    const size = terminal?.size();
     const spec: RunSpec = {
       runId,
       name,
@@ -520,12 +519,9 @@ async function prepareAndRun(
       },
     }, { keep: opts.keep, interrupt, force: signals.force, stopGraceSeconds: STOP_GRACE_SECONDS });
     await store.close();
-    // An OOM kill is a SIGKILL: 137, also when gVisor's whole sandbox was the one killed (the engine then
-    // reports exit code 1).
-    const exitCode = outcome.oomKilled && !outcome.interrupted ? 137 : outcome.exitCode;
     await store.update({
       state: outcome.interrupted ? "interrupted" : "exited",
-      exitCode,
+      exitCode: outcome.exitCode,
       signal: outcome.interrupted ?? null,
       runtime: outcome.runtime ?? store.record.runtime,
       finishedAt: new Date().toISOString(),
@@ -540,7 +536,7 @@ async function prepareAndRun(
     }
     if (outcome.oomKilled) say(oomMessage(runId, plan.body.HostConfig.Memory));
     if (outcome.truncated) say("moat: warning: the engine closed the output stream in the middle of a frame");
-    return exitCode;
+    return outcome.exitCode;
   } catch (err) {
     await store.close().catch(() => {});
     const interrupted = interrupt.aborted ? String(interrupt.reason) : null;

@@ -79,9 +79,15 @@ export interface RunOutcome {
   truncated: boolean;
   removed: boolean;
   startedAt: Date | undefined;
-  /** The container's memory limit was hit and the kernel killed the command (exit code 137). */
+  /** The container's memory limit was hit and the kernel killed the command (`exitCode` is then 137). */
   oomKilled: boolean;
 }
+
+/**
+ * The exit code of a command the kernel's OOM killer ended: SIGKILL's (128 + 9), also when the engine
+ * reports 1 because the host killed gVisor's whole sandbox rather than the command in it.
+ */
+export const OOM_KILLED_EXIT_CODE = 137;
 
 /** The container was created but the runtime could not start the command (docker's 125/126/127). */
 export class ContainerStartError extends MoatError {
@@ -203,8 +209,7 @@ export async function driveRun(
     if (io.stdin) pumpStdin(io.stdin, attach);
     // A reader that went away (`moat run … | head -1`) gets pipe semantics: the command receives SIGPIPE.
     const onClosed = () => void client.containerKill(id, "SIGPIPE").catch(() => {});
-    // A pty's output is one raw stream (stderr merged in by the pty); everything else is multiplexed.
-    const { truncated } = await (tty ? pumpRaw(attach, io, onClosed) : pumpOutput(attach, io, onClosed))
+    const { truncated } = await pumpOutput(attach, io, tty ? rawFramer : new Demuxer(), onClosed)
       .catch((err) => {
         if (!(err instanceof DemuxError)) throw err;
         throw new MoatError(
@@ -223,7 +228,11 @@ export async function driveRun(
     const interrupted = interrupt.aborted ? signalName() : undefined;
     outcome = {
       containerId: id,
-      exitCode: interrupted ? interruptedExitCode(interrupted) : result.StatusCode,
+      exitCode: interrupted
+        ? interruptedExitCode(interrupted)
+        : inspected?.State.OOMKilled === true
+        ? OOM_KILLED_EXIT_CODE
+        : result.StatusCode,
       interrupted,
       runtime,
       truncated,
@@ -248,23 +257,32 @@ export async function driveRun(
   return outcome;
 }
 
+/** How the attach stream's bytes become output pieces: the demuxer, or a pty's stream as it is. */
+type Framer = Pick<Demuxer, "push" | "end">;
+
+/** A pty's output is one raw stream (stderr merged in by the pty): every chunk is stdout, unframed. */
+const rawFramer: Framer = {
+  push: (bytes) => [{ stream: 1, data: bytes }],
+  end: () => ({ truncated: false }),
+};
+
 /**
- * Demultiplex the attach stream to stdout/stderr and the record, until the engine closes it. A sink whose
- * reader is gone (broken pipe) is skipped from then on, `onClosed` is called once, and the record keeps
- * everything.
+ * Copy the attach stream to stdout/stderr and the record, until the engine closes it: demultiplexed, or
+ * raw for a `Tty` container. A sink whose reader is gone (broken pipe) is skipped from then on, `onClosed`
+ * is called once, and the record keeps everything.
  */
 async function pumpOutput(
   attach: AttachStream,
   io: LifecycleIO,
+  framer: Framer,
   onClosed: () => void,
 ): Promise<{ truncated: boolean }> {
-  const demux = new Demuxer();
   const closed = new Set<Sink>();
   for (;;) {
     const chunk = await attach.reader.readSome();
     if (chunk === null) break;
     const t = io.now();
-    for (const frame of demux.push(chunk)) {
+    for (const frame of framer.push(chunk)) {
       // 0 (stdin echo) and 1 go to stdout; 2 and the daemon's own errors (3) to stderr (§6.1).
       const sink = frame.stream === 2 || frame.stream === 3 ? io.stderr : io.stdout;
       if (!closed.has(sink)) {
@@ -280,33 +298,7 @@ async function pumpOutput(
     }
     await io.record.flush();
   }
-  return demux.end();
-}
-
-/** Copy a pty's raw output to stdout and the record (as stream 1), until the engine closes it. */
-async function pumpRaw(
-  attach: AttachStream,
-  io: LifecycleIO,
-  onClosed: () => void,
-): Promise<{ truncated: boolean }> {
-  let closed = false;
-  for (;;) {
-    const chunk = await attach.reader.readSome();
-    if (chunk === null) break;
-    const t = io.now();
-    if (!closed) {
-      try {
-        await io.stdout.write(chunk);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
-        closed = true;
-        onClosed();
-      }
-    }
-    await io.record.output(1, chunk, t);
-    await io.record.flush();
-  }
-  return { truncated: false };
+  return framer.end();
 }
 
 interface SizeFollower {

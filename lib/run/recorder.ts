@@ -12,6 +12,7 @@
  */
 import type { EngineClient, PendingWait } from "../docker/client.ts";
 import { Demuxer } from "../docker/demux.ts";
+import { OOM_KILLED_EXIT_CODE } from "./lifecycle.ts";
 import { EngineApiError } from "../errors.ts";
 
 export interface RecorderIO {
@@ -30,7 +31,7 @@ export interface RecordOutcome {
   truncated: boolean;
   /** What went wrong while recording (the command itself may have run fine). */
   error: string | undefined;
-  /** The kernel killed the command for exceeding the memory limit. */
+  /** The kernel killed the command for exceeding the memory limit (`exitCode` is then 137). */
   oomKilled: boolean;
 }
 
@@ -137,6 +138,7 @@ export async function recordDetached(
   // After the exit and before removal is the only time the engine can say whether the OOM killer ended it.
   const oomKilled = exitCode !== null &&
     await client.maybeContainerInspect(id).then((c) => c?.State.OOMKilled === true, () => false);
+  if (oomKilled) exitCode = OOM_KILLED_EXIT_CODE;
   const removed = opts.keep ? false : await client.containerRemove(id).then(() => true, () => false);
   return { exitCode, runtime, removed, truncated, error, oomKilled };
 }

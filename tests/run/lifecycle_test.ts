@@ -261,3 +261,14 @@ Deno.test("an attach stream that is not multiplexed is a clear error and the con
   );
   assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
 });
+
+Deno.test("an OOM kill is exit 137 even when the engine reports 1 (gVisor's whole sandbox was killed)", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [frame(1, "start\n")], exitCode: 1 });
+  engine.on("GET /containers/:id/json", {
+    status: 200,
+    json: { Id: ID, Name: "/x", State: { OOMKilled: true }, Config: {}, HostConfig: { Runtime: "runsc" } },
+  });
+  const outcome = await driveRun(clientFor(engine), planContainer(spec), collectingIO().io, noHooks, opts());
+  assert.deepEqual([outcome.exitCode, outcome.oomKilled], [137, true]);
+});
