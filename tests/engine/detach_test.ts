@@ -4,24 +4,21 @@
  * run is finished by the recorder.
  */
 import assert from "node:assert/strict";
-import { containersFor, docker, moat, moatEnv, requireEngine, ROOT, scratch, TEST_IMAGE } from "./helpers.ts";
+import {
+  containersFor,
+  docker,
+  moat,
+  moatEnv,
+  requireEngine,
+  ROOT,
+  type Scratch,
+  TEST_IMAGE,
+  withScratch,
+} from "./helpers.ts";
 
 await requireEngine();
 
 const dec = new TextDecoder();
-
-type Scratch = Awaited<ReturnType<typeof scratch>>;
-
-/** A scratch workspace and home; the containers of its workspace are removed afterwards, whatever happened. */
-async function withScratch(fn: (s: Scratch) => Promise<void>): Promise<void> {
-  const s = await scratch();
-  try {
-    await fn(s);
-  } finally {
-    for (const id of await containersFor(s.ws).catch(() => [])) await docker("rm", "-f", id).catch(() => {});
-    await s.cleanup();
-  }
-}
 
 async function runDetached(s: Scratch, command: string[], extra: string[] = []): Promise<string> {
   const r = await moat(["run", "-d", "--image", TEST_IMAGE, ...extra, s.ws, "--", ...command], {

@@ -108,3 +108,16 @@ export async function requireEngine(): Promise<void> {
     throw new Error(`The real-engine suite needs the image ${TEST_IMAGE} (run scripts/setup.sh)`);
   });
 }
+
+export type Scratch = Awaited<ReturnType<typeof scratch>>;
+
+/** Run `fn` in a scratch workspace and home; afterwards the containers of that workspace are removed. */
+export async function withScratch(fn: (s: Scratch) => Promise<void>): Promise<void> {
+  const s = await scratch();
+  try {
+    await fn(s);
+  } finally {
+    for (const id of await containersFor(s.ws).catch(() => [])) await docker("rm", "-f", id).catch(() => {});
+    await s.cleanup();
+  }
+}

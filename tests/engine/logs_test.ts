@@ -3,23 +3,11 @@
  * and stream for stream; `-n`; `-f` of a foreground run in progress; and no engine is needed to read it.
  */
 import assert from "node:assert/strict";
-import { containersFor, docker, moat, moatEnv, requireEngine, ROOT, scratch, TEST_IMAGE } from "./helpers.ts";
+import { moat, moatEnv, requireEngine, ROOT, TEST_IMAGE, withScratch } from "./helpers.ts";
 
 await requireEngine();
 
 const dec = new TextDecoder();
-
-type Scratch = Awaited<ReturnType<typeof scratch>>;
-
-async function withScratch(fn: (s: Scratch) => Promise<void>): Promise<void> {
-  const s = await scratch();
-  try {
-    await fn(s);
-  } finally {
-    for (const id of await containersFor(s.ws).catch(() => [])) await docker("rm", "-f", id).catch(() => {});
-    await s.cleanup();
-  }
-}
 
 async function onlyRunId(home: string): Promise<string> {
   const ids = (await Array.fromAsync(Deno.readDir(`${home}/runs`))).map((e) => e.name);

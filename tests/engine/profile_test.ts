@@ -13,13 +13,13 @@ import {
   onlyRecord,
   requireEngine,
   type Result,
+  type Scratch,
   scratch,
   TEST_IMAGE,
+  withScratch,
 } from "./helpers.ts";
 
 await requireEngine();
-
-type Scratch = Awaited<ReturnType<typeof scratch>>;
 
 /** Linux capability numbers (include/uapi/linux/capability.h), by the engine's names without `CAP_`. */
 const CAPABILITY_BITS: Record<string, number> = {
@@ -79,17 +79,6 @@ const MODES = [
   { label: "with --no-sandbox", flags: ["--no-sandbox"], gvisor: false },
 ];
 
-/** A scratch workspace and home; afterwards only the containers labelled with this workspace are removed. */
-async function inScratch(fn: (s: Scratch) => Promise<void>): Promise<void> {
-  const s = await scratch();
-  try {
-    await fn(s);
-  } finally {
-    for (const id of await containersFor(s.ws).catch(() => [])) await docker("rm", "-f", id).catch(() => {});
-    await s.cleanup();
-  }
-}
-
 /** `moat run [flags] --image TEST_IMAGE WS -- sh -c SCRIPT`. */
 function run(s: Scratch, flags: string[], script: string): Promise<Result> {
   return moat(["run", ...flags, "--image", TEST_IMAGE, s.ws, "--", "sh", "-c", script], { home: s.home });
@@ -144,7 +133,7 @@ const expectedDefaultProfile = {
 
 for (const mode of MODES) {
   Deno.test(`a default run ${mode.label} keeps only the listed capabilities, has an init as PID 1, and the engine shows the profile`, async () => {
-    await inScratch(async (s) => {
+    await withScratch(async (s) => {
       const probe = "cat /proc/self/status; printf 'Init: %s\\n' \"$(tr '\\0' ' ' < /proc/1/cmdline)\"";
       const root = await run(s, [...mode.flags, "--keep", "-u", "0:0"], probe);
       assert.equal(root.code, 0, root.stderr);
@@ -223,7 +212,7 @@ async function assertForkLoopStopped(s: Scratch, r: Result, limit: number): Prom
 }
 
 Deno.test("without a pids setting the same fork loop runs to the end: the limit tests below can fail", async () => {
-  await inScratch(async (s) => {
+  await withScratch(async (s) => {
     const r = await run(s, [], FORK_LOOP);
     assert.equal(r.code, 3, r.stderr);
     const out = fields(r.out);
@@ -233,7 +222,7 @@ Deno.test("without a pids setting the same fork loop runs to the end: the limit 
 });
 
 Deno.test("--pids 64 under gVisor stops a fork loop inside the sandbox, and the host is fine", async () => {
-  await inScratch(async (s) => {
+  await withScratch(async (s) => {
     const r = await run(s, ["--pids", "64"], FORK_LOOP);
     await assertForkLoopStopped(s, r, 64);
     assert.equal((await recordedProfile(s)).pids, 64);
@@ -241,7 +230,7 @@ Deno.test("--pids 64 under gVisor stops a fork loop inside the sandbox, and the 
 });
 
 Deno.test("pids: 64 in moat.yaml stops a fork loop under gVisor", async () => {
-  await inScratch(async (s) => {
+  await withScratch(async (s) => {
     await Deno.writeTextFile(`${s.ws}/moat.yaml`, "pids: 64\n");
     const r = await run(s, [], FORK_LOOP);
     await assertForkLoopStopped(s, r, 64);
@@ -250,7 +239,7 @@ Deno.test("pids: 64 in moat.yaml stops a fork loop under gVisor", async () => {
 });
 
 Deno.test("--pids 64 with --no-sandbox stops a fork loop at the pids cgroup", async () => {
-  await inScratch(async (s) => {
+  await withScratch(async (s) => {
     const r = await run(s, ["--no-sandbox", "--pids", "64"], FORK_LOOP);
     await assertForkLoopStopped(s, r, 64);
   });
@@ -262,7 +251,7 @@ Deno.test("--pids 64 with --no-sandbox stops a fork loop at the pids cgroup", as
 const MEMORY_HOG = 'echo start; x=a; while :; do x="$x$x"; done';
 
 Deno.test("--memory 32m under gVisor: a memory hog is killed, exit 137, reported and recorded as out of memory", async () => {
-  await inScratch(async (s) => {
+  await withScratch(async (s) => {
     // At 32m gVisor's kernel kills the command; with larger limits the host's OOM killer may pick gVisor's
     // own kernel (the sentry) instead (see the next test).
     const r = await run(s, ["--memory", "32m"], MEMORY_HOG);
@@ -285,7 +274,7 @@ Deno.test("--memory 32m under gVisor: a memory hog is killed, exit 137, reported
 });
 
 Deno.test("memory: 128m in moat.yaml: the run that kills gVisor's own kernel is still reported as out of memory", async () => {
-  await inScratch(async (s) => {
+  await withScratch(async (s) => {
     await Deno.writeTextFile(`${s.ws}/moat.yaml`, "memory: 128m\n");
     const r = await run(s, [], MEMORY_HOG);
     const rec = await onlyRecord(s.home);
@@ -302,7 +291,7 @@ Deno.test("memory: 128m in moat.yaml: the run that kills gVisor's own kernel is 
 // --- 4. network ---------------------------------------------------------------------------------------
 
 Deno.test("network: none in moat.yaml leaves only lo under gVisor, and --network default overrides it", async () => {
-  await inScratch(async (s) => {
+  await withScratch(async (s) => {
     await Deno.writeTextFile(`${s.ws}/moat.yaml`, "network: none\n");
     const none = await run(s, [], "cat /proc/net/dev");
     assert.equal(none.code, 0, none.stderr);
@@ -318,7 +307,7 @@ Deno.test("network: none in moat.yaml leaves only lo under gVisor, and --network
 
 for (const mode of MODES) {
   Deno.test(`--network none ${mode.label} leaves only lo`, async () => {
-    await inScratch(async (s) => {
+    await withScratch(async (s) => {
       const r = await run(s, [...mode.flags, "--network", "none"], "cat /proc/net/dev");
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(interfaces(r.out), ["lo"]);
@@ -343,7 +332,7 @@ for (
   ]
 ) {
   Deno.test(`${c.label}: writes outside /tmp and /workspace fail`, async () => {
-    await inScratch(async (s) => {
+    await withScratch(async (s) => {
       if (c.config) await Deno.writeTextFile(`${s.ws}/moat.yaml`, c.config);
       const r = await run(s, [...c.flags, "-u", "0:0"], WRITE_PROBE);
       assert.equal(r.code, 0, r.stderr);
@@ -361,7 +350,7 @@ for (
 }
 
 Deno.test("without read_only the same probe writes everywhere: the read-only tests can fail", async () => {
-  await inScratch(async (s) => {
+  await withScratch(async (s) => {
     const r = await run(s, ["-u", "0:0"], WRITE_PROBE);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.out.trim().split("\n"), [
@@ -381,7 +370,7 @@ Deno.test("mounts: in moat.yaml under gVisor: a readonly mount is readable and r
     await Deno.mkdir(`${extra}/ro`);
     await Deno.mkdir(`${extra}/rw`);
     await Deno.writeTextFile(`${extra}/ro/hello.txt`, "from the host\n");
-    await inScratch(async (s) => {
+    await withScratch(async (s) => {
       await Deno.writeTextFile(
         `${s.ws}/moat.yaml`,
         `mounts:\n  - source: ${extra}/ro\n    target: /ro\n    readonly: true\n` +
@@ -423,7 +412,7 @@ for (
   ]
 ) {
   Deno.test(`${c.label} is refused with its position in moat.yaml, exit 2, and nothing is created`, async () => {
-    await inScratch(async (s) => {
+    await withScratch(async (s) => {
       await Deno.writeTextFile(`${s.ws}/moat.yaml`, `mounts:\n  - source: ${c.source}\n    target: /data\n`);
       const r = await run(s, [], "true");
       assert.equal(r.code, 2, r.stderr);
