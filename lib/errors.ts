@@ -101,14 +101,6 @@ export class EngineApiError extends MoatError {
   }
 }
 
-/** A `node:util` `parseArgs` failure as a usage error pointing at the command's help. */
-export function argsUsageError(err: unknown, command: string): UsageError {
-  return new UsageError(
-    err instanceof Error ? err.message.split("\n")[0]! : String(err),
-    `See:  moat ${command} --help`,
-  );
-}
-
 /** gVisor was required and cannot be used with this engine. Nothing was created. */
 export class SandboxUnavailableError extends MoatError {}
 

@@ -32,7 +32,10 @@ export function stamp(code: string, name: string, value: string): string {
  */
 export async function bundle(out: string, form: "bundle" | "binary"): Promise<string> {
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, `${root}main.ts`],
+    // `browser` picks the ESM build of each npm package (yaml's `node` build is CommonJS, which the bundle
+    // would load through `node:module`); Deno's own APIs are globals either way. No `node:` module in the
+    // bundle is what keeps its start as fast as the source's (docs/performance.md).
+    args: ["bundle", "--quiet", "--minify", "--platform", "browser", "-o", out, `${root}main.ts`],
     stderr: "piped",
   }).output();
   if (code !== 0) throw new Error(`deno bundle failed:\n${decoder.decode(stderr)}`);

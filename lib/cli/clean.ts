@@ -5,9 +5,9 @@
  * this file gathers its facts (records, one `GET /containers/json?size=1`, owner liveness), lists the items,
  * asks, and removes. A run whose owner process lives is never touched.
  */
-import { parseArgs } from "node:util";
 import type { ContainerSummary } from "../docker/types.ts";
-import { argsUsageError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
+import { parseCommandArgs } from "./args.ts";
 import { type CleanItem, formatBytes, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
@@ -54,22 +54,12 @@ export interface ParsedCleanArgs {
 
 /** Parse `moat clean` arguments. Pure; throws `UsageError`. */
 export function parseCleanArgs(args: string[]): ParsedCleanArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        force: { type: "boolean", short: "f" },
-        "dry-run": { type: "boolean" },
-        workspace: { type: "string" },
-      },
-    });
-  } catch (err) {
-    throw argsUsageError(err, "clean");
-  }
+  const parsed = parseCommandArgs("clean", args, {
+    help: { type: "boolean", short: "h" },
+    force: { type: "boolean", short: "f" },
+    "dry-run": { type: "boolean" },
+    workspace: { type: "string" },
+  });
   const { values, positionals } = parsed;
   if (positionals.length > 0 && !values.help) {
     throw new UsageError(

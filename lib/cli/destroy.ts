@@ -5,8 +5,8 @@
  * then removes it. The record is removed only once every container is gone, so a failed removal can be
  * retried with the same command.
  */
-import { parseArgs } from "node:util";
-import { argsUsageError, MoatError, UsageError } from "../errors.ts";
+import { MoatError, UsageError } from "../errors.ts";
+import { parseCommandArgs } from "./args.ts";
 import { isLive, ownerOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { isFinal } from "../run/reconcile.ts";
@@ -50,21 +50,11 @@ export interface ParsedDestroyArgs {
 
 /** Parse `moat destroy` arguments. Pure; throws `UsageError`. */
 export function parseDestroyArgs(args: string[]): ParsedDestroyArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        force: { type: "boolean", short: "f" },
-        time: { type: "string", short: "t" },
-      },
-    });
-  } catch (err) {
-    throw argsUsageError(err, "destroy");
-  }
+  const parsed = parseCommandArgs("destroy", args, {
+    help: { type: "boolean", short: "h" },
+    force: { type: "boolean", short: "f" },
+    time: { type: "string", short: "t" },
+  });
   const { values, positionals } = parsed;
   if (values.help) return { help: true, force: false, time: 0, ref: "" };
   if (positionals.length === 0) {

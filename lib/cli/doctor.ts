@@ -5,11 +5,11 @@
  * failure makes pointless) and lib/doctor/checks.ts decides. It never prints the no-sandbox warning and
  * creates no container except the probe, which it removes.
  */
-import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type DockerClient } from "../docker/client.ts";
 import { endpointUrl, resolveEndpoint } from "../docker/endpoint.ts";
-import { argsUsageError, EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
+import { EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
+import { parseCommandArgs } from "./args.ts";
 import {
   diagnose,
   doctorExitCode,
@@ -60,17 +60,11 @@ Examples:
 
 /** Parse `moat doctor` arguments. Pure; throws `UsageError`. */
 export function parseDoctorArgs(args: string[]): { help: boolean; json: boolean } {
-  try {
-    const { values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: { help: { type: "boolean", short: "h" }, json: { type: "boolean" } },
-    });
-    return { help: values.help ?? false, json: values.json ?? false };
-  } catch (err) {
-    throw argsUsageError(err, "doctor");
-  }
+  const { values } = parseCommandArgs("doctor", args, {
+    help: { type: "boolean", short: "h" },
+    json: { type: "boolean" },
+  }, false);
+  return { help: values.help ?? false, json: values.json ?? false };
 }
 
 function problemOf(err: unknown, extra: Partial<Problem> = {}): Problem {

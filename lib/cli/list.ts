@@ -7,7 +7,8 @@
  * (any MOAT_HOME): one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
  */
 import type { ContainerSummary } from "../docker/types.ts";
-import { argsUsageError, MoatError, UsageError } from "../errors.ts";
+import { MoatError, UsageError } from "../errors.ts";
+import { type OptionSpec, parseCommandArgs } from "./args.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal, reconcile, type ShownState } from "../run/reconcile.ts";
 import { runIdOf } from "../run/orphans.ts";
@@ -50,43 +51,23 @@ export interface ParsedListArgs {
   json: boolean;
 }
 
-/**
- * Parse a command's options when they are all boolean flags (`--json`, `-h`/`--help`): the shared parser
- * of `moat list` and `moat status`. An argument list made only of the flags as written is read directly;
- * anything else goes to `node:util` `parseArgs` (strict), loaded only then because it costs a fifth of
- * `moat list`'s start-up (CONVENTIONS.md: heavy modules load lazily). Its errors become `UsageError`.
- */
-export async function parseFlags<K extends string>(
+/** Parse a command whose options are all boolean flags (`--json`, `-h`/`--help`): `moat list` and `moat status`. */
+export function parseFlags<K extends string>(
   command: string,
   args: string[],
   flags: Record<K, { short?: string }>,
-): Promise<{ values: Partial<Record<K, boolean>>; positionals: string[] }> {
-  const byWord = new Map<string, K>();
-  for (const [name, f] of Object.entries(flags) as Array<[K, { short?: string }]>) {
-    byWord.set(`--${name}`, name);
-    if (f.short) byWord.set(`-${f.short}`, name);
-  }
-  if (args.every((a) => byWord.has(a))) {
-    const values: Partial<Record<K, boolean>> = {};
-    for (const a of args) values[byWord.get(a)!] = true;
-    return { values, positionals: [] };
-  }
-  const { parseArgs } = await import("node:util");
-  const options: Record<string, { type: "boolean"; short?: string }> = {};
+): { values: Partial<Record<K, boolean>>; positionals: string[] } {
+  const options: Record<string, OptionSpec> = {};
   for (const [name, f] of Object.entries(flags) as Array<[K, { short?: string }]>) {
     options[name] = f.short ? { type: "boolean", short: f.short } : { type: "boolean" };
   }
-  try {
-    const parsed = parseArgs({ args, allowPositionals: true, strict: true, options });
-    return { values: { ...parsed.values } as Partial<Record<K, boolean>>, positionals: parsed.positionals };
-  } catch (err) {
-    throw argsUsageError(err, command);
-  }
+  const { values, positionals } = parseCommandArgs(command, args, options);
+  return { values: values as Partial<Record<K, boolean>>, positionals };
 }
 
 /** Parse `moat list` arguments; throws `UsageError`. */
-export async function parseListArgs(args: string[]): Promise<ParsedListArgs> {
-  const { values, positionals } = await parseFlags("list", args, { help: { short: "h" }, json: {} });
+export function parseListArgs(args: string[]): ParsedListArgs {
+  const { values, positionals } = parseFlags("list", args, { help: { short: "h" }, json: {} });
   if (positionals.length > 0 && !values.help) {
     throw new UsageError(
       `Unexpected argument "${positionals[0]}": moat list takes no arguments`,
@@ -240,7 +221,7 @@ export function engineNotAskedNote(err: MoatError): string {
 }
 
 export async function command(args: string[]): Promise<number> {
-  const opts = await parseListArgs(args);
+  const opts = parseListArgs(args);
   const ctx = cliContext();
   if (opts.help) {
     await ctx.out(LIST_HELP);

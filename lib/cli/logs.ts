@@ -4,8 +4,8 @@
  * asked only while following a run whose moat process is gone, and (in parallel, never failing the
  * command) for the notice about containers left behind, printed after the output.
  */
-import { parseArgs } from "node:util";
-import { argsUsageError, MoatError, UsageError } from "../errors.ts";
+import { MoatError, UsageError } from "../errors.ts";
+import { parseCommandArgs } from "./args.ts";
 import { isFinal } from "../run/reconcile.ts";
 import {
   OutputDecoder,
@@ -50,22 +50,12 @@ export interface ParsedLogsArgs {
 
 /** Parse `moat logs` arguments. Pure; throws `UsageError`. */
 export function parseLogsArgs(args: string[]): ParsedLogsArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        follow: { type: "boolean", short: "f" },
-        timestamps: { type: "boolean", short: "t" },
-        tail: { type: "string", short: "n" },
-      },
-    });
-  } catch (err) {
-    throw argsUsageError(err, "logs");
-  }
+  const parsed = parseCommandArgs("logs", args, {
+    help: { type: "boolean", short: "h" },
+    follow: { type: "boolean", short: "f" },
+    timestamps: { type: "boolean", short: "t" },
+    tail: { type: "string", short: "n" },
+  });
   const { values, positionals } = parsed;
   if (positionals.length > 1) {
     throw new UsageError(

@@ -2,12 +2,12 @@
  * `moat run`: the edge that gathers flags, config, environment and engine facts, hands the pure modules
  * their data, and drives the lifecycle. Returns the exit code; only main.ts exits.
  */
-import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { argsUsageError, ConfigError, InterruptedError, MoatError, UsageError } from "../errors.ts";
+import { ConfigError, InterruptedError, MoatError, UsageError } from "../errors.ts";
+import { parseCommandArgs } from "./args.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
 import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
 import {
@@ -61,51 +61,34 @@ export interface ParsedRunArgs {
 
 /** Parse `moat run` arguments. Pure; throws `UsageError`. */
 export function parseRunArgs(args: string[]): ParsedRunArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      tokens: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        sandbox: { type: "boolean" },
-        "no-sandbox": { type: "boolean" },
-        image: { type: "string" },
-        env: { type: "string", short: "e", multiple: true },
-        name: { type: "string" },
-        user: { type: "string", short: "u" },
-        interactive: { type: "boolean", short: "i" },
-        tty: { type: "boolean", short: "t" },
-        keep: { type: "boolean" },
-        memory: { type: "string", short: "m" },
-        cpus: { type: "string" },
-        pids: { type: "string" },
-        network: { type: "string" },
-        "read-only": { type: "boolean" },
-        detach: { type: "boolean", short: "d" },
-        "record-detached": { type: "string" },
-      },
-    });
-  } catch (err) {
-    throw argsUsageError(err, "run");
-  }
-  const { values, tokens } = parsed;
-  const terminator = tokens.find((t) => t.kind === "option-terminator")?.index ?? Infinity;
-  const before: string[] = [];
-  const after: string[] = [];
-  for (const t of tokens) {
-    if (t.kind !== "positional") continue;
-    (t.index > terminator ? after : before).push(t.value);
-  }
+  const { values, positionals, beforeTerminator } = parseCommandArgs("run", args, {
+    help: { type: "boolean", short: "h" },
+    sandbox: { type: "boolean" },
+    "no-sandbox": { type: "boolean" },
+    image: { type: "string" },
+    env: { type: "string", short: "e", multiple: true },
+    name: { type: "string" },
+    user: { type: "string", short: "u" },
+    interactive: { type: "boolean", short: "i" },
+    tty: { type: "boolean", short: "t" },
+    keep: { type: "boolean" },
+    memory: { type: "string", short: "m" },
+    cpus: { type: "string" },
+    pids: { type: "string" },
+    network: { type: "string" },
+    "read-only": { type: "boolean" },
+    detach: { type: "boolean", short: "d" },
+    "record-detached": { type: "string" },
+  });
+  const before = positionals.slice(0, beforeTerminator);
+  const after = positionals.slice(beforeTerminator ?? positionals.length);
   if (before.length > 1) {
     throw new UsageError(
       `Unexpected argument "${before[1]}": moat run takes one WORKSPACE, and the command goes after --`,
       `For example:  moat run ${before[0]} -- ${before.slice(1).join(" ")}`,
     );
   }
-  if (terminator !== Infinity && after.length === 0) {
+  if (beforeTerminator !== undefined && after.length === 0) {
     throw new UsageError("Nothing follows --: give the command to run", "For example:  moat run -- ls -la");
   }
   if (values.name !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(values.name)) {

@@ -41,8 +41,8 @@ Examples:
 `;
 
 /** Parse `moat status` arguments; throws `UsageError`. */
-export async function parseStatusArgs(args: string[]): Promise<{ help: boolean; json: boolean }> {
-  const { values, positionals } = await parseFlags("status", args, { help: { short: "h" }, json: {} });
+export function parseStatusArgs(args: string[]): { help: boolean; json: boolean } {
+  const { values, positionals } = parseFlags("status", args, { help: { short: "h" }, json: {} });
   if (positionals.length > 0 && !values.help) {
     throw new UsageError(
       `Unexpected argument "${positionals[0]}": moat status takes no arguments`,
@@ -359,7 +359,7 @@ async function askEngine(
 }
 
 export async function command(args: string[]): Promise<number> {
-  const opts = await parseStatusArgs(args);
+  const opts = parseStatusArgs(args);
   const ctx = cliContext();
   if (opts.help) {
     await ctx.out(STATUS_HELP);

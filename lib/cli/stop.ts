@@ -9,10 +9,10 @@
  * (`State.ExitCode`). A run without a live owner is always recorded by `moat stop`. Stopping a run that
  * already ended is not an error.
  */
-import { parseArgs } from "node:util";
 import type { EngineClient } from "../docker/client.ts";
 import type { ContainerInspect, ContainerSummary } from "../docker/types.ts";
-import { argsUsageError, MoatError, UsageError } from "../errors.ts";
+import { MoatError, UsageError } from "../errors.ts";
+import { parseCommandArgs } from "./args.ts";
 import { isLive, ownerOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal } from "../run/reconcile.ts";
@@ -71,17 +71,10 @@ export function parseGrace(raw: string | undefined, command: string): number {
 
 /** Parse `moat stop` arguments. Pure; throws `UsageError`. */
 export function parseStopArgs(args: string[]): ParsedStopArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: { help: { type: "boolean", short: "h" }, time: { type: "string", short: "t" } },
-    });
-  } catch (err) {
-    throw argsUsageError(err, "stop");
-  }
+  const parsed = parseCommandArgs("stop", args, {
+    help: { type: "boolean", short: "h" },
+    time: { type: "string", short: "t" },
+  });
   const { values, positionals } = parsed;
   if (values.help) return { help: true, time: DEFAULT_STOP_GRACE_S, ref: undefined };
   if (positionals.length > 1) {

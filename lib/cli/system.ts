@@ -8,9 +8,9 @@
  * - images: the images those containers use, images labelled `dev.moat.built-by=setup` (scripts/setup.sh),
  *   and the default image (`debian:bookworm-slim`, and `$MOAT_IMAGE` when set) when present.
  */
-import { parseArgs } from "node:util";
 import type { ContainerSummary, ImageSummary } from "../docker/types.ts";
-import { argsUsageError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
+import { parseCommandArgs } from "./args.ts";
 import { formatBytes } from "../run/clean.ts";
 import { DEFAULT_IMAGE } from "../run/image.ts";
 import { classifyContainer, type ContainerRole, runIdOf } from "../run/orphans.ts";
@@ -96,17 +96,10 @@ const SUBCOMMANDS_HINT =
 
 /** Parse `moat system` arguments. Pure; throws `UsageError`. */
 export function parseSystemArgs(args: string[]): ParsedSystemArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: { help: { type: "boolean", short: "h" }, json: { type: "boolean" } },
-    });
-  } catch (err) {
-    throw argsUsageError(err, "system");
-  }
+  const parsed = parseCommandArgs("system", args, {
+    help: { type: "boolean", short: "h" },
+    json: { type: "boolean" },
+  });
   const { values, positionals } = parsed;
   const [sub, extra] = positionals;
   if (sub !== undefined && sub !== "containers" && sub !== "images") {

@@ -45,9 +45,13 @@ Deno.test("logs args: -n, -f, -t and one RUN", () => {
 const badArgs: [string, string[], RegExp][] = [
   ["two runs", ["a", "b"], /Unexpected argument "b": moat logs takes one RUN/],
   ["a tail that is not a number", ["-n", "x"], /-n\/--tail "x" is not a number of lines/],
-  ["a negative tail", ["-n", "-1"], /argument is ambiguous|is not a number of lines/],
+  [
+    "a negative tail",
+    ["-n", "-1"],
+    /looks like an option; to give a value that starts with '-', write --tail=-1$/,
+  ],
   ["an unknown option", ["--since", "1h"], /Unknown option '--since'/],
-  ["a missing tail", ["-n"], /argument missing/],
+  ["a missing tail", ["-n"], /^Option '-n' needs a value$/],
 ];
 for (const [label, args, re] of badArgs) {
   Deno.test(`logs args: ${label} is a usage error`, () => {

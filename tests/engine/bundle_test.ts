@@ -17,6 +17,9 @@ Deno.test("the bundled dist/moat.js runs a command under gVisor", async () => {
     built,
   );
   assert.ok(m, built);
+  // Importing any `node:` module makes Deno load its Node layer first (15–50 ms at every start).
+  const text = await Deno.readTextFile(`${ROOT}/dist/moat.js`);
+  assert.deepEqual(text.match(/(?:from|import|require)\s*\(?\s*["'`]node:[\w/]+["'`]/g), null);
   const version = await moat(["--version"], {
     home: "/nonexistent",
     entry: `${ROOT}/dist/moat.js`,
