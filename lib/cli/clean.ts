@@ -167,16 +167,14 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   const workspace = opts.workspace === undefined ? undefined : await resolveWorkspace(opts.workspace);
-  const records = await listRecords(ctx.home);
+  const records = listRecords(ctx.home);
   const client = ctx.client();
   const containers = await client.containerList([`${LABEL_PREFIX}managed=true`], { size: true });
 
-  const boot = await bootId();
+  const boot = bootId();
   const owners = ownersToCheck(records, containers);
   const alive = new Set<string>();
-  await Promise.all(owners.map(async (o) => {
-    if (await isOwnerAlive(o, boot)) alive.add(ownerKey(o));
-  }));
+  for (const o of owners) if (isOwnerAlive(o, boot)) alive.add(ownerKey(o));
   const items = planClean({
     records,
     containers,

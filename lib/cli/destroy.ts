@@ -93,7 +93,7 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   const orphans = orphansLater(ctx);
-  const record = resolveRunRef(await listRecords(ctx.home), opts.ref);
+  const record = resolveRunRef(listRecords(ctx.home), opts.ref);
   const id = record.id;
   const client = ctx.client();
   const containers = await client.containerList([
@@ -101,7 +101,7 @@ export async function command(args: string[]): Promise<number> {
     `${LABEL_PREFIX}run-id=${id}`,
   ]);
   const owner = record.owner ?? containers.map((c) => ownerOf(c, undefined)).find((o) => o !== undefined);
-  const ownerAlive = owner ? await isOwnerAlive(owner) : false;
+  const ownerAlive = owner ? isOwnerAlive(owner) : false;
   const live = containers.filter((c) => isLive(c.State));
   const running = live.length > 0 || (!isFinal(record.state) && ownerAlive);
   if (running) {

@@ -63,16 +63,16 @@ export async function startRecorder(home: string, runId: string): Promise<string
   child.unref();
   let exited: Deno.CommandStatus | undefined;
   child.status.then((s) => exited = s, () => {});
-  const claimed = async () => {
-    const rec = await maybeReadRecord(home, runId);
+  const claimed = () => {
+    const rec = maybeReadRecord(home, runId);
     // The recorder's first write; a recorder that already finished (a quick command) wrote it too.
     return rec?.owner?.pid === child.pid;
   };
   const deadline = Date.now() + CLAIM_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (await claimed()) return undefined;
+    if (claimed()) return undefined;
     if (exited) {
-      if (await claimed()) return undefined;
+      if (claimed()) return undefined;
       return `it exited with code ${exited.code} before taking the run over`;
     }
     await new Promise((r) => setTimeout(r, 20));
@@ -99,7 +99,7 @@ export async function recordCommand(home: string, runId: string): Promise<number
 }
 
 async function record(home: string, runId: string): Promise<number> {
-  const store = await RunStore.open(home, runId);
+  const store = RunStore.open(home, runId);
   if (!store) {
     throw new MoatError(`There is no record of run ${runId} in ${home}`, "See the runs:  moat list");
   }
@@ -110,7 +110,7 @@ async function record(home: string, runId: string): Promise<number> {
       "The recorder is started by moat run -d; it is not meant to be run by hand",
     );
   }
-  await store.update({ owner: await currentOwner() });
+  store.update({ owner: currentOwner() });
   try {
     const outcome = await recordDetached(clientFromEnv(Deno.env.toObject()), containerId, {
       record: store,
@@ -126,15 +126,15 @@ async function record(home: string, runId: string): Promise<number> {
     };
     // Someone may have written the record meanwhile (`moat stop`): merge into what is on disk now, and keep
     // a final state that is already there.
-    const fresh = (await RunStore.open(home, runId)) ?? store;
+    const fresh = (RunStore.open(home, runId)) ?? store;
     if (isFinal(fresh.record.state)) {
-      await fresh.update({
+      fresh.update({
         ...patch,
         exitCode: fresh.record.exitCode ?? outcome.exitCode,
         finishedAt: fresh.record.finishedAt ?? patch.finishedAt,
       });
     } else {
-      await fresh.update({
+      fresh.update({
         ...patch,
         state: outcome.exitCode === null ? "failed" : "exited",
         exitCode: outcome.exitCode,
@@ -143,15 +143,15 @@ async function record(home: string, runId: string): Promise<number> {
     return outcome.exitCode === null ? 125 : 0;
   } catch (err) {
     await store.close().catch(() => {});
-    const fresh = (await RunStore.open(home, runId)) ?? store;
+    const fresh = (RunStore.open(home, runId)) ?? store;
     if (!isFinal(fresh.record.state)) {
-      await fresh.update({
+      fresh.tryUpdate({
         state: "failed",
         error: `The recorder of this detached run failed: ${
           err instanceof Error ? err.message : String(err)
         }`,
         finishedAt: new Date().toISOString(),
-      }).catch(() => {});
+      });
     }
     throw err;
   }

@@ -234,7 +234,7 @@ async function probeFact(
   try {
     const st = await Deno.stat(dir);
     const user = st.uid === null ? "" : `${st.uid}:${st.gid ?? st.uid}`;
-    const owner = await currentOwner().catch(() => undefined);
+    const owner = currentOwner();
     return {
       ok: true,
       value: await runProbe(client, {

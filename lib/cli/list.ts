@@ -210,7 +210,7 @@ export async function liveOwners(
   const byRun = containers === undefined ? undefined : containersByRun(containers);
   const toCheck = records.filter((r) => r.owner && needsOwnerCheck(r, engineViewOf(r, byRun)));
   if (toCheck.length === 0) return new Set();
-  const boot = await bootId();
+  const boot = bootId();
   const alive = await Promise.all(toCheck.map((r) => isOwnerAlive(r.owner!, boot)));
   return new Set(toCheck.filter((_, i) => alive[i]).map((r) => r.id));
 }

@@ -294,7 +294,7 @@ export async function command(args: string[]): Promise<number> {
   }
   // Asked while the output is read; awaited (bounded by the engine timeout) once it is printed.
   const orphans = orphansLater(ctx);
-  const records = await listRecords(ctx.home);
+  const records = listRecords(ctx.home);
   let rec: RunRecord;
   if (opts.ref !== undefined) rec = resolveRunRef(records, opts.ref);
   else {
@@ -391,13 +391,13 @@ class Follower {
   }
 
   async inProgress(): Promise<boolean> {
-    const rec = await maybeReadRecord(this.#ctx.home, this.#id);
+    const rec = maybeReadRecord(this.#ctx.home, this.#id);
     if (!rec) {
       this.#ended = `moat: run ${this.#id} was removed while following it`;
       return false;
     }
     if (isFinal(rec.state)) return false;
-    if (rec.owner && await isOwnerAlive(rec.owner)) return true;
+    if (rec.owner && isOwnerAlive(rec.owner)) return true;
     // Nobody records this run any more (its moat process was killed). Follow as long as the container
     // runs, so the end of the run is still the end of `logs -f`; ask the engine at most once a second.
     if (!rec.containerId) {

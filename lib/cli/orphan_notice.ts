@@ -14,6 +14,7 @@ import { orphansOf, ownerOf, runIdOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type RunRecord } from "../store/records.ts";
+import { after } from "../timer.ts";
 import type { CliContext } from "./context.ts";
 
 const MANAGED = `${LABEL_PREFIX}managed=true`;
@@ -24,7 +25,7 @@ export async function liveContainerOwners(
   recordOf: (runId: string) => RunRecord | undefined,
 ): Promise<Set<string>> {
   if (!containers?.length) return new Set();
-  const boot = await bootId();
+  const boot = bootId();
   const alive = await Promise.all(containers.map((c) => {
     const runId = runIdOf(c);
     const owner = ownerOf(c, runId === undefined ? undefined : recordOf(runId));
@@ -86,12 +87,12 @@ export function maybeFindOrphans(
   home: string,
   timeoutMs: number,
 ): Promise<ContainerSummary[] | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cancel = () => {};
   const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), timeoutMs);
+    cancel = after(timeoutMs, () => resolve(undefined));
   });
   const found = (async () => await findOrphans(client(), home))().catch(() => undefined);
-  return Promise.race([found, late]).finally(() => clearTimeout(timer));
+  return Promise.race([found, late]).finally(() => cancel());
 }
 
 /** `maybeFindOrphans` for a command, bounded by the engine timeout (MOAT_ENGINE_TIMEOUT). */

@@ -208,20 +208,19 @@ function fdSink(file: { write(p: Uint8Array): Promise<number> }): Sink {
   };
 }
 
-async function resolveWorkspace(
-  arg: string | undefined,
-): Promise<{ path: string; uid: number | null; gid: number | null }> {
+/** Synchronous, like the record writes: an async file call costs a thread-pool hop (1–3 ms) on every run. */
+function resolveWorkspace(arg: string | undefined): { path: string; uid: number | null; gid: number | null } {
   const given = arg ?? ".";
   let path: string;
   try {
-    path = await Deno.realPath(given);
+    path = Deno.realPathSync(given);
   } catch {
     throw new UsageError(
       `Workspace "${given}" does not exist`,
       "Give an existing directory:  moat run path/to/project -- …",
     );
   }
-  const st = await Deno.stat(path);
+  const st = Deno.statSync(path);
   if (!st.isDirectory) {
     throw new UsageError(
       `Workspace "${given}" is not a directory`,
@@ -313,7 +312,7 @@ async function prepareAndRun(
       interrupt.addEventListener("abort", onAbort, { once: true });
       call.then(resolve, reject).finally(() => interrupt.removeEventListener("abort", onAbort));
     });
-  const workspace = await resolveWorkspace(opts.workspace);
+  const workspace = resolveWorkspace(opts.workspace);
   const { config } = await loadConfig(workspace.path);
   const decision = decideSandbox({
     flags: { sandbox: opts.sandbox, noSandbox: opts.noSandbox },
@@ -352,7 +351,7 @@ async function prepareAndRun(
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
   const runId = newRunId();
-  const owner = await currentOwner();
+  const owner = currentOwner();
   const name = opts.name ?? config.name;
   const command = opts.command ?? config.command;
   let runtime: string | undefined;
@@ -435,7 +434,7 @@ async function prepareAndRun(
       checkInterrupt();
     }
     plan = planContainer(spec);
-    store = await RunStore.create(home, newRecord());
+    store = RunStore.create(home, newRecord());
   } catch (err) {
     // Interrupted while the engine was being checked: nothing was created, but the run still gets a
     // final record, like a run interrupted at any later point. An engine error that follows the interrupt
@@ -444,13 +443,17 @@ async function prepareAndRun(
     const stopped = err instanceof InterruptedError
       ? err
       : new InterruptedError(String(interrupt.reason), undefined);
-    await RunStore.create(home, {
-      ...newRecord(),
-      state: "interrupted",
-      signal: stopped.signal,
-      error: stopped.message,
-      finishedAt: new Date().toISOString(),
-    }).then((s) => s.close(), () => {});
+    try {
+      RunStore.create(home, {
+        ...newRecord(),
+        state: "interrupted",
+        signal: stopped.signal,
+        error: stopped.message,
+        finishedAt: new Date().toISOString(),
+      });
+    } catch {
+      // The interrupt is what to report.
+    }
     throw stopped;
   }
 
@@ -471,16 +474,16 @@ async function prepareAndRun(
       record: store,
       now: () => Date.now(),
     }, {
-      onCreated: async (id, warnings) => {
-        await store.update({ containerId: id, state: "created" });
+      onCreated: (id, warnings) => {
+        store.update({ containerId: id, state: "created" });
         for (const w of warnings) say(`moat: engine warning: ${w}`);
       },
-      onStarted: async () => {
+      onStarted: () => {
         spinner.stop();
-        await store.update({ state: "running", startedAt: new Date().toISOString() });
+        store.update({ state: "running", startedAt: new Date().toISOString() });
       },
-      onRemoved: async (removed) => {
-        await store.update({ removed });
+      onRemoved: (removed) => {
+        store.update({ removed });
         if (!removed) {
           const id = store.record.containerId ?? "";
           say(
@@ -502,7 +505,7 @@ async function prepareAndRun(
       },
     }, { keep: opts.keep, interrupt, force: signals.force, stopGraceSeconds: STOP_GRACE_SECONDS });
     await store.close();
-    await store.update({
+    store.update({
       state: outcome.interrupted ? "interrupted" : "exited",
       exitCode: outcome.exitCode,
       signal: outcome.interrupted ?? null,
@@ -523,12 +526,12 @@ async function prepareAndRun(
   } catch (err) {
     await store.close().catch(() => {});
     const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
-    await store.update({
+    store.tryUpdate({
       state: interrupted ? "interrupted" : "failed",
       signal: interrupted,
       error: err instanceof Error ? err.message : String(err),
       finishedAt: new Date().toISOString(),
-    }).catch(() => {});
+    });
     throw err;
   }
 }
@@ -559,15 +562,15 @@ async function startDetachedRun(
   spinner.text("Starting container…");
   try {
     const { containerId } = await startDetached(client, plan, {
-      onCreated: async (id, warnings) => {
-        await store.update({ containerId: id, state: "created" });
+      onCreated: (id, warnings) => {
+        store.update({ containerId: id, state: "created" });
         for (const w of warnings) say(`moat: engine warning: ${w}`);
       },
-      onStarted: async () => {
-        await store.update({ state: "running", startedAt: new Date().toISOString() });
+      onStarted: () => {
+        store.update({ state: "running", startedAt: new Date().toISOString() });
       },
-      onRemoved: async (removed) => {
-        await store.update({ removed });
+      onRemoved: (removed) => {
+        store.update({ removed });
       },
     }, { keep, interrupt });
     // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
@@ -575,7 +578,7 @@ async function startDetachedRun(
     if (failure !== undefined) {
       await client.containerKill(containerId).catch(() => {});
       const removed = keep ? false : await client.containerRemove(containerId).then(() => true, () => false);
-      await store.update({ removed });
+      store.update({ removed });
       throw new MoatError(
         `The process that records run ${runId} did not start: ${failure}`,
         "The container was stopped. Run the command in the foreground instead:  moat run -- …",
@@ -583,12 +586,12 @@ async function startDetachedRun(
     }
   } catch (err) {
     const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
-    await store.update({
+    store.tryUpdate({
       state: interrupted ? "interrupted" : "failed",
       signal: interrupted,
       error: err instanceof Error ? err.message : String(err),
       finishedAt: new Date().toISOString(),
-    }).catch(() => {});
+    });
     throw err;
   }
   spinner.stop();

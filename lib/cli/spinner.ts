@@ -2,6 +2,8 @@
  * A one-line status on stderr while moat prepares a run. Only on a terminal; `stop()` erases the line, and
  * must be called before anything else is written to stderr or stdout.
  */
+import { every } from "../timer.ts";
+
 const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 export interface Spinner {
@@ -22,7 +24,7 @@ export function startSpinner(writeSync: (b: Uint8Array) => void, initial: string
     writeSync(enc.encode(`\r\x1b[2K${line}`));
   };
   draw();
-  const timer = setInterval(draw, 80);
+  const cancel = every(80, draw);
   return {
     text(t: string) {
       text = t;
@@ -30,7 +32,7 @@ export function startSpinner(writeSync: (b: Uint8Array) => void, initial: string
     stop() {
       if (stopped) return;
       stopped = true;
-      clearInterval(timer);
+      cancel();
       writeSync(enc.encode("\r\x1b[2K"));
     },
   };

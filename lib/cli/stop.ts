@@ -167,14 +167,14 @@ export async function waitForOwner(
   owner: Owner,
   ms: number,
 ): Promise<RunRecord | undefined> {
-  const boot = await bootId();
+  const boot = bootId();
   const deadline = Date.now() + ms;
   for (;;) {
-    const rec = await maybeReadRecord(home, id);
+    const rec = maybeReadRecord(home, id);
     if (!rec || isFinal(rec.state)) return rec;
-    if (!(await isOwnerAlive(owner, boot)) || Date.now() >= deadline) {
+    if (!(isOwnerAlive(owner, boot)) || Date.now() >= deadline) {
       // One last read: the owner may have written just before it exited.
-      return await maybeReadRecord(home, id);
+      return maybeReadRecord(home, id);
     }
     await sleep(100);
   }
@@ -190,12 +190,12 @@ export interface StopResult {
 }
 
 /** Whether the record's owner — or, for older records, the owner its container is labelled with — lives. */
-async function ownerOfRun(
+function ownerOfRun(
   record: RunRecord,
   container: ContainerInspect | undefined,
-): Promise<{ owner: Owner | undefined; alive: boolean }> {
+): { owner: Owner | undefined; alive: boolean } {
   const owner = record.owner ?? (container ? ownerOf(summaryOf(container), undefined) : undefined);
-  return { owner, alive: owner ? await isOwnerAlive(owner) : false };
+  return { owner, alive: owner ? isOwnerAlive(owner) : false };
 }
 
 /**
@@ -212,7 +212,7 @@ export async function stopRun(
   const id = record.id;
   const cid = record.containerId;
   let container = cid && !record.removed ? await client.maybeContainerInspect(cid) : undefined;
-  const { owner, alive } = await ownerOfRun(record, container);
+  const { owner, alive } = ownerOfRun(record, container);
 
   if (!cid && !isFinal(record.state) && alive) {
     throw new MoatError(
@@ -243,7 +243,7 @@ export async function stopRun(
   }
 
   // Nobody else will record the end (or the owner did not in time): write it from what the engine shows.
-  const store = await RunStore.open(home, id);
+  const store = RunStore.open(home, id);
   if (!store) return { stopped, record: undefined, writtenBy: "stop" };
   if (isFinal(store.record.state)) return { stopped, record: store.record, writtenBy: "owner" };
   if (cid && !store.record.removed) {
@@ -260,7 +260,7 @@ export async function stopRun(
   } else {
     container = undefined;
   }
-  await store.update(finalPatch(store.record, container, new Date().toISOString()));
+  store.update(finalPatch(store.record, container, new Date().toISOString()));
   return { stopped, record: store.record, writtenBy: "stop" };
 }
 
@@ -288,7 +288,7 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   const orphans = orphansLater(ctx);
-  const records = await listRecords(ctx.home);
+  const records = listRecords(ctx.home);
   let record: RunRecord;
   if (opts.ref !== undefined) {
     record = resolveRunRef(records, opts.ref);

@@ -279,7 +279,7 @@ export async function command(args: string[]): Promise<number> {
   const containers = await client.containerList([`${LABEL_PREFIX}managed=true`]);
   let text: string;
   if (opts.sub === "containers") {
-    const records = await listRecords(ctx.home);
+    const records = listRecords(ctx.home);
     const byRun = new Map(records.map((r) => [r.id, r]));
     const alive = await liveContainerOwners(containers, (id) => byRun.get(id));
     const items = systemContainers(containers, records, (c) => alive.has(c.Id));

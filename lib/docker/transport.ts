@@ -5,6 +5,7 @@
  * say which method, path and statuses; this module does the rest.
  */
 import { EngineApiError, EngineUnavailableError, InterruptedError, MoatError } from "../errors.ts";
+import { after } from "../timer.ts";
 import { type Endpoint, endpointUrl } from "./endpoint.ts";
 import {
   bodyFraming,
@@ -311,11 +312,11 @@ export class EngineHttp {
     const ms = opts.timeoutMs ?? this.timeoutMs;
     const signal = opts.signal;
     if (ms <= 0 && !signal) return await this.#mapErr(p, method, path);
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancelTimer: (() => void) | undefined;
     let onSignal: (() => void) | undefined;
     const stop = new Promise<never>((_, reject) => {
       if (ms > 0) {
-        timer = setTimeout(() => {
+        cancelTimer = after(ms, () => {
           onAbort?.();
           reject(
             new EngineUnavailableError(
@@ -324,7 +325,7 @@ export class EngineHttp {
               `${method} ${path} took longer than ${ms / 1000} s`,
             ),
           );
-        }, ms);
+        });
       }
       if (signal) {
         onSignal = () => {
@@ -338,7 +339,7 @@ export class EngineHttp {
     try {
       return await Promise.race([this.#mapErr(p, method, path), stop]);
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
+      cancelTimer?.();
       if (onSignal) signal!.removeEventListener("abort", onSignal);
       // A late rejection of `p` after we settled must not surface as unhandled.
       p.catch(() => {});

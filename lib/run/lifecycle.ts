@@ -49,11 +49,11 @@ export interface LifecycleIO {
 
 export interface LifecycleHooks {
   /** The container exists; persist its id before anything else can fail. */
-  onCreated(id: string, warnings: string[]): Promise<void>;
+  onCreated(id: string, warnings: string[]): void | Promise<void>;
   /** The container started (clear the spinner before any output). */
-  onStarted(): Promise<void>;
+  onStarted(): void | Promise<void>;
   /** Removal was attempted (not with `keep`): whether the container is gone. Called on every path. */
-  onRemoved?(removed: boolean): Promise<void>;
+  onRemoved?(removed: boolean): void | Promise<void>;
   /** An interrupt is stopping the running container: up to `graceSeconds`, unless `force` fires. */
   onStopping?(graceSeconds: number): void;
 }

@@ -113,10 +113,15 @@ export function* decodeOutput(
   }
 }
 
-/** Read one record; `undefined` when the run does not exist or its record is unreadable. */
-export async function maybeReadRecord(home: string, id: string): Promise<RunRecord | undefined> {
+/**
+ * Read one record; `undefined` when the run does not exist or its record is unreadable. Records are small
+ * local files, and moat reads and writes them with synchronous calls: each asynchronous file operation is a
+ * hop to Deno's blocking thread pool that costs 1–3 ms, which on `moat list` over 500 runs, or on the way
+ * to a run's start, is most of the time spent (docs/performance.md). Output is written asynchronously.
+ */
+export function maybeReadRecord(home: string, id: string): RunRecord | undefined {
   try {
-    const rec = JSON.parse(await Deno.readTextFile(`${home}/runs/${id}/run.json`));
+    const rec = JSON.parse(Deno.readTextFileSync(`${home}/runs/${id}/run.json`));
     return rec && typeof rec === "object" && rec.id === id ? rec as RunRecord : undefined;
   } catch {
     return undefined;
@@ -124,10 +129,10 @@ export async function maybeReadRecord(home: string, id: string): Promise<RunReco
 }
 
 /** Every readable record under `home`, newest first. Unreadable entries are skipped. */
-export async function listRecords(home: string): Promise<RunRecord[]> {
+export function listRecords(home: string): RunRecord[] {
   const ids: string[] = [];
   try {
-    for await (const e of Deno.readDir(`${home}/runs`)) if (e.isDirectory) ids.push(e.name);
+    for (const e of Deno.readDirSync(`${home}/runs`)) if (e.isDirectory) ids.push(e.name);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return [];
     throw new MoatError(
@@ -135,7 +140,7 @@ export async function listRecords(home: string): Promise<RunRecord[]> {
       `Check the directory:  ls -ld ${home}/runs`,
     );
   }
-  const records = await Promise.all(ids.map((id) => maybeReadRecord(home, id)));
+  const records = ids.map((id) => maybeReadRecord(home, id));
   return sortNewestFirst(records.filter((r): r is RunRecord => r !== undefined));
 }
 
@@ -144,7 +149,7 @@ export function sortNewestFirst(records: RunRecord[]): RunRecord[] {
   return [...records].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
 }
 
-/** Writes one run's files. Every method awaits its I/O, which is the backpressure. */
+/** Writes one run's files: the record synchronously (small), the output asynchronously with backpressure. */
 export class RunStore {
   readonly dir: string;
   record: RunRecord;
@@ -153,8 +158,8 @@ export class RunStore {
   #used = 0;
 
   /** Open an existing run's record for updates (e.g. by `moat stop`, or a detached run's recorder). */
-  static async open(home: string, id: string): Promise<RunStore | undefined> {
-    const record = await maybeReadRecord(home, id);
+  static open(home: string, id: string): RunStore | undefined {
+    const record = maybeReadRecord(home, id);
     return record ? new RunStore(`${home}/runs/${id}`, record) : undefined;
   }
 
@@ -164,10 +169,10 @@ export class RunStore {
   }
 
   /** Create `runs/<id>/` and write the first record. */
-  static async create(home: string, record: RunRecord): Promise<RunStore> {
+  static create(home: string, record: RunRecord): RunStore {
     const dir = `${home}/runs/${record.id}`;
     try {
-      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new MoatError(
         `Cannot create the run record directory ${dir}: ${err instanceof Error ? err.message : String(err)}`,
@@ -175,21 +180,30 @@ export class RunStore {
       );
     }
     const store = new RunStore(dir, record);
-    await store.save();
+    store.save();
     return store;
   }
 
   /** Merge fields and rewrite `run.json` atomically (write a temp file, then rename). */
-  async update(patch: Partial<RunRecord>): Promise<void> {
+  update(patch: Partial<RunRecord>): void {
     this.record = { ...this.record, ...patch };
-    await this.save();
+    this.save();
   }
 
-  async save(): Promise<void> {
+  /** `update` on a path that is already failing: a record that cannot be written must not hide the error. */
+  tryUpdate(patch: Partial<RunRecord>): void {
+    try {
+      this.update(patch);
+    } catch {
+      // The original error is what the user needs to see.
+    }
+  }
+
+  save(): void {
     // One temp name per process: a detached run's recorder and `moat stop` may save at the same time.
     const tmp = `${this.dir}/run.json.${Deno.pid}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(this.record, null, 2) + "\n");
-    await Deno.rename(tmp, `${this.dir}/run.json`);
+    Deno.writeTextFileSync(tmp, JSON.stringify(this.record, null, 2) + "\n");
+    Deno.renameSync(tmp, `${this.dir}/run.json`);
   }
 
   /** Queue one output chunk; it reaches the file at the next `flush` (or sooner when the buffer fills). */

@@ -199,7 +199,7 @@ Deno.test("moat list on an empty MOAT_HOME says nothing on stderr when the engin
 });
 
 Deno.test("moat list notices another MOAT_HOME's orphan, but not its kept container nor a live run", async () => {
-  const me = await currentOwner();
+  const me = currentOwner();
   await using engine = await FakeEngine.start();
   const dead = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": DEAD_OWNER.bootId };
   engine.on("GET /containers/json", {
@@ -230,7 +230,7 @@ Deno.test("moat list notices another MOAT_HOME's orphan, but not its kept contai
 
 /** Five crafted records (newest first: e1 … a1) and an engine that knows one container. */
 async function craftedHome(home: string) {
-  const me = await currentOwner();
+  const me = currentOwner();
   const records = [
     record("aaaaaaaaaaa1", { createdAt: "2026-01-01T00:00:01.000Z", exitCode: 0 }),
     running("bbbbbbbbbbb2", { createdAt: "2026-01-01T00:00:02.000Z", owner: DEAD_OWNER }),

@@ -471,13 +471,13 @@ async function readUntil(
 Deno.test("moat logs -f streams a run in progress as it is recorded and ends when the record is final", async () => {
   await withHome(async (home) => {
     // This test process plays the run's owner: alive, so logs -f keeps following.
-    const store = await RunStore.create(
+    const store = RunStore.create(
       home,
       record("aaaa00000001", {
         state: "running",
         exitCode: null,
         finishedAt: null,
-        owner: await currentOwner(),
+        owner: currentOwner(),
       }),
     );
     await store.output(1, enc.encode("first\n"), T1);
@@ -509,7 +509,7 @@ Deno.test("moat logs -f streams a run in progress as it is recorded and ends whe
       await readUntil(reader, seen, "third\n");
       await store.output(1, enc.encode("last\n"), T2);
       await store.close();
-      await store.update({ state: "exited", exitCode: 0, finishedAt: new Date().toISOString() });
+      store.update({ state: "exited", exitCode: 0, finishedAt: new Date().toISOString() });
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;

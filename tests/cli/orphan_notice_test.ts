@@ -91,7 +91,7 @@ function ownedBy(o: { pid: number; bootId: string }): Record<string, string> {
 }
 
 Deno.test("findOrphans picks the containers with no live owner, using this MOAT_HOME's records", async () => {
-  const me = await currentOwner();
+  const me = currentOwner();
   const dead = ownedBy(DEAD_OWNER);
   const containers = [
     // Its moat run lives (this process).
@@ -129,7 +129,7 @@ Deno.test("findOrphans picks the containers with no live owner, using this MOAT_
 });
 
 Deno.test("findOrphans asks the engine once when nothing is orphaned", async () => {
-  const me = await currentOwner();
+  const me = currentOwner();
   await using engine = await FakeEngine.start();
   engine.on("GET /containers/json", {
     status: 200,
@@ -181,7 +181,7 @@ Deno.test("recordsOf reads only the records of the runs on the engine, and only 
 });
 
 Deno.test("liveContainerOwners takes the record's owner over the labels", async () => {
-  const me = await currentOwner();
+  const me = currentOwner();
   const mine = summary("aaaaaaaaaaa1", "running", "Up", ownedBy(DEAD_OWNER));
   const labelled = summary("bbbbbbbbbbb2", "running", "Up", ownedBy(me));
   const rec = record("aaaaaaaaaaa1", { owner: me });

@@ -11,7 +11,7 @@ import type { Owner, RunRecord } from "../../lib/store/records.ts";
 export const DEAD_OWNER: Owner = { pid: 1, bootId: "another-boot", startTicks: 1 };
 
 /** This test process as an owner: alive for as long as the test runs. */
-export function liveOwner(): Promise<Owner> {
+export function liveOwner(): Owner {
   return currentOwner();
 }
 

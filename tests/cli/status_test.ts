@@ -145,7 +145,7 @@ Deno.test("moat status on an engine without runsc shows gVisor missing, exit 0, 
 });
 
 Deno.test("moat status --json counts runs, measures records and finds orphaned containers", async () => {
-  const me = await currentOwner();
+  const me = currentOwner();
   const running = (id: string, patch = {}) =>
     record(id, { state: "running", exitCode: null, finishedAt: null, removed: false, ...patch });
   await using engine = await FakeEngine.start();

@@ -7,12 +7,12 @@ Deno.test("startTicksFromStat reads field 22 even when the command name has spac
   assert.equal(startTicksFromStat(stat), 22);
 });
 
-Deno.test("this process is a live owner; a different start time, pid or boot is not", async () => {
-  const me = await currentOwner();
+Deno.test("this process is a live owner; a different start time, pid or boot is not", () => {
+  const me = currentOwner();
   assert.equal(me.pid, Deno.pid);
   assert.ok(me.startTicks > 0);
-  assert.equal(await isOwnerAlive(me), true);
-  assert.equal(await isOwnerAlive({ ...me, startTicks: me.startTicks + 1 }), false);
-  assert.equal(await isOwnerAlive({ ...me, bootId: "another-boot" }), false);
-  assert.equal(await isOwnerAlive({ ...me, pid: 2 ** 22 + 1 }), false);
+  assert.equal(isOwnerAlive(me), true);
+  assert.equal(isOwnerAlive({ ...me, startTicks: me.startTicks + 1 }), false);
+  assert.equal(isOwnerAlive({ ...me, bootId: "another-boot" }), false);
+  assert.equal(isOwnerAlive({ ...me, pid: 2 ** 22 + 1 }), false);
 });

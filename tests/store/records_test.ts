@@ -38,8 +38,8 @@ Deno.test("run ids are 12 hex characters and differ", () => {
 Deno.test("the run store writes run.json and streams output frames with stream and timestamp", async () => {
   const home = await Deno.makeTempDir();
   try {
-    const store = await RunStore.create(home, record);
-    await store.update({ state: "running", containerId: "c1" });
+    const store = RunStore.create(home, record);
+    store.update({ state: "running", containerId: "c1" });
     await store.output(1, new TextEncoder().encode("out\n"), 1000);
     await store.output(2, new TextEncoder().encode("err\n"), 2000);
     await store.flush();
