@@ -208,6 +208,30 @@ function fdSink(file: { write(p: Uint8Array): Promise<number> }): Sink {
   };
 }
 
+/**
+ * Where the command's stdout or stderr goes. A file or `/dev/null` takes synchronous writes: they never
+ * wait on a reader, and skip the thread-pool hop an asynchronous write costs (half of moat's CPU when
+ * streaming, docs/performance.md). A pipe or terminal gets asynchronous writes, so that while its reader
+ * is slow (a paused `less`) moat still handles an interrupt.
+ */
+function outputSink(fd: 1 | 2, file: typeof Deno.stdout | typeof Deno.stderr): Sink {
+  let neverWaits = false;
+  try {
+    const st = Deno.statSync(`/proc/self/fd/${fd}`);
+    neverWaits = !file.isTerminal() && (st.isFile || st.isCharDevice === true);
+  } catch {
+    // No /proc: asynchronous writes are right everywhere.
+  }
+  if (!neverWaits) return fdSink(file);
+  return {
+    write(bytes) {
+      let off = 0;
+      while (off < bytes.byteLength) off += file.writeSync(bytes.subarray(off));
+      return Promise.resolve();
+    },
+  };
+}
+
 /** Synchronous, like the record writes: an async file call costs a thread-pool hop (1–3 ms) on every run. */
 function resolveWorkspace(arg: string | undefined): { path: string; uid: number | null; gid: number | null } {
   const given = arg ?? ".";
@@ -467,8 +491,8 @@ async function prepareAndRun(
   spinner.text("Starting container…");
   try {
     const outcome = await driveRun(client, plan, {
-      stdout: fdSink(Deno.stdout),
-      stderr: fdSink(Deno.stderr),
+      stdout: outputSink(1, Deno.stdout),
+      stderr: outputSink(2, Deno.stderr),
       ...(opts.interactive ? { stdin: Deno.stdin } : {}),
       ...(terminal ? { terminal } : {}),
       record: store,

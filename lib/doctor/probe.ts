@@ -93,7 +93,7 @@ export async function runProbe(client: EngineClient, opts: ProbeOptions): Promis
     const outcome = await driveRun(client, plan, {
       stdout,
       stderr,
-      record: { output: () => Promise.resolve(), flush: () => Promise.resolve() },
+      record: { output: () => Promise.resolve(), flushSoon: () => {}, flush: () => Promise.resolve() },
       now: () => Date.now(),
     }, {
       onCreated: (id) => {

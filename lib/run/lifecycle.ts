@@ -43,8 +43,17 @@ export interface LifecycleIO {
    */
   terminal?: Terminal;
   /** The run record's output file. */
-  record: { output(stream: number, data: Uint8Array, timeMs: number): Promise<void>; flush(): Promise<void> };
+  record: RecordSink;
   now(): number;
+}
+
+/** Where a run's output is recorded (`RunStore`): queued per piece, written by size and time. */
+export interface RecordSink {
+  output(stream: number, data: Uint8Array, timeMs: number): Promise<void>;
+  /** After each read from the engine: write the queued output soon (not necessarily now). */
+  flushSoon(): void;
+  /** Write everything queued, now. */
+  flush(): Promise<void>;
 }
 
 export interface LifecycleHooks {
@@ -278,25 +287,45 @@ async function pumpOutput(
   onClosed: () => void,
 ): Promise<{ truncated: boolean }> {
   const closed = new Set<Sink>();
+  // Consecutive pieces for the same sink leave in one write: docker sends 32 KiB frames, so a 64 KiB read
+  // is usually two pieces of stdout. `joined` is reused; each write completes before the next read.
+  let joined = new Uint8Array(0);
+  const sinkOf = (stream: number) => stream === 2 || stream === 3 ? io.stderr : io.stdout;
   for (;;) {
     const chunk = await attach.reader.readSome();
     if (chunk === null) break;
     const t = io.now();
-    for (const frame of framer.push(chunk)) {
+    const pieces = framer.push(chunk);
+    for (let i = 0; i < pieces.length;) {
       // 0 (stdin echo) and 1 go to stdout; 2 and the daemon's own errors (3) to stderr (§6.1).
-      const sink = frame.stream === 2 || frame.stream === 3 ? io.stderr : io.stdout;
+      const sink = sinkOf(pieces[i]!.stream);
+      let end = i + 1;
+      while (end < pieces.length && sinkOf(pieces[end]!.stream) === sink) end++;
+      let data = pieces[i]!.data;
+      if (end - i > 1) {
+        let size = 0;
+        for (let k = i; k < end; k++) size += pieces[k]!.data.byteLength;
+        if (joined.byteLength < size) joined = new Uint8Array(Math.max(size, 64 * 1024));
+        size = 0;
+        for (let k = i; k < end; k++) {
+          joined.set(pieces[k]!.data, size);
+          size += pieces[k]!.data.byteLength;
+        }
+        data = joined.subarray(0, size);
+      }
       if (!closed.has(sink)) {
         try {
-          await sink.write(frame.data);
+          await sink.write(data);
         } catch (err) {
           if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
           if (closed.size === 0) onClosed();
           closed.add(sink);
         }
       }
-      await io.record.output(frame.stream, frame.data, t);
+      for (let k = i; k < end; k++) await io.record.output(pieces[k]!.stream, pieces[k]!.data, t);
+      i = end;
     }
-    await io.record.flush();
+    io.record.flushSoon();
   }
   return framer.end();
 }

@@ -12,12 +12,12 @@
  */
 import type { EngineClient, PendingWait } from "../docker/client.ts";
 import { Demuxer } from "../docker/demux.ts";
-import { OOM_KILLED_EXIT_CODE } from "./lifecycle.ts";
+import { OOM_KILLED_EXIT_CODE, type RecordSink } from "./lifecycle.ts";
 import { EngineApiError } from "../errors.ts";
 
 export interface RecorderIO {
   /** The run record's output file. */
-  record: { output(stream: number, data: Uint8Array, timeMs: number): Promise<void>; flush(): Promise<void> };
+  record: RecordSink;
   now(): number;
 }
 
@@ -69,7 +69,7 @@ async function copyLog(
           }
           await io.record.output(f.stream, data, t);
         }
-        await io.record.flush();
+        io.record.flushSoon();
       }
       truncated = demux.end().truncated;
     } finally {

@@ -7,6 +7,7 @@ import {
   containersFor,
   docker,
   moat,
+  moatEnv,
   onlyRecord,
   requireEngine,
   ROOT,
@@ -131,6 +132,44 @@ Deno.test("stdout and stderr stay separate and byte-exact for 8 MiB each", async
     const err = frames.filter((f) => f.stream === 2).reduce((n, f) => n + f.data.byteLength, 0);
     assert.equal(out, size, "the record holds all of stdout");
     assert.equal(err, size + 5, "the record holds all of stderr");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("redirected to files (written synchronously), stdout and stderr are byte-exact too", async () => {
+  const s = await scratch();
+  try {
+    const size = 4 * 1024 * 1024 + 3;
+    const data = new Uint8Array(size);
+    let x = 777;
+    for (let i = 0; i < size; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      data[i] = x >>> 24;
+    }
+    await Deno.writeFile(`${s.ws}/blob`, data);
+    const out = `${s.home}/out`, err = `${s.home}/err`;
+    const args = [
+      "run",
+      "-A",
+      `${ROOT}/main.ts`,
+      "run",
+      ...img,
+      s.ws,
+      "--",
+      "sh",
+      "-c",
+      "cat blob; cat blob >&2",
+    ];
+    const r = await new Deno.Command("sh", {
+      args: ["-c", 'exec "$0" "$@" >"$OUT" 2>"$ERR"', Deno.execPath(), ...args],
+      env: { ...moatEnv(s.home), OUT: out, ERR: err },
+      clearEnv: true,
+      cwd: ROOT,
+    }).output();
+    assert.equal(r.code, 0, await Deno.readTextFile(err));
+    assert.deepEqual(await Deno.readFile(out), data);
+    assert.deepEqual(await Deno.readFile(err), data);
   } finally {
     await s.cleanup();
   }

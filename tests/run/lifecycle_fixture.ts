@@ -20,6 +20,7 @@ export function collectingIO(stdin?: Uint8Array) {
     stderr: { write: (b) => Promise.resolve(void err.push(...b)) },
     record: {
       output: (s, d) => Promise.resolve(void record.push([s, dec.decode(d)])),
+      flushSoon: () => void flushes++,
       flush: () => Promise.resolve(void flushes++),
     },
     now: () => 1,

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { EngineApiError, ImageMissingError, SandboxUnavailableError } from "../../lib/errors.ts";
 import { ContainerStartError, driveRun, InterruptedError } from "../../lib/run/lifecycle.ts";
 import { planContainer } from "../../lib/run/plan.ts";
-import { FakeEngine, frame } from "../fake_engine.ts";
+import { concat, FakeEngine, frame } from "../fake_engine.ts";
 import { clientFor, collectingIO, dec, ID, noHooks, opts, scriptEngine, spec } from "./lifecycle_fixture.ts";
 
 Deno.test("a run goes create → attach → wait → start, pumps output, returns the exit code, then removes", async () => {
@@ -43,6 +43,24 @@ Deno.test("output that arrives together with the 101 head is not lost", async ()
   const c = collectingIO();
   await driveRun(clientFor(engine), planContainer(spec), c.io, noHooks, opts());
   assert.equal(c.stdout(), "early late");
+});
+
+Deno.test("frames for one sink that arrive in one read leave in one write; the record keeps every frame", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, {
+    frames: [concat(frame(1, "a"), frame(1, "bb"), frame(2, "c"), frame(3, "d"), frame(1, "e"))],
+    exitCode: 0,
+  });
+  const c = collectingIO();
+  const writes: string[] = [];
+  const io = {
+    ...c.io,
+    stdout: { write: (b: Uint8Array) => Promise.resolve(void writes.push(`out ${dec.decode(b)}`)) },
+    stderr: { write: (b: Uint8Array) => Promise.resolve(void writes.push(`err ${dec.decode(b)}`)) },
+  };
+  await driveRun(clientFor(engine), planContainer(spec), io, noHooks, opts());
+  assert.deepEqual(writes, ["out abb", "err cd", "out e"]);
+  assert.deepEqual(c.record, [[1, "a"], [1, "bb"], [2, "c"], [3, "d"], [1, "e"]]);
 });
 
 Deno.test("--keep leaves the container in place", async () => {

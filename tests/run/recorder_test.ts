@@ -38,6 +38,7 @@ function collectingRecord() {
   const io: RecorderIO = {
     record: {
       output: (s, d) => Promise.resolve(void frames.push([s, dec.decode(d)])),
+      flushSoon: () => void flushes++,
       flush: () => Promise.resolve(void flushes++),
     },
     now: () => 42,

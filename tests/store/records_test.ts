@@ -46,7 +46,7 @@ Deno.test("the run store writes run.json and streams output frames with stream a
     // Flushed output is on disk before the store is closed.
     const mid = await Deno.readFile(`${home}/runs/abc/output.bin`);
     assert.equal([...decodeOutput(mid)].length, 2);
-    const big = new Uint8Array(200_000).fill(7);
+    const big = new Uint8Array(1_000_000).fill(7);
     await store.output(1, big, 3000);
     await store.close();
     const saved = JSON.parse(await Deno.readTextFile(`${home}/runs/abc/run.json`));
@@ -59,8 +59,59 @@ Deno.test("the run store writes run.json and streams output frames with stream a
     ]);
     const rest = frames.slice(2);
     assert.ok(rest.length >= 4, "a large chunk is split into bounded frames");
-    assert.equal(rest.reduce((n, f) => n + f.data.byteLength, 0), 200_000);
+    assert.equal(rest.reduce((n, f) => n + f.data.byteLength, 0), 1_000_000);
     assert.ok(rest.every((f) => f.stream === 1 && f.data.every((b) => b === 7)));
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("flushSoon writes queued output within its delay, once for several reads", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    const store = RunStore.create(home, record);
+    const file = `${home}/runs/abc/output.bin`;
+    const onDisk = async () => {
+      try {
+        return [...decodeOutput(await Deno.readFile(file))].map((f) => new TextDecoder().decode(f.data));
+      } catch {
+        return [];
+      }
+    };
+    for (const piece of ["one ", "two ", "three"]) {
+      await store.output(1, new TextEncoder().encode(piece), 1);
+      store.flushSoon();
+    }
+    assert.deepEqual(await onDisk(), [], "not written at once");
+    // A ref'd wait: the store's timer alone does not keep the test running.
+    await new Promise((r) => setTimeout(r, 400));
+    assert.deepEqual(await onDisk(), ["one ", "two ", "three"]);
+    await store.close();
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("output larger than the buffers arrives whole and in order, across flushSoon and close", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    const store = RunStore.create(home, record);
+    let expected = 0;
+    for (let i = 0; i < 40; i++) {
+      const piece = new Uint8Array(50_000 + i).fill(i);
+      expected += piece.byteLength;
+      await store.output(i % 2 === 0 ? 1 : 2, piece, i);
+      store.flushSoon();
+    }
+    await store.close();
+    const frames = [...decodeOutput(await Deno.readFile(`${home}/runs/abc/output.bin`))];
+    assert.equal(frames.reduce((n, f) => n + f.data.byteLength, 0), expected);
+    // Frames keep their order, stream and time; a piece may be split, never reordered.
+    const order = frames.map((f) => f.timeMs).filter((t, i, all) => i === 0 || all[i - 1] !== t);
+    assert.deepEqual(order, Array.from({ length: 40 }, (_, i) => i));
+    assert.ok(
+      frames.every((f) => f.data.every((b) => b === f.timeMs) && f.stream === (f.timeMs % 2 ? 2 : 1)),
+    );
   } finally {
     await Deno.remove(home, { recursive: true });
   }
