@@ -6,7 +6,7 @@ import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { ConfigError, InterruptedError, MoatError, UsageError } from "../errors.ts";
+import { ConfigError, InterruptedError, MoatError, SandboxUnavailableError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
 import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
@@ -413,25 +413,37 @@ async function prepareAndRun(
 
   let store: RunStore;
   let plan: { name: string; body: ContainerCreateBody };
+  let admit = Promise.resolve();
   try {
-    // Sandbox first: on failure nothing may be created. /info only when the sandbox is on.
+    // The sandbox check (/info only when the sandbox is on) runs alongside the image check and create:
+    // /info is the engine's slowest answer. Fail-closed still holds: create itself refuses a runtime the
+    // engine does not have (nothing is created), and nothing that runs — a pull, the passwd probe, the
+    // container's start — happens before the check has passed (`admit`).
     if (decision.sandbox === "gvisor") {
       spinner.text("Checking gVisor…");
-      const info = await unlessInterrupted(client.systemInfo());
-      runtime = resolveRuntime(decision, info.Runtimes, endpoint);
+      runtime = decision.runtime;
+      admit = unlessInterrupted(client.systemInfo()).then((info) => {
+        resolveRuntime(decision, info.Runtimes, endpoint);
+      });
+      admit.catch(() => {}); // awaited below and by the lifecycle
     } else {
       say(noSandboxWarning(decision.source));
     }
 
-    spinner.text(`Checking image ${image}…`);
     let pullLineShown = false;
-    const imageInfo = await unlessInterrupted(ensureImage(client, image, (line) => {
-      if (tty) spinner.text(line);
-      else if (!pullLineShown) {
-        pullLineShown = true;
-        stderrLine(`moat: ${line}`);
-      }
-    }, interrupt));
+    const imageInfo = await unlessInterrupted(ensureImage(
+      client,
+      image,
+      (line) => {
+        if (tty) spinner.text(line);
+        else if (!pullLineShown) {
+          pullLineShown = true;
+          stderrLine(`moat: ${line}`);
+        }
+      },
+      interrupt,
+      () => admit,
+    ));
     checkInterrupt();
 
     const size = terminal?.size();
@@ -453,6 +465,7 @@ async function prepareAndRun(
       owner,
     };
     if (needsFallbackHome(runEnv, user.who, undefined)) {
+      await admit; // the probe is a container: it runs only under a runtime that passed the check
       const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
       if (needsFallbackHome(runEnv, user.who, passwd)) runEnv["HOME"] = FALLBACK_HOME;
       checkInterrupt();
@@ -485,7 +498,18 @@ async function prepareAndRun(
   if (notice) say(notice);
 
   if (detach) {
-    return await startDetachedRun(client, plan, store, home, opts.keep, spinner, say, interrupt, detach);
+    return await startDetachedRun(
+      client,
+      plan,
+      store,
+      home,
+      opts.keep,
+      spinner,
+      say,
+      interrupt,
+      detach,
+      admit,
+    );
   }
 
   spinner.text("Starting container…");
@@ -527,7 +551,7 @@ async function prepareAndRun(
           `moat: stopping run ${runId} (${sig}): the command has ${grace} s to exit; ${again} to stop it now`,
         );
       },
-    }, { keep: opts.keep, interrupt, force: signals.force, stopGraceSeconds: STOP_GRACE_SECONDS });
+    }, { keep: opts.keep, interrupt, force: signals.force, stopGraceSeconds: STOP_GRACE_SECONDS, admit });
     await store.close();
     store.update({
       state: outcome.interrupted ? "interrupted" : "exited",
@@ -549,15 +573,27 @@ async function prepareAndRun(
     return outcome.exitCode;
   } catch (err) {
     await store.close().catch(() => {});
-    const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
-    store.tryUpdate({
-      state: interrupted ? "interrupted" : "failed",
-      signal: interrupted,
-      error: err instanceof Error ? err.message : String(err),
-      finishedAt: new Date().toISOString(),
-    });
+    endFailedRun(store, err, interrupt);
     throw err;
   }
+}
+
+/**
+ * The record of a run that failed: its final state and error. A run the sandbox check refused (no gVisor,
+ * or a runtime under gVisor's name that is not gVisor) never started: like any other check that fails
+ * before a run, it leaves no record.
+ */
+function endFailedRun(store: RunStore, err: unknown, interrupt: AbortSignal): void {
+  const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
+  if (err instanceof SandboxUnavailableError && !interrupted && store.record.startedAt === null) {
+    return store.discard();
+  }
+  store.tryUpdate({
+    state: interrupted ? "interrupted" : "failed",
+    signal: interrupted,
+    error: err instanceof Error ? err.message : String(err),
+    finishedAt: new Date().toISOString(),
+  });
 }
 
 /** The line that says the exit code 137 was the memory limit, and what to change. */
@@ -581,6 +617,7 @@ async function startDetachedRun(
   say: (line: string) => void,
   interrupt: AbortSignal,
   detach: typeof import("./detach.ts"),
+  admit: Promise<void>,
 ): Promise<number> {
   const runId = store.record.id;
   spinner.text("Starting container…");
@@ -596,7 +633,7 @@ async function startDetachedRun(
       onRemoved: (removed) => {
         store.update({ removed });
       },
-    }, { keep, interrupt });
+    }, { keep, interrupt, admit });
     // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
     const failure = await detach.startRecorder(home, runId);
     if (failure !== undefined) {
@@ -609,13 +646,7 @@ async function startDetachedRun(
       );
     }
   } catch (err) {
-    const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
-    store.tryUpdate({
-      state: interrupted ? "interrupted" : "failed",
-      signal: interrupted,
-      error: err instanceof Error ? err.message : String(err),
-      finishedAt: new Date().toISOString(),
-    });
+    endFailedRun(store, err, interrupt);
     throw err;
   }
   spinner.stop();

@@ -18,14 +18,20 @@ export function chooseImage(
   return flag ?? config ?? (env["MOAT_IMAGE"]?.trim() || DEFAULT_IMAGE);
 }
 
+/**
+ * The image's inspect, pulling it first when it is missing and a registry answers. `beforePull` is awaited
+ * before a pull starts (the sandbox check: no download for a run that cannot happen).
+ */
 export async function ensureImage(
   client: EngineClient,
   ref: string,
   progress: (line: string) => void,
   signal?: AbortSignal,
+  beforePull?: () => Promise<void>,
 ): Promise<ImageInspect> {
   const found = await client.maybeImageInspect(ref);
   if (found) return found;
+  await beforePull?.();
   progress(`Image ${ref} is not on the engine; pulling it`);
   try {
     await client.imageCreate(ref, (p: PullProgress) => {

@@ -5,7 +5,7 @@
  */
 import type { AttachStream, EngineClient, PendingWait } from "../docker/client.ts";
 import { Demuxer, DemuxError } from "../docker/demux.ts";
-import type { ContainerCreateBody } from "../docker/types.ts";
+import type { ContainerCreateBody, ContainerInspect } from "../docker/types.ts";
 import {
   EngineApiError,
   ImageMissingError,
@@ -75,6 +75,12 @@ export interface LifecycleOptions {
   stopGraceSeconds: number;
   /** Aborted by a second interrupt: the container is killed at once instead of waiting for the grace. */
   force?: AbortSignal;
+  /**
+   * A check that runs alongside create and must pass before the container is attached or started: the
+   * gVisor runtime check, since `/info` answers slower than create. When it fails, the container, never
+   * started, is removed even with `keep`; when create fails too, the check's error is the one reported.
+   */
+  admit?: Promise<void>;
 }
 
 export interface RunOutcome {
@@ -145,16 +151,22 @@ function mapCreateError(err: unknown, body: ContainerCreateBody): unknown {
   return err;
 }
 
-/** The first step of every run: nothing is created once interrupted; create errors are classified. */
+/**
+ * The first step of every run: nothing is created once interrupted; create errors are classified, and
+ * when the admission check (`LifecycleOptions.admit`) fails as well, its error is the one thrown: it says
+ * more (e.g. which runtimes the engine has instead of gVisor).
+ */
 async function createUnlessInterrupted(
   client: EngineClient,
   plan: { name: string; body: ContainerCreateBody },
   interrupt: AbortSignal,
+  admit: Promise<void> | undefined,
 ) {
   if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason ?? "SIGINT"), undefined);
   try {
     return await client.containerCreate(plan.body, plan.name);
   } catch (err) {
+    await admit;
     throw mapCreateError(err, plan.body);
   }
 }
@@ -169,9 +181,12 @@ export async function driveRun(
 ): Promise<RunOutcome> {
   const { interrupt } = opts;
   const signalName = () => String(interrupt.reason ?? "SIGINT");
-  const created = await createUnlessInterrupted(client, plan, interrupt);
+  opts.admit?.catch(() => {}); // awaited below; a rejection that comes first is not "unhandled"
+  const created = await createUnlessInterrupted(client, plan, interrupt, opts.admit);
   const id = created.Id;
   const tty = plan.body.Tty === true;
+  let refused = false;
+  let early: Promise<ContainerInspect | undefined> | undefined;
   let attach: AttachStream | undefined;
   let wait: PendingWait | undefined;
   let outcome: RunOutcome | undefined;
@@ -193,6 +208,12 @@ export async function driveRun(
   };
   try {
     await hooks.onCreated(id, created.Warnings ?? []);
+    try {
+      await opts.admit;
+    } catch (err) {
+      refused = true;
+      throw err;
+    }
     if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
     attach = await client.containerAttach(id, { stdin: io.stdin !== undefined });
     wait = await client.containerWait(id, "next-exit");
@@ -209,6 +230,8 @@ export async function driveRun(
       throw err;
     }
     const startedAt = new Date();
+    // The runtime actually used, read while the command runs rather than after it exits.
+    early = client.maybeContainerInspect(id).catch(() => undefined);
     if (tty && io.terminal) sizes = followSize(client, id, io.terminal);
     interrupt.addEventListener("abort", stop, { once: true });
     opts.force?.addEventListener("abort", kill, { once: true });
@@ -231,9 +254,11 @@ export async function driveRun(
     const result = await wait.result;
     await stopping;
     await killing;
-    // After the exit, before removal: the runtime actually used, and whether the kernel's OOM killer ended it.
-    const inspected = await client.maybeContainerInspect(id).catch(() => undefined);
-    const runtime = inspected?.HostConfig.Runtime;
+    // After the exit, before removal, and only for the exit codes an OOM kill gives: whether the kernel's
+    // OOM killer ended it.
+    const mayBeOom = result.StatusCode === OOM_KILLED_EXIT_CODE || result.StatusCode === 1;
+    const inspected = mayBeOom ? await client.maybeContainerInspect(id).catch(() => undefined) : undefined;
+    const runtime = (inspected ?? await early)?.HostConfig.Runtime;
     const interrupted = interrupt.aborted ? signalName() : undefined;
     outcome = {
       containerId: id,
@@ -257,7 +282,8 @@ export async function driveRun(
     await sizes?.stop();
     attach?.close();
     wait?.close();
-    if (!opts.keep) {
+    await early;
+    if (!opts.keep || refused) {
       const removed = await client.containerRemove(id).then(() => true, () => false);
       if (outcome) outcome.removed = removed;
       await hooks.onRemoved?.(removed);
@@ -405,15 +431,23 @@ export async function startDetached(
   client: EngineClient,
   plan: { name: string; body: ContainerCreateBody },
   hooks: LifecycleHooks,
-  opts: { keep: boolean; interrupt: AbortSignal },
+  opts: { keep: boolean; interrupt: AbortSignal; admit?: Promise<void> },
 ): Promise<DetachedStart> {
   const { interrupt } = opts;
   const signalName = () => String(interrupt.reason ?? "SIGINT");
-  const created = await createUnlessInterrupted(client, plan, interrupt);
+  opts.admit?.catch(() => {}); // awaited below; a rejection that comes first is not "unhandled"
+  const created = await createUnlessInterrupted(client, plan, interrupt, opts.admit);
   const id = created.Id;
   let started = false;
+  let refused = false;
   try {
     await hooks.onCreated(id, created.Warnings ?? []);
+    try {
+      await opts.admit;
+    } catch (err) {
+      refused = true;
+      throw err;
+    }
     const inspected = await client.maybeContainerInspect(id);
     const logDriver = (inspected?.HostConfig.LogConfig as { Type?: unknown } | undefined)?.Type;
     if (logDriver === "none") {
@@ -435,7 +469,7 @@ export async function startDetached(
     await hooks.onStarted();
     return { containerId: id, startedAt };
   } finally {
-    if (!started && !opts.keep) {
+    if (!started && (!opts.keep || refused)) {
       const removed = await client.containerRemove(id).then(() => true, () => false);
       await hooks.onRemoved?.(removed);
     }

@@ -199,6 +199,15 @@ export class RunStore {
     this.save();
   }
 
+  /** Remove the run's directory: for a run refused before anything ran, which leaves nothing behind. */
+  discard(): void {
+    try {
+      Deno.removeSync(this.dir, { recursive: true });
+    } catch {
+      // Best effort: the refusal is what the user needs to see.
+    }
+  }
+
   /** `update` on a path that is already failing: a record that cannot be written must not hide the error. */
   tryUpdate(patch: Partial<RunRecord>): void {
     try {

@@ -18,24 +18,63 @@ async function run(engine: FakeEngine, args: string[], env: Record<string, strin
       home: s.home,
       env: { DOCKER_HOST: `unix://${engine.endpoint.path}`, ...env },
     });
-    const records = await Array.fromAsync(Deno.readDir(s.home));
+    const records = await Array.fromAsync(Deno.readDir(`${s.home}/runs`)).catch(() => []);
     return { ...r, records: records.length };
   } finally {
     await s.cleanup();
   }
 }
 
+const IMAGE = { status: 200, json: { Id: "sha256:" + "1".repeat(64) } };
+const CONTAINER = "c".repeat(64);
+
+/** What a run asked the engine, sorted: the checks run concurrently, so their order varies. */
+const asked = (engine: FakeEngine) => [...new Set(engineCalls(engine))].sort();
+
 Deno.test("an engine without runsc gets the fail-closed error, exit 125, and no container is created", async () => {
   await using engine = await FakeEngine.start();
   engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /images/:name/json", IMAGE);
+  // What dockerd answers for a runtime it does not have: nothing is created.
+  engine.on("POST /containers/create", { status: 400, json: { message: "Unknown runtime specified runsc" } });
   const r = await run(engine, []);
   assert.equal(r.code, 125);
   assert.equal(r.out, "");
   assert.match(r.stderr, /^moat: gVisor runtime "runsc" is not registered with the Docker engine/);
   assert.match(r.stderr, /Runtimes this engine \(unix:\/\/.*\) has: runc, io\.containerd\.runc\.v2/);
-  assert.deepEqual(engineCalls(engine), ["GET /_ping", "GET /info"]);
+  assert.deepEqual(asked(engine), [
+    "GET /_ping",
+    "GET /images/debian%3Abookworm-slim/json",
+    "GET /info",
+    "POST /containers/create",
+  ]);
   assert.equal(r.records, 0, "no run record either");
 });
+
+for (const keep of [false, true]) {
+  Deno.test(
+    `a runtime named runsc that is not gVisor: its container is never started and is removed${
+      keep ? " (--keep too)" : ""
+    }`,
+    async () => {
+      await using engine = await FakeEngine.start();
+      engine.on("GET /info", { status: 200, json: { Runtimes: { runsc: { path: "/usr/bin/runc" } } } });
+      engine.on("GET /images/:name/json", IMAGE);
+      engine.on("POST /containers/create", { status: 201, json: { Id: CONTAINER, Warnings: [] } });
+      engine.on("DELETE /containers/:id", { status: 204 });
+      const r = await run(engine, keep ? ["--keep"] : []);
+      assert.equal(r.code, 125);
+      assert.match(
+        r.stderr,
+        /^moat: Runtime "runsc" on the Docker engine is not gVisor \(it runs \/usr\/bin\/runc\)/,
+      );
+      const calls = engineCalls(engine);
+      assert.ok(!calls.some((c) => /attach|wait|start/.test(c)), calls.join(", "));
+      assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+      assert.equal(r.records, 0, "a refused run leaves no record");
+    },
+  );
+}
 
 Deno.test("an /info slower than MOAT_ENGINE_TIMEOUT is an engine timeout, not a missing gVisor", async () => {
   await using engine = await FakeEngine.start();
@@ -43,6 +82,9 @@ Deno.test("an /info slower than MOAT_ENGINE_TIMEOUT is an engine timeout, not a 
     await res.delay(3000);
     await res.json(200, RUNC_ONLY);
   });
+  engine.on("GET /images/:name/json", IMAGE);
+  engine.on("POST /containers/create", { status: 201, json: { Id: CONTAINER, Warnings: [] } });
+  engine.on("DELETE /containers/:id", { status: 204 });
   const r = await run(engine, [], { MOAT_ENGINE_TIMEOUT: "0.3" });
   assert.equal(r.code, 125);
   assert.match(
@@ -51,7 +93,9 @@ Deno.test("an /info slower than MOAT_ENGINE_TIMEOUT is an engine timeout, not a 
   );
   assert.match(r.stderr, /MOAT_ENGINE_TIMEOUT=30/);
   assert.doesNotMatch(r.stderr, /gVisor/);
-  assert.deepEqual(engineCalls(engine), ["GET /_ping", "GET /info"]);
+  const calls = engineCalls(engine);
+  assert.ok(!calls.some((c) => /attach|wait|start/.test(c)), calls.join(", "));
+  assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1, "the unstarted container is removed");
 });
 
 Deno.test("with the sandbox off moat never asks /info and leaves Runtime unset", async () => {
@@ -75,13 +119,16 @@ Deno.test("an engine older than API 1.40 is refused with the versions named", as
   assert.match(r.stderr, /speaks API 1\.39, older than the 1\.40 moat needs/);
 });
 
-Deno.test("an interrupt while the engine is being checked creates nothing but still leaves a final record", async () => {
+Deno.test("an interrupt while the engine is being checked starts nothing, leaves no container and a final record", async () => {
   await using engine = await FakeEngine.start();
-  const asked = Promise.withResolvers<void>();
+  const infoAsked = Promise.withResolvers<void>();
   engine.on("GET /info", async (_req, res) => {
-    asked.resolve();
+    infoAsked.resolve();
     await res.delay(5000);
   });
+  engine.on("GET /images/:name/json", IMAGE);
+  engine.on("POST /containers/create", { status: 201, json: { Id: CONTAINER, Warnings: [] } });
+  engine.on("DELETE /containers/:id", { status: 204 });
   const s = await scratch();
   try {
     const child = new Deno.Command(Deno.execPath(), {
@@ -92,17 +139,21 @@ Deno.test("an interrupt while the engine is being checked creates nothing but st
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    await asked.promise;
+    await infoAsked.promise;
     child.kill("SIGTERM");
     const r = await child.output();
     assert.equal(r.code, 143, new TextDecoder().decode(r.stderr));
     assert.equal(r.stdout.byteLength, 0);
-    assert.deepEqual(engineCalls(engine), ["GET /_ping", "GET /info"], "nothing was created");
+    const calls = engineCalls(engine);
+    assert.ok(!calls.some((c) => /attach|wait|start/.test(c)), `nothing was started: ${calls.join(", ")}`);
+    // Whether create got there before the signal or not, no container is left.
+    const created = engine.requestsTo("POST /containers/create").length;
+    assert.equal(engine.requestsTo("DELETE /containers/:id").length, created);
     const [dir] = await Array.fromAsync(Deno.readDir(`${s.home}/runs`));
     const rec = JSON.parse(await Deno.readTextFile(`${s.home}/runs/${dir!.name}/run.json`));
     assert.equal(rec.state, "interrupted");
     assert.equal(rec.signal, "SIGTERM");
-    assert.equal(rec.containerId, null);
+    assert.equal(rec.startedAt, null);
     assert.ok(rec.finishedAt);
   } finally {
     await s.cleanup();

@@ -242,6 +242,26 @@ Deno.test("config env and -e reach the command, -e winning", async () => {
   }
 });
 
+Deno.test("a registered runtime that is not gVisor (runc) is refused: nothing starts, no container or record is left", async () => {
+  const s = await scratch();
+  try {
+    for (const extra of [[], ["--keep"]]) {
+      const r = await moat(["run", ...img, ...extra, s.ws, "--", "sh", "-c", "touch /workspace/ran"], {
+        home: s.home,
+        env: { MOAT_RUNTIME: "runc" },
+      });
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(r.stderr, /^moat: Runtime "runc" on the Docker engine is not gVisor/);
+      assert.deepEqual(await containersFor(s.ws), [], "the unstarted container is removed");
+      const records = await Array.fromAsync(Deno.readDir(`${s.home}/runs`)).catch(() => []);
+      assert.equal(records.length, 0, "no run record");
+      await assert.rejects(Deno.stat(`${s.ws}/ran`), Deno.errors.NotFound, "the command never ran");
+    }
+  } finally {
+    await s.cleanup();
+  }
+});
+
 Deno.test("an unregistered gVisor runtime fails closed with install steps and bypasses; nothing is created", async () => {
   const s = await scratch();
   try {
@@ -256,7 +276,8 @@ Deno.test("an unregistered gVisor runtime fails closed with install steps and by
     assert.match(r.stderr, /--no-sandbox/);
     assert.match(r.stderr, /sandbox: none/);
     assert.deepEqual(await containersFor(s.ws), []);
-    assert.equal(await Array.fromAsync(Deno.readDir(s.home)).then((e) => e.length), 0, "no run record");
+    const records = await Array.fromAsync(Deno.readDir(`${s.home}/runs`)).catch(() => []);
+    assert.equal(records.length, 0, "no run record");
   } finally {
     await s.cleanup();
   }

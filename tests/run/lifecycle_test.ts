@@ -138,6 +138,61 @@ Deno.test("a runtime failure at start is exit 125 with a way to reproduce it", a
   assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
 });
 
+for (const keep of [false, true]) {
+  Deno.test(`a failed admission check removes the created container unstarted${keep ? " (--keep too)" : ""}`, async () => {
+    await using engine = await FakeEngine.start();
+    scriptEngine(engine, { frames: [], exitCode: 0 });
+    const refusal = new SandboxUnavailableError("not gVisor", "fix it");
+    const removed: boolean[] = [];
+    await assert.rejects(
+      driveRun(clientFor(engine), planContainer(spec), collectingIO().io, {
+        ...noHooks,
+        onRemoved: (r: boolean) => void removed.push(r),
+      }, { ...opts(undefined, keep), admit: Promise.reject(refusal) }),
+      (err: unknown) => err === refusal,
+    );
+    assert.deepEqual(engine.calls().filter((c) => c !== "GET /_ping"), [
+      "POST /containers/create",
+      `DELETE /containers/${ID}`,
+    ]);
+    assert.deepEqual(removed, [true]);
+  });
+}
+
+Deno.test("the run waits for the admission check before it attaches or starts", async () => {
+  await using engine = await FakeEngine.start();
+  const script = scriptEngine(engine, { frames: [frame(1, "ok")], exitCode: 0 });
+  const check = Promise.withResolvers<void>();
+  const c = collectingIO();
+  const run = driveRun(clientFor(engine), planContainer(spec), c.io, noHooks, {
+    ...opts(),
+    admit: check.promise,
+  });
+  while (engine.requestsTo("POST /containers/create").length === 0) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(engine.requestsTo("POST /containers/:id/attach").length, 0, "nothing after create yet");
+  check.resolve();
+  const outcome = await run;
+  assert.equal(outcome.exitCode, 0);
+  assert.equal(c.stdout(), "ok");
+  assert.ok(script.waitSeenBeforeStart());
+});
+
+Deno.test("when create is refused and the admission check fails too, the check's error is reported", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("POST /containers/create", { status: 400, json: { message: "Unknown runtime specified runsc" } });
+  const missing = new SandboxUnavailableError("gVisor is not registered", "install it");
+  await assert.rejects(
+    driveRun(clientFor(engine), planContainer(spec), collectingIO().io, noHooks, {
+      ...opts(),
+      admit: Promise.reject(missing),
+    }),
+    (err: unknown) => err === missing,
+  );
+});
+
 const createFailures: [string, number, string, (e: unknown) => boolean][] = [
   [
     "a 409 name conflict",
