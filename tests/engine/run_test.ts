@@ -102,17 +102,23 @@ for (const code of [0, 1, 7, 42, 255]) {
   });
 }
 
+/** `size` bytes covering every byte value, the same for the same `seed` (a linear congruential generator). */
+function pseudoRandomBytes(size: number, seed: number): Uint8Array {
+  const data = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    data[i] = x >>> 24;
+  }
+  return data;
+}
+
 Deno.test("stdout and stderr stay separate and byte-exact for 8 MiB each", async () => {
   const s = await scratch();
   try {
     // 8 MiB of pseudo-random bytes (every byte value) in the workspace; the container copies them out.
     const size = 8 * 1024 * 1024;
-    const data = new Uint8Array(size);
-    let x = 12345;
-    for (let i = 0; i < size; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      data[i] = x >>> 24;
-    }
+    const data = pseudoRandomBytes(size, 12345);
     await Deno.writeFile(`${s.ws}/blob`, data);
     const r = await moat(
       ["run", ...img, s.ws, "--", "sh", "-c", "cat blob; cat blob >&2; echo tail >&2"],
@@ -141,12 +147,7 @@ Deno.test("redirected to files (written synchronously), stdout and stderr are by
   const s = await scratch();
   try {
     const size = 4 * 1024 * 1024 + 3;
-    const data = new Uint8Array(size);
-    let x = 777;
-    for (let i = 0; i < size; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      data[i] = x >>> 24;
-    }
+    const data = pseudoRandomBytes(size, 777);
     await Deno.writeFile(`${s.ws}/blob`, data);
     const out = `${s.home}/out`, err = `${s.home}/err`;
     const args = [
