@@ -413,19 +413,22 @@ async function prepareAndRun(
 
   let store: RunStore;
   let plan: { name: string; body: ContainerCreateBody };
-  let admit = Promise.resolve();
+  const check: SandboxCheck = { done: Promise.resolve(), failure: undefined };
   try {
     // The sandbox check (/info only when the sandbox is on) runs alongside the image check and create:
     // /info is the engine's slowest answer. Fail-closed still holds: create itself refuses a runtime the
     // engine does not have (nothing is created), and nothing that runs — a pull, the passwd probe, the
-    // container's start — happens before the check has passed (`admit`).
+    // container's start — happens before the check has passed (`check.done`).
     if (decision.sandbox === "gvisor") {
       spinner.text("Checking gVisor…");
       runtime = decision.runtime;
-      admit = unlessInterrupted(client.systemInfo()).then((info) => {
+      check.done = unlessInterrupted(client.systemInfo()).then((info) => {
         resolveRuntime(decision, info.Runtimes, endpoint);
+      }).catch((err) => {
+        check.failure = err;
+        throw err;
       });
-      admit.catch(() => {}); // awaited below and by the lifecycle
+      check.done.catch(() => {}); // awaited below and by the lifecycle
     } else {
       say(noSandboxWarning(decision.source));
     }
@@ -442,7 +445,7 @@ async function prepareAndRun(
         }
       },
       interrupt,
-      () => admit,
+      () => check.done,
     ));
     checkInterrupt();
 
@@ -465,7 +468,7 @@ async function prepareAndRun(
       owner,
     };
     if (needsFallbackHome(runEnv, user.who, undefined)) {
-      await admit; // the probe is a container: it runs only under a runtime that passed the check
+      await check.done; // the probe is a container: it runs only under a runtime that passed the check
       const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
       if (needsFallbackHome(runEnv, user.who, passwd)) runEnv["HOME"] = FALLBACK_HOME;
       checkInterrupt();
@@ -508,7 +511,7 @@ async function prepareAndRun(
       say,
       interrupt,
       detach,
-      admit,
+      check,
     );
   }
 
@@ -551,7 +554,13 @@ async function prepareAndRun(
           `moat: stopping run ${runId} (${sig}): the command has ${grace} s to exit; ${again} to stop it now`,
         );
       },
-    }, { keep: opts.keep, interrupt, force: signals.force, stopGraceSeconds: STOP_GRACE_SECONDS, admit });
+    }, {
+      keep: opts.keep,
+      interrupt,
+      force: signals.force,
+      stopGraceSeconds: STOP_GRACE_SECONDS,
+      admit: check.done,
+    });
     await store.close();
     store.update({
       state: outcome.interrupted ? "interrupted" : "exited",
@@ -573,21 +582,26 @@ async function prepareAndRun(
     return outcome.exitCode;
   } catch (err) {
     await store.close().catch(() => {});
-    endFailedRun(store, err, interrupt);
+    endFailedRun(store, err, interrupt, check);
     throw err;
   }
 }
 
+/** The gVisor check, which runs alongside the image check and create; `failure` is its error once it failed. */
+interface SandboxCheck {
+  done: Promise<void>;
+  failure: unknown;
+}
+
 /**
- * The record of a run that failed: its final state and error. A run the sandbox check refused (no gVisor,
- * or a runtime under gVisor's name that is not gVisor) never started: like any other check that fails
- * before a run, it leaves no record.
+ * The record of a run that failed: its final state and error. A run the sandbox check stopped (no gVisor, a
+ * runtime under gVisor's name that is not gVisor, an engine that could not say) never started: like any
+ * other check that fails before a run, it leaves no record.
  */
-function endFailedRun(store: RunStore, err: unknown, interrupt: AbortSignal): void {
+function endFailedRun(store: RunStore, err: unknown, interrupt: AbortSignal, check: SandboxCheck): void {
   const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
-  if (err instanceof SandboxUnavailableError && !interrupted && store.record.startedAt === null) {
-    return store.discard();
-  }
+  const refused = err instanceof SandboxUnavailableError || (err !== undefined && err === check.failure);
+  if (refused && !interrupted && store.record.startedAt === null) return store.discard();
   store.tryUpdate({
     state: interrupted ? "interrupted" : "failed",
     signal: interrupted,
@@ -617,7 +631,7 @@ async function startDetachedRun(
   say: (line: string) => void,
   interrupt: AbortSignal,
   detach: typeof import("./detach.ts"),
-  admit: Promise<void>,
+  check: SandboxCheck,
 ): Promise<number> {
   const runId = store.record.id;
   spinner.text("Starting container…");
@@ -633,7 +647,7 @@ async function startDetachedRun(
       onRemoved: (removed) => {
         store.update({ removed });
       },
-    }, { keep, interrupt, admit });
+    }, { keep, interrupt, admit: check.done });
     // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
     const failure = await detach.startRecorder(home, runId);
     if (failure !== undefined) {
@@ -646,7 +660,7 @@ async function startDetachedRun(
       );
     }
   } catch (err) {
-    endFailedRun(store, err, interrupt);
+    endFailedRun(store, err, interrupt, check);
     throw err;
   }
   spinner.stop();

@@ -96,6 +96,7 @@ Deno.test("an /info slower than MOAT_ENGINE_TIMEOUT is an engine timeout, not a 
   const calls = engineCalls(engine);
   assert.ok(!calls.some((c) => /attach|wait|start/.test(c)), calls.join(", "));
   assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1, "the unstarted container is removed");
+  assert.equal(r.records, 0, "a run stopped by the check leaves no record");
 });
 
 Deno.test("with the sandbox off moat never asks /info and leaves Runtime unset", async () => {
