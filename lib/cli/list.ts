@@ -203,16 +203,12 @@ export async function listManagedContainers(ctx: CliContext): Promise<EngineList
 }
 
 /** Ids of the runs among `records` whose owner process lives, checked only where it matters. */
-export async function liveOwners(
-  records: RunRecord[],
-  containers: ContainerSummary[] | undefined,
-): Promise<Set<string>> {
+export function liveOwners(records: RunRecord[], containers: ContainerSummary[] | undefined): Set<string> {
   const byRun = containers === undefined ? undefined : containersByRun(containers);
   const toCheck = records.filter((r) => r.owner && needsOwnerCheck(r, engineViewOf(r, byRun)));
   if (toCheck.length === 0) return new Set();
   const boot = bootId();
-  const alive = await Promise.all(toCheck.map((r) => isOwnerAlive(r.owner!, boot)));
-  return new Set(toCheck.filter((_, i) => alive[i]).map((r) => r.id));
+  return new Set(toCheck.filter((r) => isOwnerAlive(r.owner!, boot)).map((r) => r.id));
 }
 
 /** The one stderr line when the engine could not be asked. */
@@ -228,15 +224,14 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   // The one listing serves both the states and the orphan notice, so it is asked even with no records.
-  const [records, listing] = await Promise.all([listRecords(ctx.home), listManagedContainers(ctx)]);
+  const records = listRecords(ctx.home);
+  const listing = await listManagedContainers(ctx);
   let containers: ContainerSummary[] | undefined;
   if ("containers" in listing) containers = listing.containers;
   // With nothing recorded there is nothing to show from records; the notice alone stays silent.
   else if (records.length > 0) ctx.note(engineNotAskedNote(listing.error));
-  const [alive, orphans] = await Promise.all([
-    liveOwners(records, containers),
-    containers ? listedOrphans(ctx, records, containers) : undefined,
-  ]);
+  const alive = liveOwners(records, containers);
+  const orphans = containers ? await listedOrphans(ctx, records, containers) : undefined;
   const entries = listEntries(records, containers, alive);
   const text = opts.json
     ? JSON.stringify(listJsonItems(entries), null, 2) + "\n"
@@ -260,7 +255,7 @@ async function listedOrphans(
 ): Promise<ContainerSummary[] | undefined> {
   const byId = new Map(records.map((r) => [r.id, r]));
   try {
-    return await stillListed(ctx.client(), await orphansAmong(containers, (id) => byId.get(id)));
+    return await stillListed(ctx.client(), orphansAmong(containers, (id) => byId.get(id)));
   } catch (err) {
     if (err instanceof MoatError) return undefined;
     throw err;

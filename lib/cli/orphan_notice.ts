@@ -20,26 +20,27 @@ import type { CliContext } from "./context.ts";
 const MANAGED = `${LABEL_PREFIX}managed=true`;
 
 /** Ids of the containers whose owner (`ownerOf`, from the record when there is one) lives. */
-export async function liveContainerOwners(
+export function liveContainerOwners(
   containers: readonly ContainerSummary[] | undefined,
   recordOf: (runId: string) => RunRecord | undefined,
-): Promise<Set<string>> {
+): Set<string> {
   if (!containers?.length) return new Set();
   const boot = bootId();
-  const alive = await Promise.all(containers.map((c) => {
-    const runId = runIdOf(c);
-    const owner = ownerOf(c, runId === undefined ? undefined : recordOf(runId));
-    return owner ? isOwnerAlive(owner, boot) : Promise.resolve(false);
-  }));
-  return new Set(containers.filter((_, i) => alive[i]).map((c) => c.Id));
+  return new Set(
+    containers.filter((c) => {
+      const runId = runIdOf(c);
+      const owner = ownerOf(c, runId === undefined ? undefined : recordOf(runId));
+      return owner !== undefined && isOwnerAlive(owner, boot);
+    }).map((c) => c.Id),
+  );
 }
 
 /** The orphaned containers among `containers`, given this MOAT_HOME's records (`recordOf`). */
-export async function orphansAmong(
+export function orphansAmong(
   containers: readonly ContainerSummary[],
   recordOf: (runId: string) => RunRecord | undefined,
-): Promise<ContainerSummary[]> {
-  const alive = await liveContainerOwners(containers, recordOf);
+): ContainerSummary[] {
+  const alive = liveContainerOwners(containers, recordOf);
   return orphansOf(containers, recordOf, (c) => alive.has(c.Id));
 }
 
@@ -47,12 +48,9 @@ export async function orphansAmong(
 const RUN_ID = /^[0-9a-f]{1,64}$/;
 
 /** This MOAT_HOME's records of the runs `containers` belong to — only those, not every record. */
-export async function recordsOf(
-  home: string,
-  containers: readonly ContainerSummary[],
-): Promise<Map<string, RunRecord>> {
+export function recordsOf(home: string, containers: readonly ContainerSummary[]): Map<string, RunRecord> {
   const ids = [...new Set(containers.map(runIdOf))].filter((id): id is string => !!id && RUN_ID.test(id));
-  const found = await Promise.all(ids.map((id) => maybeReadRecord(home, id)));
+  const found = ids.map((id) => maybeReadRecord(home, id));
   return new Map(found.filter((r): r is RunRecord => r !== undefined).map((r) => [r.id, r]));
 }
 
@@ -73,8 +71,8 @@ export async function stillListed(
 /** The orphaned containers on the engine: one listing (no sizes), the records they need. Throws engine errors. */
 export async function findOrphans(client: EngineClient, home: string): Promise<ContainerSummary[]> {
   const containers = await client.containerList([MANAGED]);
-  const records = await recordsOf(home, containers);
-  return await stillListed(client, await orphansAmong(containers, (id) => records.get(id)));
+  const records = recordsOf(home, containers);
+  return await stillListed(client, orphansAmong(containers, (id) => records.get(id)));
 }
 
 /**

@@ -367,16 +367,11 @@ export async function command(args: string[]): Promise<number> {
   }
   const home = ctx.home;
   const runsDir = `${home}/runs`;
-  const [records, engine, bytes] = await Promise.all([
-    listRecords(home),
-    askEngine(ctx.client),
-    diskUsage(runsDir),
-  ]);
+  const records = listRecords(home);
+  const [engine, bytes] = await Promise.all([askEngine(ctx.client), diskUsage(runsDir)]);
   const byId = new Map(records.map((r) => [r.id, r]));
-  const [liveRuns, liveContainers] = await Promise.all([
-    liveOwners(records, engine.containers),
-    liveContainerOwners(engine.containers, (id) => byId.get(id)),
-  ]);
+  const liveRuns = liveOwners(records, engine.containers);
+  const liveContainers = liveContainerOwners(engine.containers, (id) => byId.get(id));
   const report = summarizeStatus({
     ...engine,
     runtimeName: ctx.env["MOAT_RUNTIME"]?.trim() || DEFAULT_RUNTIME,

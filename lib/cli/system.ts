@@ -281,7 +281,7 @@ export async function command(args: string[]): Promise<number> {
   if (opts.sub === "containers") {
     const records = listRecords(ctx.home);
     const byRun = new Map(records.map((r) => [r.id, r]));
-    const alive = await liveContainerOwners(containers, (id) => byRun.get(id));
+    const alive = liveContainerOwners(containers, (id) => byRun.get(id));
     const items = systemContainers(containers, records, (c) => alive.has(c.Id));
     if (!opts.json && items.length === 0) ctx.note("moat: no container on this engine carries moat's labels");
     text = opts.json

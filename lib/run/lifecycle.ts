@@ -162,6 +162,7 @@ async function createUnlessInterrupted(
   interrupt: AbortSignal,
   admit: Promise<void> | undefined,
 ) {
+  admit?.catch(() => {}); // awaited by the caller too; a rejection that comes first is not "unhandled"
   if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason ?? "SIGINT"), undefined);
   try {
     return await client.containerCreate(plan.body, plan.name);
@@ -181,7 +182,6 @@ export async function driveRun(
 ): Promise<RunOutcome> {
   const { interrupt } = opts;
   const signalName = () => String(interrupt.reason ?? "SIGINT");
-  opts.admit?.catch(() => {}); // awaited below; a rejection that comes first is not "unhandled"
   const created = await createUnlessInterrupted(client, plan, interrupt, opts.admit);
   const id = created.Id;
   const tty = plan.body.Tty === true;
@@ -326,17 +326,14 @@ async function pumpOutput(
       // 0 (stdin echo) and 1 go to stdout; 2 and the daemon's own errors (3) to stderr (§6.1).
       const sink = sinkOf(pieces[i]!.stream);
       let end = i + 1;
-      while (end < pieces.length && sinkOf(pieces[end]!.stream) === sink) end++;
+      let size = pieces[i]!.data.byteLength;
+      while (end < pieces.length && sinkOf(pieces[end]!.stream) === sink) {
+        size += pieces[end++]!.data.byteLength;
+      }
       let data = pieces[i]!.data;
       if (end - i > 1) {
-        let size = 0;
-        for (let k = i; k < end; k++) size += pieces[k]!.data.byteLength;
         if (joined.byteLength < size) joined = new Uint8Array(Math.max(size, 64 * 1024));
-        size = 0;
-        for (let k = i; k < end; k++) {
-          joined.set(pieces[k]!.data, size);
-          size += pieces[k]!.data.byteLength;
-        }
+        for (let k = i, at = 0; k < end; at += pieces[k++]!.data.byteLength) joined.set(pieces[k]!.data, at);
         data = joined.subarray(0, size);
       }
       if (!closed.has(sink)) {
@@ -435,7 +432,6 @@ export async function startDetached(
 ): Promise<DetachedStart> {
   const { interrupt } = opts;
   const signalName = () => String(interrupt.reason ?? "SIGINT");
-  opts.admit?.catch(() => {}); // awaited below; a rejection that comes first is not "unhandled"
   const created = await createUnlessInterrupted(client, plan, interrupt, opts.admit);
   const id = created.Id;
   let started = false;

@@ -168,7 +168,7 @@ Deno.test("recordsOf reads only the records of the runs on the engine, and only 
   const s = await scratch();
   try {
     await writeRecords(s.home, [record("aaaaaaaaaaa1"), record("bbbbbbbbbbb2")]);
-    const got = await recordsOf(s.home, [
+    const got = recordsOf(s.home, [
       summary("aaaaaaaaaaa1", "exited", "Exited (0)"),
       summary("aaaaaaaaaaa1", "created", "Created", { "dev.moat.probe": "passwd" }),
       summary("ccccccccccc3", "exited", "Exited (0)"),
@@ -180,14 +180,14 @@ Deno.test("recordsOf reads only the records of the runs on the engine, and only 
   }
 });
 
-Deno.test("liveContainerOwners takes the record's owner over the labels", async () => {
+Deno.test("liveContainerOwners takes the record's owner over the labels", () => {
   const me = currentOwner();
   const mine = summary("aaaaaaaaaaa1", "running", "Up", ownedBy(DEAD_OWNER));
   const labelled = summary("bbbbbbbbbbb2", "running", "Up", ownedBy(me));
   const rec = record("aaaaaaaaaaa1", { owner: me });
-  const alive = await liveContainerOwners([mine, labelled], (id) => id === rec.id ? rec : undefined);
+  const alive = liveContainerOwners([mine, labelled], (id) => id === rec.id ? rec : undefined);
   assert.deepEqual([...alive].sort(), [mine.Id, labelled.Id].sort());
-  const none = await liveContainerOwners([mine], () => undefined);
+  const none = liveContainerOwners([mine], () => undefined);
   assert.deepEqual([...none], [], "the labelled owner is dead");
 });
 
