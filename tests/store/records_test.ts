@@ -23,6 +23,16 @@ const record: RunRecord = {
   moatVersion: "0.1.0",
 };
 
+/** Run `fn` with a fresh temporary MOAT_HOME, removed afterwards. */
+async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
+  const home = await Deno.makeTempDir();
+  try {
+    await fn(home);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+}
+
 Deno.test("moatHome is MOAT_HOME, else ~/.moat", () => {
   assert.equal(moatHome({ MOAT_HOME: "/m", HOME: "/h" }), "/m");
   assert.equal(moatHome({ HOME: "/h" }), "/h/.moat");
@@ -36,8 +46,7 @@ Deno.test("run ids are 12 hex characters and differ", () => {
 });
 
 Deno.test("the run store writes run.json and streams output frames with stream and timestamp", async () => {
-  const home = await Deno.makeTempDir();
-  try {
+  await withHome(async (home) => {
     const store = RunStore.create(home, record);
     store.update({ state: "running", containerId: "c1" });
     await store.output(1, new TextEncoder().encode("out\n"), 1000);
@@ -61,14 +70,11 @@ Deno.test("the run store writes run.json and streams output frames with stream a
     assert.ok(rest.length >= 4, "a large chunk is split into bounded frames");
     assert.equal(rest.reduce((n, f) => n + f.data.byteLength, 0), 1_000_000);
     assert.ok(rest.every((f) => f.stream === 1 && f.data.every((b) => b === 7)));
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
+  });
 });
 
 Deno.test("flushSoon writes queued output within its delay, once for several reads", async () => {
-  const home = await Deno.makeTempDir();
-  try {
+  await withHome(async (home) => {
     const store = RunStore.create(home, record);
     const file = `${home}/runs/abc/output.bin`;
     const onDisk = async () => {
@@ -87,14 +93,11 @@ Deno.test("flushSoon writes queued output within its delay, once for several rea
     await new Promise((r) => setTimeout(r, 400));
     assert.deepEqual(await onDisk(), ["one ", "two ", "three"]);
     await store.close();
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
+  });
 });
 
 Deno.test("output larger than the buffers arrives whole and in order, across flushSoon and close", async () => {
-  const home = await Deno.makeTempDir();
-  try {
+  await withHome(async (home) => {
     const store = RunStore.create(home, record);
     let expected = 0;
     for (let i = 0; i < 40; i++) {
@@ -112,7 +115,5 @@ Deno.test("output larger than the buffers arrives whole and in order, across flu
     assert.ok(
       frames.every((f) => f.data.every((b) => b === f.timeMs) && f.stream === (f.timeMs % 2 ? 2 : 1)),
     );
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
+  });
 });
