@@ -224,8 +224,10 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   // The one listing serves both the states and the orphan notice, so it is asked even with no records.
+  // Asked first: the engine's connect and answer overlap reading the records.
+  const asked = listManagedContainers(ctx);
   const records = listRecords(ctx.home);
-  const listing = await listManagedContainers(ctx);
+  const listing = await asked;
   let containers: ContainerSummary[] | undefined;
   if ("containers" in listing) containers = listing.containers;
   // With nothing recorded there is nothing to show from records; the notice alone stays silent.

@@ -145,9 +145,17 @@ export function listRecords(home: string): RunRecord[] {
   return sortNewestFirst(records.filter((r): r is RunRecord => r !== undefined));
 }
 
-/** Newest first by creation time, id as tie-break. Pure. */
+/**
+ * Newest first by creation time, id as tie-break. Pure. Ordinal comparison: the timestamps are ISO 8601 in
+ * UTC and the ids lowercase hex, so code-unit order is time order; `localeCompare` (collation) made sorting
+ * 500 records take 13 ms.
+ */
 export function sortNewestFirst(records: RunRecord[]): RunRecord[] {
-  return [...records].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
+  return [...records].sort((a, b) => ordinal(b.createdAt, a.createdAt) || ordinal(b.id, a.id));
+}
+
+function ordinal(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Output bytes queued before a write: 4 writes per MiB instead of one per read from the engine. */

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { decodeOutput, moatHome, newRunId, type RunRecord, RunStore } from "../../lib/store/records.ts";
+import {
+  decodeOutput,
+  moatHome,
+  newRunId,
+  type RunRecord,
+  RunStore,
+  sortNewestFirst,
+} from "../../lib/store/records.ts";
 
 const record: RunRecord = {
   schema: 1,
@@ -37,6 +44,37 @@ Deno.test("moatHome is MOAT_HOME, else ~/.moat", () => {
   assert.equal(moatHome({ MOAT_HOME: "/m", HOME: "/h" }), "/m");
   assert.equal(moatHome({ HOME: "/h" }), "/h/.moat");
   assert.throws(() => moatHome({}));
+});
+
+Deno.test("sortNewestFirst orders by creation time, newest first, then by id", () => {
+  const at = (id: string, createdAt: string) => ({ ...record, id, createdAt });
+  const cases: Array<{ input: RunRecord[]; want: string[] }> = [
+    { input: [], want: [] },
+    {
+      input: [
+        at("a1", "2026-01-01T00:00:01.000Z"),
+        at("b2", "2026-01-01T00:00:03.000Z"),
+        at("c3", "2026-01-01T00:00:02.000Z"),
+      ],
+      want: ["b2", "c3", "a1"],
+    },
+    // Same creation time: the greater id first, whatever the input order.
+    {
+      input: [at("0a", "2026-01-01T00:00:00.000Z"), at("0b", "2026-01-01T00:00:00.000Z")],
+      want: ["0b", "0a"],
+    },
+    {
+      input: [at("0b", "2026-01-01T00:00:00.000Z"), at("0a", "2026-01-01T00:00:00.000Z")],
+      want: ["0b", "0a"],
+    },
+    // Across a year and a millisecond: ISO 8601 in UTC sorts by code unit.
+    { input: [at("x", "2025-12-31T23:59:59.999Z"), at("y", "2026-01-01T00:00:00.000Z")], want: ["y", "x"] },
+  ];
+  for (const { input, want } of cases) {
+    const copy = [...input];
+    assert.deepEqual(sortNewestFirst(input).map((r) => r.id), want);
+    assert.deepEqual(input, copy, "the input is left as it was");
+  }
 });
 
 Deno.test("run ids are 12 hex characters and differ", () => {
