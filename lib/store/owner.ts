@@ -13,12 +13,27 @@ function readText(path: string): string | undefined {
   }
 }
 
-/** Field 22 (starttime) of a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces. Pure. */
+/** Fields 3 onwards of a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces and parentheses. */
+function fieldsAfterName(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** Field 22 (starttime) of a `/proc/<pid>/stat` line. Pure. */
 export function startTicksFromStat(stat: string): number | undefined {
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // rest[0] is field 3 (state); starttime is field 22.
-  const v = Number(rest[22 - 3]);
+  // The first field after the name is field 3 (state); starttime is field 22.
+  const v = Number(fieldsAfterName(stat)[22 - 3]);
   return Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * True when a `/proc/<pid>/stat` line is a process that has ended: a zombie (`Z`, exited and not yet reaped
+ * by its parent) or dead (`X`). A detached run's recorder is reparented to PID 1 when `moat run -d`
+ * returns; where PID 1 reaps late, or never (a container without an init), the ended recorder stays a
+ * zombie, and must not count as the run's live owner. Pure.
+ */
+export function hasEnded(stat: string): boolean {
+  const state = fieldsAfterName(stat)[0];
+  return state === "Z" || state === "X";
 }
 
 export function bootId(): string {
@@ -35,10 +50,10 @@ export function currentOwner(): Owner {
   };
 }
 
-/** True when the owner process is running now (same boot, same pid, same start time). */
+/** True when the owner process is running now (same boot, same pid, same start time, not a zombie). */
 export function isOwnerAlive(owner: Owner, currentBootId?: string): boolean {
   if (owner.bootId !== (currentBootId ?? bootId())) return false;
   const stat = readText(`/proc/${owner.pid}/stat`);
-  if (stat === undefined) return false;
+  if (stat === undefined || hasEnded(stat)) return false;
   return owner.startTicks === 0 || startTicksFromStat(stat) === owner.startTicks;
 }

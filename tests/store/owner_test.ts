@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { currentOwner, isOwnerAlive, startTicksFromStat } from "../../lib/store/owner.ts";
+import { bootId, currentOwner, hasEnded, isOwnerAlive, startTicksFromStat } from "../../lib/store/owner.ts";
 
 Deno.test("startTicksFromStat reads field 22 even when the command name has spaces and parentheses", () => {
   const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
@@ -15,4 +15,53 @@ Deno.test("this process is a live owner; a different start time, pid or boot is 
   assert.equal(isOwnerAlive({ ...me, startTicks: me.startTicks + 1 }), false);
   assert.equal(isOwnerAlive({ ...me, bootId: "another-boot" }), false);
   assert.equal(isOwnerAlive({ ...me, pid: 2 ** 22 + 1 }), false);
+});
+
+Deno.test("hasEnded is true for a zombie or dead process, whatever its name", () => {
+  const rest = "1 1234 1234 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0";
+  const cases: Array<[string, boolean]> = [
+    ["R", false],
+    ["S", false],
+    ["D", false],
+    ["T", false],
+    ["t", false],
+    ["I", false],
+    ["Z", true],
+    ["X", true],
+  ];
+  for (const [state, ended] of cases) {
+    assert.equal(hasEnded(`1234 (deno) ${state} ${rest}`), ended, state);
+    // A name that itself looks like "Z" fields must not fool it.
+    assert.equal(hasEnded(`1234 (a) Z (b) ${state} ${rest}`), ended, `odd name, ${state}`);
+  }
+});
+
+Deno.test("an owner that exited but is not reaped yet (a zombie) is not alive", async () => {
+  // `sleep 0` becomes a child of the `sleep 5` that replaces the shell, which never reaps it.
+  const child = new Deno.Command("sh", {
+    args: ["-c", "sleep 0 & echo $!; exec sleep 5"],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = child.stdout.getReader();
+    const { value } = await reader.read();
+    reader.releaseLock();
+    const pid = Number(new TextDecoder().decode(value).trim());
+    let stat = "";
+    for (let i = 0; i < 200; i++) {
+      stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      if (hasEnded(stat)) break;
+      await new Promise<void>((resolve) =>
+        AbortSignal.timeout(10).addEventListener("abort", () => resolve())
+      );
+    }
+    assert.ok(hasEnded(stat), `pid ${pid} should be a zombie: ${stat}`);
+    const owner = { pid, bootId: bootId(), startTicks: startTicksFromStat(stat)! };
+    assert.equal(isOwnerAlive(owner), false);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  }
 });
