@@ -113,19 +113,32 @@ export class ContainerStartError extends MoatError {
   }
 }
 
+/**
+ * The engine's own network setup failed before any runtime ran (its bridge is gone, its endpoint could not
+ * be made): the engine's fault, not gVisor's. Not the runtime's errors, which also name the network.
+ */
+const ENGINE_NETWORK_FAILURE =
+  /failed to create endpoint|failed to set up container networking|could not find bridge/i;
+
 /** Map a `/start` failure to docker's exit-code convention: 127 not found, 126 not executable, else 125. */
 export function classifyStartError(err: EngineApiError, runtime: string | undefined): ContainerStartError {
   const msg = err.daemonMessage;
   const notFound = /executable file not found|no such file or directory/i.test(msg);
   const denied = !notFound && /permission denied/i.test(msg);
+  const network = !notFound && !denied && !/OCI runtime/i.test(msg) && ENGINE_NETWORK_FAILURE.test(msg);
   const code = notFound ? 127 : denied ? 126 : 125;
   const what = notFound
     ? "The command was not found in the image"
     : denied
     ? "The command is not executable in the image"
+    : network
+    ? "The Docker engine could not set up the container's network"
     : `The container runtime${runtime ? ` "${runtime}"` : ""} could not start the container`;
   const hint = notFound || denied
     ? "Check the command and image, e.g.:  moat run --image <image> -- ls /usr/bin"
+    : network
+    ? "Restarting the engine recreates its default bridge (docker0):  sudo systemctl restart docker\n" +
+      "or run without a network:  --network none   (or  network: none  in moat.yaml)"
     : runtime
     ? `Reproduce it without moat:  docker run --rm --runtime=${runtime} <image> true\n` +
       `Run with gVisor's debug log: add "--debug", "--debug-log=/tmp/runsc/" to the runtime's runtimeArgs`

@@ -1,7 +1,12 @@
 /** The run lifecycle against the fake engine: order, output, exit codes, failures and interrupts. */
 import assert from "node:assert/strict";
 import { EngineApiError, ImageMissingError, SandboxUnavailableError } from "../../lib/errors.ts";
-import { ContainerStartError, driveRun, InterruptedError } from "../../lib/run/lifecycle.ts";
+import {
+  classifyStartError,
+  ContainerStartError,
+  driveRun,
+  InterruptedError,
+} from "../../lib/run/lifecycle.ts";
 import { planContainer } from "../../lib/run/plan.ts";
 import { concat, FakeEngine, frame } from "../fake_engine.ts";
 import { clientFor, collectingIO, dec, ID, noHooks, opts, scriptEngine, spec } from "./lifecycle_fixture.ts";
@@ -158,6 +163,54 @@ for (const keep of [false, true]) {
     assert.deepEqual(removed, [true]);
   });
 }
+
+Deno.test("classifyStartError: exit code, and whose failure it names", () => {
+  const cases: Array<{ msg: string; runtime?: string; code: number; what: RegExp; hint: RegExp }> = [
+    {
+      msg: 'OCI runtime create failed: exec: "nope": executable file not found in $PATH',
+      runtime: "runsc",
+      code: 127,
+      what: /^The command was not found in the image: /,
+      hint: /ls \/usr\/bin/,
+    },
+    {
+      msg: "OCI runtime create failed: exec: /workspace/x: permission denied",
+      runtime: "runsc",
+      code: 126,
+      what: /^The command is not executable in the image: /,
+      hint: /ls \/usr\/bin/,
+    },
+    {
+      msg: "OCI runtime start failed: cannot run with network enabled in root network namespace",
+      runtime: "runsc",
+      code: 125,
+      what: /^The container runtime "runsc" could not start the container: /,
+      hint: /docker run --rm --runtime=runsc/,
+    },
+    {
+      // The engine's bridge is gone (seen after another dockerd on the host removed docker0).
+      msg: "failed to create endpoint moat-1d38eab0ddc6 on network bridge: adding interface vethd6bf02e to " +
+        "bridge docker0 failed: could not find bridge docker0: route ip+net: no such network interface",
+      runtime: "runsc",
+      code: 125,
+      what: /^The Docker engine could not set up the container's network: failed to create endpoint/,
+      hint: /recreates its default bridge[\s\S]*--network none/,
+    },
+    {
+      msg: "unable to find user app: no matching entries in passwd file",
+      code: 125,
+      what: /^The container runtime could not start the container: /,
+      hint: /^Reproduce it without moat:  docker run --rm <image> true$/,
+    },
+  ];
+  for (const c of cases) {
+    const err = classifyStartError(new EngineApiError(500, "POST", "/containers/x/start", c.msg), c.runtime);
+    assert.equal(err.exitCode, c.code, c.msg);
+    assert.match(err.message, c.what, c.msg);
+    assert.ok(err.message.endsWith(c.msg), c.msg);
+    assert.match(err.hint ?? "", c.hint, c.msg);
+  }
+});
 
 Deno.test("the run waits for the admission check before it attaches or starts", async () => {
   await using engine = await FakeEngine.start();
