@@ -126,7 +126,7 @@ async function record(home: string, runId: string): Promise<number> {
     };
     // Someone may have written the record meanwhile (`moat stop`): merge into what is on disk now, and keep
     // a final state that is already there.
-    const fresh = (RunStore.open(home, runId)) ?? store;
+    const fresh = RunStore.open(home, runId) ?? store;
     if (isFinal(fresh.record.state)) {
       fresh.update({
         ...patch,
@@ -143,7 +143,7 @@ async function record(home: string, runId: string): Promise<number> {
     return outcome.exitCode === null ? 125 : 0;
   } catch (err) {
     await store.close().catch(() => {});
-    const fresh = (RunStore.open(home, runId)) ?? store;
+    const fresh = RunStore.open(home, runId) ?? store;
     if (!isFinal(fresh.record.state)) {
       fresh.tryUpdate({
         state: "failed",

@@ -367,8 +367,10 @@ export async function command(args: string[]): Promise<number> {
   }
   const home = ctx.home;
   const runsDir = `${home}/runs`;
+  // Asked first (neither rejects): the engine's answers and the size walk overlap reading the records.
+  const asked = Promise.all([askEngine(ctx.client), diskUsage(runsDir)]);
   const records = listRecords(home);
-  const [engine, bytes] = await Promise.all([askEngine(ctx.client), diskUsage(runsDir)]);
+  const [engine, bytes] = await asked;
   const byId = new Map(records.map((r) => [r.id, r]));
   const liveRuns = liveOwners(records, engine.containers);
   const liveContainers = liveContainerOwners(engine.containers, (id) => byId.get(id));

@@ -172,7 +172,7 @@ export async function waitForOwner(
   for (;;) {
     const rec = maybeReadRecord(home, id);
     if (!rec || isFinal(rec.state)) return rec;
-    if (!(isOwnerAlive(owner, boot)) || Date.now() >= deadline) {
+    if (!isOwnerAlive(owner, boot) || Date.now() >= deadline) {
       // One last read: the owner may have written just before it exited.
       return maybeReadRecord(home, id);
     }
