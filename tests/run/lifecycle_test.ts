@@ -200,7 +200,7 @@ Deno.test("classifyStartError: exit code, and whose failure it names", () => {
       msg: "unable to find user app: no matching entries in passwd file",
       code: 125,
       what: /^The container runtime could not start the container: /,
-      hint: /^Reproduce it without moat:  docker run --rm <image> true$/,
+      hint: /^Reproduce it without moat: {2}docker run --rm <image> true$/,
     },
   ];
   for (const c of cases) {
