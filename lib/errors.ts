@@ -30,11 +30,12 @@ export class EngineUnavailableError extends MoatError {
     readonly endpoint: string,
     readonly reason: EngineUnavailableReason,
     detail: string,
-    options?: ErrorOptions,
+    /** `variable`: for a timeout, the `MOAT_*` setting that bounds the call (default MOAT_ENGINE_TIMEOUT). */
+    options?: ErrorOptions & { variable?: string },
   ) {
     super(
       engineUnavailableMessage(endpoint, reason, detail),
-      engineUnavailableHint(endpoint, reason),
+      engineUnavailableHint(endpoint, reason, options?.variable ?? "MOAT_ENGINE_TIMEOUT"),
       options,
     );
   }
@@ -57,7 +58,7 @@ function engineUnavailableMessage(endpoint: string, reason: EngineUnavailableRea
   }
 }
 
-function engineUnavailableHint(endpoint: string, reason: EngineUnavailableReason): string {
+function engineUnavailableHint(endpoint: string, reason: EngineUnavailableReason, variable: string): string {
   switch (reason) {
     case "absent":
     case "refused":
@@ -71,7 +72,9 @@ function engineUnavailableHint(endpoint: string, reason: EngineUnavailableReason
         `or check who may use it:  ls -l ${endpoint.replace(/^unix:\/\//, "")}`,
       ].join("\n");
     case "timeout":
-      return "Check the engine with:  docker info\nRaise the limit with:  MOAT_ENGINE_TIMEOUT=30 moat …";
+      return `Check the engine with:  docker info\nRaise the limit with:  ${variable}=${
+        variable === "MOAT_ENGINE_TIMEOUT" ? 30 : 300
+      } moat …`;
     case "closed":
     case "other":
       return "Check the engine with:  docker info";

@@ -117,12 +117,14 @@ async function record(home: string, runId: string): Promise<number> {
       now: () => Date.now(),
     }, { keep: store.record.kept });
     await store.close();
+    const incomplete = outcome.outputIncomplete ?? store.outputNotWritten;
     const patch = {
       runtime: outcome.runtime ?? store.record.runtime,
       removed: outcome.removed,
       finishedAt: new Date().toISOString(),
       ...(outcome.error ? { error: outcome.error } : {}),
       ...(outcome.oomKilled ? { oomKilled: true } : {}),
+      ...(incomplete === undefined ? {} : { outputIncomplete: incomplete }),
     };
     // Someone may have written the record meanwhile (`moat stop`): merge into what is on disk now, and keep
     // a final state that is already there.

@@ -26,7 +26,7 @@ import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/reso
 import type { MoatConfig } from "../config/types.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
 import { currentOwner } from "../store/owner.ts";
-import { moatHome, newRunId, type RunRecord, RunStore } from "../store/records.ts";
+import { isNoSpace, moatHome, newRunId, type RunRecord, RunStore } from "../store/records.ts";
 import { VERSION } from "../version.ts";
 import { RUN_HELP } from "./help.ts";
 import { noSpinner, type Spinner, startSpinner } from "./spinner.ts";
@@ -525,16 +525,17 @@ async function prepareAndRun(
       record: store,
       now: () => Date.now(),
     }, {
+      // While the command runs, a record that cannot be written (a full disk) must not end it.
       onCreated: (id, warnings) => {
-        store.update({ containerId: id, state: "created" });
+        store.tryUpdate({ containerId: id, state: "created" });
         for (const w of warnings) say(`moat: engine warning: ${w}`);
       },
       onStarted: () => {
         spinner.stop();
-        store.update({ state: "running", startedAt: new Date().toISOString() });
+        store.tryUpdate({ state: "running", startedAt: new Date().toISOString() });
       },
       onRemoved: (removed) => {
-        store.update({ removed });
+        store.tryUpdate({ removed });
         if (!removed) {
           const id = store.record.containerId ?? "";
           say(
@@ -562,13 +563,15 @@ async function prepareAndRun(
       admit: check.done,
     });
     await store.close();
-    store.update({
+    const incomplete = outcome.outputIncomplete ?? store.outputNotWritten;
+    store.tryUpdate({
       state: outcome.interrupted ? "interrupted" : "exited",
       exitCode: outcome.exitCode,
       signal: outcome.interrupted ?? null,
       runtime: outcome.runtime ?? store.record.runtime,
       finishedAt: new Date().toISOString(),
       ...(outcome.oomKilled ? { oomKilled: true } : {}),
+      ...(incomplete === undefined ? {} : { outputIncomplete: incomplete }),
     });
     if (outcome.interrupted) {
       say(
@@ -578,13 +581,35 @@ async function prepareAndRun(
       );
     }
     if (outcome.oomKilled) say(oomMessage(runId, plan.body.HostConfig.Memory));
-    if (outcome.truncated) say("moat: warning: the engine closed the output stream in the middle of a frame");
+    if (outcome.outputIncomplete !== undefined) {
+      say(`moat: warning: the output of run ${runId} is incomplete: ${outcome.outputIncomplete}`);
+    }
+    if (store.outputError !== undefined || store.recordError !== undefined) say(notRecordedLine(store, home));
     return outcome.exitCode;
   } catch (err) {
     await store.close().catch(() => {});
     endFailedRun(store, err, interrupt, check);
     throw err;
   }
+}
+
+function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
+}
+
+/**
+ * The one line for a run whose record could not be written to the end (a full disk under MOAT_HOME): the
+ * terminal got the whole output, `moat logs` will not, and how to make room.
+ */
+function notRecordedLine(store: RunStore, home: string): string {
+  const err = store.outputError ?? store.recordError;
+  const what = store.outputError !== undefined ? "output" : "record";
+  const full = isNoSpace(err) || isNoSpace((err as { cause?: unknown } | undefined)?.cause);
+  return `moat: warning: run ${store.record.id}'s ${what} could not be written to ${store.dir} ` +
+    `(${messageOf(err)}); the output shown here is complete, moat logs will not be. ` +
+    (full
+      ? `Free space (df -h ${home}; moat clean removes finished runs) or set MOAT_HOME to a disk with room`
+      : `Check the directory:  ls -ld ${store.dir}`);
 }
 
 /** The gVisor check, which runs alongside the image check and create; `failure` is its error once it failed. */

@@ -40,7 +40,8 @@ export interface EngineClient {
   /** Set a `Tty` container's pty size; fails (409) unless it runs. */
   containerResize(id: string, rows: number, cols: number): Promise<void>;
   containerStop(id: string, graceSeconds: number): Promise<void>;
-  maybeContainerInspect(id: string): Promise<ContainerInspect | undefined>;
+  /** `slow`: bounded by the start budget, for a caller that must wait out a start or stop in progress. */
+  maybeContainerInspect(id: string, opts?: { slow?: boolean }): Promise<ContainerInspect | undefined>;
   containerRemove(id: string): Promise<void>;
   /** Every container (running or not) carrying all `labels`; `size` adds `SizeRw` (slower). */
   containerList(labels: string[], opts?: { size?: boolean }): Promise<ContainerSummary[]>;
@@ -54,6 +55,11 @@ export interface EngineClient {
 export interface ClientOptions {
   /** Bound for short calls and for `/info`, in ms. */
   timeoutMs: number;
+  /**
+   * Bound for the calls whose time grows with the engine's load (create, attach, wait, start, stop, remove:
+   * under gVisor, start includes booting the sandbox), in ms. Default: `DEFAULT_ENGINE_START_TIMEOUT_S`.
+   */
+  startTimeoutMs?: number;
   /** Pin the API version (`DOCKER_API_VERSION`), skipping negotiation. */
   apiVersion?: string;
 }
@@ -108,8 +114,8 @@ export class DockerClient implements EngineClient {
   containerStop(id: string, graceSeconds: number) {
     return containers.containerStop(this.http, id, graceSeconds);
   }
-  maybeContainerInspect(id: string) {
-    return containers.maybeContainerInspect(this.http, id);
+  maybeContainerInspect(id: string, opts?: { slow?: boolean }) {
+    return containers.maybeContainerInspect(this.http, id, opts);
   }
   containerRemove(id: string) {
     return containers.containerRemove(this.http, id);
@@ -128,24 +134,42 @@ export class DockerClient implements EngineClient {
   }
 }
 
-/** Default bound for engine calls, overridable with `MOAT_ENGINE_TIMEOUT` (seconds). */
+/** Default bound for short engine calls, overridable with `MOAT_ENGINE_TIMEOUT` (seconds). */
 export const DEFAULT_ENGINE_TIMEOUT_S = 5;
+/**
+ * Default bound for the calls whose time grows with load (create, attach, wait, start, stop, remove),
+ * overridable with `MOAT_ENGINE_START_TIMEOUT` (seconds). Twenty gVisor sandboxes booting at once on two
+ * cores take tens of seconds each to start; a stuck engine is still noticed within two minutes.
+ */
+export const DEFAULT_ENGINE_START_TIMEOUT_S = 120;
 
 /** Parse `MOAT_ENGINE_TIMEOUT` (seconds, > 0). Pure. */
 export function engineTimeoutMs(env: Record<string, string | undefined>): number {
-  const raw = env["MOAT_ENGINE_TIMEOUT"];
-  if (raw === undefined || raw.trim() === "") return DEFAULT_ENGINE_TIMEOUT_S * 1000;
+  return secondsVariable(env, "MOAT_ENGINE_TIMEOUT", DEFAULT_ENGINE_TIMEOUT_S);
+}
+
+/** Parse `MOAT_ENGINE_START_TIMEOUT` (seconds, > 0). Pure. */
+export function engineStartTimeoutMs(env: Record<string, string | undefined>): number {
+  return secondsVariable(env, "MOAT_ENGINE_START_TIMEOUT", DEFAULT_ENGINE_START_TIMEOUT_S);
+}
+
+function secondsVariable(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback * 1000;
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0) {
     throw new UsageError(
-      `MOAT_ENGINE_TIMEOUT "${raw}" is not a positive number of seconds`,
-      `Use e.g.:  MOAT_ENGINE_TIMEOUT=${DEFAULT_ENGINE_TIMEOUT_S}`,
+      `${name} "${raw}" is not a positive number of seconds`,
+      `Use e.g.:  ${name}=${fallback}`,
     );
   }
   return Math.round(n * 1000);
 }
 
-/** Build the client for this environment (`DOCKER_HOST`, `DOCKER_API_VERSION`, `MOAT_ENGINE_TIMEOUT`). */
+/**
+ * Build the client for this environment (`DOCKER_HOST`, `DOCKER_API_VERSION`, `MOAT_ENGINE_TIMEOUT`,
+ * `MOAT_ENGINE_START_TIMEOUT`).
+ */
 export function clientFromEnv(env: Record<string, string | undefined>): DockerClient {
   const endpoint = resolveEndpoint(env);
   const pinned = env["DOCKER_API_VERSION"]?.trim();
@@ -157,6 +181,7 @@ export function clientFromEnv(env: Record<string, string | undefined>): DockerCl
   }
   return new DockerClient(unixTransport(endpoint), {
     timeoutMs: engineTimeoutMs(env),
+    startTimeoutMs: engineStartTimeoutMs(env),
     ...(pinned ? { apiVersion: pinned } : {}),
   });
 }

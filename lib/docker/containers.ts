@@ -19,6 +19,7 @@ export async function containerCreate(
   const res = await http.call<ContainerCreateResponse>("POST", "/containers/create", {
     query: { name },
     json: body,
+    slow: true,
   });
   return res.body;
 }
@@ -42,6 +43,7 @@ export async function containerAttach(
 ): Promise<AttachStream> {
   const h = await http.hijack("POST", `/containers/${id}/attach`, {
     query: { stream: true, stdin: opts.stdin, stdout: opts.stdout ?? true, stderr: opts.stderr ?? true },
+    slow: true,
   });
   const conn: Conn = h.conn;
   return {
@@ -100,7 +102,7 @@ export async function containerWait(
   id: string,
   condition: "not-running" | "next-exit" | "removed" = "next-exit",
 ): Promise<PendingWait> {
-  const res = await http.stream("POST", `/containers/${id}/wait`, { query: { condition } });
+  const res = await http.stream("POST", `/containers/${id}/wait`, { query: { condition }, slow: true });
   const result = (async () => {
     try {
       const bytes = await readAll(res.body, 1024 * 1024);
@@ -125,7 +127,7 @@ export async function containerWait(
 
 /** `POST /containers/{id}/start` → 204, or 304 when already started (not an error). No body, ever (§3.1). */
 export async function containerStart(http: EngineHttp, id: string): Promise<void> {
-  await http.call("POST", `/containers/${id}/start`);
+  await http.call("POST", `/containers/${id}/start`, { slow: true });
 }
 
 /**
@@ -155,17 +157,23 @@ export async function containerKill(http: EngineHttp, id: string, signal = "SIGK
 export async function containerStop(http: EngineHttp, id: string, graceSeconds: number): Promise<void> {
   await http.call("POST", `/containers/${id}/stop`, {
     query: { t: graceSeconds },
-    timeoutMs: http.timeoutMs + graceSeconds * 1000,
+    timeoutMs: http.startTimeoutMs + graceSeconds * 1000,
   });
 }
 
-/** `GET /containers/{id}/json`; `undefined` when it does not exist. */
+/**
+ * `GET /containers/{id}/json`; `undefined` when it does not exist. `slow`: bounded by the start budget. The
+ * engine answers only once a start or stop in progress on the container is over (both hold the container's
+ * lock), which is what a caller whose start timed out needs to learn how it ended.
+ */
 export async function maybeContainerInspect(
   http: EngineHttp,
   id: string,
+  opts: { slow?: boolean } = {},
 ): Promise<ContainerInspect | undefined> {
   try {
-    return (await http.call<ContainerInspect>("GET", `/containers/${id}/json`)).body;
+    return (await http.call<ContainerInspect>("GET", `/containers/${id}/json`, { slow: opts.slow ?? false }))
+      .body;
   } catch (err) {
     if (err instanceof EngineApiError && err.isNotFound) return undefined;
     throw err;
@@ -178,7 +186,7 @@ export async function maybeContainerInspect(
  */
 export async function containerRemove(http: EngineHttp, id: string): Promise<void> {
   try {
-    await http.call("DELETE", `/containers/${id}`, { query: { force: true, v: true } });
+    await http.call("DELETE", `/containers/${id}`, { query: { force: true, v: true }, slow: true });
   } catch (err) {
     if (err instanceof EngineApiError && (err.isNotFound || /already in progress/i.test(err.daemonMessage))) {
       return;

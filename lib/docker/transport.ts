@@ -104,6 +104,11 @@ export interface CallOptions {
   headers?: Record<string, string>;
   /** Milliseconds until the engine must have answered; default: the transport's timeout. 0 = none. */
   timeoutMs?: number;
+  /**
+   * A call whose time grows with the engine's load (create, attach, wait, start, stop, remove): bounded by
+   * the start budget instead of the short one, unless `timeoutMs` is given.
+   */
+  slow?: boolean;
   /** Extra abort (e.g. a signal handler); closing the connection cancels the daemon-side work (§3.3). */
   signal?: AbortSignal;
 }
@@ -142,22 +147,32 @@ export function buildQuery(query: CallOptions["query"]): string {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** The start budget of a client built without one (tests); `clientFromEnv` passes the configured one. */
+const DEFAULT_START_TIMEOUT_MS = 120_000;
+
 /**
  * The engine's HTTP surface: negotiated, versioned requests with classified errors. Holds no state but
  * the negotiated version.
  */
 export class EngineHttp {
   readonly transport: Transport;
+  /** Bound for short calls (`MOAT_ENGINE_TIMEOUT`). */
   readonly timeoutMs: number;
+  /** Bound for calls marked `slow` (`MOAT_ENGINE_START_TIMEOUT`). */
+  readonly startTimeoutMs: number;
   #version: Promise<string> | undefined;
   #pinned: string | undefined;
   /** What `/_ping` said, once negotiated: the engine's own max API version and `Server` header. */
   serverApiVersion: string | undefined;
   server: string | undefined;
 
-  constructor(transport: Transport, opts: { timeoutMs: number; apiVersion?: string }) {
+  constructor(
+    transport: Transport,
+    opts: { timeoutMs: number; startTimeoutMs?: number; apiVersion?: string },
+  ) {
     this.transport = transport;
     this.timeoutMs = opts.timeoutMs;
+    this.startTimeoutMs = opts.startTimeoutMs ?? Math.max(opts.timeoutMs, DEFAULT_START_TIMEOUT_MS);
     this.#pinned = opts.apiVersion;
   }
 
@@ -309,7 +324,10 @@ export class EngineHttp {
     path: string,
     onAbort?: () => void,
   ): Promise<T> {
-    const ms = opts.timeoutMs ?? this.timeoutMs;
+    const ms = opts.timeoutMs ?? (opts.slow ? this.startTimeoutMs : this.timeoutMs);
+    const variable = opts.timeoutMs === undefined
+      ? (opts.slow ? "MOAT_ENGINE_START_TIMEOUT" : "MOAT_ENGINE_TIMEOUT")
+      : undefined;
     const signal = opts.signal;
     if (ms <= 0 && !signal) return await this.#mapErr(p, method, path);
     let cancelTimer: (() => void) | undefined;
@@ -323,6 +341,7 @@ export class EngineHttp {
               this.url,
               "timeout",
               `${method} ${path} took longer than ${ms / 1000} s`,
+              variable === undefined ? undefined : { variable },
             ),
           );
         });

@@ -4,18 +4,22 @@
  * Attaching and registering the wait before start is what guarantees no output and no exit is missed.
  */
 import type { AttachStream, EngineClient, PendingWait } from "../docker/client.ts";
-import { Demuxer, DemuxError } from "../docker/demux.ts";
-import type { ContainerCreateBody, ContainerInspect } from "../docker/types.ts";
+import type { ContainerCreateBody, ContainerInspect, WaitResponse } from "../docker/types.ts";
 import {
   EngineApiError,
+  EngineUnavailableError,
   ImageMissingError,
   InterruptedError,
   interruptedExitCode,
   MoatError,
   SandboxUnavailableError,
 } from "../errors.ts";
+import { endpointUrl } from "../docker/endpoint.ts";
+import { after } from "../timer.ts";
+import { attachStream, copyOutput, Delivery, type RecordSink, type Sink } from "./output.ts";
 
 export { InterruptedError };
+export type { RecordSink, Sink };
 
 /** The host terminal a `-t` run is attached to (moat's stdin). */
 export interface Terminal {
@@ -25,11 +29,6 @@ export interface Terminal {
   setRaw(on: boolean): Promise<void>;
   /** Call `fn` on every size change (SIGWINCH); returns the unsubscribe. */
   onResize(fn: () => void): () => void;
-}
-
-/** Where output goes. `write` must consume the bytes before resolving (they are reused afterwards). */
-export interface Sink {
-  write(bytes: Uint8Array): Promise<void>;
 }
 
 export interface LifecycleIO {
@@ -45,15 +44,6 @@ export interface LifecycleIO {
   /** The run record's output file. */
   record: RecordSink;
   now(): number;
-}
-
-/** Where a run's output is recorded (`RunStore`): queued per piece, written by size and time. */
-export interface RecordSink {
-  output(stream: number, data: Uint8Array, timeMs: number): Promise<void>;
-  /** After each read from the engine: write the queued output soon (not necessarily now). */
-  flushSoon(): void;
-  /** Write everything queued, now. */
-  flush(): Promise<void>;
 }
 
 export interface LifecycleHooks {
@@ -90,8 +80,11 @@ export interface RunOutcome {
   interrupted: string | undefined;
   /** `HostConfig.Runtime` as the engine reports it: the runtime actually used. */
   runtime: string | undefined;
-  /** The output stream ended inside a frame. */
-  truncated: boolean;
+  /**
+   * Why the output that reached stdout, stderr and the record is incomplete (the stream broke and the
+   * engine's log could not give the rest); `undefined` when it is complete.
+   */
+  outputIncomplete: string | undefined;
   removed: boolean;
   startedAt: Date | undefined;
   /** The container's memory limit was hit and the kernel killed the command (`exitCode` is then 137). */
@@ -178,11 +171,39 @@ async function createUnlessInterrupted(
   admit?.catch(() => {}); // awaited by the caller too; a rejection that comes first is not "unhandled"
   if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason ?? "SIGINT"), undefined);
   try {
-    return await client.containerCreate(plan.body, plan.name);
+    const created = await client.containerCreate(plan.body, plan.name);
+    if (typeof created?.Id !== "string" || created.Id === "") {
+      throw new EngineUnavailableError(
+        endpointUrl(client.endpoint),
+        "other",
+        `POST /containers/create answered without a container id: ${JSON.stringify(created).slice(0, 120)}`,
+      );
+    }
+    return created;
   } catch (err) {
+    const reported = err instanceof EngineApiError
+      ? mapCreateError(err, plan.body)
+      : await createLost(client, plan.name, err);
     await admit;
-    throw mapCreateError(err, plan.body);
+    throw reported;
   }
+}
+
+/**
+ * The create request failed without an answer from the engine (a timeout, a cut or garbled reply, an
+ * interrupt): the engine may have made the container anyway. moat knows the name it asked for, so the
+ * container is removed by name. The error says whether that worked.
+ */
+async function createLost(client: EngineClient, name: string, err: unknown): Promise<unknown> {
+  const removal = await client.containerRemove(name).then(() => undefined, (e: unknown) => e);
+  if (removal === undefined) return err;
+  const what = err instanceof Error ? err.message : String(err);
+  return new MoatError(
+    `${what}; a container named ${name} may have been made, and removing it failed: ${
+      removal instanceof Error ? removal.message.split("\n")[0] : String(removal)
+    }`,
+    `Remove it once the engine answers:  docker rm -f ${name}`,
+  );
 }
 
 /** Drive one run. Removes the container on every path unless `keep`. */
@@ -236,12 +257,7 @@ export async function driveRun(
       raw = true;
       await io.terminal.setRaw(true);
     }
-    try {
-      await client.containerStart(id);
-    } catch (err) {
-      if (err instanceof EngineApiError) throw classifyStartError(err, plan.body.HostConfig.Runtime);
-      throw err;
-    }
+    await startContainer(client, id, plan.body.HostConfig.Runtime);
     const startedAt = new Date();
     // The runtime actually used, read while the command runs rather than after it exits.
     early = client.maybeContainerInspect(id).catch(() => undefined);
@@ -253,23 +269,16 @@ export async function driveRun(
     await hooks.onStarted();
     if (io.stdin) pumpStdin(io.stdin, attach);
     // A reader that went away (`moat run … | head -1`) gets pipe semantics: the command receives SIGPIPE.
-    const onClosed = () => void client.containerKill(id, "SIGPIPE").catch(() => {});
-    const { truncated } = await pumpOutput(attach, io, tty ? rawFramer : new Demuxer(), onClosed)
-      .catch((err) => {
-        if (!(err instanceof DemuxError)) throw err;
-        throw new MoatError(
-          `The engine's output stream for container ${
-            id.slice(0, 12)
-          } is not in the format moat reads: ${err.message}`,
-          "Check which engine answers:  docker version   and report this with its output",
-        );
-      });
-    const result = await wait.result;
+    const delivery = new Delivery(io, () => void client.containerKill(id, "SIGPIPE").catch(() => {}));
+    const exit = exitStatus(client, id, wait.result);
+    exit.catch(() => {}); // awaited below, after the output
+    const outputIncomplete = await copyOutput(client, id, tty, attachStream(attach), delivery, exit);
+    const exitCode = await exit;
     await stopping;
     await killing;
     // After the exit, before removal, and only for the exit codes an OOM kill gives: whether the kernel's
     // OOM killer ended it.
-    const mayBeOom = result.StatusCode === OOM_KILLED_EXIT_CODE || result.StatusCode === 1;
+    const mayBeOom = exitCode === OOM_KILLED_EXIT_CODE || exitCode === 1;
     const inspected = mayBeOom ? await client.maybeContainerInspect(id).catch(() => undefined) : undefined;
     const runtime = (inspected ?? await early)?.HostConfig.Runtime;
     const interrupted = interrupt.aborted ? signalName() : undefined;
@@ -279,10 +288,10 @@ export async function driveRun(
         ? interruptedExitCode(interrupted)
         : inspected?.State.OOMKilled === true
         ? OOM_KILLED_EXIT_CODE
-        : result.StatusCode,
+        : exitCode,
       interrupted,
       runtime,
-      truncated,
+      outputIncomplete,
       removed: false,
       startedAt,
       oomKilled: inspected?.State.OOMKilled === true,
@@ -305,65 +314,105 @@ export async function driveRun(
   return outcome;
 }
 
-/** How the attach stream's bytes become output pieces: the demuxer, or a pty's stream as it is. */
-type Framer = Pick<Demuxer, "push" | "end">;
-
-/** A pty's output is one raw stream (stderr merged in by the pty): every chunk is stdout, unframed. */
-const rawFramer: Framer = {
-  push: (bytes) => [{ stream: 1, data: bytes }],
-  end: () => ({ truncated: false }),
-};
+/** True once the engine has started the container's command: it runs, or it ran and exited. */
+function hasStarted(c: ContainerInspect): boolean {
+  return c.State.Running || (c.State.StartedAt !== undefined && !c.State.StartedAt.startsWith("0001-"));
+}
 
 /**
- * Copy the attach stream to stdout/stderr and the record, until the engine closes it: demultiplexed, or
- * raw for a `Tty` container. A sink whose reader is gone (broken pipe) is skipped from then on, `onClosed`
- * is called once, and the record keeps everything.
+ * `POST /containers/{id}/start`. When it fails without an answer — its time ran out while the engine booted
+ * the sandbox under load, or the connection broke — the engine is asked how it ended before anything is
+ * decided: its inspect answers only once a start in progress is over (both hold the container's lock), so
+ * a container that started, running or already exited, goes on as a started run. Only a container the
+ * engine reports as never started is a run that did not start.
  */
-async function pumpOutput(
-  attach: AttachStream,
-  io: LifecycleIO,
-  framer: Framer,
-  onClosed: () => void,
-): Promise<{ truncated: boolean }> {
-  const closed = new Set<Sink>();
-  // Consecutive pieces for the same sink leave in one write: docker sends 32 KiB frames, so a 64 KiB read
-  // is usually two pieces of stdout. `joined` is reused; each write completes before the next read.
-  let joined = new Uint8Array(0);
-  const sinkOf = (stream: number) => stream === 2 || stream === 3 ? io.stderr : io.stdout;
-  for (;;) {
-    const chunk = await attach.reader.readSome();
-    if (chunk === null) break;
-    const t = io.now();
-    const pieces = framer.push(chunk);
-    for (let i = 0; i < pieces.length;) {
-      // 0 (stdin echo) and 1 go to stdout; 2 and the daemon's own errors (3) to stderr (§6.1).
-      const sink = sinkOf(pieces[i]!.stream);
-      let end = i + 1;
-      let size = pieces[i]!.data.byteLength;
-      while (end < pieces.length && sinkOf(pieces[end]!.stream) === sink) {
-        size += pieces[end++]!.data.byteLength;
-      }
-      let data = pieces[i]!.data;
-      if (end - i > 1) {
-        if (joined.byteLength < size) joined = new Uint8Array(Math.max(size, 64 * 1024));
-        for (let k = i, at = 0; k < end; at += pieces[k++]!.data.byteLength) joined.set(pieces[k]!.data, at);
-        data = joined.subarray(0, size);
-      }
-      if (!closed.has(sink)) {
-        try {
-          await sink.write(data);
-        } catch (err) {
-          if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
-          if (closed.size === 0) onClosed();
-          closed.add(sink);
-        }
-      }
-      for (let k = i; k < end; k++) await io.record.output(pieces[k]!.stream, pieces[k]!.data, t);
-      i = end;
+async function startContainer(client: EngineClient, id: string, runtime: string | undefined): Promise<void> {
+  try {
+    await client.containerStart(id);
+  } catch (err) {
+    if (err instanceof EngineApiError) throw classifyStartError(err, runtime);
+    const state = await client.maybeContainerInspect(id, { slow: true }).catch(() => null);
+    if (state && hasStarted(state)) return;
+    const what = err instanceof Error ? err.message : String(err);
+    if (state === null) {
+      throw new MoatError(
+        `${what}; the engine did not say afterwards whether container ${id.slice(0, 12)} started`,
+        "Check the engine with:  docker info\nLook for the container with:  moat list",
+      );
     }
-    io.record.flushSoon();
+    throw new MoatError(
+      `The engine did not start container ${id.slice(0, 12)}: ${what}`,
+      err instanceof EngineUnavailableError && err.reason === "timeout"
+        ? "Give a busy engine more time:  MOAT_ENGINE_START_TIMEOUT=300 moat run …"
+        : "Check the engine with:  docker info",
+      { cause: err },
+    );
   }
-  return framer.end();
+}
+
+/** How long moat keeps asking an engine that went away (a restart) for an exit code it lost. */
+const EXIT_RECOVERY_MS = 60_000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => after(ms, resolve));
+
+/**
+ * The container's exit code. The wait registered before start gives it; when that reply is lost or damaged
+ * (an engine restart, a reset connection, a garbled body), the engine still knows: it is read from the
+ * container's state, and a container that still runs is waited for again. Throws when the engine cannot
+ * say within `EXIT_RECOVERY_MS`, or the container is gone.
+ */
+export async function exitStatus(
+  client: EngineClient,
+  id: string,
+  wait: Promise<WaitResponse>,
+): Promise<number> {
+  let failure: unknown;
+  try {
+    const result = await wait;
+    if (typeof result?.StatusCode === "number") return result.StatusCode;
+    failure = new Error(`the wait answered without a status code: ${JSON.stringify(result).slice(0, 120)}`);
+  } catch (err) {
+    failure = err;
+  }
+  const gone = () =>
+    new MoatError(
+      "The container was removed before its exit code could be read",
+      `See what removes containers:  docker events --filter container=${id}`,
+    );
+  const deadline = Date.now() + EXIT_RECOVERY_MS;
+  for (;;) {
+    if (failure instanceof EngineApiError && failure.isNotFound) throw gone();
+    const c = await client.maybeContainerInspect(id, { slow: true }).catch((err) => {
+      failure = err;
+      return null;
+    });
+    if (c === undefined) throw gone();
+    if (c && !c.State.Running && typeof c.State.ExitCode === "number") return c.State.ExitCode;
+    if (c) {
+      try {
+        const again = await client.containerWait(id, "not-running");
+        try {
+          const result = await again.result;
+          if (typeof result?.StatusCode === "number") return result.StatusCode;
+        } finally {
+          again.close();
+        }
+      } catch (err) {
+        failure = err;
+      }
+    }
+    if (Date.now() >= deadline) {
+      throw new MoatError(
+        `The exit code of container ${id.slice(0, 12)} could not be read: ${messageOf(failure)}`,
+        `Check the engine with:  docker info\nRead it yourself:  docker inspect --format '{{.State.ExitCode}}' ${id}`,
+      );
+    }
+    await sleep(1_000);
+  }
+}
+
+function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
 }
 
 interface SizeFollower {
@@ -467,12 +516,7 @@ export async function startDetached(
       );
     }
     if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
-    try {
-      await client.containerStart(id);
-    } catch (err) {
-      if (err instanceof EngineApiError) throw classifyStartError(err, plan.body.HostConfig.Runtime);
-      throw err;
-    }
+    await startContainer(client, id, plan.body.HostConfig.Runtime);
     started = true;
     const startedAt = new Date();
     await hooks.onStarted();

@@ -11,15 +11,10 @@
  * and reports a start failure (127, 126, 125) itself, like `moat run`.
  */
 import type { EngineClient, PendingWait } from "../docker/client.ts";
-import { Demuxer } from "../docker/demux.ts";
-import { OOM_KILLED_EXIT_CODE, type RecordSink } from "./lifecycle.ts";
-import { EngineApiError } from "../errors.ts";
+import { exitStatus, OOM_KILLED_EXIT_CODE } from "./lifecycle.ts";
+import { type ByteStream, copyOutput, Delivery, logStream, type OutputTargets } from "./output.ts";
 
-export interface RecorderIO {
-  /** The run record's output file. */
-  record: RecordSink;
-  now(): number;
-}
+export type RecorderIO = Pick<OutputTargets, "record" | "now">;
 
 export interface RecordOutcome {
   /** The container's exit code; `null` when it could not be read (the container vanished). */
@@ -27,8 +22,8 @@ export interface RecordOutcome {
   /** `HostConfig.Runtime` as the engine reports it. */
   runtime: string | undefined;
   removed: boolean;
-  /** A log stream ended inside a frame. */
-  truncated: boolean;
+  /** Why the recorded output is incomplete (see `copyOutput`); `undefined` when it is complete. */
+  outputIncomplete: string | undefined;
   /** What went wrong while recording (the command itself may have run fine). */
   error: string | undefined;
   /** The kernel killed the command for exceeding the memory limit (`exitCode` is then 137). */
@@ -39,53 +34,17 @@ function messageOf(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
 }
 
-/**
- * Copy a log stream into the record, skipping the first `skip` payload bytes (already recorded). Returns
- * the payload bytes seen in total, whether it ended inside a frame, and the error that ended it, if any.
- */
-async function copyLog(
-  client: EngineClient,
-  id: string,
-  follow: boolean,
-  skip: number,
-  io: RecorderIO,
-): Promise<{ seen: number; truncated: boolean; error: unknown }> {
-  let seen = 0;
-  let truncated = false;
-  let error: unknown;
-  try {
-    const logs = await client.containerLogs(id, { follow });
-    try {
-      const demux = new Demuxer();
-      for await (const chunk of logs.body) {
-        const t = io.now();
-        for (const f of demux.push(chunk)) {
-          let data = f.data;
-          const before = seen;
-          seen += data.byteLength;
-          if (before < skip) {
-            if (seen <= skip) continue;
-            data = data.subarray(skip - before);
-          }
-          await io.record.output(f.stream, data, t);
-        }
-        io.record.flushSoon();
-      }
-      truncated = demux.end().truncated;
-    } finally {
-      logs.close();
-    }
-  } catch (err) {
-    error = err;
-  }
-  await io.record.flush();
-  return { seen, truncated, error };
+/** A stream that fails at once: the followed log that could not be opened, for `copyOutput` to recover. */
+function failedStream(err: unknown): ByteStream {
+  return { read: () => Promise.reject(err), close: () => {} };
 }
 
 /**
  * Record a started container until it ends: register a wait, follow its log from the start, read the exit
- * code; if the live stream broke, read the log once more without following for what it missed. Never
- * throws for engine trouble: it is reported in `error` so the record can say what happened.
+ * code. A log stream that breaks, ends while the container runs, or stays open after it exited is made good
+ * from the log's replay (`copyOutput`); a lost wait reply from the container's state (`exitStatus`). Never
+ * throws for engine trouble: it is reported in `error` and `outputIncomplete` so the record can say what
+ * happened.
  */
 export async function recordDetached(
   client: EngineClient,
@@ -99,40 +58,23 @@ export async function recordDetached(
   // Registered first, so the exit status arrives even if someone removes the container right after it
   // stops (`docker rm -f`, or a `moat stop` that removes it).
   let wait: PendingWait | undefined;
-  let waitError: unknown;
-  try {
-    wait = await client.containerWait(id, "not-running");
-  } catch (err) {
-    waitError = err;
-  }
+  const exit = client.containerWait(id, "not-running").then((w) => {
+    wait = w;
+    return exitStatus(client, id, w.result);
+  }, (err) => exitStatus(client, id, Promise.reject(err)));
+  exit.catch(() => {}); // awaited below, after the output
 
-  const live = await copyLog(client, id, true, 0, io);
-  let truncated = live.truncated;
+  const first = await client.containerLogs(id, { follow: true }).then(logStream, failedStream);
+  const outputIncomplete = await copyOutput(client, id, false, first, new Delivery(io), exit);
+  await io.record.flush();
 
   let exitCode: number | null = null;
-  if (wait) {
-    try {
-      exitCode = (await wait.result).StatusCode;
-    } catch (err) {
-      waitError = err;
-    } finally {
-      wait.close();
-    }
-  }
-  if (waitError !== undefined) {
-    error = waitError instanceof EngineApiError && waitError.isNotFound
-      ? "The container was removed before its exit code could be read"
-      : `The exit code could not be read: ${messageOf(waitError)}`;
-  }
-
-  // A live stream that broke (or stopped inside a frame) missed the rest: it is in the replay, which has the
-  // same bytes in the same order, so the bytes already recorded are skipped. A clean end is trusted: the
-  // engine ends a follow only after the stopped container's log is drained, and a replay of a log that the
-  // driver rotated (`max-size`) would not start where the live stream did.
-  if (live.error !== undefined || live.truncated) {
-    const rest = await copyLog(client, id, false, live.seen, io);
-    if (rest.error === undefined) truncated = rest.truncated;
-    else if (live.error !== undefined) error ??= `The output could not be recorded: ${messageOf(live.error)}`;
+  try {
+    exitCode = await exit;
+  } catch (err) {
+    error = messageOf(err);
+  } finally {
+    (wait as PendingWait | undefined)?.close();
   }
 
   // After the exit and before removal is the only time the engine can say whether the OOM killer ended it.
@@ -140,7 +82,7 @@ export async function recordDetached(
     await client.maybeContainerInspect(id).then((c) => c?.State.OOMKilled === true, () => false);
   if (oomKilled) exitCode = OOM_KILLED_EXIT_CODE;
   const removed = opts.keep ? false : await client.containerRemove(id).then(() => true, () => false);
-  return { exitCode, runtime, removed, truncated, error, oomKilled };
+  return { exitCode, runtime, removed, outputIncomplete, error, oomKilled };
 }
 
 /**

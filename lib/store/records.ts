@@ -55,6 +55,11 @@ export interface RunRecord {
   profile?: Profile;
   /** The command was killed by the kernel for exceeding the memory limit. */
   oomKilled?: boolean;
+  /**
+   * Why `output.bin` does not hold all of the run's output (the engine's stream broke and its log could not
+   * give the rest, or the disk under MOAT_HOME filled up); absent when it does.
+   */
+  outputIncomplete?: string;
 }
 
 /** `MOAT_HOME`, else `~/.moat`. Pure. */
@@ -173,6 +178,8 @@ export class RunStore {
   #used = 0;
   #writing: Promise<void> = Promise.resolve();
   #cancelTimer: (() => void) | undefined;
+  #outputError: unknown;
+  #recordError: unknown;
 
   /** Open an existing run's record for updates (e.g. by `moat stop`, or a detached run's recorder). */
   static open(home: string, id: string): RunStore | undefined {
@@ -216,20 +223,55 @@ export class RunStore {
     }
   }
 
-  /** `update` on a path that is already failing: a record that cannot be written must not hide the error. */
+  /**
+   * `update` where a record that cannot be written must not stop what is going on: on a path that is already
+   * failing, or while the command runs (a full disk must not end it). The failure is kept in `recordError`.
+   */
   tryUpdate(patch: Partial<RunRecord>): void {
     try {
       this.update(patch);
-    } catch {
-      // The original error is what the user needs to see.
+    } catch (err) {
+      this.#recordError ??= err;
     }
   }
 
+  /** Why output stopped being recorded (e.g. the disk is full); `undefined` while it is recorded. */
+  get outputError(): unknown {
+    return this.#outputError;
+  }
+
+  /** `outputIncomplete` for a run whose output stopped being recorded; `undefined` while it is recorded. */
+  get outputNotWritten(): string | undefined {
+    const err = this.#outputError;
+    if (err === undefined) return undefined;
+    return `it could not be written: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}`;
+  }
+
+  /** Why an update of `run.json` failed, when one did (see `tryUpdate`). */
+  get recordError(): unknown {
+    return this.#recordError;
+  }
+
+  /**
+   * Write `run.json`: a temp file renamed over it, so readers never see half a record. When the disk is full
+   * the temp file cannot be written: it is removed, and the record is rewritten in place, which needs no
+   * new room as long as it fits the blocks the old one holds (the final record of a run on a full disk).
+   */
   save(): void {
     // One temp name per process: a detached run's recorder and `moat stop` may save at the same time.
     const tmp = `${this.dir}/run.json.${Deno.pid}.tmp`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(this.record, null, 2) + "\n");
-    Deno.renameSync(tmp, `${this.dir}/run.json`);
+    const text = JSON.stringify(this.record, null, 2) + "\n";
+    try {
+      Deno.writeTextFileSync(tmp, text);
+      Deno.renameSync(tmp, `${this.dir}/run.json`);
+    } catch (err) {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* not made */ }
+      if (!isNoSpace(err) || !rewriteInPlace(`${this.dir}/run.json`, text)) {
+        throw recordWriteError(this.dir, err);
+      }
+    }
   }
 
   /**
@@ -237,11 +279,13 @@ export class RunStore {
    * then this waits for the file, which is the stream's backpressure.
    */
   async output(stream: number, data: Uint8Array, timeMs: number): Promise<void> {
+    if (this.#outputError !== undefined) return;
     let off = 0;
     while (off < data.byteLength) {
       const room = this.#buf.byteLength - this.#used - OUTPUT_HEADER_SIZE;
       if (room <= 0) {
         await this.flush();
+        if (this.#outputError !== undefined) return;
         continue;
       }
       const n = Math.min(room, data.byteLength - off);
@@ -268,10 +312,13 @@ export class RunStore {
   /**
    * Write what is queued; resolves when every write so far is done. The full buffer is handed to the
    * write and a spare one takes the next output, so reading the engine goes on while the file is written.
+   * Never rejects: a failed write (a full disk) ends the recording, kept in `outputError`, and what is
+   * queued then is dropped. The output still reaches the terminal; the record says it is incomplete.
    */
   flush(): Promise<void> {
     this.#cancelTimer?.();
     this.#cancelTimer = undefined;
+    if (this.#outputError !== undefined) this.#used = 0;
     if (this.#used > 0) {
       const full = this.#buf;
       const bytes = full.subarray(0, this.#used);
@@ -287,6 +334,8 @@ export class RunStore {
         let off = 0;
         while (off < bytes.byteLength) off += await this.#output.write(bytes.subarray(off));
         this.#spare = full;
+      }).catch((err) => {
+        this.#outputError ??= err;
       });
     }
     return this.#writing;
@@ -300,4 +349,43 @@ export class RunStore {
       this.#output = undefined;
     }
   }
+}
+
+/** The disk (or the user's quota) is full. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/** Overwrite `path` from its start and cut it to `text`; false when that failed too. */
+function rewriteInPlace(path: string, text: string): boolean {
+  try {
+    const file = Deno.openSync(path, { write: true });
+    try {
+      const bytes = new TextEncoder().encode(text);
+      let off = 0;
+      while (off < bytes.byteLength) off += file.writeSync(bytes.subarray(off));
+      file.truncateSync(bytes.byteLength);
+      return true;
+    } finally {
+      file.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+function recordWriteError(dir: string, err: unknown): MoatError {
+  const detail = err instanceof Error ? err.message : String(err);
+  return new MoatError(
+    `Cannot write the run record ${dir}/run.json: ${detail}`,
+    isNoSpace(err) ? noSpaceHint(dir) : `Check the directory:  ls -ld ${dir}`,
+    { cause: err },
+  );
+}
+
+/** What to type when the disk under MOAT_HOME is full. */
+export function noSpaceHint(dir: string): string {
+  return `Free space there (moat clean removes finished runs):  df -h ${dir}\n` +
+    "or keep run records on a disk with room:  MOAT_HOME=/path/with/room moat …";
 }

@@ -82,10 +82,14 @@ export function scriptEngine(
     started.resolve();
     return res.empty(204);
   });
-  engine.on("GET /containers/:id/json", {
-    status: 200,
-    json: { Id: ID, Name: "/x", State: {}, Config: {}, HostConfig: { Runtime: "runsc" } },
-  });
+  engine.on("GET /containers/:id/json", (_req, res) =>
+    res.json(200, {
+      Id: ID,
+      Name: "/x",
+      State: { Status: "exited", Running: false, ExitCode: o.exitCode, StartedAt: "2026-12-06T20:00:00Z" },
+      Config: {},
+      HostConfig: { Runtime: "runsc" },
+    }));
   engine.on("DELETE /containers/:id", { status: 204 });
   engine.on("POST /containers/:id/stop", (_req, res) => {
     outputDone.resolve();

@@ -131,6 +131,29 @@ const failures: [string, (engine: FakeEngine, script: ReturnType<typeof scriptEn
     "a start failure",
     (engine) => engine.on("POST /containers/:id/start", { status: 500, json: { message: "runsc failed" } }),
   ],
+];
+for (const [label, breakIt] of failures) {
+  Deno.test(`the host terminal is restored after ${label}`, async () => {
+    await using engine = await FakeEngine.start();
+    const script = scriptEngine(engine, { frames: [], exitCode: 0 });
+    engine.on("POST /containers/:id/resize", { status: 200 });
+    breakIt(engine, script);
+    const t = fakeTerminal();
+    const input = terminalStdin();
+    await assert.rejects(driveRun(
+      clientFor(engine),
+      planContainer(ttySpec),
+      { ...collectingIO().io, stdin: input.stdin, terminal: t.terminal },
+      noHooks,
+      opts(),
+    ));
+    input.end();
+    assert.deepEqual(t.events, ["raw", "restored"]);
+    assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+  });
+}
+
+const dropped: Array<[string, (engine: FakeEngine, script: ReturnType<typeof scriptEngine>) => void]> = [
   [
     "the engine dropping the wait connection",
     (engine, script) =>
@@ -158,22 +181,24 @@ const failures: [string, (engine: FakeEngine, script: ReturnType<typeof scriptEn
     },
   ],
 ];
-for (const [label, breakIt] of failures) {
-  Deno.test(`the host terminal is restored after ${label}`, async () => {
+for (const [label, breakIt] of dropped) {
+  Deno.test(`the host terminal is restored after ${label}, and the exit code is the engine's`, async () => {
     await using engine = await FakeEngine.start();
-    const script = scriptEngine(engine, { frames: [], exitCode: 0 });
+    const script = scriptEngine(engine, { frames: [], exitCode: 4 });
     engine.on("POST /containers/:id/resize", { status: 200 });
+    engine.on("GET /containers/:id/logs", { status: 501, json: { message: "no logs here" } });
     breakIt(engine, script);
     const t = fakeTerminal();
     const input = terminalStdin();
-    await assert.rejects(driveRun(
+    const outcome = await driveRun(
       clientFor(engine),
       planContainer(ttySpec),
       { ...collectingIO().io, stdin: input.stdin, terminal: t.terminal },
       noHooks,
       opts(),
-    ));
+    );
     input.end();
+    assert.equal(outcome.exitCode, 4, "read from the container's state");
     assert.deepEqual(t.events, ["raw", "restored"]);
     assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
   });

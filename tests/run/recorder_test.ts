@@ -103,7 +103,7 @@ Deno.test("the recorder registers the wait, follows the log, records the exit co
     exitCode: 3,
     runtime: "runsc",
     removed: true,
-    truncated: false,
+    outputIncomplete: undefined,
     error: undefined,
     oomKilled: false,
   });
@@ -149,7 +149,7 @@ Deno.test("a live log that ends inside a frame is completed from the replay, exa
     const outcome = await recordDetached(clientFor(engine), ID, c.io, { keep: false });
     assert.deepEqual([c.stdout(), c.stderr()], ["one\ntwo\nthree\n", "warn\nbye\n"], `live up to ${upTo}`);
     assert.equal(outcome.error, undefined);
-    assert.equal(outcome.truncated, false);
+    assert.equal(outcome.outputIncomplete, undefined);
     assert.equal(engine.requestsTo("GET /containers/:id/logs")[1]!.query.get("follow"), "0");
   }
 });
@@ -159,7 +159,7 @@ Deno.test("a live log that ends cleanly is trusted: no replay", async () => {
   scriptRecorder(engine, { live: LOG.subarray(0, 12 + 13) });
   const c = collectingRecord();
   const outcome = await recordDetached(clientFor(engine), ID, c.io, { keep: false });
-  assert.deepEqual([c.stdout(), c.stderr(), outcome.truncated], ["one\n", "warn\n", false]);
+  assert.deepEqual([c.stdout(), c.stderr(), outcome.outputIncomplete], ["one\n", "warn\n", undefined]);
   assert.equal(engine.requestsTo("GET /containers/:id/logs").length, 1);
 });
 
@@ -198,7 +198,8 @@ Deno.test("a log the engine cannot give is reported, and the exit code is still 
   engine.on("POST /containers/:id/wait", { status: 200, json: { StatusCode: 5 } });
   const outcome = await recordDetached(clientFor(engine), ID, collectingRecord().io, { keep: false });
   assert.equal(outcome.exitCode, 5);
-  assert.match(outcome.error ?? "", /^The output could not be recorded: .*does not support reading/);
+  assert.equal(outcome.error, undefined);
+  assert.match(outcome.outputIncomplete ?? "", /its log could not be read: .*does not support reading/);
 });
 
 // --- startDetached ------------------------------------------------------------------------------------------
