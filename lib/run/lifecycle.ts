@@ -71,6 +71,8 @@ export interface LifecycleOptions {
    * started, is removed even with `keep`; when create fails too, the check's error is the one reported.
    */
   admit?: Promise<void>;
+  /** How long output may stay silent after the exit, and the exit after the output (tests shorten them). */
+  outputTiming?: { graceMs?: number; exitAfterEofMs?: number };
 }
 
 export interface RunOutcome {
@@ -272,7 +274,15 @@ export async function driveRun(
     const delivery = new Delivery(io, () => void client.containerKill(id, "SIGPIPE").catch(() => {}));
     const exit = exitStatus(client, id, wait.result);
     exit.catch(() => {}); // awaited below, after the output
-    const outputIncomplete = await copyOutput(client, id, tty, attachStream(attach), delivery, exit);
+    const outputIncomplete = await copyOutput(
+      client,
+      id,
+      tty,
+      attachStream(attach),
+      delivery,
+      exit,
+      opts.outputTiming,
+    );
     const exitCode = await exit;
     await stopping;
     await killing;
