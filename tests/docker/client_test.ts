@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { clientFromEnv, DockerClient, engineTimeoutMs } from "../../lib/docker/client.ts";
+import {
+  clientFromEnv,
+  DockerClient,
+  engineStartTimeoutMs,
+  engineTimeoutMs,
+} from "../../lib/docker/client.ts";
 import { firstTarEntry } from "../../lib/docker/containers.ts";
 import { Demuxer, type StreamType } from "../../lib/docker/demux.ts";
 import type { BufferedReader } from "../../lib/docker/http.ts";
@@ -958,4 +963,38 @@ Deno.test("engineTimeoutMs reads MOAT_ENGINE_TIMEOUT in seconds", () => {
   for (const bad of ["0", "-1", "abc", "Infinity"]) {
     assert.throws(() => engineTimeoutMs({ MOAT_ENGINE_TIMEOUT: bad }), UsageError, bad);
   }
+});
+
+Deno.test("engineStartTimeoutMs reads MOAT_ENGINE_START_TIMEOUT in seconds, default 120", () => {
+  assert.equal(engineStartTimeoutMs({}), 120_000);
+  assert.equal(engineStartTimeoutMs({ MOAT_ENGINE_START_TIMEOUT: "" }), 120_000);
+  assert.equal(engineStartTimeoutMs({ MOAT_ENGINE_START_TIMEOUT: "300" }), 300_000);
+  assert.equal(engineStartTimeoutMs({ MOAT_ENGINE_START_TIMEOUT: "1.5", MOAT_ENGINE_TIMEOUT: "9" }), 1500);
+  for (const bad of ["0", "-1", "abc", "Infinity"]) {
+    assert.throws(
+      () => engineStartTimeoutMs({ MOAT_ENGINE_START_TIMEOUT: bad }),
+      (err: Error) =>
+        err instanceof UsageError && err.message.startsWith(`MOAT_ENGINE_START_TIMEOUT "${bad}"`),
+    );
+  }
+});
+
+Deno.test("calls whose time grows with load get the start budget, short calls the short one; the hint names which", async () => {
+  await using engine = await FakeEngine.start();
+  const slow = (
+    _req: unknown,
+    res: { delay(ms: number): Promise<boolean>; empty(s: number): Promise<void> },
+  ) => res.delay(300).then(() => res.empty(204));
+  engine.on("POST /containers/:id/start", slow);
+  engine.on("POST /containers/:id/kill", slow);
+  const client = new DockerClient(unixTransport(engine.endpoint), { timeoutMs: 100, startTimeoutMs: 2000 });
+  await client.containerStart("c1"); // 300 ms: within the start budget
+  const err = await rejection(client.containerKill("c1"), EngineUnavailableError);
+  assert.match(err.message, /POST \/v1\.44\/containers\/c1\/kill\?signal=SIGKILL took longer than 0\.1 s/);
+  assert.match(err.hint ?? "", /MOAT_ENGINE_TIMEOUT=30/);
+
+  const tight = new DockerClient(unixTransport(engine.endpoint), { timeoutMs: 2000, startTimeoutMs: 100 });
+  const startErr = await rejection(tight.containerStart("c1"), EngineUnavailableError);
+  assert.match(startErr.message, /POST \/v1\.44\/containers\/c1\/start took longer than 0\.1 s/);
+  assert.match(startErr.hint ?? "", /MOAT_ENGINE_START_TIMEOUT=300/);
 });
