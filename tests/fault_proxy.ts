@@ -70,7 +70,13 @@
  *   stream type); set to `value` (default: the byte with every bit flipped). Nothing else changes.
  * - `end-early`: forward, relay `bytes` of the stream (payload, as above), then close the client's
  *   connection while the engine's stays open and is read to its end (a connection lost mid-output; the
- *   engine notices nothing).
+ *   engine notices nothing, and a container reading stdin gets no EOF from it).
+ *
+ * An `Injection` tells what happened: `seen` (matching requests), `hits` (requests it took), `remaining`,
+ * `fired` (resolves with the first request on which the fault took effect: the hold began, the answer or
+ * the cut went out, the byte was changed; it never resolves for a fault that never took effect, such as a
+ * truncate longer than the response), `upstreamEnded` (stall). `release()` lets every response it holds
+ * go on and removes it; `remove()` only stops it taking more requests.
  *
  * `requests` records every request (method, target, path, query, headers, body, the engine's status,
  * the fault applied); `calls()` lists them as `"POST /containers/create"`. `close()` (or `await using`)
