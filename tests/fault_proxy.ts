@@ -41,7 +41,8 @@
  *
  * Faults (`Fault`):
  * - `delay`: hold the request `ms` before forwarding it (`hold: "request"`, the default), or forward it and
- *   hold the engine's response head `ms` before relaying it (`hold: "response"`).
+ *   hold the engine's response head `ms` before relaying it (`hold: "response"`). A request held past the
+ *   client's giving up still reaches the engine afterwards, as late bytes on a socket would.
  * - `status`: answer `status` with `{"message": message}` (Content-Length framed) without reaching the
  *   engine; with `forward: true` the request goes to the engine first, and once the engine's response head
  *   arrives (it has done the work) the proxy drops that answer and sends its own.
@@ -58,15 +59,24 @@
  *   rest, and `close()` ends the stall without sending. `upstreamEnded` resolves when the engine finished
  *   a response that is being held (e.g. an attach whose container exited).
  * - `garble`: forward, read the whole body and send `with` instead (a string, or a function of the
- *   engine's body text); the default cuts the JSON in half. The head is kept but for a new
- *   `Content-Length` (a chunked body is sent de-chunked), so the framing stays valid.
+ *   engine's body text); the default cuts the JSON in half. The framing stays valid: a chunked reply's
+ *   head is relayed at once and the new body follows as one chunk once the engine's body has ended
+ *   (so a `/wait` is acknowledged as usual and its garbled result comes at the exit); a sized or
+ *   close-delimited reply is held until its end and sent with a new `Content-Length`. A bodiless or
+ *   upgraded reply passes unchanged.
  * - `corrupt-frame`: forward, and in the multiplexed stream (the payload: after a `101`, or a logs body
  *   inside its chunks) change one byte of one frame's 8-byte header: frame number `frame` (1-based), or
  *   the first frame that starts at or after `afterBytes` of the stream; header byte `byte` (default 0, the
  *   stream type); set to `value` (default: the byte with every bit flipped). Nothing else changes.
  * - `end-early`: forward, relay `bytes` of the stream (payload, as above), then close the client's
  *   connection while the engine's stays open and is read to its end (a connection lost mid-output; the
- *   engine notices nothing).
+ *   engine notices nothing, and a container reading stdin gets no EOF from it).
+ *
+ * An `Injection` tells what happened: `seen` (matching requests), `hits` (requests it took), `remaining`,
+ * `fired` (resolves with the first request on which the fault took effect: the hold began, the answer or
+ * the cut went out, the byte was changed; it never resolves for a fault that never took effect, such as a
+ * truncate longer than the response), `upstreamEnded` (stall). `release()` lets every response it holds
+ * go on and removes it; `remove()` only stops it taking more requests.
  *
  * `requests` records every request (method, target, path, query, headers, body, the engine's status,
  * the fault applied); `calls()` lists them as `"POST /containers/create"`. `close()` (or `await using`)
@@ -947,6 +957,10 @@ export class FaultProxy {
     reader: ByteReader,
     client: Deno.Conn,
   ): Promise<void> {
+    // A chunked head goes out at once, as the engine sent it: a `/wait` is acknowledged by its head long
+    // before its body comes (swagger ContainerWait).
+    const chunked = framing.kind === "chunked";
+    if (chunked) await writeAll(client, headRaw);
     const tracker = new BodyTracker(framing);
     const parts: Uint8Array[] = [];
     while (!tracker.done) {
@@ -960,10 +974,20 @@ export class FaultProxy {
     const original = decoder.decode(concat(...parts));
     const replaced = typeof fault.with === "function" ? fault.with(original) : fault.with ?? halfOf(original);
     const newBody = encoder.encode(replaced);
-    const text = decoder.decode(headRaw.subarray(0, headRaw.byteLength - 4));
-    const kept = text.split("\r\n").filter((line) => !/^(content-length|transfer-encoding)\s*:/i.test(line));
-    const newHead = encoder.encode(`${kept.join("\r\n")}\r\nContent-Length: ${newBody.byteLength}\r\n\r\n`);
-    await writeAll(client, concat(newHead, newBody));
+    if (chunked) {
+      const size = newBody.byteLength;
+      const chunk = size === 0
+        ? new Uint8Array(0)
+        : concat(encoder.encode(`${size.toString(16)}\r\n`), newBody);
+      await writeAll(client, concat(chunk, encoder.encode(size === 0 ? "0\r\n\r\n" : "\r\n0\r\n\r\n")));
+    } else {
+      const text = decoder.decode(headRaw.subarray(0, headRaw.byteLength - 4));
+      const kept = text.split("\r\n").filter((line) =>
+        !/^(content-length|transfer-encoding)\s*:/i.test(line)
+      );
+      const newHead = encoder.encode(`${kept.join("\r\n")}\r\nContent-Length: ${newBody.byteLength}\r\n\r\n`);
+      await writeAll(client, concat(newHead, newBody));
+    }
     await client.closeWrite().catch(ignorePeerGone);
   }
 

@@ -284,7 +284,7 @@ Deno.test("a delayed request or response head outlasts the client's timeout; clo
   assert.equal((await clientFor(proxy).systemInfo()).ServerVersion, "25.0.5");
 });
 
-Deno.test("garble replaces a body (chunked or sized) and sends it with a Content-Length that fits", async () => {
+Deno.test("garble replaces a body, chunked as one chunk or sized with a Content-Length that fits", async () => {
   await using engine = await FakeEngine.start();
   engine.on("GET /info", async (_req, res) => {
     await res.chunked(200, '{"ServerVersion":"25.0.5"}\n', { splitAt: [5] });
@@ -294,13 +294,35 @@ Deno.test("garble replaces a body (chunked or sized) and sends it with a Content
   proxy.inject("GET /info", { kind: "garble" });
   proxy.inject("GET /containers/:id/json", { kind: "garble", with: (text) => text.replace("abcdef", "é") });
   const info = dec.decode(await exchange(proxy.path, get("/info")));
-  assert.doesNotMatch(info, /transfer-encoding/i);
-  assert.match(info, /\r\nContent-Length: 13\r\n\r\n\{"ServerVersi$/);
+  assert.match(info, /\r\nTransfer-Encoding: chunked\r\n\r\nd\r\n\{"ServerVersi\r\n0\r\n\r\n$/);
   const direct = dec.decode(await exchange(engine.path, get("/containers/x/json")));
   const garbled = dec.decode(await exchange(proxy.path, get("/containers/x/json")));
   assert.equal(garbled, direct.replace("Content-Length: 16", "Content-Length: 12").replace("abcdef", "é"));
   const err = await rejection(clientFor(proxy).systemInfo(), EngineUnavailableError);
   assert.match(err.message, /GET \/info answered with unreadable JSON: "\{\\"ServerVersi"/);
+});
+
+Deno.test("garble relays a chunked head at once: a wait is acknowledged, its result comes garbled", async () => {
+  await using engine = await FakeEngine.start();
+  const exited = Promise.withResolvers<void>();
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await exited.promise;
+    await res.chunk('{"StatusCode":0}\n');
+    await res.endChunks();
+  });
+  await using proxy = await FaultProxy.start({ upstream: engine.path });
+  proxy.inject("POST /containers/:id/wait", { kind: "garble", with: "" }, { nth: 1 });
+  proxy.inject("POST /containers/:id/wait", { kind: "garble" }, { nth: 2 });
+  for (const expected of [/ended without a result: ""/, /ended without a result: "\{\\"Status"\)$/]) {
+    const wait = await clientFor(proxy).containerWait("abc");
+    try {
+      exited.resolve();
+      await assert.rejects(wait.result, expected);
+    } finally {
+      wait.close();
+    }
+  }
 });
 
 Deno.test("truncate cuts after n bytes of the response, the body or the payload, at every chunk split", async () => {

@@ -185,18 +185,20 @@ Deno.test("reset with forward loses the reply of a create the engine made; witho
   });
 });
 
-Deno.test("delay: a create whose answer is held past the client's timeout was still made", async () => {
+Deno.test("delay: a held create never reaches the engine; one whose answer is held past the timeout was made", async () => {
   await using proxy = await FaultProxy.start();
   await withContainers(async (t) => {
-    const held = proxy.inject("POST /containers/create", { kind: "delay", ms: 600_000, hold: "response" });
-    const name = t.name();
-    const err = await rejection(
-      clientFor(proxy, 2000).containerCreate(t.body("true"), name),
-      EngineUnavailableError,
-    );
-    assert.equal(err.reason, "timeout");
-    await held.fired;
-    assert.equal(await stateOf(name), "created");
+    proxy.inject("POST /containers/create", { kind: "delay", ms: 600_000 }, { nth: 1 });
+    proxy.inject("POST /containers/create", { kind: "delay", ms: 600_000, hold: "response" }, { nth: 2 });
+    const client = clientFor(proxy, 2000);
+    const [before, after] = [t.name(), t.name()];
+    const a = await rejection(client.containerCreate(t.body("true"), before), EngineUnavailableError);
+    assert.equal(a.reason, "timeout");
+    const b = await rejection(client.containerCreate(t.body("true"), after), EngineUnavailableError);
+    assert.equal(b.reason, "timeout");
+    assert.deepEqual(proxy.requestsTo("POST /containers/create").map((r) => r.status), [undefined, 201]);
+    assert.equal(await stateOf(before), undefined);
+    assert.equal(await stateOf(after), "created");
   });
 });
 
