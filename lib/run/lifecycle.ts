@@ -15,8 +15,8 @@ import {
   SandboxUnavailableError,
 } from "../errors.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { after } from "../timer.ts";
-import { attachStream, copyOutput, Delivery, type RecordSink, type Sink } from "./output.ts";
+import { after, every } from "../timer.ts";
+import { attachStream, copyOutput, Delivery, OUTPUT_GRACE_MS, type RecordSink, type Sink } from "./output.ts";
 
 export { InterruptedError };
 export type { RecordSink, Sink };
@@ -71,8 +71,12 @@ export interface LifecycleOptions {
    * started, is removed even with `keep`; when create fails too, the check's error is the one reported.
    */
   admit?: Promise<void>;
-  /** How long output may stay silent after the exit, and the exit after the output (tests shorten them). */
-  outputTiming?: { graceMs?: number; exitAfterEofMs?: number };
+  /**
+   * How long output may stay silent after the exit (`graceMs`), the exit after the output
+   * (`exitAfterEofMs`), and how often a run whose exit is not known asks whether it still runs
+   * (`livenessMs`). Tests shorten them.
+   */
+  timing?: { graceMs?: number; exitAfterEofMs?: number; livenessMs?: number };
 }
 
 export interface RunOutcome {
@@ -230,17 +234,20 @@ export async function driveRun(
   let killing: Promise<void> | undefined;
   let raw = false;
   let sizes: SizeFollower | undefined;
+  let watch: ExitWatch | undefined;
   const stop = () => {
     if (stopping) return;
     hooks.onStopping?.(opts.stopGraceSeconds);
     stopping = client.containerStop(id, opts.stopGraceSeconds).catch(() => client.containerKill(id)).catch(
       () => {},
     );
+    stopping.then(() => watch?.dueSoon());
   };
   // A second interrupt does not wait for the grace period. (Listened to from start on: before that the
   // first interrupt already ends the run without starting it, and removal is forced.)
   const kill = () => {
     killing ??= client.containerKill(id).catch(() => {});
+    killing.then(() => watch?.dueSoon());
   };
   try {
     await hooks.onCreated(id, created.Warnings ?? []);
@@ -272,8 +279,14 @@ export async function driveRun(
     if (io.stdin) pumpStdin(io.stdin, attach);
     // A reader that went away (`moat run … | head -1`) gets pipe semantics: the command receives SIGPIPE.
     const delivery = new Delivery(io, () => void client.containerKill(id, "SIGPIPE").catch(() => {}));
-    const exit = exitStatus(client, id, wait.result);
-    exit.catch(() => {}); // awaited below, after the output
+    watch = watchExit(
+      client,
+      id,
+      wait.result,
+      opts.timing?.graceMs ?? OUTPUT_GRACE_MS,
+      opts.timing?.livenessMs,
+    );
+    const exit = watch.exit;
     const outputIncomplete = await copyOutput(
       client,
       id,
@@ -281,8 +294,9 @@ export async function driveRun(
       attachStream(attach),
       delivery,
       exit,
-      opts.outputTiming,
+      opts.timing,
     );
+    watch.dueSoon();
     const exitCode = await exit;
     await stopping;
     await killing;
@@ -311,6 +325,7 @@ export async function driveRun(
     if (raw) await io.terminal?.setRaw(false);
     interrupt.removeEventListener("abort", stop);
     opts.force?.removeEventListener("abort", kill);
+    watch?.stop();
     await sizes?.stop();
     attach?.close();
     wait?.close();
@@ -360,6 +375,48 @@ async function startContainer(client: EngineClient, id: string, runtime: string 
   }
 }
 
+/** How often a run whose exit is not known yet asks whether its container still runs (a stuck wait). */
+const LIVENESS_CHECK_MS = 10_000;
+
+/** A container's exit code as it becomes known (`exitStatus`), with the nudges that keep it from hanging. */
+export interface ExitWatch {
+  exit: Promise<number>;
+  /** The exit should be known a grace period from now: the output ended, or a stop or kill went through. */
+  dueSoon(): void;
+  /** Stop the periodic check. */
+  stop(): void;
+}
+
+/**
+ * Watch for the exit of a started container: `wait` is its registered wait's result. A wait that stays
+ * silent although the exit should be known (`dueSoon`), or although the engine reports the container as
+ * no longer running (asked every `LIVENESS_CHECK_MS` until the exit is known), is treated as lost, and the
+ * exit code is read from the container's state instead. So neither a stuck wait nor a stuck output stream
+ * (whose end waits for the exit) can hang a run.
+ */
+export function watchExit(
+  client: EngineClient,
+  id: string,
+  wait: Promise<WaitResponse>,
+  graceMs: number,
+  livenessMs = LIVENESS_CHECK_MS,
+): ExitWatch {
+  const due = Promise.withResolvers<void>();
+  let known = false;
+  const exit = exitStatus(client, id, wait, due.promise);
+  const stopChecks = every(livenessMs, () => {
+    if (known) return;
+    client.maybeContainerInspect(id).then((c) => {
+      if (c && !c.State.Running) due.resolve();
+    }, () => {});
+  });
+  exit.then(() => {}, () => {}).finally(() => {
+    known = true;
+    stopChecks();
+  });
+  return { exit, dueSoon: () => void after(graceMs, () => due.resolve()), stop: stopChecks };
+}
+
 /** How long moat keeps asking an engine that went away (a restart) for an exit code it lost. */
 const EXIT_RECOVERY_MS = 60_000;
 
@@ -368,17 +425,23 @@ const sleep = (ms: number) => new Promise<void>((resolve) => after(ms, resolve))
 /**
  * The container's exit code. The wait registered before start gives it; when that reply is lost or damaged
  * (an engine restart, a reset connection, a garbled body), the engine still knows: it is read from the
- * container's state, and a container that still runs is waited for again. Throws when the engine cannot
+ * container's state, and a container that still runs is waited for again. `nudge` settles when the exit
+ * should be known by now (the output ended, or a stop finished, a grace period ago): a wait that has still
+ * said nothing is then treated as lost, so a stuck wait cannot hang the run. Throws when the engine cannot
  * say within `EXIT_RECOVERY_MS`, or the container is gone.
  */
-export async function exitStatus(
+async function exitStatus(
   client: EngineClient,
   id: string,
   wait: Promise<WaitResponse>,
+  nudge?: Promise<void>,
 ): Promise<number> {
   let failure: unknown;
   try {
-    const result = await wait;
+    const result = await (nudge === undefined ? wait : Promise.race([
+      wait,
+      nudge.then(() => Promise.reject(new Error("the engine's wait reported no exit"))),
+    ]));
     if (typeof result?.StatusCode === "number") return result.StatusCode;
     failure = new Error(`the wait answered without a status code: ${JSON.stringify(result).slice(0, 120)}`);
   } catch (err) {

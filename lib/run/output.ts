@@ -316,7 +316,10 @@ export async function copyOutput(
   // of the log suffices, rather than following a log that is about to end.
   if (!exited) await Promise.race([exitKnown, sleep(exitAfterEofMs)]);
   for (let attempt = 0; attempt < 5; attempt++) {
-    const follow = !exited;
+    // Follow the log while the container runs; replay it once it stopped (even if its exit code is not in
+    // yet: a stuck wait must not make moat follow a log that has ended).
+    const follow = !exited &&
+      (await client.maybeContainerInspect(id).catch(() => null))?.State.Running !== false;
     let logs;
     try {
       logs = await client.containerLogs(id, { follow });
@@ -336,11 +339,7 @@ export async function copyOutput(
       reason = `the log stream ${describe(logEnd)}`;
       continue;
     }
-    if (follow) {
-      // A followed log ends when the container stops; a replay after the exit confirms nothing was missed.
-      await Promise.race([exitKnown, sleep(graceMs)]);
-      continue;
-    }
+    if (follow) continue; // a followed log ends when the container stops; a replay then confirms it all
     if (copy.seen[0] < delivery.delivered[0] || copy.seen[1] < delivery.delivered[1]) {
       return `${cut}, and the engine's log no longer holds all of it (a log driver that rotates or drops output)`;
     }

@@ -11,8 +11,15 @@
  * and reports a start failure (127, 126, 125) itself, like `moat run`.
  */
 import type { EngineClient, PendingWait } from "../docker/client.ts";
-import { exitStatus, OOM_KILLED_EXIT_CODE } from "./lifecycle.ts";
-import { type ByteStream, copyOutput, Delivery, logStream, type OutputTargets } from "./output.ts";
+import { OOM_KILLED_EXIT_CODE, watchExit } from "./lifecycle.ts";
+import {
+  type ByteStream,
+  copyOutput,
+  Delivery,
+  logStream,
+  OUTPUT_GRACE_MS,
+  type OutputTargets,
+} from "./output.ts";
 
 export type RecorderIO = Pick<OutputTargets, "record" | "now">;
 
@@ -58,14 +65,20 @@ export async function recordDetached(
   // Registered first, so the exit status arrives even if someone removes the container right after it
   // stops (`docker rm -f`, or a `moat stop` that removes it).
   let wait: PendingWait | undefined;
-  const exit = client.containerWait(id, "not-running").then((w) => {
-    wait = w;
-    return exitStatus(client, id, w.result);
-  }, (err) => exitStatus(client, id, Promise.reject(err)));
-  exit.catch(() => {}); // awaited below, after the output
+  const watch = watchExit(
+    client,
+    id,
+    client.containerWait(id, "not-running").then((w) => {
+      wait = w;
+      return w.result;
+    }),
+    OUTPUT_GRACE_MS,
+  );
+  const exit = watch.exit;
 
   const first = await client.containerLogs(id, { follow: true }).then(logStream, failedStream);
   const outputIncomplete = await copyOutput(client, id, false, first, new Delivery(io), exit);
+  watch.dueSoon();
   await io.record.flush();
 
   let exitCode: number | null = null;
@@ -74,6 +87,7 @@ export async function recordDetached(
   } catch (err) {
     error = messageOf(err);
   } finally {
+    watch.stop();
     (wait as PendingWait | undefined)?.close();
   }
 

@@ -298,7 +298,7 @@ for (const [label, o] of brokenAttaches) {
     const c = collectingIO();
     const outcome = await driveRun(client(engine, 2000, 2000), PLAN, c.io, noHooks, {
       ...opts(),
-      outputTiming: FAST,
+      timing: FAST,
     });
     assert.equal(c.stdout(), "one\ntwo\nthree\n");
     assert.equal(c.stderr(), "warn\nbye\n");
@@ -332,7 +332,7 @@ Deno.test("a broken stream whose log cannot be read: the outcome says the output
   const c = collectingIO();
   const outcome = await driveRun(client(engine, 2000, 2000), PLAN, c.io, noHooks, {
     ...opts(),
-    outputTiming: FAST,
+    timing: FAST,
   });
   assert.equal(outcome.exitCode, 0);
   assert.equal(c.stdout(), "one\n");
@@ -349,7 +349,7 @@ Deno.test("a log that holds less than was already shown (rotated): incomplete, s
   engine.on("GET /containers/:id/logs", (_req, res) => res.chunked(200, frame(1, "three\n")));
   const outcome = await driveRun(client(engine, 2000, 2000), PLAN, collectingIO().io, noHooks, {
     ...opts(),
-    outputTiming: FAST,
+    timing: FAST,
   });
   assert.match(outcome.outputIncomplete ?? "", /no longer holds all of it/);
 });
@@ -381,8 +381,95 @@ Deno.test("a -t run's stream cut while the command runs is completed from its ra
   const tty = planContainer({ ...spec, tty: true });
   const outcome = await driveRun(client(engine, 2000, 2000), tty, c.io, noHooks, {
     ...opts(),
-    outputTiming: FAST,
+    timing: FAST,
   });
   assert.equal(c.stdout(), "hello, world\r\n");
   assert.equal(outcome.outputIncomplete, undefined);
+});
+
+Deno.test("a wait that stays silent after the output ended: the exit code comes from the container's state", async () => {
+  await using engine = await FakeEngine.start();
+  scriptEngine(engine, { frames: [frame(1, "done\n")], exitCode: 9 });
+  let waitGaveUp = false; // the fake's wait closing its connection would also end the run: not this way
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await res.delay(10_000); // acknowledged, then never a word
+    waitGaveUp = true;
+  });
+  const c = collectingIO();
+  const outcome = await driveRun(client(engine, 2000, 2000), PLAN, c.io, noHooks, {
+    ...opts(),
+    timing: FAST,
+  });
+  assert.equal(outcome.exitCode, 9);
+  assert.equal(c.stdout(), "done\n");
+  assert.equal(waitGaveUp, false, "the run ended while the wait was still silent");
+});
+
+Deno.test("a wait and an output stream that both stay silent after the exit: the liveness check ends the run", async () => {
+  await using engine = await FakeEngine.start();
+  const script = scriptEngine(engine, { frames: [], exitCode: 2 });
+  let exited = false;
+  engine.on("POST /containers/:id/attach", async (_req, res) => {
+    const h = await res.hijack();
+    await Promise.race([script.started.promise, res.delay(5000)]);
+    await h.write(LOG.subarray(0, 12));
+    exited = true; // the command ended; the engine passes on neither its output's end nor its exit
+    await res.delay(10_000);
+  });
+  let silenceEnded = false;
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await res.delay(10_000);
+    silenceEnded = true;
+  });
+  engine.on(
+    "GET /containers/:id/json",
+    (_req, res) => res.json(200, inspect(exited ? "exited" : "running", 2)),
+  );
+  engine.on("GET /containers/:id/logs", (_req, res) => res.chunked(200, LOG));
+  const c = collectingIO();
+  const outcome = await driveRun(client(engine, 2000, 2000), PLAN, c.io, noHooks, {
+    ...opts(),
+    timing: { ...FAST, livenessMs: 50 },
+  });
+  assert.equal(silenceEnded, false, "the run ended while the engine was still silent");
+  assert.equal(outcome.exitCode, 2);
+  assert.equal(c.stdout(), "one\ntwo\nthree\n");
+  assert.equal(c.stderr(), "warn\nbye\n");
+  assert.equal(outcome.outputIncomplete, undefined);
+});
+
+Deno.test("an interrupt while the engine passes on nothing after the exit still ends the run", async () => {
+  await using engine = await FakeEngine.start();
+  const script = scriptEngine(engine, { frames: [], exitCode: 0 });
+  let stopped = false;
+  let silenceEnded = false;
+  engine.on("POST /containers/:id/attach", async (_req, res) => {
+    await res.hijack();
+    await Promise.race([script.started.promise, res.delay(5000)]);
+    await res.delay(10_000);
+    silenceEnded = true;
+  });
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await res.delay(10_000);
+  });
+  engine.on("POST /containers/:id/stop", (_req, res) => {
+    stopped = true;
+    return res.empty(304); // already stopped
+  });
+  engine.on(
+    "GET /containers/:id/json",
+    (_req, res) => res.json(200, inspect(stopped ? "exited" : "running", 0)),
+  );
+  engine.on("GET /containers/:id/logs", (_req, res) => res.chunked(200, new Uint8Array(0)));
+  const ctl = new AbortController();
+  const outcome = await driveRun(client(engine, 2000, 2000), PLAN, collectingIO().io, {
+    ...noHooks,
+    onStarted: () => Promise.resolve(void setTimeout(() => ctl.abort("SIGTERM"), 20)),
+  }, { ...opts(ctl.signal), timing: FAST });
+  assert.equal(silenceEnded, false, "the run ended while the engine was still silent");
+  assert.equal(outcome.exitCode, 143);
+  assert.equal(outcome.interrupted, "SIGTERM");
 });
