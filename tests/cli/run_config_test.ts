@@ -26,8 +26,36 @@ async function runWith(setup: (ws: string) => Promise<void>, after?: () => Promi
 
 const text = (body: string) => (ws: string) => Deno.writeTextFile(`${ws}/moat.yaml`, body);
 const bytes = (body: number[]) => (ws: string) => Deno.writeFile(`${ws}/moat.yaml`, new Uint8Array(body));
+const laughs = "env:\n" +
+  ["a", "b", "c", "d", "e", "f", "g"].map((l, i, all) =>
+    `  ${l}: &${l} [${Array(9).fill(i === 0 ? "lol" : `*${all[i - 1]}`).join(", ")}]\n`
+  ).join("");
+
 // [label, setup, first line of stderr after "moat: <ws>/moat.yaml"]
 const cases: [string, (ws: string) => Promise<void>, RegExp][] = [
+  [
+    "a billion laughs",
+    text(laughs),
+    /^:\d+:\d+: the aliases \(\*name\) in this file stand for more than 10000/,
+  ],
+  [
+    "an alias with no anchor",
+    text("image: *nope\n"),
+    /^:1:8: YAML syntax error: the alias \*nope has no anchor/,
+  ],
+  [
+    "100000 nested lists",
+    text(`image: ${"[".repeat(100_000)}\n`),
+    /^:1:71: lists and maps are nested more than 64/,
+  ],
+  [
+    "a run of 100000 tags",
+    text(`image: ${"!t ".repeat(100_000)}x\n`),
+    /^:1:\d+: YAML syntax error: more than 64/,
+  ],
+  ["two documents", text("image: a\n---\nimage: b\n"), /^:2:1: a second YAML document starts here/],
+  ["a bad command item", text("command: [echo, [x]]\n"), /^:1:17: command\[1\]: must be a string, number/],
+  ["!!binary", text("image: !!binary aGk=\n"), /^:1:17: image: .*; got binary data \(!!binary\)$/m],
   [
     "UTF-16",
     bytes([0xff, 0xfe, 0x61, 0, 0x3a, 0, 0x20, 0, 0x62, 0, 0x0a, 0]),
