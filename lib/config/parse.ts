@@ -3,13 +3,13 @@
  * Pure. Loaded lazily (only when a config file exists) because the YAML parser and zod are the heaviest
  * modules moat has.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap } from "yaml";
 import * as z from "zod/mini";
 import { ConfigError } from "../errors.ts";
 import { checkMountTargets } from "../run/mounts.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import { SANDBOX_VALUES } from "../sandbox/decide.ts";
 import type { ConfigMount, MoatConfig } from "./types.ts";
+import { readYaml, showPath, whereOf } from "./yaml.ts";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -98,57 +98,40 @@ const HINT: Record<string, string> = {
 
 /** Parse and validate. `file` is the path shown in errors. */
 export function parseConfig(text: string, file: string): MoatConfig {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number | undefined) => {
-    const p = lineCounter.linePos(offset ?? 0);
-    return { line: p.line, col: p.col };
+  const { value, where, position } = readYaml(text, file);
+  if (value === undefined || value === null) return {};
+  const fail = (offset: number, path: string, problem: string, hint?: string): never => {
+    const { line, col } = position(offset);
+    throw new ConfigError(file, line, col, path, problem, hint);
   };
-  const firstError = doc.errors[0];
-  if (firstError) {
-    const { line, col } = at(firstError.pos[0]);
-    const problem = firstError.message.split("\n")[0]!.replace(/ at line \d+, column \d+.*$/, "");
-    throw new ConfigError(
-      file,
-      line,
-      col,
+  if (!isMap(value)) {
+    fail(
+      where.at,
       "",
-      `YAML syntax error: ${problem}`,
-      "Fix the YAML at that position",
+      `the config must be a map of settings (e.g.  image: debian:bookworm-slim); got ${describeValue(value)}`,
     );
   }
-  const root = doc.contents;
-  if (root === null || (isScalar(root) && root.value === null)) return {};
-  if (!isMap(root)) {
-    const { line, col } = at(root.range?.[0]);
-    throw new ConfigError(
-      file,
-      line,
-      col,
-      "",
-      "the config must be a map of settings, e.g.  image: debian:bookworm-slim",
-    );
-  }
-  const value = doc.toJS();
+  const offsetOf = (path: (string | number)[]) => whereOf(where, path).where.at;
   const result = schema.safeParse(value);
   if (result.success) {
     // Numbers and booleans in `env` and `command` are passed on as written (`1.50` stays "1.50").
     const asWritten = (path: (string | number)[], v: string | number | boolean) => {
       if (typeof v === "string") return v;
-      const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
-      return node?.range ? text.slice(node.range[0], node.range[1]) : String(v);
+      const written = whereOf(where, path).where.written;
+      return written ? text.slice(written[0], written[1]) : String(v);
     };
+    // The env as validated, not as the schema rebuilt it: that would drop a variable named __proto__.
+    const env = (value as { env?: Record<string, string | number | boolean> }).env;
     const config = normalise(
-      result.data,
+      { ...result.data, ...(env ? { env } : {}) },
       asWritten,
-      (i) => ({ file, ...at(nodeRange(doc.getIn(["mounts", i], true))) }),
+      (i) => ({ file, ...position(offsetOf(["mounts", i])) }),
     );
     // Checked against the host only at run time, so the value's position travels with it.
-    if (config.cpus !== undefined) config.cpusWhere = { file, ...at(nodeRange(doc.getIn(["cpus"], true))) };
+    if (config.cpus !== undefined) config.cpusWhere = { file, ...position(offsetOf(["cpus"])) };
     const bad = checkMountTargets(config.mounts ?? [], { readOnly: config.readOnly ?? false });
     if (bad) {
-      const { line, col } = at(nodeRange(doc.getIn(["mounts", bad.index, "target"], true)));
-      throw new ConfigError(file, line, col, `mounts[${bad.index}].target`, bad.problem, bad.hint);
+      fail(offsetOf(["mounts", bad.index, "target"]), `mounts[${bad.index}].target`, bad.problem, bad.hint);
     }
     return config;
   }
@@ -159,14 +142,11 @@ export function parseConfig(text: string, file: string): MoatConfig {
   const path = issue.path.map(String);
   if (issue.code === "unrecognized_keys") {
     const key = issue.keys[0]!;
-    const keyNode = findKeyNode(root, [...path, key]);
-    const { line, col } = at(keyNode?.range?.[0]);
+    const keyWhere = whereOf(where, [...path, key]).where;
     const known = path[0] === "mounts" ? MOUNT_KEYS : CONFIG_KEYS;
     const near = nearest(key, known);
-    throw new ConfigError(
-      file,
-      line,
-      col,
+    fail(
+      keyWhere.key ?? keyWhere.at,
       showPath([...issue.path, key]),
       `unknown key "${key}"${path[0] === "mounts" ? " in a mount" : ""}`,
       near
@@ -174,18 +154,27 @@ export function parseConfig(text: string, file: string): MoatConfig {
         : `Known keys${path[0] === "mounts" ? " of a mount" : ""}: ${known.join(", ")}`,
     );
   }
-  // A bad key is pointed at by its key; a bad value by its value (or its key when the value is empty).
-  const node = issue.code === "invalid_key"
-    ? findKeyNode(root, path)
-    : doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
-  const { line, col } = at(node?.range?.[0] ?? findKeyNode(root, path)?.range?.[0]);
   const top = path[0] ?? "";
+  // A bad item of a command list is pointed at by the item (the schema blames the whole list).
+  const command = (value as { command?: unknown }).command;
+  if (top === "command" && Array.isArray(command)) {
+    const i = command.findIndex((v) => !["string", "number", "boolean"].includes(typeof v));
+    if (i !== -1) {
+      fail(
+        offsetOf(["command", i]),
+        `command[${i}]`,
+        `must be a string, number or boolean (one argument); got ${describeValue(command[i])}`,
+        'Write each argument as a string, e.g.  command: ["npm", "test"]',
+      );
+    }
+  }
+  // A bad key is pointed at by its key; a bad value by its value (a missing one by its entry).
+  const found = whereOf(where, path);
+  const offset = issue.code === "invalid_key" ? found.where.key ?? found.where.at : found.where.at;
   const bad = getPath(value, path);
   if (top === "mounts" && path.length === 3 && bad === undefined) {
-    throw new ConfigError(
-      file,
-      line,
-      col,
+    fail(
+      offset,
       showPath(issue.path),
       `missing: every mount needs a source and a target`,
       HINT["mounts"],
@@ -204,10 +193,8 @@ export function parseConfig(text: string, file: string): MoatConfig {
     ? MOUNT_EXPECT[path[2] ?? ""] ?? "a valid value"
     : EXPECT[top] ?? "a valid value";
   const dockerStyle = top === "mounts" && path.length === 2 && typeof bad === "string" && bad.includes(":");
-  throw new ConfigError(
-    file,
-    line,
-    col,
+  return fail(
+    offset,
     showPath(issue.path),
     `must be ${expected}; got ${got}`,
     dockerStyle
@@ -218,14 +205,9 @@ export function parseConfig(text: string, file: string): MoatConfig {
   );
 }
 
-/** A field path as shown in messages: `env.A`, `mounts[0].source`. */
-function showPath(path: readonly PropertyKey[]): string {
-  return path.map((seg, i) => typeof seg === "number" ? `[${seg}]` : `${i === 0 ? "" : "."}${String(seg)}`)
-    .join("");
-}
-
-function nodeRange(node: unknown): number | undefined {
-  return (node as { range?: [number, number, number] } | undefined)?.range?.[0];
+/** A map as the YAML reader builds it (no prototype) or as written in code. */
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function normalise(
@@ -265,27 +247,6 @@ function normalise(
   return out;
 }
 
-function findKeyNode(root: YAMLMap, path: string[]): { range?: [number, number, number] | null } | undefined {
-  let map: unknown = root;
-  let found: { range?: [number, number, number] | null } | undefined;
-  for (const seg of path) {
-    // Into a list (mounts): the item stands for its missing keys.
-    if (isSeq(map)) {
-      const item = map.items[Number(seg)];
-      if (item === undefined) return found;
-      found = item as { range?: [number, number, number] | null };
-      map = item;
-      continue;
-    }
-    if (!isMap(map)) return found;
-    const pair = map.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === seg);
-    if (!pair) return found;
-    found = pair.key as { range?: [number, number, number] | null };
-    map = pair.value;
-  }
-  return found;
-}
-
 function getPath(value: unknown, path: string[]): unknown {
   let v = value;
   for (const seg of path) {
@@ -297,6 +258,7 @@ function getPath(value: unknown, path: string[]): unknown {
 
 function describeValue(v: unknown): string {
   if (v === null || v === undefined) return "nothing (null)";
+  if (typeof v === "symbol") return v.description ?? "a value moat cannot read"; // a tagged value (yaml.ts)
   if (typeof v === "boolean") return `${v} (a YAML boolean)`;
   if (typeof v === "string") return JSON.stringify(v);
   if (typeof v === "number") return String(v);

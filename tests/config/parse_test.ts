@@ -78,6 +78,15 @@ const ok: [string, string, unknown][] = [
       }],
     },
   ],
+  [
+    "aliases stand for their anchor's value, numbers as written",
+    "env:\n  A: &a x\n  B: *a\n  N: &n 0x10\n  M: *n\ncommand: [&c 1.50, *c]\n",
+    { env: { A: "x", B: "x", N: "0x10", M: "0x10" }, command: ["1.50", "1.50"] },
+  ],
+  ["a tag that gives a plain value is fine", "env:\n  A: !!str 1.50\n", { env: { A: "1.50" } }],
+  ["a variable named __proto__ is kept", "env:\n  __proto__: x\n", { env: { ["__proto__"]: "x" } }],
+  ["a first document marker and a directive", "%YAML 1.2\n---\nname: x\n", { name: "x" }],
+  ["a document end marker with nothing after it", "name: x\n...\n# done\n", { name: "x" }],
 ];
 for (const [label, text, expected] of ok) {
   Deno.test(`config: ${label}`, () => {
@@ -143,7 +152,100 @@ const bad: [string, string, number, number, string, RegExp, RegExp?][] = [
     "",
     /YAML syntax error: Map keys must be unique/,
   ],
-  ["a top-level list is an error", "- a\n", 1, 1, "", /must be a map/],
+  ["a top-level list is an error", "- a\n", 1, 1, "", /must be a map of settings .*; got a list$/],
+  [
+    "a top-level !!set is not a map",
+    "!!set {image, name}\n",
+    1,
+    7,
+    "",
+    /must be a map of settings .*; got a set \(!!set\)$/,
+  ],
+  [
+    "a second document is pointed at by its ---",
+    "image: a\n---\nimage: b\n",
+    2,
+    1,
+    "",
+    /^\/w\/moat\.yaml:2:1: a second YAML document starts here; moat\.yaml holds one document$/,
+    /delete this "---" line/,
+  ],
+  ["an empty second document too", "image: a\n---\n", 2, 1, "", /a second YAML document starts here/],
+  [
+    "a second document after ...",
+    "image: a\n...\nname: b\n",
+    3,
+    1,
+    "",
+    /a second YAML document starts here/,
+    /delete the "\.\.\." line before this/,
+  ],
+  [
+    "a bad command item is pointed at by its index",
+    "command:\n  - npm\n  - [x]\n  - test\n",
+    3,
+    5,
+    "command[1]",
+    /must be a string, number or boolean \(one argument\); got a list$/,
+    /command: \["npm", "test"\]/,
+  ],
+  ["a map in a flow command", "command: [a, b, {c: d}]\n", 1, 17, "command[2]", /got a map$/],
+  [
+    "!!binary in a command",
+    "command: [sleep, !!binary aGk=]\n",
+    1,
+    27,
+    "command[1]",
+    /got binary data \(!!binary\)$/,
+  ],
+  [
+    "!!binary is binary data",
+    "image: !!binary aGVsbG8=\n",
+    1,
+    17,
+    "image",
+    /; got binary data \(!!binary\)$/,
+  ],
+  ["!!timestamp", "env:\n  A: !!timestamp 2001-12-14\n", 2, 18, "env.A", /got a timestamp \(!!timestamp\)$/],
+  [
+    "!!set is a set",
+    "env: !!set {A, B}\n",
+    1,
+    12,
+    "env",
+    /must be a map of NAME: value; got a set \(!!set\)$/,
+  ],
+  ["!!omap is an ordered map", "mounts: !!omap [a: 1]\n", 1, 16, "mounts", /got an ordered map \(!!omap\)$/],
+  ["!!pairs", "command: !!pairs [a: 1]\n", 1, 18, "command", /got a list of pairs \(!!pairs\)$/],
+  [
+    "an alias with no anchor",
+    "env: {A: 1, B: *z}\n",
+    1,
+    16,
+    "",
+    /YAML syntax error: the alias \*z has no anchor &z before it$/,
+    /&z/,
+  ],
+  ["an alias used before its anchor", "image: *x\nname: &x y\n", 1, 8, "", /the alias \*x has no anchor/],
+  [
+    "an alias inside the value it names",
+    "env: &e\n  A: *e\n",
+    2,
+    6,
+    "",
+    /the alias \*e is inside the value it names/,
+  ],
+  [
+    "keys that are the same once read are duplicates",
+    'env:\n  1: a\n  "1": b\n',
+    3,
+    3,
+    "",
+    /YAML syntax error: Map keys must be unique$/,
+  ],
+  ["a list as a key", "env:\n  ? [a]\n  : b\n", 2, 5, "env", /a key must be a string; got a list as a key$/],
+  ["a map as a top-level key", "? {a: b}\n: c\n", 1, 3, "", /a key must be a string; got a map as a key$/],
+  ["a binary key", "env:\n  !!binary aGk=: x\n", 2, 12, "env", /got binary data \(!!binary\) as a key$/],
   [
     "memory without a unit",
     "image: x\nmemory: 2\n",
@@ -364,4 +466,91 @@ Deno.test("nearest suggests only close keys", () => {
   assert.equal(nearest("sandbx", ["sandbox", "image"]), "sandbox");
   assert.equal(nearest("IMAGE", ["sandbox", "image"]), "image");
   assert.equal(nearest("qqqqqqq", ["sandbox", "image"]), undefined);
+});
+
+// Limits: hostile YAML is a config error at a position, never a crash or an endless expansion.
+
+/** The ConfigError `parseConfig` throws for `text`. */
+function configError(text: string): ConfigError {
+  try {
+    parseConfig(text, "/w/moat.yaml");
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err;
+  }
+  assert.fail("no error");
+}
+
+const DEEP = /lists and maps are nested more than 64 deep here$/;
+const RUN = /more than 64 indicators \(-, \?, :, tags, anchors\) in a row$/;
+
+Deno.test("config limits: 64 levels of lists and maps are read, the 65th is refused where it opens", () => {
+  // The config's own map is the first level.
+  assert.doesNotMatch(configError(`command: ${"[".repeat(63)}${"]".repeat(63)}\n`).message, DEEP);
+  const err = configError(`command: ${"[".repeat(64)}${"]".repeat(64)}\n`);
+  assert.deepEqual([err.line, err.column], [1, 9 + 64]);
+  assert.match(err.message, DEEP);
+});
+
+Deno.test("config limits: nesting by indentation counts the same", () => {
+  const nested = (n: number) => Array.from({ length: n }, (_, i) => `${" ".repeat(i)}k${i}:\n`).join("");
+  assert.match(configError(nested(64)).message, /unknown key "k0"/);
+  const err = configError(nested(65));
+  assert.deepEqual([err.line, err.column], [65, 65]);
+  assert.match(err.message, DEEP);
+});
+
+for (
+  const [label, text, message] of [
+    ["100000 open brackets", `image: ${"[".repeat(100_000)}\n`, DEEP],
+    ["100000 brackets closed", `image: ${"{a: ".repeat(100_000)}${"}".repeat(100_000)}\n`, DEEP],
+    ["100000 compact list items on a line", `image:\n${"- ".repeat(100_000)}x\n`, DEEP],
+    ["100000 explicit keys on a line", `${"? ".repeat(100_000)}x\n`, RUN],
+    ["100000 tags on a value", `image: ${"!t ".repeat(100_000)}x\n`, RUN],
+    ["100000 anchors on a value", `image: ${"&a ".repeat(100_000)}x\n`, RUN],
+  ] as const
+) {
+  Deno.test(`config limits: ${label} is a config error, not a stack overflow`, () => {
+    const err = configError(text);
+    assert.match(err.message, message);
+    assert.ok(err.line >= 1 && err.column >= 1);
+  });
+}
+
+Deno.test("config limits: a billion laughs is refused at the alias that goes over 10000 values", () => {
+  const level = (name: string, of: string) => `${name}: &${name} [${Array(9).fill(of).join(", ")}]\n`;
+  const text = "env:\n  " + [
+    level("a", '"lol"'),
+    level("b", "*a"),
+    level("c", "*b"),
+    level("d", "*c"),
+    level("e", "*d"),
+    level("f", "*e"),
+    level("g", "*f"),
+    level("h", "*g"),
+    level("i", "*h"),
+  ].join("  ");
+  const err = configError(text);
+  assert.match(
+    err.message,
+    /^\/w\/moat\.yaml:\d+:\d+: the aliases \(\*name\) in this file stand for more than 10000 values in all$/,
+  );
+  assert.match(text.split("\n")[err.line - 1]!.slice(err.column - 1), /^\*[a-h]\b/, "pointed at an alias");
+});
+
+Deno.test("config limits: aliases may stand for 10000 values, not one more", () => {
+  const aliases = (n: number) =>
+    "env:\n  A: &a x\n" + Array.from({ length: n }, (_, i) => `  K${i}: *a\n`).join("");
+  assert.equal(Object.keys(parseConfig(aliases(10_000), "/w/moat.yaml").env!).length, 10_001);
+  const err = configError(aliases(10_001));
+  assert.deepEqual([err.line, err.column], [2 + 10_001, 6 + String(10_000).length]);
+  assert.match(err.message, /stand for more than 10000 values/);
+});
+
+Deno.test("config limits: text longer than 1 MiB is refused where it passes the limit", () => {
+  const line = `#${"x".repeat(1022)}\n`; // 1 KiB a line
+  assert.deepEqual(parseConfig("name: x\n" + line.repeat(1023), "/w/moat.yaml"), { name: "x" });
+  const err = configError(line.repeat(1024) + "name: x\n");
+  assert.deepEqual([err.line, err.column], [1025, 1]);
+  assert.match(err.message, /: the file is larger than 1 MiB \(1048576 bytes\), the most moat reads/);
 });
