@@ -21,8 +21,9 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const LABEL = "dev.moat.test.fault-proxy";
 
+/** One bound for every call, short or load-dependent: these tests time the proxy, not the engine. */
 function clientFor(proxy: FaultProxy, timeoutMs = 20_000): DockerClient {
-  return new DockerClient(unixTransport(proxy.endpoint), { timeoutMs });
+  return new DockerClient(unixTransport(proxy.endpoint), { timeoutMs, startTimeoutMs: timeoutMs });
 }
 
 async function rejection<T extends Error>(p: Promise<unknown>, cls: new (...args: never[]) => T): Promise<T> {
