@@ -349,6 +349,20 @@ for (
   });
 }
 
+/** Writes a script to /tmp and runs it from there. */
+const TMP_EXEC_PROBE =
+  "printf '#!/bin/sh\\necho tmp script ran\\n' > /tmp/s.sh && chmod +x /tmp/s.sh && /tmp/s.sh";
+
+for (const mode of MODES) {
+  Deno.test(`--read-only ${mode.label}: a script in /tmp runs (the tmpfs is not noexec)`, async () => {
+    await withScratch(async (s) => {
+      const r = await run(s, [...mode.flags, "--read-only"], TMP_EXEC_PROBE);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.out, "tmp script ran\n");
+    });
+  });
+}
+
 Deno.test("without read_only the same probe writes everywhere: the read-only tests can fail", async () => {
   await withScratch(async (s) => {
     const r = await run(s, ["-u", "0:0"], WRITE_PROBE);
