@@ -59,8 +59,15 @@ export interface ParsedRunArgs {
   command: string[] | undefined;
 }
 
-/** Parse `moat run` arguments. Pure; throws `UsageError`. */
-export function parseRunArgs(args: string[]): ParsedRunArgs {
+/**
+ * Parse `moat run` arguments. Pure; throws `UsageError`. `isDirectory` says whether a path names an existing
+ * directory: with more than one word before `--`, it decides whether the first was meant as the workspace
+ * or as the command (`moat run echo hi`).
+ */
+export function parseRunArgs(
+  args: string[],
+  isDirectory: (path: string) => boolean = () => false,
+): ParsedRunArgs {
   const { values, positionals, beforeTerminator } = parseCommandArgs("run", args, {
     help: { type: "boolean", short: "h" },
     sandbox: { type: "boolean" },
@@ -83,9 +90,11 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
   const before = positionals.slice(0, beforeTerminator);
   const after = positionals.slice(beforeTerminator ?? positionals.length);
   if (before.length > 1) {
+    const workspace = isDirectory(before[0]!);
+    const command = (workspace ? before.slice(1) : before).map(shellQuote).join(" ");
     throw new UsageError(
       `Unexpected argument "${before[1]}": moat run takes one WORKSPACE, and the command goes after --`,
-      `For example:  moat run ${before[0]} -- ${before.slice(1).join(" ")}`,
+      `For example:  moat run ${workspace ? `${shellQuote(before[0]!)} ` : ""}-- ${command}`,
     );
   }
   if (beforeTerminator !== undefined && after.length === 0) {
@@ -142,6 +151,11 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
     workspace: before[0],
     command: after.length ? after : undefined,
   };
+}
+
+/** `word` as a shell would need it typed: as it is when plain, else in single quotes. */
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_.,:=@%+\/-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 const encoder = new TextEncoder();
@@ -254,6 +268,14 @@ function resolveWorkspace(arg: string | undefined): { path: string; uid: number 
   return { path, uid: st.uid, gid: st.gid };
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 function parseUser(user: string): { user: string; who: UserRef } {
   if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(user)) {
     throw new UsageError(
@@ -267,7 +289,7 @@ function parseUser(user: string): { user: string; who: UserRef } {
 
 /** `moat run …` → exit code. */
 export async function runCommand(args: string[]): Promise<number> {
-  const opts = parseRunArgs(args);
+  const opts = parseRunArgs(args, isDirectory);
   if (opts.help) {
     await fdSink(Deno.stdout).write(encoder.encode(RUN_HELP));
     return 0;

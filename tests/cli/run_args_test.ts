@@ -52,6 +52,39 @@ for (const [label, args, re] of usage) {
   });
 }
 
+// More than one word before --: the hint puts -- where the command starts, which depends on whether the first
+// word is an existing directory (the workspace) or not (then it is the command's first word).
+const misplaced: [string, string[], string[], string, string][] = [
+  ["a command without --", ["echo", "hi"], [], "hi", "moat run -- echo hi"],
+  [
+    "a workspace and a command without --",
+    ["./proj", "echo", "hi"],
+    ["./proj"],
+    "echo",
+    "moat run ./proj -- echo hi",
+  ],
+  ["options stay out of the hint", ["-e", "A=1", "ls", "/tmp", "--keep"], [], "/tmp", "moat run -- ls /tmp"],
+  [
+    "words a shell would split are quoted",
+    ["printf", "it's %s", ""],
+    [],
+    "it's %s",
+    `moat run -- printf 'it'\\''s %s' ''`,
+  ],
+];
+for (const [label, args, dirs, unexpected, hint] of misplaced) {
+  Deno.test(`run args: ${label}: the hint is  ${hint}`, () => {
+    assert.throws(
+      () => parseRunArgs(args, (p) => dirs.includes(p)),
+      (err: unknown) =>
+        err instanceof UsageError &&
+        err.message ===
+          `Unexpected argument "${unexpected}": moat run takes one WORKSPACE, and the command goes after --` &&
+        err.hint === `For example:  ${hint}`,
+    );
+  });
+}
+
 Deno.test("run args: resource flags are kept as written; --network must be default or none", () => {
   const a = parseRunArgs(["-m", "2g", "--cpus", "1.5", "--pids", "64", "--network", "none", "--read-only"]);
   assert.deepEqual([a.memory, a.cpus, a.pids, a.network, a.readOnly], ["2g", "1.5", "64", "none", true]);
