@@ -8,6 +8,7 @@ import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import { ConfigError, InterruptedError, MoatError, SandboxUnavailableError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
+import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
 import { chooseImage, ensureImage } from "../run/image.ts";
 import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
 import {
@@ -289,6 +290,7 @@ function parseUser(user: string): { user: string; who: UserRef } {
 
 /** `moat run …` → exit code. */
 export async function runCommand(args: string[]): Promise<number> {
+  checkArgsAreUtf8(args, () => Deno.readFileSync("/proc/self/cmdline"));
   const opts = parseRunArgs(args, isDirectory);
   if (opts.help) {
     await fdSink(Deno.stdout).write(encoder.encode(RUN_HELP));
@@ -375,6 +377,7 @@ async function prepareAndRun(
     }
     const kv = parseEnvArg(arg, env);
     if (kv) runEnv[kv[0]] = kv[1];
+    else checkEnvIsUtf8(arg, (key) => Deno.env.get(key));
   }
   const image = chooseImage(opts.image, config.image, env);
   if (image.trim() === "") {

@@ -160,3 +160,56 @@ Deno.test("an interrupt while the engine is being checked starts nothing, leaves
     await s.cleanup();
   }
 });
+
+/**
+ * `moat run ARGS` through bash, so arguments and environment can hold bytes that are not UTF-8 (`$'\xff'`
+ * in `script`); Deno.Command only passes strings. `script` runs with `"$@"` = deno run -A main.ts run WS.
+ */
+async function runRaw(engine: FakeEngine, script: string) {
+  const s = await scratch();
+  try {
+    const out = await new Deno.Command("bash", {
+      args: ["-c", script, "bash", Deno.execPath(), "run", "-A", `${ROOT}/main.ts`, "run", s.ws],
+      env: moatEnv(s.home, { DOCKER_HOST: `unix://${engine.endpoint.path}` }),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const records = await Array.fromAsync(Deno.readDir(`${s.home}/runs`)).catch(() => []);
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr), records: records.length };
+  } finally {
+    await s.cleanup();
+  }
+}
+
+for (
+  const [label, script, first] of [
+    [
+      "an -e value",
+      `exec "$@" -e $'K=\\xe9t\\xe9' -- true`,
+      String
+        .raw`moat: -e "K=\xE9t\xE9" is not valid UTF-8; moat would pass it on altered (the engine's API takes text)`,
+    ],
+    [
+      "the value -e KEY copies from moat's environment",
+      `K=$'caf\\xe9' exec "$@" -e K -- true`,
+      "moat: -e K: moat's environment variable K is not valid UTF-8, so it cannot be passed on unchanged",
+    ],
+    [
+      "an argument of the command",
+      `exec "$@" -- printf $'\\xff'`,
+      String
+        .raw`moat: Argument "\xFF" is not valid UTF-8; moat would pass it on altered (the engine's API takes text)`,
+    ],
+  ] as const
+) {
+  Deno.test(`${label} that is not UTF-8 is refused with exit 2 before the engine is asked anything`, async () => {
+    await using engine = await FakeEngine.start();
+    const r = await runRaw(engine, script);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.split("\n")[0], first);
+    assert.deepEqual(engine.calls(), []);
+    assert.equal(r.records, 0);
+  });
+}
