@@ -9,7 +9,7 @@ import { endpointUrl } from "../docker/endpoint.ts";
 import { ConfigError, InterruptedError, MoatError, SandboxUnavailableError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
-import { chooseImage, ensureImage } from "../run/image.ts";
+import { chooseImage, ensureImage, maybeImageRefProblem } from "../run/image.ts";
 import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
 import {
   FALLBACK_HOME,
@@ -22,7 +22,14 @@ import {
 } from "../run/plan.ts";
 import { readImagePasswd } from "../run/passwd.ts";
 import { profileFor, type ProfileSettings } from "../run/profile.ts";
-import { resolveMounts } from "../run/mounts.ts";
+import {
+  checkMountKinds,
+  mountKindError,
+  type PathKind,
+  resolveMounts,
+  targetsToProbe,
+} from "../run/mounts.ts";
+import { imagePathKinds } from "../run/image_paths.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import type { MoatConfig } from "../config/types.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
@@ -269,6 +276,25 @@ function resolveWorkspace(arg: string | undefined): { path: string; uid: number 
   return { path, uid: st.uid, gid: st.gid };
 }
 
+/**
+ * Refuse an image reference the engine would refuse (its answer would be a bare 400), naming where it came
+ * from: `--image`, the config file, or `MOAT_IMAGE` (the default is valid).
+ */
+function checkImageRef(image: string, source: string | undefined): void {
+  const bad = maybeImageRefProblem(image);
+  if (!bad) return;
+  const where = source === "--image" || source === "MOAT_IMAGE" ? source : `image: in ${source}`;
+  const write = (ref: string) =>
+    source === "--image" ? `--image ${ref}` : source === "MOAT_IMAGE" ? `MOAT_IMAGE=${ref}` : `image: ${ref}`;
+  throw new UsageError(
+    `Image "${image}" (${where}) is not a valid image reference: ${bad.problem}`,
+    bad.suggestion
+      ? `In lowercase:  ${write(bad.suggestion)}`
+      : `An image reference is [REGISTRY/]NAME[:TAG][@DIGEST], e.g.:  ${write("debian:bookworm-slim")}\n` +
+        "or list the engine's images:  docker images",
+  );
+}
+
 function isDirectory(path: string): boolean {
   try {
     return Deno.statSync(path).isDirectory;
@@ -277,14 +303,26 @@ function isDirectory(path: string): boolean {
   }
 }
 
-function parseUser(user: string): { user: string; who: UserRef } {
+/** The highest user or group id the engine accepts (moby/sys/user: "uids and gids must be in range"). */
+const MAX_ID = 2 ** 31 - 1;
+
+/** `-u`/`--user` → what the create body says and who runs the command. Pure; throws `UsageError`. */
+export function parseUser(user: string): { user: string; who: UserRef } {
   if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(user)) {
     throw new UsageError(
       `User "${user}" is not of the form UID[:GID] or NAME[:GROUP]`,
       "For example:  --user 1000:1000",
     );
   }
-  const first = user.split(":")[0]!;
+  const [first, group] = user.split(":") as [string, string | undefined];
+  for (const [id, what] of [[first, "user"], [group, "group"]] as const) {
+    if (id !== undefined && /^\d+$/.test(id) && Number(id) > MAX_ID) {
+      throw new UsageError(
+        `User "${user}" has a ${what} id out of range: ${id} is more than ${MAX_ID}`,
+        "Give an id from 0 to 2147483647, e.g.:  --user 1000:1000",
+      );
+    }
+  }
   return { user, who: /^\d+$/.test(first) ? Number(first) : first };
 }
 
@@ -361,7 +399,7 @@ async function prepareAndRun(
       call.then(resolve, reject).finally(() => interrupt.removeEventListener("abort", onAbort));
     });
   const workspace = resolveWorkspace(opts.workspace);
-  const { config } = await loadConfig(workspace.path);
+  const { config, file: configFile } = await loadConfig(workspace.path);
   const decision = decideSandbox({
     flags: { sandbox: opts.sandbox, noSandbox: opts.noSandbox },
     config: {
@@ -383,6 +421,10 @@ async function prepareAndRun(
   if (image.trim() === "") {
     throw new UsageError("The image name is empty", "Name one:  --image debian:bookworm-slim");
   }
+  checkImageRef(
+    image,
+    opts.image !== undefined ? "--image" : config.image !== undefined ? configFile : "MOAT_IMAGE",
+  );
   const home = moatHome(env);
   const user = opts.user !== undefined
     ? parseUser(opts.user)
@@ -492,6 +534,25 @@ async function prepareAndRun(
       moatVersion: VERSION,
       owner,
     };
+    if (mounts.length > 0) {
+      // A directory onto a file of the image (or back) fails only when the runtime starts the container,
+      // and under gVisor without saying why: look at the targets in the image first (a probe, cached).
+      await check.done; // the probe is a container: made only under a runtime that passed the check
+      const targetKinds = await imagePathKinds(
+        client,
+        home,
+        imageInfo.Id,
+        runLabels(spec),
+        runtime,
+        targetsToProbe(mounts),
+      );
+      const sourceKinds = mounts.map((m): PathKind =>
+        Deno.statSync(m.source).isDirectory ? "directory" : "file"
+      );
+      const bad = checkMountKinds(config.mounts ?? [], sourceKinds, targetKinds, image);
+      if (bad) throw mountKindError(bad);
+      checkInterrupt();
+    }
     if (needsFallbackHome(runEnv, user.who, undefined)) {
       await check.done; // the probe is a container: it runs only under a runtime that passed the check
       const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);

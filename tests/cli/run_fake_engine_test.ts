@@ -213,3 +213,76 @@ for (
     assert.equal(r.records, 0);
   });
 }
+
+for (
+  const [label, args, first] of [
+    [
+      "-u with an id beyond the engine's range",
+      ["-u", "99999999999"],
+      'moat: User "99999999999" has a user id out of range: 99999999999 is more than 2147483647',
+    ],
+    [
+      "an --image that is not an image reference",
+      ["--image", "UPPER:bad"],
+      'moat: Image "UPPER:bad" (--image) is not a valid image reference: the repository name must be lowercase',
+    ],
+  ] as const
+) {
+  Deno.test(`${label} is a usage error before the engine is asked anything`, async () => {
+    await using engine = await FakeEngine.start();
+    const s = await scratch();
+    try {
+      const r = await moat(["run", ...args, s.ws, "--", "true"], {
+        home: s.home,
+        env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
+      });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr.split("\n")[0], first);
+      assert.doesNotMatch(r.stderr, /gVisor|runsc/);
+      assert.deepEqual(engine.calls(), []);
+    } finally {
+      await s.cleanup();
+    }
+  });
+}
+
+Deno.test("a directory mounted onto a file of the image is refused at its config line before the run's container is made", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: { Runtimes: { runsc: { path: "/usr/bin/runsc" } } } });
+  engine.on("GET /images/:name/json", IMAGE);
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  engine.on("POST /containers/create", { status: 201, json: { Id: CONTAINER, Warnings: [] } });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  engine.on("HEAD /containers/:id/archive", async (req, res) => {
+    assert.equal(req.query.get("path"), "/etc/passwd");
+    const stat = { name: "passwd", size: 82, mode: 0o644, mtime: "", linkTarget: "" };
+    await res.head(200, { "X-Docker-Container-Path-Stat": btoa(JSON.stringify(stat)) });
+  });
+  const s = await scratch();
+  try {
+    await Deno.mkdir(`${s.ws}/d`);
+    await Deno.writeTextFile(`${s.ws}/moat.yaml`, "mounts:\n  - source: ./d\n    target: /etc/passwd\n");
+    // As root, who needs no HOME from the image's passwd (that would be a probe of its own).
+    const r = await moat(["run", "-u", "0:0", s.ws, "--", "true"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
+    });
+    assert.equal(r.code, 2, r.stderr);
+    const file = `${await Deno.realPath(s.ws)}/moat.yaml`;
+    assert.equal(
+      r.stderr.split("\n")[0],
+      `moat: ${file}:2:5: mounts[0].target: "/etc/passwd" is a file in the image debian:bookworm-slim, and ` +
+        'the source "./d" is a directory: the container runtime cannot mount a directory onto a file',
+    );
+    // One container: the never started probe, removed; the run's own was never asked for.
+    const creates = engine.requestsTo("POST /containers/create");
+    assert.equal(creates.length, 1);
+    assert.equal((creates[0]!.json as { Labels: Record<string, string> }).Labels["dev.moat.probe"], "paths");
+    assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+    assert.ok(!engineCalls(engine).some((c) => /attach|wait|start/.test(c)));
+    const records = await Array.fromAsync(Deno.readDir(`${s.home}/runs`)).catch(() => []);
+    assert.equal(records.length, 0);
+  } finally {
+    await s.cleanup();
+  }
+});
