@@ -487,7 +487,7 @@ async function prepareAndRun(
     // engine does not have (nothing is created), and nothing that runs — a pull, the passwd probe, the
     // container's start — happens before the check has passed (`check.done`).
     if (decision.sandbox === "gvisor") {
-      spinner.text("Checking gVisor…");
+      spinner.phase("Checking gVisor…");
       runtime = decision.runtime;
       check.done = unlessInterrupted(client.systemInfo()).then((info) => {
         resolveRuntime(decision, info.Runtimes, endpoint);
@@ -601,7 +601,7 @@ async function prepareAndRun(
     );
   }
 
-  spinner.text("Starting container…");
+  spinner.phase("Starting container…");
   try {
     const outcome = await driveRun(client, plan, {
       stdout: outputSink(1, Deno.stdout),
@@ -636,8 +636,14 @@ async function prepareAndRun(
         const again = sig === "SIGINT" && !(opts.tty && opts.interactive) && Deno.stdin.isTerminal()
           ? "press Ctrl-C again"
           : `signal again (kill -${sig.replace(/^SIG/, "")} ${Deno.pid})`;
+        // Not started yet (onStarted comes after): the interrupt came while the engine was starting the
+        // container, which it finished, so the command has only just begun when it is stopped.
+        const starting = store.record.startedAt === null
+          ? ", interrupted while its container was starting"
+          : "";
         say(
-          `moat: stopping run ${runId} (${sig}): the command has ${grace} s to exit; ${again} to stop it now`,
+          `moat: stopping run ${runId} (${sig})${starting}: the command has ${grace} s to exit; ` +
+            `${again} to stop it now`,
         );
       },
     }, {
@@ -720,7 +726,7 @@ async function startDetachedRun(
   check: SandboxCheck,
 ): Promise<number> {
   const runId = store.record.id;
-  spinner.text("Starting container…");
+  spinner.phase("Starting container…");
   try {
     const { containerId } = await startDetached(client, plan, {
       onCreated: (id, warnings) => {

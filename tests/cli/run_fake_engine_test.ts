@@ -286,3 +286,149 @@ Deno.test("a directory mounted onto a file of the image is refused at its config
     await s.cleanup();
   }
 });
+
+/** Settles when the fake engine shuts down, so a handler waiting for the test never outlives it. */
+const aborted = (signal: AbortSignal) =>
+  new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+
+/**
+ * An engine whose container starts only when `release` is called, then runs (writing `running` on stdout)
+ * until it is stopped. `startAsked` resolves when moat asks to start it.
+ */
+function startableEngine(engine: FakeEngine) {
+  const startAsked = Promise.withResolvers<void>();
+  const released = Promise.withResolvers<void>();
+  const started = Promise.withResolvers<void>();
+  const stopped = Promise.withResolvers<void>();
+  engine.on("GET /info", { status: 200, json: { Runtimes: { runsc: { path: "/usr/bin/runsc" } } } });
+  engine.on("GET /images/:name/json", IMAGE);
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  engine.on("POST /containers/create", { status: 201, json: { Id: CONTAINER, Warnings: [] } });
+  engine.on("POST /containers/:id/attach", async (_req, res) => {
+    const h = await res.hijack();
+    await Promise.race([started.promise, aborted(res.signal)]);
+    await h.writeFrame(1, "running\n");
+    await Promise.race([stopped.promise, aborted(res.signal)]);
+  });
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await Promise.race([stopped.promise, aborted(res.signal)]);
+    await res.chunk(JSON.stringify({ StatusCode: 143 }) + "\n");
+    await res.endChunks();
+  });
+  engine.on("POST /containers/:id/start", async (_req, res) => {
+    startAsked.resolve();
+    await Promise.race([released.promise, aborted(res.signal)]);
+    started.resolve();
+    await res.empty(204);
+  });
+  engine.on("POST /containers/:id/stop", (_req, res) => {
+    stopped.resolve();
+    return res.empty(204);
+  });
+  engine.on("GET /containers/:id/json", {
+    status: 200,
+    json: { Id: CONTAINER, Name: "/x", State: {}, Config: {}, HostConfig: { Runtime: "runsc" } },
+  });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  return { startAsked: startAsked.promise, release: () => released.resolve() };
+}
+
+/** `moat run WS -- true` on a pseudo-terminal (tests/engine/pty_helper.py), driven one step at a time. */
+function onPty(engine: FakeEngine, ws: string, home: string) {
+  const child = new Deno.Command("python3", {
+    args: [
+      `${ROOT}/tests/engine/pty_helper.py`,
+      "--timeout",
+      "20",
+      "--",
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}/main.ts`,
+      "run",
+      ws,
+      "--",
+      "true",
+    ],
+    env: moatEnv(home, { DOCKER_HOST: `unix://${engine.endpoint.path}` }),
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  const nextLine = async (): Promise<Record<string, unknown>> => {
+    while (!buffered.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`pty_helper.py ended early: ${buffered}`);
+      buffered += value;
+    }
+    const at = buffered.indexOf("\n");
+    const line = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return JSON.parse(line);
+  };
+  return {
+    /** Run one step; fails the test when it fails. */
+    async step(step: Record<string, unknown>) {
+      await writer.write(new TextEncoder().encode(JSON.stringify(step) + "\n"));
+      const report = await nextLine();
+      assert.equal(report.ok, true, JSON.stringify(report));
+    },
+    /** End the script; what the helper says once moat has exited. */
+    async done() {
+      await writer.close();
+      const done = await nextLine();
+      while (!(await reader.read()).done) { /* the helper has nothing more to say */ }
+      await child.status;
+      return done as { exit: number | null; output: string };
+    },
+  };
+}
+
+Deno.test("an interrupt while the container is starting says so when moat stops the command that just started", async () => {
+  await using engine = await FakeEngine.start();
+  const script = startableEngine(engine);
+  const s = await scratch();
+  try {
+    const pty = onPty(engine, s.ws, s.home);
+    await pty.step({ expect: "Starting container…" });
+    await script.startAsked;
+    await pty.step({ signal: "SIGINT" });
+    // moat took the signal: it erased its spinner line (a frame would follow the erase with the spinner).
+    await pty.step({ expect: "\\r\\x1b\\[2K$" });
+    script.release();
+    await pty.step({
+      expect: "moat: stopping run \\w+ \\(SIGINT\\), interrupted while its container was starting: " +
+        "the command has 5 s to exit; press Ctrl-C again to stop it now",
+    });
+    const done = await pty.done();
+    assert.equal(done.exit, 130, done.output);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("an interrupt while the command runs says the command has the grace period to exit", async () => {
+  await using engine = await FakeEngine.start();
+  const script = startableEngine(engine);
+  script.release();
+  const s = await scratch();
+  try {
+    const pty = onPty(engine, s.ws, s.home);
+    await pty.step({ expect: "running" });
+    await pty.step({ signal: "SIGINT" });
+    await pty.step({
+      expect:
+        "moat: stopping run \\w+ \\(SIGINT\\): the command has 5 s to exit; press Ctrl-C again to stop it now",
+    });
+    const done = await pty.done();
+    assert.equal(done.exit, 130, done.output);
+    assert.doesNotMatch(done.output, /while its container was starting/);
+  } finally {
+    await s.cleanup();
+  }
+});
