@@ -8,7 +8,8 @@ import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import { ConfigError, InterruptedError, MoatError, SandboxUnavailableError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { chooseImage, ensureImage } from "../run/image.ts";
+import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
+import { chooseImage, ensureImage, maybeImageRefProblem } from "../run/image.ts";
 import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
 import {
   FALLBACK_HOME,
@@ -21,7 +22,14 @@ import {
 } from "../run/plan.ts";
 import { readImagePasswd } from "../run/passwd.ts";
 import { profileFor, type ProfileSettings } from "../run/profile.ts";
-import { resolveMounts } from "../run/mounts.ts";
+import {
+  checkMountKinds,
+  mountKindError,
+  type PathKind,
+  resolveMounts,
+  targetsToProbe,
+} from "../run/mounts.ts";
+import { imagePathKinds } from "../run/image_paths.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import type { MoatConfig } from "../config/types.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
@@ -59,8 +67,15 @@ export interface ParsedRunArgs {
   command: string[] | undefined;
 }
 
-/** Parse `moat run` arguments. Pure; throws `UsageError`. */
-export function parseRunArgs(args: string[]): ParsedRunArgs {
+/**
+ * Parse `moat run` arguments. Pure; throws `UsageError`. `isDirectory` says whether a path names an existing
+ * directory: with more than one word before `--`, it decides whether the first was meant as the workspace
+ * or as the command (`moat run echo hi`).
+ */
+export function parseRunArgs(
+  args: string[],
+  isDirectory: (path: string) => boolean = () => false,
+): ParsedRunArgs {
   const { values, positionals, beforeTerminator } = parseCommandArgs("run", args, {
     help: { type: "boolean", short: "h" },
     sandbox: { type: "boolean" },
@@ -83,9 +98,11 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
   const before = positionals.slice(0, beforeTerminator);
   const after = positionals.slice(beforeTerminator ?? positionals.length);
   if (before.length > 1) {
+    const workspace = isDirectory(before[0]!);
+    const command = (workspace ? before.slice(1) : before).map(shellQuote).join(" ");
     throw new UsageError(
       `Unexpected argument "${before[1]}": moat run takes one WORKSPACE, and the command goes after --`,
-      `For example:  moat run ${before[0]} -- ${before.slice(1).join(" ")}`,
+      `For example:  moat run ${workspace ? `${shellQuote(before[0]!)} ` : ""}-- ${command}`,
     );
   }
   if (beforeTerminator !== undefined && after.length === 0) {
@@ -142,6 +159,11 @@ export function parseRunArgs(args: string[]): ParsedRunArgs {
     workspace: before[0],
     command: after.length ? after : undefined,
   };
+}
+
+/** `word` as a shell would need it typed: as it is when plain, else in single quotes. */
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_.,:=@%+\/-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 const encoder = new TextEncoder();
@@ -254,20 +276,60 @@ function resolveWorkspace(arg: string | undefined): { path: string; uid: number 
   return { path, uid: st.uid, gid: st.gid };
 }
 
-function parseUser(user: string): { user: string; who: UserRef } {
+/**
+ * Refuse an image reference the engine would refuse (its answer would be a bare 400), naming where it came
+ * from: `--image`, the config file, or `MOAT_IMAGE` (the default is valid).
+ */
+function checkImageRef(image: string, source: string | undefined): void {
+  const bad = maybeImageRefProblem(image);
+  if (!bad) return;
+  const where = source === "--image" || source === "MOAT_IMAGE" ? source : `image: in ${source}`;
+  const write = (ref: string) =>
+    source === "--image" ? `--image ${ref}` : source === "MOAT_IMAGE" ? `MOAT_IMAGE=${ref}` : `image: ${ref}`;
+  throw new UsageError(
+    `Image "${image}" (${where}) is not a valid image reference: ${bad.problem}`,
+    bad.suggestion
+      ? `In lowercase:  ${write(bad.suggestion)}`
+      : `An image reference is [REGISTRY/]NAME[:TAG][@DIGEST], e.g.:  ${write("debian:bookworm-slim")}\n` +
+        "or list the engine's images:  docker images",
+  );
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/** The highest user or group id the engine accepts (moby/sys/user: "uids and gids must be in range"). */
+const MAX_ID = 2 ** 31 - 1;
+
+/** `-u`/`--user` → what the create body says and who runs the command. Pure; throws `UsageError`. */
+export function parseUser(user: string): { user: string; who: UserRef } {
   if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(user)) {
     throw new UsageError(
       `User "${user}" is not of the form UID[:GID] or NAME[:GROUP]`,
       "For example:  --user 1000:1000",
     );
   }
-  const first = user.split(":")[0]!;
+  const [first, group] = user.split(":") as [string, string | undefined];
+  for (const [id, what] of [[first, "user"], [group, "group"]] as const) {
+    if (id !== undefined && /^\d+$/.test(id) && Number(id) > MAX_ID) {
+      throw new UsageError(
+        `User "${user}" has a ${what} id out of range: ${id} is more than ${MAX_ID}`,
+        "Give an id from 0 to 2147483647, e.g.:  --user 1000:1000",
+      );
+    }
+  }
   return { user, who: /^\d+$/.test(first) ? Number(first) : first };
 }
 
 /** `moat run …` → exit code. */
 export async function runCommand(args: string[]): Promise<number> {
-  const opts = parseRunArgs(args);
+  checkArgsAreUtf8(args, () => Deno.readFileSync("/proc/self/cmdline"));
+  const opts = parseRunArgs(args, isDirectory);
   if (opts.help) {
     await fdSink(Deno.stdout).write(encoder.encode(RUN_HELP));
     return 0;
@@ -337,7 +399,7 @@ async function prepareAndRun(
       call.then(resolve, reject).finally(() => interrupt.removeEventListener("abort", onAbort));
     });
   const workspace = resolveWorkspace(opts.workspace);
-  const { config } = await loadConfig(workspace.path);
+  const { config, file: configFile } = await loadConfig(workspace.path);
   const decision = decideSandbox({
     flags: { sandbox: opts.sandbox, noSandbox: opts.noSandbox },
     config: {
@@ -353,11 +415,16 @@ async function prepareAndRun(
     }
     const kv = parseEnvArg(arg, env);
     if (kv) runEnv[kv[0]] = kv[1];
+    else checkEnvIsUtf8(arg, (key) => Deno.env.get(key));
   }
   const image = chooseImage(opts.image, config.image, env);
   if (image.trim() === "") {
     throw new UsageError("The image name is empty", "Name one:  --image debian:bookworm-slim");
   }
+  checkImageRef(
+    image,
+    opts.image !== undefined ? "--image" : config.image !== undefined ? configFile : "MOAT_IMAGE",
+  );
   const home = moatHome(env);
   const user = opts.user !== undefined
     ? parseUser(opts.user)
@@ -420,7 +487,7 @@ async function prepareAndRun(
     // engine does not have (nothing is created), and nothing that runs — a pull, the passwd probe, the
     // container's start — happens before the check has passed (`check.done`).
     if (decision.sandbox === "gvisor") {
-      spinner.text("Checking gVisor…");
+      spinner.phase("Checking gVisor…");
       runtime = decision.runtime;
       check.done = unlessInterrupted(client.systemInfo()).then((info) => {
         resolveRuntime(decision, info.Runtimes, endpoint);
@@ -467,6 +534,25 @@ async function prepareAndRun(
       moatVersion: VERSION,
       owner,
     };
+    if (mounts.length > 0) {
+      // A directory onto a file of the image (or back) fails only when the runtime starts the container,
+      // and under gVisor without saying why: look at the targets in the image first (a probe, cached).
+      await check.done; // the probe is a container: made only under a runtime that passed the check
+      const targetKinds = await imagePathKinds(
+        client,
+        home,
+        imageInfo.Id,
+        runLabels(spec),
+        runtime,
+        targetsToProbe(mounts),
+      );
+      const sourceKinds = mounts.map((m): PathKind =>
+        Deno.statSync(m.source).isDirectory ? "directory" : "file"
+      );
+      const bad = checkMountKinds(config.mounts ?? [], sourceKinds, targetKinds, image);
+      if (bad) throw mountKindError(bad);
+      checkInterrupt();
+    }
     if (needsFallbackHome(runEnv, user.who, undefined)) {
       await check.done; // the probe is a container: it runs only under a runtime that passed the check
       const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
@@ -515,7 +601,7 @@ async function prepareAndRun(
     );
   }
 
-  spinner.text("Starting container…");
+  spinner.phase("Starting container…");
   try {
     const outcome = await driveRun(client, plan, {
       stdout: outputSink(1, Deno.stdout),
@@ -551,8 +637,14 @@ async function prepareAndRun(
         const again = sig === "SIGINT" && !(opts.tty && opts.interactive) && Deno.stdin.isTerminal()
           ? "press Ctrl-C again"
           : `signal again (kill -${sig.replace(/^SIG/, "")} ${Deno.pid})`;
+        // Not started yet (onStarted comes after): the interrupt came while the engine was starting the
+        // container, which it finished, so the command has only just begun when it is stopped.
+        const starting = store.record.startedAt === null
+          ? ", interrupted while its container was starting"
+          : "";
         say(
-          `moat: stopping run ${runId} (${sig}): the command has ${grace} s to exit; ${again} to stop it now`,
+          `moat: stopping run ${runId} (${sig})${starting}: the command has ${grace} s to exit; ` +
+            `${again} to stop it now`,
         );
       },
     }, {
@@ -659,7 +751,7 @@ async function startDetachedRun(
   check: SandboxCheck,
 ): Promise<number> {
   const runId = store.record.id;
-  spinner.text("Starting container…");
+  spinner.phase("Starting container…");
   try {
     const { containerId } = await startDetached(client, plan, {
       onCreated: (id, warnings) => {

@@ -7,11 +7,17 @@ import { every } from "../timer.ts";
 const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 export interface Spinner {
+  /** Show `t` from the next frame on (frequent updates, such as a pull's progress). */
   text(t: string): void;
+  /**
+   * Show `t` now: a new phase of the run. A run can move through its phases faster than a frame, and the
+   * line must say what moat is doing when the user decides to interrupt it.
+   */
+  phase(t: string): void;
   stop(): void;
 }
 
-export const noSpinner: Spinner = { text() {}, stop() {} };
+export const noSpinner: Spinner = { text() {}, phase() {}, stop() {} };
 
 export function startSpinner(writeSync: (b: Uint8Array) => void, initial: string): Spinner {
   const enc = new TextEncoder();
@@ -28,6 +34,10 @@ export function startSpinner(writeSync: (b: Uint8Array) => void, initial: string
   return {
     text(t: string) {
       text = t;
+    },
+    phase(t: string) {
+      text = t;
+      if (!stopped) draw();
     },
     stop() {
       if (stopped) return;

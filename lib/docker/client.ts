@@ -48,6 +48,8 @@ export interface EngineClient {
   /** The engine's images, optionally filtered (`{ label: ["k=v"] }`). */
   imageList(filters?: Record<string, string[]>): Promise<ImageSummary[]>;
   maybeContainerFile(id: string, path: string): Promise<Uint8Array | undefined>;
+  /** What `path` is in a container's filesystem (a link not followed); `undefined` when it does not exist. */
+  maybeContainerArchiveInfo(id: string, path: string): Promise<containers.PathStat | undefined>;
   /** A container's output stream from its start; `follow` keeps it open while the container runs. */
   containerLogs(id: string, opts: { follow: boolean; since?: number }): Promise<containers.LogStream>;
 }
@@ -128,6 +130,9 @@ export class DockerClient implements EngineClient {
   }
   maybeContainerFile(id: string, path: string) {
     return containers.maybeContainerFile(this.http, id, path);
+  }
+  maybeContainerArchiveInfo(id: string, path: string) {
+    return containers.maybeContainerArchiveInfo(this.http, id, path);
   }
   containerLogs(id: string, opts: { follow: boolean; since?: number }) {
     return containers.containerLogs(this.http, id, opts);

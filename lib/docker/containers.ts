@@ -1,5 +1,5 @@
 /** Container operations (swagger Container* operations). Statuses are classified here, not by callers. */
-import { EngineApiError, EngineUnavailableError } from "../errors.ts";
+import { EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
 import { BufferedReader, readAll } from "./http.ts";
 import { type Conn, type EngineHttp, writeAll } from "./transport.ts";
 import type {
@@ -210,6 +210,48 @@ export async function containerList(
     ...(opts.size ? { timeoutMs: http.timeoutMs * 4 } : {}),
   });
   return res.body;
+}
+
+/** What `HEAD /containers/{id}/archive` says of a path (the `X-Docker-Container-Path-Stat` header). */
+export interface PathStat {
+  name: string;
+  size: number;
+  /** Go's `os.FileMode`: permission bits, plus `MODE_DIR`, `MODE_SYMLINK` and other type bits. */
+  mode: number;
+  mtime: string;
+  /** For a symbolic link: where it leads, as an absolute path in the container, links resolved. */
+  linkTarget: string;
+}
+
+/** Go's `os.ModeDir` and `os.ModeSymlink` bits of `PathStat.mode`. */
+export const MODE_DIR = 2 ** 31;
+export const MODE_SYMLINK = 2 ** 27;
+
+/**
+ * What a path in a container's filesystem is (`HEAD /containers/{id}/archive?path=`, swagger
+ * ContainerArchiveInfo): the path itself, a symbolic link not followed. Works on a created, never started
+ * container. `undefined` when the path does not exist (404).
+ */
+export async function maybeContainerArchiveInfo(
+  http: EngineHttp,
+  id: string,
+  path: string,
+): Promise<PathStat | undefined> {
+  try {
+    const res = await http.stream("HEAD", `/containers/${id}/archive`, { query: { path } });
+    res.close();
+    const header = res.head.headers.get("x-docker-container-path-stat");
+    if (!header) {
+      throw new MoatError(
+        `The engine's answer to HEAD /containers/${id}/archive has no X-Docker-Container-Path-Stat header`,
+      );
+    }
+    const stat = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(header), (c) => c.charCodeAt(0))));
+    return stat as PathStat;
+  } catch (err) {
+    if (err instanceof EngineApiError && err.isNotFound) return undefined;
+    throw err;
+  }
 }
 
 /**

@@ -19,6 +19,77 @@ export function chooseImage(
 }
 
 /**
+ * Docker's image reference grammar (distribution/reference, `reference.go` and `regexp.go`; the domain rule
+ * of `normalize.go`), which the engine applies to `GET /images/{name}/json` and `POST /containers/create`:
+ *
+ *     reference      := name [ ":" tag ] [ "@" digest ]
+ *     name           := [ domain "/" ] path-component [ "/" path-component ]*      (255 characters at most)
+ *     domain         := host [ ":" port ]; host a DNS name (letters, digits, '-', '.') or "[" IPv6 "]"
+ *     path-component := [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*
+ *     tag            := [A-Za-z0-9_] [A-Za-z0-9_.-]{0,127}
+ *     digest         := algorithm ":" at least 32 hex digits
+ *
+ * The first part of a name is a domain when it holds '.' or ':', is `localhost`, or has an upper-case letter.
+ * Image ids (`sha256:…`, a short hex id) fit the grammar too, so they are never refused.
+ */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN =
+  /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
+const NAME_MAX = 255;
+
+/** What is wrong with an image reference, and the reference corrected when that is plain. */
+export interface ImageRefProblem {
+  problem: string;
+  suggestion?: string;
+}
+
+/** Why `ref` is not an image reference by Docker's grammar (above), or `undefined` when it is one. Pure. */
+export function maybeImageRefProblem(ref: string): ImageRefProblem | undefined {
+  if (/[^\x21-\x7e]/.test(ref)) {
+    return { problem: "it may only hold printable ASCII characters, without spaces" };
+  }
+  const at = ref.indexOf("@");
+  const digest = at === -1 ? undefined : ref.slice(at + 1);
+  const nameTag = at === -1 ? ref : ref.slice(0, at);
+  if (digest !== undefined && !DIGEST.test(digest)) {
+    return { problem: `the digest "${digest}" is not ALGORITHM:HEX, e.g. sha256: and 64 hex digits` };
+  }
+  const colon = nameTag.lastIndexOf(":");
+  const hasTag = colon > nameTag.lastIndexOf("/");
+  const name = hasTag ? nameTag.slice(0, colon) : nameTag;
+  const tag = hasTag ? nameTag.slice(colon + 1) : undefined;
+  if (tag !== undefined && !TAG.test(tag)) {
+    return {
+      problem:
+        `the tag "${tag}" must be 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'`,
+    };
+  }
+  if (name === "") return { problem: "it has no name before the tag" };
+  if (name.length > NAME_MAX) return { problem: `the name is longer than ${NAME_MAX} characters` };
+  const slash = name.indexOf("/");
+  const first = slash === -1 ? "" : name.slice(0, slash);
+  const isDomain = slash !== -1 &&
+    (/[.:]/.test(first) || first === "localhost" || first !== first.toLowerCase());
+  if (isDomain && !DOMAIN.test(first)) {
+    return { problem: `the registry "${first}" is not a host name with an optional :PORT` };
+  }
+  const path = isDomain ? name.slice(slash + 1) : name;
+  const components = path.split("/");
+  if (components.every((c) => PATH_COMPONENT.test(c))) return undefined;
+  if (components.every((c) => PATH_COMPONENT.test(c.toLowerCase()))) {
+    const fixed = (isDomain ? `${first}/` : "") + path.toLowerCase() + ref.slice(name.length);
+    return { problem: "the repository name must be lowercase", suggestion: fixed };
+  }
+  const bad = components.find((c) => !PATH_COMPONENT.test(c.toLowerCase()))!;
+  return {
+    problem: `"${bad}" in the repository name may only hold lowercase letters and digits, ` +
+      "joined by '.', '_', '__' or dashes",
+  };
+}
+
+/**
  * The image's inspect, pulling it first when it is missing and a registry answers. `beforePull` is awaited
  * before a pull starts (the sandbox check: no download for a run that cannot happen).
  */

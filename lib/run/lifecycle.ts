@@ -119,30 +119,79 @@ export class ContainerStartError extends MoatError {
 const ENGINE_NETWORK_FAILURE =
   /failed to create endpoint|failed to set up container networking|could not find bridge/i;
 
-/** Map a `/start` failure to docker's exit-code convention: 127 not found, 126 not executable, else 125. */
+/**
+ * The engine's own refusal of a `-u NAME[:GROUP]` the image's `/etc/passwd` or `/etc/group` lacks: dockerd
+ * looks the user up itself (moby/sys/user) before any runtime is involved.
+ */
+const MISSING_USER = /unable to find (user|group) ([^:]+): no matching entries in (?:passwd|group) file/i;
+
+/**
+ * Whether the engine's message says the runtime failed: it names an OCI runtime (dockerd's "OCI runtime
+ * create failed", containerd's shim), or the runtime itself by name. Anything else is the engine's own.
+ */
+function namesRuntime(msg: string, runtime: string | undefined): boolean {
+  if (/OCI runtime|\bshim\b/i.test(msg)) return true;
+  if (runtime === undefined) return false;
+  const name = runtime.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(^|[^A-Za-z0-9_.-])${name}($|[^A-Za-z0-9_-])`).test(msg);
+}
+
+/**
+ * Map a `/start` failure to docker's exit-code convention: 127 not found, 126 not executable, else 125; and
+ * say whose failure it is. The runtime (and, for gVisor, its debug log) is named only when the engine's
+ * message names the runtime; a user missing from the image and the engine's network setup get their own.
+ */
 export function classifyStartError(err: EngineApiError, runtime: string | undefined): ContainerStartError {
   const msg = err.daemonMessage;
   const notFound = /executable file not found|no such file or directory/i.test(msg);
   const denied = !notFound && /permission denied/i.test(msg);
-  const network = !notFound && !denied && !/OCI runtime/i.test(msg) && ENGINE_NETWORK_FAILURE.test(msg);
   const code = notFound ? 127 : denied ? 126 : 125;
-  const what = notFound
-    ? "The command was not found in the image"
-    : denied
-    ? "The command is not executable in the image"
-    : network
-    ? "The Docker engine could not set up the container's network"
-    : `The container runtime${runtime ? ` "${runtime}"` : ""} could not start the container`;
-  const hint = notFound || denied
-    ? "Check the command and image, e.g.:  moat run --image <image> -- ls /usr/bin"
-    : network
-    ? "Restarting the engine recreates its default bridge (docker0):  sudo systemctl restart docker\n" +
-      "or run without a network:  --network none   (or  network: none  in moat.yaml)"
-    : runtime
-    ? `Reproduce it without moat:  docker run --rm --runtime=${runtime} <image> true\n` +
-      `Run with gVisor's debug log: add "--debug", "--debug-log=/tmp/runsc/" to the runtime's runtimeArgs`
-    : "Reproduce it without moat:  docker run --rm <image> true";
-  return new ContainerStartError(`${what}: ${msg}`, hint, code);
+  if (notFound || denied) {
+    const what = notFound
+      ? "The command was not found in the image"
+      : "The command is not executable in the image";
+    return new ContainerStartError(
+      `${what}: ${msg}`,
+      "Check the command and image, e.g.:  moat run --image <image> -- ls /usr/bin",
+      code,
+    );
+  }
+  const missing = MISSING_USER.exec(msg);
+  if (missing) {
+    const [, kind, name] = missing;
+    const file = kind!.toLowerCase() === "user" ? "/etc/passwd" : "/etc/group";
+    return new ContainerStartError(
+      `The image has no ${kind!.toLowerCase()} "${name}": ${msg}`,
+      `List the ${kind!.toLowerCase()}s it has:  moat run --image <image> -- cat ${file}\n` +
+        "or give a numeric id, which needs no entry there:  --user 1000:1000",
+      code,
+    );
+  }
+  const byRuntime = namesRuntime(msg, runtime);
+  if (!byRuntime && ENGINE_NETWORK_FAILURE.test(msg)) {
+    return new ContainerStartError(
+      `The Docker engine could not set up the container's network: ${msg}`,
+      "Restarting the engine recreates its default bridge (docker0):  sudo systemctl restart docker\n" +
+        "or run without a network:  --network none   (or  network: none  in moat.yaml)",
+      code,
+    );
+  }
+  if (!byRuntime) {
+    return new ContainerStartError(
+      `The Docker engine could not start the container: ${msg}`,
+      "Look for the cause in the engine's log:  journalctl -u docker   (or the file dockerd writes to)\n" +
+        "Reproduce it without moat:  docker run --rm <image> true",
+      code,
+    );
+  }
+  return new ContainerStartError(
+    `The container runtime${runtime ? ` "${runtime}"` : ""} could not start the container: ${msg}`,
+    runtime
+      ? `Reproduce it without moat:  docker run --rm --runtime=${runtime} <image> true\n` +
+        `Run with gVisor's debug log: add "--debug", "--debug-log=/tmp/runsc/" to the runtime's runtimeArgs`
+      : "Reproduce it without moat:  docker run --rm <image> true",
+    code,
+  );
 }
 
 function mapCreateError(err: unknown, body: ContainerCreateBody): unknown {

@@ -101,6 +101,64 @@ export function checkMountTargets<M extends { target: string }>(
   return undefined;
 }
 
+/** Whether a path is a directory or something else; `absent` when it does not exist. */
+export type PathKind = "directory" | "file" | "absent";
+
+/**
+ * The targets whose kind in the image matters: a target inside another mount's target is hidden from the
+ * image by that mount, so only the others are looked up. Pure.
+ */
+export function targetsToProbe(mounts: readonly { target: string }[]): string[] {
+  const targets = mounts.map((m) => m.target);
+  return targets.filter((t) => !targets.some((o) => t.startsWith(`${o}/`)));
+}
+
+/**
+ * The first mount whose source and target differ in kind: a directory onto a file of the image, or a file
+ * onto a directory. The runtime refuses such a mount when it starts the container (runc says "not a
+ * directory"; under gVisor the sandbox only fails to start). `sourceKinds[i]` is mount i's source on the
+ * host; `targetKinds` the image's path at each target looked up (`targetsToProbe`), after following links;
+ * an unknown or absent target is fine (the runtime creates it). Pure.
+ */
+export function checkMountKinds<M extends { source: string; target: string }>(
+  mounts: readonly M[],
+  sourceKinds: readonly PathKind[],
+  targetKinds: ReadonlyMap<string, PathKind>,
+  image: string,
+): MountProblem<M> | undefined {
+  for (const [index, mount] of mounts.entries()) {
+    const source = sourceKinds[index];
+    const target = targetKinds.get(mount.target);
+    if (source === undefined || target === undefined || target === "absent" || source === target) continue;
+    const q = JSON.stringify(mount.target);
+    const name = baseName(mount.source.replace(/\/+$/, ""));
+    const base = name === "" || name === "." || name === ".." ? "data" : name;
+    return source === "directory"
+      ? {
+        mount,
+        index,
+        problem:
+          `${q} is a file in the image ${image}, and the source ${JSON.stringify(mount.source)} is a ` +
+          "directory: the container runtime cannot mount a directory onto a file",
+        hint: `Mount the directory at a path that is not a file in the image, e.g.  target: /mnt/${base}`,
+      }
+      : {
+        mount,
+        index,
+        problem:
+          `${q} is a directory in the image ${image}, and the source ${JSON.stringify(mount.source)} is ` +
+          "a file: the container runtime cannot mount a file onto a directory",
+        hint: `Mount the file inside that directory instead, e.g.  target: ${mount.target}/${base}`,
+      };
+  }
+  return undefined;
+}
+
+/** A problem `checkMountKinds` found, as the config error at the entry's position (`mounts[i].target`). */
+export function mountKindError(bad: MountProblem<ConfigMount>): ConfigError {
+  return mountError(bad.mount, `mounts[${bad.index}].target`, bad.problem, bad.hint);
+}
+
 /** `/a//b/./c/../d/` → `/a/b/d`. Lexical: symlinks are not followed. `path` must be absolute. */
 function normalisePath(path: string): string {
   const parts: string[] = [];

@@ -89,8 +89,12 @@ export function profileFor(settings: ProfileSettings): Profile {
   };
 }
 
-/** Where a read-only root still lets programs write; mode 1777 like a normal /tmp. */
-export const TMPFS_OPTIONS = "rw,nosuid,nodev,mode=1777";
+/**
+ * Where a read-only root still lets programs write; mode 1777 like a normal /tmp. `exec` is explicit: Docker
+ * mounts a tmpfs `noexec` unless told otherwise, and a scratch directory is where tools unpack and run
+ * helpers (the docs suggest pointing caches at /tmp). `nosuid` and `nodev` stay.
+ */
+export const TMPFS_OPTIONS = "rw,exec,nosuid,nodev,mode=1777";
 
 /**
  * The `HostConfig` fields (and `Ulimits`) of a profile. `gvisor`: the run uses a gVisor runtime, which

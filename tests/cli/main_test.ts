@@ -80,6 +80,25 @@ for (
   });
 }
 
+Deno.test("moat run with a command but no --: the hint puts -- after the workspace only when it is a directory", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "moat-ws-" });
+  try {
+    const command = await moat(["run", "echo", "hi"], { home, cwd: dir });
+    assert.equal(command.code, 2);
+    assert.equal(
+      command.stderr,
+      'moat: Unexpected argument "hi": moat run takes one WORKSPACE, and the command goes after --\n' +
+        "  For example:  moat run -- echo hi\n",
+    );
+    await Deno.mkdir(`${dir}/proj`);
+    const workspace = await moat(["run", "./proj", "echo", "hi"], { home, cwd: dir });
+    assert.equal(workspace.code, 2);
+    assert.match(workspace.stderr, /\n {2}For example: {2}moat run \.\/proj -- echo hi\n$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("the bundle stamp replaces exactly one quoted placeholder, and refuses anything else", () => {
   assert.equal(stamp(`a="__X__";b=1`, "__X__", "abc"), `a="abc";b=1`);
   assert.equal(stamp("a=`__X__`", "__X__", "abc"), `a="abc"`);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseRunArgs, resourceSettings } from "../../lib/cli/run.ts";
+import { parseRunArgs, parseUser, resourceSettings } from "../../lib/cli/run.ts";
 import type { MoatConfig } from "../../lib/config/types.ts";
 import type { ProfileSettings } from "../../lib/run/profile.ts";
 import { ConfigError, UsageError } from "../../lib/errors.ts";
@@ -48,6 +48,39 @@ for (const [label, args, re] of usage) {
     assert.throws(
       () => parseRunArgs(args),
       (err: unknown) => err instanceof UsageError && re.test(err.message),
+    );
+  });
+}
+
+// More than one word before --: the hint puts -- where the command starts, which depends on whether the first
+// word is an existing directory (the workspace) or not (then it is the command's first word).
+const misplaced: [string, string[], string[], string, string][] = [
+  ["a command without --", ["echo", "hi"], [], "hi", "moat run -- echo hi"],
+  [
+    "a workspace and a command without --",
+    ["./proj", "echo", "hi"],
+    ["./proj"],
+    "echo",
+    "moat run ./proj -- echo hi",
+  ],
+  ["options stay out of the hint", ["-e", "A=1", "ls", "/tmp", "--keep"], [], "/tmp", "moat run -- ls /tmp"],
+  [
+    "words a shell would split are quoted",
+    ["printf", "it's %s", ""],
+    [],
+    "it's %s",
+    `moat run -- printf 'it'\\''s %s' ''`,
+  ],
+];
+for (const [label, args, dirs, unexpected, hint] of misplaced) {
+  Deno.test(`run args: ${label}: the hint is  ${hint}`, () => {
+    assert.throws(
+      () => parseRunArgs(args, (p) => dirs.includes(p)),
+      (err: unknown) =>
+        err instanceof UsageError &&
+        err.message ===
+          `Unexpected argument "${unexpected}": moat run takes one WORKSPACE, and the command goes after --` &&
+        err.hint === `For example:  ${hint}`,
     );
   });
 }
@@ -119,3 +152,29 @@ Deno.test("resource settings: more CPUs in the config than the host has is a con
   // A flag overrides it, within the host's count.
   assert.equal(resourceSettings({ ...noFlags, cpus: "2" }, { cpus: 4, cpusWhere }, 2).cpus, 2);
 });
+
+// -u: the engine takes ids from 0 to 2^31-1 ("uids and gids must be in range"); beyond that it failed at start.
+const users: [string, string | number, RegExp | undefined][] = [
+  ["1000", 1000, undefined],
+  ["1000:1000", 1000, undefined],
+  ["2147483647:2147483647", 2147483647, undefined],
+  ["nobody", "nobody", undefined],
+  ["app:staff", "app", undefined],
+  ["99999999999", 0, /^User "99999999999" has a user id out of range: 99999999999 is more than 2147483647$/],
+  ["2147483648", 0, /has a user id out of range/],
+  ["1000:2147483648", 0, /^User "1000:2147483648" has a group id out of range: 2147483648 is more/],
+  ["a b", 0, /is not of the form UID\[:GID\] or NAME\[:GROUP\]/],
+];
+for (const [raw, who, refused] of users) {
+  Deno.test(`run args: -u ${raw} ${refused ? "is a usage error" : "is accepted"}`, () => {
+    if (!refused) {
+      assert.deepEqual(parseUser(raw), { user: raw, who });
+      return;
+    }
+    assert.throws(
+      () => parseUser(raw),
+      (err: unknown) =>
+        err instanceof UsageError && refused.test(err.message) && /--user/.test(err.hint ?? ""),
+    );
+  });
+}

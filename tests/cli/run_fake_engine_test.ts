@@ -160,3 +160,275 @@ Deno.test("an interrupt while the engine is being checked starts nothing, leaves
     await s.cleanup();
   }
 });
+
+/**
+ * `moat run ARGS` through bash, so arguments and environment can hold bytes that are not UTF-8 (`$'\xff'`
+ * in `script`); Deno.Command only passes strings. `script` runs with `"$@"` = deno run -A main.ts run WS.
+ */
+async function runRaw(engine: FakeEngine, script: string) {
+  const s = await scratch();
+  try {
+    const out = await new Deno.Command("bash", {
+      args: ["-c", script, "bash", Deno.execPath(), "run", "-A", `${ROOT}/main.ts`, "run", s.ws],
+      env: moatEnv(s.home, { DOCKER_HOST: `unix://${engine.endpoint.path}` }),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const records = await Array.fromAsync(Deno.readDir(`${s.home}/runs`)).catch(() => []);
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr), records: records.length };
+  } finally {
+    await s.cleanup();
+  }
+}
+
+for (
+  const [label, script, first] of [
+    [
+      "an -e value",
+      `exec "$@" -e $'K=\\xe9t\\xe9' -- true`,
+      String
+        .raw`moat: -e "K=\xE9t\xE9" is not valid UTF-8; moat would pass it on altered (the engine's API takes text)`,
+    ],
+    [
+      "the value -e KEY copies from moat's environment",
+      `K=$'caf\\xe9' exec "$@" -e K -- true`,
+      "moat: -e K: moat's environment variable K is not valid UTF-8, so it cannot be passed on unchanged",
+    ],
+    [
+      "an argument of the command",
+      `exec "$@" -- printf $'\\xff'`,
+      String
+        .raw`moat: Argument "\xFF" is not valid UTF-8; moat would pass it on altered (the engine's API takes text)`,
+    ],
+  ] as const
+) {
+  Deno.test(`${label} that is not UTF-8 is refused with exit 2 before the engine is asked anything`, async () => {
+    await using engine = await FakeEngine.start();
+    const r = await runRaw(engine, script);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.split("\n")[0], first);
+    assert.deepEqual(engine.calls(), []);
+    assert.equal(r.records, 0);
+  });
+}
+
+for (
+  const [label, args, first] of [
+    [
+      "-u with an id beyond the engine's range",
+      ["-u", "99999999999"],
+      'moat: User "99999999999" has a user id out of range: 99999999999 is more than 2147483647',
+    ],
+    [
+      "an --image that is not an image reference",
+      ["--image", "UPPER:bad"],
+      'moat: Image "UPPER:bad" (--image) is not a valid image reference: the repository name must be lowercase',
+    ],
+  ] as const
+) {
+  Deno.test(`${label} is a usage error before the engine is asked anything`, async () => {
+    await using engine = await FakeEngine.start();
+    const s = await scratch();
+    try {
+      const r = await moat(["run", ...args, s.ws, "--", "true"], {
+        home: s.home,
+        env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
+      });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr.split("\n")[0], first);
+      assert.doesNotMatch(r.stderr, /gVisor|runsc/);
+      assert.deepEqual(engine.calls(), []);
+    } finally {
+      await s.cleanup();
+    }
+  });
+}
+
+Deno.test("a directory mounted onto a file of the image is refused at its config line before the run's container is made", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: { Runtimes: { runsc: { path: "/usr/bin/runsc" } } } });
+  engine.on("GET /images/:name/json", IMAGE);
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  engine.on("POST /containers/create", { status: 201, json: { Id: CONTAINER, Warnings: [] } });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  engine.on("HEAD /containers/:id/archive", async (req, res) => {
+    assert.equal(req.query.get("path"), "/etc/passwd");
+    const stat = { name: "passwd", size: 82, mode: 0o644, mtime: "", linkTarget: "" };
+    await res.head(200, { "X-Docker-Container-Path-Stat": btoa(JSON.stringify(stat)) });
+  });
+  const s = await scratch();
+  try {
+    await Deno.mkdir(`${s.ws}/d`);
+    await Deno.writeTextFile(`${s.ws}/moat.yaml`, "mounts:\n  - source: ./d\n    target: /etc/passwd\n");
+    // As root, who needs no HOME from the image's passwd (that would be a probe of its own).
+    const r = await moat(["run", "-u", "0:0", s.ws, "--", "true"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
+    });
+    assert.equal(r.code, 2, r.stderr);
+    const file = `${await Deno.realPath(s.ws)}/moat.yaml`;
+    assert.equal(
+      r.stderr.split("\n")[0],
+      `moat: ${file}:2:5: mounts[0].target: "/etc/passwd" is a file in the image debian:bookworm-slim, and ` +
+        'the source "./d" is a directory: the container runtime cannot mount a directory onto a file',
+    );
+    // One container: the never started probe, removed; the run's own was never asked for.
+    const creates = engine.requestsTo("POST /containers/create");
+    assert.equal(creates.length, 1);
+    assert.equal((creates[0]!.json as { Labels: Record<string, string> }).Labels["dev.moat.probe"], "paths");
+    assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1);
+    assert.ok(!engineCalls(engine).some((c) => /attach|wait|start/.test(c)));
+    const records = await Array.fromAsync(Deno.readDir(`${s.home}/runs`)).catch(() => []);
+    assert.equal(records.length, 0);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+/** Settles when the fake engine shuts down, so a handler waiting for the test never outlives it. */
+const aborted = (signal: AbortSignal) =>
+  new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+
+/**
+ * An engine whose container starts only when `release` is called, then runs (writing `running` on stdout)
+ * until it is stopped. `startAsked` resolves when moat asks to start it.
+ */
+function startableEngine(engine: FakeEngine) {
+  const startAsked = Promise.withResolvers<void>();
+  const released = Promise.withResolvers<void>();
+  const started = Promise.withResolvers<void>();
+  const stopped = Promise.withResolvers<void>();
+  engine.on("GET /info", { status: 200, json: { Runtimes: { runsc: { path: "/usr/bin/runsc" } } } });
+  engine.on("GET /images/:name/json", IMAGE);
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  engine.on("POST /containers/create", { status: 201, json: { Id: CONTAINER, Warnings: [] } });
+  engine.on("POST /containers/:id/attach", async (_req, res) => {
+    const h = await res.hijack();
+    await Promise.race([started.promise, aborted(res.signal)]);
+    await h.writeFrame(1, "running\n");
+    await Promise.race([stopped.promise, aborted(res.signal)]);
+  });
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await Promise.race([stopped.promise, aborted(res.signal)]);
+    await res.chunk(JSON.stringify({ StatusCode: 143 }) + "\n");
+    await res.endChunks();
+  });
+  engine.on("POST /containers/:id/start", async (_req, res) => {
+    startAsked.resolve();
+    await Promise.race([released.promise, aborted(res.signal)]);
+    started.resolve();
+    await res.empty(204);
+  });
+  engine.on("POST /containers/:id/stop", (_req, res) => {
+    stopped.resolve();
+    return res.empty(204);
+  });
+  engine.on("GET /containers/:id/json", {
+    status: 200,
+    json: { Id: CONTAINER, Name: "/x", State: {}, Config: {}, HostConfig: { Runtime: "runsc" } },
+  });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  return { startAsked: startAsked.promise, release: () => released.resolve() };
+}
+
+/** `moat run WS -- true` on a pseudo-terminal (tests/engine/pty_helper.py), driven one step at a time. */
+function onPty(engine: FakeEngine, ws: string, home: string) {
+  const child = new Deno.Command("python3", {
+    args: [
+      `${ROOT}/tests/engine/pty_helper.py`,
+      "--timeout",
+      "20",
+      "--",
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}/main.ts`,
+      "run",
+      ws,
+      "--",
+      "true",
+    ],
+    env: moatEnv(home, { DOCKER_HOST: `unix://${engine.endpoint.path}` }),
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  const nextLine = async (): Promise<Record<string, unknown>> => {
+    while (!buffered.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`pty_helper.py ended early: ${buffered}`);
+      buffered += value;
+    }
+    const at = buffered.indexOf("\n");
+    const line = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return JSON.parse(line);
+  };
+  return {
+    /** Run one step; fails the test when it fails. */
+    async step(step: Record<string, unknown>) {
+      await writer.write(new TextEncoder().encode(JSON.stringify(step) + "\n"));
+      const report = await nextLine();
+      assert.equal(report.ok, true, JSON.stringify(report));
+    },
+    /** End the script; what the helper says once moat has exited. */
+    async done() {
+      await writer.close();
+      const done = await nextLine();
+      while (!(await reader.read()).done) { /* the helper has nothing more to say */ }
+      await child.status;
+      return done as { exit: number | null; output: string };
+    },
+  };
+}
+
+Deno.test("an interrupt while the container is starting says so when moat stops the command that just started", async () => {
+  await using engine = await FakeEngine.start();
+  const script = startableEngine(engine);
+  const s = await scratch();
+  try {
+    const pty = onPty(engine, s.ws, s.home);
+    await pty.step({ expect: "Starting container…" });
+    await script.startAsked;
+    await pty.step({ signal: "SIGINT" });
+    // moat took the signal: it erased its spinner line (a frame would follow the erase with the spinner).
+    await pty.step({ expect: "\\r\\x1b\\[2K$" });
+    script.release();
+    await pty.step({
+      expect: "moat: stopping run \\w+ \\(SIGINT\\), interrupted while its container was starting: " +
+        "the command has 5 s to exit; press Ctrl-C again to stop it now",
+    });
+    const done = await pty.done();
+    assert.equal(done.exit, 130, done.output);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("an interrupt while the command runs says the command has the grace period to exit", async () => {
+  await using engine = await FakeEngine.start();
+  const script = startableEngine(engine);
+  script.release();
+  const s = await scratch();
+  try {
+    const pty = onPty(engine, s.ws, s.home);
+    await pty.step({ expect: "running" });
+    await pty.step({ signal: "SIGINT" });
+    await pty.step({
+      expect:
+        "moat: stopping run \\w+ \\(SIGINT\\): the command has 5 s to exit; press Ctrl-C again to stop it now",
+    });
+    const done = await pty.done();
+    assert.equal(done.exit, 130, done.output);
+    assert.doesNotMatch(done.output, /while its container was starting/);
+  } finally {
+    await s.cleanup();
+  }
+});

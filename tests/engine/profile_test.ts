@@ -349,6 +349,20 @@ for (
   });
 }
 
+/** Writes a script to /tmp and runs it from there. */
+const TMP_EXEC_PROBE =
+  "printf '#!/bin/sh\\necho tmp script ran\\n' > /tmp/s.sh && chmod +x /tmp/s.sh && /tmp/s.sh";
+
+for (const mode of MODES) {
+  Deno.test(`--read-only ${mode.label}: a script in /tmp runs (the tmpfs is not noexec)`, async () => {
+    await withScratch(async (s) => {
+      const r = await run(s, [...mode.flags, "--read-only"], TMP_EXEC_PROBE);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.out, "tmp script ran\n");
+    });
+  });
+}
+
 Deno.test("without read_only the same probe writes everywhere: the read-only tests can fail", async () => {
   await withScratch(async (s) => {
     const r = await run(s, ["-u", "0:0"], WRITE_PROBE);
@@ -423,6 +437,61 @@ for (
       );
       assert.ok(r.stderr.includes(c.problem), r.stderr);
       await assertNothingCreated(s);
+    });
+  });
+}
+
+// What the runtime refuses at start (runc: "not a directory"; gVisor: the sandbox just does not start) is
+// found first, by looking at the targets in the image.
+for (const mode of MODES) {
+  for (
+    const c of [
+      {
+        source: "./d",
+        target: "/etc/passwd",
+        problem: "is a file in the image",
+        what: "a directory onto a file",
+      },
+      {
+        source: "./d",
+        target: "/bin/sh",
+        problem: "is a file in the image",
+        what: "a directory onto a link to a file",
+      },
+      {
+        source: "./f",
+        target: "/etc",
+        problem: "is a directory in the image",
+        what: "a file onto a directory",
+      },
+    ]
+  ) {
+    Deno.test(`mounts ${mode.label}: ${c.what} (${c.target}) is refused at its line, exit 2, nothing created`, async () => {
+      await withScratch(async (s) => {
+        await Deno.mkdir(`${s.ws}/d`);
+        await Deno.writeTextFile(`${s.ws}/f`, "x\n");
+        await Deno.writeTextFile(
+          `${s.ws}/moat.yaml`,
+          `mounts:\n  - source: ${c.source}\n    target: ${c.target}\n`,
+        );
+        const r = await run(s, mode.flags, "true");
+        assert.equal(r.code, 2, r.stderr);
+        const file = `${await Deno.realPath(s.ws)}/moat.yaml`;
+        assert.ok(
+          r.stderr.includes(`moat: ${file}:2:5: mounts[0].target: "${c.target}" ${c.problem} ${TEST_IMAGE}`),
+          r.stderr,
+        );
+        await assertNothingCreated(s);
+      });
+    });
+  }
+  Deno.test(`mounts ${mode.label}: a file onto a file of the image (/etc/passwd) is used`, async () => {
+    await withScratch(async (s) => {
+      await Deno.writeTextFile(`${s.ws}/passwd`, "root:x:0:0:from the host:/root:/bin/sh\n");
+      await Deno.writeTextFile(`${s.ws}/moat.yaml`, "mounts:\n  - {source: ./passwd, target: /etc/passwd}\n");
+      const r = await run(s, [...mode.flags, "-u", "0:0"], "cat /etc/passwd");
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.out, "root:x:0:0:from the host:/root:/bin/sh\n");
     });
   });
 }

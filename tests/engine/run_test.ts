@@ -214,6 +214,21 @@ Deno.test("--user overrides the owner, and a named user without a home gets HOME
   }
 });
 
+Deno.test("-u with a name the image lacks names the user and how to list the image's users, not gVisor", async () => {
+  const s = await scratch();
+  try {
+    const r = await moat(["run", ...img, "-u", "nosuchuser", s.ws, "--", "true"], { home: s.home });
+    assert.equal(r.code, 125, r.stderr);
+    const [first, ...hint] = r.stderr.trimEnd().split("\n");
+    assert.match(first ?? "", /^moat: The image has no user "nosuchuser": unable to find user nosuchuser/);
+    assert.match(hint.join("\n"), /cat \/etc\/passwd/);
+    assert.doesNotMatch(r.stderr, /gVisor|runsc|debug-log/);
+    assert.deepEqual(await containersFor(s.ws), []);
+  } finally {
+    await s.cleanup();
+  }
+});
+
 Deno.test("-i pipes stdin to the command and its EOF ends the command's input", async () => {
   const s = await scratch();
   try {

@@ -164,53 +164,119 @@ for (const keep of [false, true]) {
   });
 }
 
-Deno.test("classifyStartError: exit code, and whose failure it names", () => {
-  const cases: Array<{ msg: string; runtime?: string; code: number; what: RegExp; hint: RegExp }> = [
-    {
-      msg: 'OCI runtime create failed: exec: "nope": executable file not found in $PATH',
-      runtime: "runsc",
-      code: 127,
-      what: /^The command was not found in the image: /,
-      hint: /ls \/usr\/bin/,
-    },
-    {
-      msg: "OCI runtime create failed: exec: /workspace/x: permission denied",
-      runtime: "runsc",
-      code: 126,
-      what: /^The command is not executable in the image: /,
-      hint: /ls \/usr\/bin/,
-    },
-    {
-      msg: "OCI runtime start failed: cannot run with network enabled in root network namespace",
-      runtime: "runsc",
-      code: 125,
-      what: /^The container runtime "runsc" could not start the container: /,
-      hint: /docker run --rm --runtime=runsc/,
-    },
-    {
-      // The engine's bridge is gone (seen after another dockerd on the host removed docker0).
-      msg: "failed to create endpoint moat-1d38eab0ddc6 on network bridge: adding interface vethd6bf02e to " +
-        "bridge docker0 failed: could not find bridge docker0: route ip+net: no such network interface",
-      runtime: "runsc",
-      code: 125,
-      what: /^The Docker engine could not set up the container's network: failed to create endpoint/,
-      hint: /recreates its default bridge[\s\S]*--network none/,
-    },
-    {
-      msg: "unable to find user app: no matching entries in passwd file",
-      code: 125,
-      what: /^The container runtime could not start the container: /,
-      hint: /^Reproduce it without moat: {2}docker run --rm <image> true$/,
-    },
-  ];
-  for (const c of cases) {
+/** What only a failure of gVisor itself may get: gVisor named, or its debug log suggested. */
+const GVISOR = /gVisor|runsc|debug-log/;
+const startFailures: Array<
+  { msg: string; runtime?: string; code: number; what: RegExp; hint: RegExp; notHint?: RegExp }
+> = [
+  {
+    msg: 'OCI runtime create failed: exec: "nope": executable file not found in $PATH',
+    runtime: "runsc",
+    code: 127,
+    what: /^The command was not found in the image: /,
+    hint: /ls \/usr\/bin/,
+  },
+  {
+    msg: "OCI runtime create failed: exec: /workspace/x: permission denied",
+    runtime: "runsc",
+    code: 126,
+    what: /^The command is not executable in the image: /,
+    hint: /ls \/usr\/bin/,
+  },
+  {
+    msg: "OCI runtime start failed: cannot run with network enabled in root network namespace",
+    runtime: "runsc",
+    code: 125,
+    what: /^The container runtime "runsc" could not start the container: /,
+    hint: /docker run --rm --runtime=runsc[\s\S]*--debug-log/,
+  },
+  {
+    // What runsc says when it refuses a mount: the sandbox does not start, no reason given.
+    msg:
+      "failed to create shim task: OCI runtime create failed: creating container: cannot create sandbox: " +
+      "cannot read client sync file: waiting for sandbox to start: EOF: unknown",
+    runtime: "runsc",
+    code: 125,
+    what: /^The container runtime "runsc" could not start the container: /,
+    hint: /--debug-log/,
+  },
+  {
+    msg: "runsc did not terminate successfully: exit status 128",
+    runtime: "runsc",
+    code: 125,
+    what: /^The container runtime "runsc" could not start the container: /,
+    hint: /--debug-log/,
+  },
+  {
+    // The sandbox off: the engine's default runtime (runc) failed, and the message says so.
+    msg: "OCI runtime create failed: runc create failed: unable to start container process: error during " +
+      'container init: error mounting "/d" to rootfs at "/etc/passwd": not a directory: unknown',
+    code: 125,
+    what: /^The container runtime could not start the container: /,
+    hint: /^Reproduce it without moat: {2}docker run --rm <image> true$/,
+  },
+  {
+    // The engine's bridge is gone (seen after another dockerd on the host removed docker0).
+    msg: "failed to create endpoint moat-1d38eab0ddc6 on network bridge: adding interface vethd6bf02e to " +
+      "bridge docker0 failed: could not find bridge docker0: route ip+net: no such network interface",
+    runtime: "runsc",
+    code: 125,
+    what: /^The Docker engine could not set up the container's network: failed to create endpoint/,
+    hint: /recreates its default bridge[\s\S]*--network none/,
+    notHint: GVISOR,
+  },
+  {
+    // dockerd looks a -u NAME up itself, before any runtime runs.
+    msg: "unable to find user abc: no matching entries in passwd file",
+    runtime: "runsc",
+    code: 125,
+    what: /^The image has no user "abc": /,
+    hint: /^List the users it has: {2}moat run --image <image> -- cat \/etc\/passwd\n.*--user 1000:1000$/,
+    notHint: GVISOR,
+  },
+  {
+    msg: "unable to find group devs: no matching entries in group file",
+    code: 125,
+    what: /^The image has no group "devs": /,
+    hint: /cat \/etc\/group/,
+  },
+  {
+    // Other errors of the engine's own (a 500 on start that does not name the runtime): not gVisor's.
+    msg: "uids and gids must be in range 0-2147483647",
+    runtime: "runsc",
+    code: 125,
+    what: /^The Docker engine could not start the container: /,
+    hint: /engine's log[\s\S]*docker run --rm <image> true$/,
+    notHint: GVISOR,
+  },
+  {
+    msg: "container is marked for removal and cannot be started",
+    runtime: "runsc",
+    code: 125,
+    what: /^The Docker engine could not start the container: /,
+    hint: /engine's log/,
+    notHint: GVISOR,
+  },
+  {
+    // The runtime's name inside another word is not the runtime named.
+    msg: "mkdir /var/lib/runscape: read-only file system",
+    runtime: "runsc",
+    code: 125,
+    what: /^The Docker engine could not start the container: /,
+    hint: /engine's log/,
+    notHint: GVISOR,
+  },
+];
+for (const c of startFailures) {
+  Deno.test(`classifyStartError: exit code and whose failure it names for "${c.msg.slice(0, 60)}"`, () => {
     const err = classifyStartError(new EngineApiError(500, "POST", "/containers/x/start", c.msg), c.runtime);
     assert.equal(err.exitCode, c.code, c.msg);
     assert.match(err.message, c.what, c.msg);
     assert.ok(err.message.endsWith(c.msg), c.msg);
     assert.match(err.hint ?? "", c.hint, c.msg);
-  }
-});
+    if (c.notHint) assert.doesNotMatch(err.hint ?? "", c.notHint, c.msg);
+  });
+}
 
 Deno.test("the run waits for the admission check before it attaches or starts", async () => {
   await using engine = await FakeEngine.start();

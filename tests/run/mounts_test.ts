@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import type { ConfigMount } from "../../lib/config/types.ts";
 import { ConfigError } from "../../lib/errors.ts";
-import { checkMountTargets, resolveMounts } from "../../lib/run/mounts.ts";
+import {
+  checkMountKinds,
+  checkMountTargets,
+  type PathKind,
+  resolveMounts,
+  targetsToProbe,
+} from "../../lib/run/mounts.ts";
 
 const t = (...targets: string[]) => targets.map((target) => ({ target }));
 
@@ -267,3 +273,63 @@ Deno.test("resolveMounts refuses /tmp as a target only with read_only", async ()
     await s.cleanup();
   }
 });
+
+Deno.test("only targets not inside another mount's target are looked up in the image", () => {
+  assert.deepEqual(targetsToProbe(t("/data", "/data/cache", "/etc/passwd", "/database")), [
+    "/data",
+    "/etc/passwd",
+    "/database",
+  ]);
+});
+
+// [label, mounts (source, target), source kinds, image kinds, index of the offending mount, problem, hint]
+const kindCases: [
+  string,
+  [string, string][],
+  PathKind[],
+  [string, PathKind][],
+  number | undefined,
+  RegExp?,
+  RegExp?,
+][] = [
+  ["a file onto a file", [["./passwd", "/etc/passwd"]], ["file"], [["/etc/passwd", "file"]], undefined],
+  ["a directory onto a directory", [["./d", "/etc"]], ["directory"], [["/etc", "directory"]], undefined],
+  ["anything onto an absent path", [["./d", "/data"]], ["directory"], [["/data", "absent"]], undefined],
+  ["a target the engine said nothing about", [["./d", "/x"]], ["directory"], [], undefined],
+  [
+    "a directory onto a file",
+    [["./ok", "/ok"], ["./d", "/etc/passwd"]],
+    ["directory", "directory"],
+    [["/ok", "absent"], ["/etc/passwd", "file"]],
+    1,
+    /^"\/etc\/passwd" is a file in the image img, and the source "\.\/d" is a directory: the container runtime cannot mount a directory onto a file$/,
+    /^Mount the directory at a path that is not a file in the image, e\.g\. {2}target: \/mnt\/d$/,
+  ],
+  [
+    "a file onto a directory",
+    [["./conf/app.ini", "/etc"]],
+    ["file"],
+    [["/etc", "directory"]],
+    0,
+    /^"\/etc" is a directory in the image img, and the source "\.\/conf\/app\.ini" is a file: .*a file onto a directory$/,
+    /target: \/etc\/app\.ini$/,
+  ],
+  [
+    "the workspace itself onto a file",
+    [[".", "/etc/hostname"]],
+    ["directory"],
+    [["/etc/hostname", "file"]],
+    0,
+    /a directory onto a file/,
+    /target: \/mnt\/data$/,
+  ],
+];
+for (const [label, pairs, sourceKinds, imageKinds, index, problem, hint] of kindCases) {
+  Deno.test(`mount kinds: ${label}${index === undefined ? " is fine" : " is refused"}`, () => {
+    const mounts = pairs.map(([source, target]) => ({ source, target }));
+    const bad = checkMountKinds(mounts, sourceKinds, new Map(imageKinds), "img");
+    assert.equal(bad?.index, index);
+    if (problem) assert.match(bad?.problem ?? "", problem);
+    if (hint) assert.match(bad?.hint ?? "", hint);
+  });
+}

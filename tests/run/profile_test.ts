@@ -79,3 +79,11 @@ Deno.test("the plan carries the profile, its mounts after the workspace; probes 
   const unsandboxed = planContainer({ ...spec, runtime: undefined }).body.HostConfig;
   assert.equal(unsandboxed.Ulimits, undefined);
 });
+
+Deno.test("the read-only root's /tmp lets programs run there, and grants nothing by set-user-ID bits or devices", () => {
+  const options = TMPFS_OPTIONS.split(",");
+  // Docker mounts a tmpfs noexec unless `exec` is given.
+  assert.ok(options.includes("exec"), TMPFS_OPTIONS);
+  assert.ok(!options.includes("noexec"), TMPFS_OPTIONS);
+  for (const kept of ["nosuid", "nodev", "mode=1777"]) assert.ok(options.includes(kept), kept);
+});
