@@ -139,9 +139,12 @@ export function interruptedExitCode(signal: string): number {
 /** The user interrupted moat before the command started. Exit 128 + signal number. */
 export class InterruptedError extends MoatError {
   override readonly exitCode: number;
-  constructor(readonly signal: string, readonly containerId?: string, removed = true) {
+  /** `started`: the interrupt came while the engine was starting the container, and the command was stopped. */
+  constructor(readonly signal: string, readonly containerId?: string, removed = true, started = false) {
     super(
-      `Interrupted by ${signal} before the command started` +
+      (started
+        ? `Interrupted by ${signal} while the container was starting; the command was stopped`
+        : `Interrupted by ${signal} before the command started`) +
         (containerId ? (removed ? "; the container was removed" : "; the container was kept (--keep)") : ""),
     );
     this.exitCode = interruptedExitCode(signal);

@@ -639,9 +639,15 @@ export async function startDetached(
     }
     if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
     await startContainer(client, id, plan.body.HostConfig.Runtime);
-    started = true;
     const startedAt = new Date();
     await hooks.onStarted();
+    if (interrupt.aborted) {
+      // The interrupt came while the engine was starting the container: the user wants no run. The
+      // command did start, and the record says so; it is stopped at once and removed like any other.
+      await client.containerKill(id).catch(() => {});
+      throw new InterruptedError(signalName(), id, !opts.keep, true);
+    }
+    started = true;
     return { containerId: id, startedAt };
   } finally {
     if (!started && (!opts.keep || refused)) {

@@ -300,6 +300,28 @@ Deno.test("startDetached interrupted before start removes the container and star
   assert.deepEqual(h.seen, ["removed true"]);
 });
 
+Deno.test("startDetached interrupted while the engine starts the container stops it, removes it, and says so", async () => {
+  await using engine = await FakeEngine.start();
+  scriptStart(engine);
+  engine.on("POST /containers/:id/kill", { status: 204 });
+  const ctl = new AbortController();
+  engine.on("POST /containers/:id/start", (_req, res) => {
+    ctl.abort("SIGTERM"); // arrives while the engine starts it
+    return res.empty(204);
+  });
+  const h = hooks();
+  await assert.rejects(
+    () =>
+      startDetached(clientFor(engine), planContainer(spec), h.hooks, { keep: false, interrupt: ctl.signal }),
+    (err: unknown) =>
+      err instanceof InterruptedError && err.exitCode === 143 &&
+      err.message === "Interrupted by SIGTERM while the container was starting; the command was stopped; " +
+          "the container was removed",
+  );
+  assert.deepEqual(h.seen, ["created dddd", "started", "removed true"], "the record says it started");
+  assert.equal(engine.requestsTo("POST /containers/:id/kill").length, 1);
+});
+
 // --- the recorder's command line ----------------------------------------------------------------------------
 
 const invocations: [string, { execPath: string; mainModule: string; standalone: boolean }, string[]][] = [
