@@ -10,6 +10,7 @@ import { unixTransport } from "../lib/docker/transport.ts";
 import { EngineApiError, EngineUnavailableError } from "../lib/errors.ts";
 import { concat, FakeEngine, frame } from "./fake_engine.ts";
 import { FaultProxy } from "./fault_proxy.ts";
+import { rejection } from "./rejection.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -72,16 +73,6 @@ function get(path: string): string {
 
 function clientFor(proxy: FaultProxy, timeoutMs = 2000): DockerClient {
   return new DockerClient(unixTransport(proxy.endpoint), { timeoutMs });
-}
-
-async function rejection<T extends Error>(p: Promise<unknown>, cls: new (...args: never[]) => T): Promise<T> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    return err;
-  }
-  assert.fail(`expected a ${cls.name}, but the call succeeded`);
 }
 
 /** A multiplexed logs body of three frames (12, 13 and 14 bytes). */

@@ -18,6 +18,7 @@ import {
   UsageError,
 } from "../../lib/errors.ts";
 import { concat, FakeEngine, frame } from "../fake_engine.ts";
+import { rejection } from "../rejection.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -40,17 +41,6 @@ async function drain(reader: BufferedReader): Promise<Record<StreamType, string>
   assert.deepEqual(d.end(), { truncated: false });
   const text = (s: StreamType) => dec.decode(concat(...out[s]));
   return { 0: text(0), 1: text(1), 2: text(2), 3: text(3) };
-}
-
-/** Assert that `p` rejects with an error of `cls`, and return it for further checks. */
-async function rejection<T extends Error>(p: Promise<unknown>, cls: new (...args: never[]) => T): Promise<T> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    return err;
-  }
-  assert.fail(`expected a ${cls.name}, but the call succeeded`);
 }
 
 const INFO = {

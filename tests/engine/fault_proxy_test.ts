@@ -14,6 +14,7 @@ import { EngineApiError, EngineUnavailableError } from "../../lib/errors.ts";
 import { concat } from "../fake_engine.ts";
 import { FaultProxy } from "../fault_proxy.ts";
 import { docker, moat, requireEngine, TEST_IMAGE, withScratch } from "./helpers.ts";
+import { rejection } from "../rejection.ts";
 
 await requireEngine();
 
@@ -24,16 +25,6 @@ const LABEL = "dev.moat.test.fault-proxy";
 /** One bound for every call, short or load-dependent: these tests time the proxy, not the engine. */
 function clientFor(proxy: FaultProxy, timeoutMs = 20_000): DockerClient {
   return new DockerClient(unixTransport(proxy.endpoint), { timeoutMs, startTimeoutMs: timeoutMs });
-}
-
-async function rejection<T extends Error>(p: Promise<unknown>, cls: new (...args: never[]) => T): Promise<T> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    return err;
-  }
-  assert.fail(`expected a ${cls.name}, but the call succeeded`);
 }
 
 /** A test's containers: a create body carrying its label, a unique name, and removal of all of them after. */

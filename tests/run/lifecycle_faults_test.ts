@@ -9,8 +9,8 @@ import { DockerClient } from "../../lib/docker/client.ts";
 import { unixTransport } from "../../lib/docker/transport.ts";
 import { driveRun } from "../../lib/run/lifecycle.ts";
 import { planContainer } from "../../lib/run/plan.ts";
-import { concat, FakeEngine, frame } from "../fake_engine.ts";
-import { collectingIO, ID, noHooks, opts, scriptEngine, spec } from "./lifecycle_fixture.ts";
+import { FakeEngine, frame } from "../fake_engine.ts";
+import { collectingIO, ID, LOG, noHooks, opts, scriptEngine, spec } from "./lifecycle_fixture.ts";
 
 const PLAN = planContainer(spec);
 const FAST = { graceMs: 50, exitAfterEofMs: 50 };
@@ -213,14 +213,6 @@ Deno.test("a wait reply lost while the command still runs: moat waits again", as
 });
 
 // --- output --------------------------------------------------------------------------------------------------
-
-const LOG = concat(
-  frame(1, "one\n"),
-  frame(2, "warn\n"),
-  frame(1, "two\n"),
-  frame(1, "three\n"),
-  frame(2, "bye\n"),
-);
 
 /**
  * A container whose attach stream sends `attachBytes` then misbehaves as `after` says, while the command

@@ -3,11 +3,20 @@ import { DockerClient } from "../../lib/docker/client.ts";
 import { unixTransport } from "../../lib/docker/transport.ts";
 import type { LifecycleIO } from "../../lib/run/lifecycle.ts";
 import { spec } from "./fixtures.ts";
-import type { FakeEngine } from "../fake_engine.ts";
+import { concat, type FakeEngine, frame } from "../fake_engine.ts";
 
 export { spec };
 
 export const ID = "a".repeat(64);
+
+/** A container's whole output as the engine multiplexes it: stdout "one two three", stderr "warn bye". */
+export const LOG = concat(
+  frame(1, "one\n"),
+  frame(2, "warn\n"),
+  frame(1, "two\n"),
+  frame(1, "three\n"),
+  frame(2, "bye\n"),
+);
 export const dec = new TextDecoder();
 
 /** Sinks that collect bytes (copying: the lifecycle reuses its buffers). */

@@ -10,7 +10,8 @@ import { ContainerStartError, InterruptedError, startDetached } from "../../lib/
 import { planContainer } from "../../lib/run/plan.ts";
 import { spec } from "./fixtures.ts";
 import { recordDetached, recorderInvocation, type RecorderIO } from "../../lib/run/recorder.ts";
-import { concat, FakeEngine, frame } from "../fake_engine.ts";
+import { FakeEngine } from "../fake_engine.ts";
+import { LOG } from "./lifecycle_fixture.ts";
 
 const ID = "d".repeat(64);
 const dec = new TextDecoder();
@@ -46,14 +47,6 @@ function collectingRecord() {
   const text = (streams: number[]) => frames.filter(([s]) => streams.includes(s)).map(([, t]) => t).join("");
   return { io, frames, stdout: () => text([0, 1]), stderr: () => text([2, 3]), flushes: () => flushes };
 }
-
-const LOG = concat(
-  frame(1, "one\n"),
-  frame(2, "warn\n"),
-  frame(1, "two\n"),
-  frame(1, "three\n"),
-  frame(2, "bye\n"),
-);
 
 /**
  * An engine with a running container: the live log sends `live` (cut at `splitAt`) and ends, or breaks the
