@@ -151,6 +151,11 @@ export class InterruptedError extends MoatError {
   }
 }
 
+/** The first line of an error's message (without hint lines or a stack), for one-line reports. */
+export function firstLineOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
+}
+
 /** Render an error the way main.ts prints it: `moat: <message>` then the hint lines. */
 export function formatError(err: unknown): string {
   if (err instanceof MoatError) {

@@ -6,7 +6,14 @@ import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { ConfigError, InterruptedError, MoatError, SandboxUnavailableError, UsageError } from "../errors.ts";
+import {
+  ConfigError,
+  firstLineOf,
+  InterruptedError,
+  MoatError,
+  SandboxUnavailableError,
+  UsageError,
+} from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
 import { chooseImage, ensureImage, maybeImageRefProblem } from "../run/image.ts";
@@ -685,10 +692,6 @@ async function prepareAndRun(
   }
 }
 
-function messageOf(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
-}
-
 /**
  * The one line for a run whose record could not be written to the end (a full disk under MOAT_HOME): the
  * terminal got the whole output, `moat logs` will not, and how to make room.
@@ -698,7 +701,7 @@ function notRecordedLine(store: RunStore, home: string): string {
   const what = store.outputError !== undefined ? "output" : "record";
   const full = isNoSpace(err) || isNoSpace((err as { cause?: unknown } | undefined)?.cause);
   return `moat: warning: run ${store.record.id}'s ${what} could not be written to ${store.dir} ` +
-    `(${messageOf(err)}); the output shown here is complete, moat logs will not be. ` +
+    `(${firstLineOf(err)}); the output shown here is complete, moat logs will not be. ` +
     (full
       ? `Free space (df -h ${home}; moat clean removes finished runs) or set MOAT_HOME to a disk with room`
       : `Check the directory:  ls -ld ${store.dir}`);

@@ -8,6 +8,7 @@ import type { ContainerCreateBody, ContainerInspect, WaitResponse } from "../doc
 import {
   EngineApiError,
   EngineUnavailableError,
+  firstLineOf,
   ImageMissingError,
   InterruptedError,
   interruptedExitCode,
@@ -254,9 +255,7 @@ async function createLost(client: EngineClient, name: string, err: unknown): Pro
   if (removal === undefined) return err;
   const what = err instanceof Error ? err.message : String(err);
   return new MoatError(
-    `${what}; a container named ${name} may have been made, and removing it failed: ${
-      removal instanceof Error ? removal.message.split("\n")[0] : String(removal)
-    }`,
+    `${what}; a container named ${name} may have been made, and removing it failed: ${firstLineOf(removal)}`,
     `Remove it once the engine answers:  docker rm -f ${name}`,
   );
 }
@@ -525,16 +524,12 @@ async function exitStatus(
     }
     if (Date.now() >= deadline) {
       throw new MoatError(
-        `The exit code of container ${id.slice(0, 12)} could not be read: ${messageOf(failure)}`,
+        `The exit code of container ${id.slice(0, 12)} could not be read: ${firstLineOf(failure)}`,
         `Check the engine with:  docker info\nRead it yourself:  docker inspect --format '{{.State.ExitCode}}' ${id}`,
       );
     }
     await sleep(1_000);
   }
-}
-
-function messageOf(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
 }
 
 interface SizeFollower {

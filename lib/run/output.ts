@@ -12,7 +12,7 @@
  */
 import type { EngineClient } from "../docker/client.ts";
 import { Demuxer, DemuxError } from "../docker/demux.ts";
-import { EngineUnavailableError, MoatError } from "../errors.ts";
+import { EngineUnavailableError, firstLineOf, MoatError } from "../errors.ts";
 import { after } from "../timer.ts";
 
 /** Where output goes. `write` must consume the bytes before resolving (they are reused afterwards). */
@@ -324,7 +324,7 @@ export async function copyOutput(
     try {
       logs = await client.containerLogs(id, { follow });
     } catch (err) {
-      reason = `its log could not be read: ${firstLine(err)}`;
+      reason = `its log could not be read: ${firstLineOf(err)}`;
       if (!(err instanceof EngineUnavailableError)) break;
       await sleep(1_000); // the engine may be restarting
       continue;
@@ -348,10 +348,6 @@ export async function copyOutput(
   return `${cut}, and ${reason}`;
 }
 
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
-}
-
 function describe(end: CopyEnd): string {
   switch (end.kind) {
     case "eof":
@@ -359,6 +355,6 @@ function describe(end: CopyEnd): string {
     case "cut":
       return "stayed open and silent after the container exited";
     case "error":
-      return `broke: ${firstLine(end.error)}`;
+      return `broke: ${firstLineOf(end.error)}`;
   }
 }

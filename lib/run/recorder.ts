@@ -11,6 +11,7 @@
  * and reports a start failure (127, 126, 125) itself, like `moat run`.
  */
 import type { EngineClient, PendingWait } from "../docker/client.ts";
+import { firstLineOf } from "../errors.ts";
 import { OOM_KILLED_EXIT_CODE, watchExit } from "./lifecycle.ts";
 import {
   type ByteStream,
@@ -35,10 +36,6 @@ export interface RecordOutcome {
   error: string | undefined;
   /** The kernel killed the command for exceeding the memory limit (`exitCode` is then 137). */
   oomKilled: boolean;
-}
-
-function messageOf(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
 }
 
 /** A stream that fails at once: the followed log that could not be opened, for `copyOutput` to recover. */
@@ -85,7 +82,7 @@ export async function recordDetached(
   try {
     exitCode = await exit;
   } catch (err) {
-    error = messageOf(err);
+    error = firstLineOf(err);
   } finally {
     watch.stop();
     (wait as PendingWait | undefined)?.close();

@@ -7,7 +7,7 @@
  * i.e. the engine's 8-byte stream header plus an 8-byte timestamp, so it appends with one write per
  * chunk and is read back without loading it whole.
  */
-import { MoatError } from "../errors.ts";
+import { firstLineOf, MoatError } from "../errors.ts";
 import type { Profile } from "../run/profile.ts";
 import { after } from "../timer.ts";
 
@@ -244,7 +244,7 @@ export class RunStore {
   get outputNotWritten(): string | undefined {
     const err = this.#outputError;
     if (err === undefined) return undefined;
-    return `it could not be written: ${(err instanceof Error ? err.message : String(err)).split("\n")[0]}`;
+    return `it could not be written: ${firstLineOf(err)}`;
   }
 
   /** Why an update of `run.json` failed, when one did (see `tryUpdate`). */
