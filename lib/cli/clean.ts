@@ -166,6 +166,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(CLEAN_HELP);
     return 0;
   }
+  ctx.checkEnv();
   const workspace = opts.workspace === undefined ? undefined : await resolveWorkspace(opts.workspace);
   const records = listRecords(ctx.home);
   const client = ctx.client();

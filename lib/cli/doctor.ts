@@ -263,6 +263,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(DOCTOR_HELP);
     return 0;
   }
+  ctx.checkEnv();
   let cwd: string | undefined;
   try {
     cwd = Deno.cwd();

@@ -223,6 +223,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(LIST_HELP);
     return 0;
   }
+  ctx.checkEnv();
   // The one listing serves both the states and the orphan notice, so it is asked even with no records.
   // Asked first: the engine's connect and answer overlap reading the records.
   const asked = listManagedContainers(ctx);

@@ -292,6 +292,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(LOGS_HELP);
     return 0;
   }
+  ctx.checkEnv();
   // Asked while the output is read; awaited (bounded by the engine timeout) once it is printed.
   const orphans = orphansLater(ctx);
   const records = listRecords(ctx.home);

@@ -365,6 +365,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(STATUS_HELP);
     return 0;
   }
+  ctx.checkEnv();
   const home = ctx.home;
   const runsDir = `${home}/runs`;
   // Asked first (neither rejects): the engine's answers and the size walk overlap reading the records.

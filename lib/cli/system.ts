@@ -275,6 +275,7 @@ export async function command(args: string[]): Promise<number> {
     );
     return 0;
   }
+  ctx.checkEnv();
   const client = ctx.client();
   const containers = await client.containerList([`${LABEL_PREFIX}managed=true`]);
   let text: string;
