@@ -29,7 +29,8 @@ export class EngineUnavailableError extends MoatError {
   constructor(
     readonly endpoint: string,
     readonly reason: EngineUnavailableReason,
-    detail: string,
+    /** What happened, without the endpoint: e.g. `GET /info took longer than 5 s` for a timeout. */
+    readonly detail: string,
     options?: ErrorOptions,
   ) {
     super(

@@ -4,7 +4,7 @@
  * never writes a record, never creates a container, and never needs gVisor (issue 3). Exit 0 when the
  * engine answered, 1 when it could not be asked (what the records say is still printed).
  */
-import type { DockerClient } from "../docker/client.ts";
+import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
@@ -61,8 +61,17 @@ export interface StatusReport {
     endpoint: string | null;
     /** Why this endpoint: `DOCKER_HOST` set, or the default socket. */
     source: "DOCKER_HOST" | "default" | null;
-    /** The engine answered `/_ping`. */
+    /**
+     * The engine answered at least one request (`/_ping`, or, with a pinned API version, `/info` or the
+     * container listing) — an error status counts as an answer. A later call may still have failed.
+     */
     reachable: boolean;
+    /** The request that failed (`GET /_ping`, `GET /info`, `GET /containers/json`), else `null`. */
+    failedCall: string | null;
+    /** `failedCall` did not answer within `timeoutSeconds`. */
+    timedOut: boolean;
+    /** The bound on each call: MOAT_ENGINE_TIMEOUT, else 5. */
+    timeoutSeconds: number;
     /** First line of what went wrong asking the engine, else `null`. */
     error: string | null;
     /** The next thing to type about `error`. */
@@ -118,6 +127,11 @@ export interface StatusFacts {
   /** `undefined` when the engine could not be asked. */
   containers: ContainerSummary[] | undefined;
   error: MoatError | undefined;
+  /** Some request got an answer (see `StatusReport.engine.reachable`). */
+  answered: boolean;
+  /** The request `error` came from; `null` when the client could not even be made. */
+  failedCall: string | null;
+  timeoutMs: number;
   runtimeName: string;
   records: RunRecord[];
   /** Ids of runs whose owner lives (see `liveOwners`). */
@@ -159,8 +173,10 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
     engine: {
       endpoint: f.endpoint?.url ?? null,
       source: f.endpoint?.source ?? null,
-      // With DOCKER_API_VERSION pinned, "ping" makes no request: a later unavailable error still means down.
-      reachable: f.ping !== undefined && !(f.error instanceof EngineUnavailableError),
+      reachable: f.answered,
+      failedCall: f.error ? f.failedCall : null,
+      timedOut: f.error instanceof EngineUnavailableError && f.error.reason === "timeout",
+      timeoutSeconds: f.timeoutMs / 1000,
       error: f.error ? f.error.message.split("\n")[0]! : null,
       hint: f.error?.hint ?? null,
       serverVersion: f.info?.ServerVersion ?? null,
@@ -228,15 +244,28 @@ export function formatStatus(r: StatusReport): string {
     ? "default socket"
     : "";
   const where = e.endpoint ? `${e.endpoint} (${why})` : "unusable DOCKER_HOST";
-  row("Engine", e.reachable ? where : `${where}, unreachable`);
+  // What went wrong with the one call that failed, when the engine did answer others: "GET /info did not
+  // answer within 5 s" rather than "unreachable" (the engine is there, only slow or failing on that call).
+  const failed = e.reachable && e.error && e.failedCall
+    ? `${e.failedCall} ${e.timedOut ? `did not answer within ${e.timeoutSeconds} s` : "failed"}`
+    : undefined;
+  row(
+    "Engine",
+    !e.reachable ? `${where}, unreachable` : failed ? `${where}, reachable, but ${failed}` : where,
+  );
+  const unknown = failed ? `unknown (${failed})` : "unknown (the engine could not be asked)";
   if (e.reachable) {
-    const server = e.serverVersion ? `Docker ${e.serverVersion}` : "Docker (version not reported)";
+    const server = e.serverVersion
+      ? `Docker ${e.serverVersion}`
+      : failed && e.failedCall === "GET /info"
+      ? `Docker, version unknown (${failed})`
+      : "Docker (version not reported)";
     const api = e.apiVersion
       ? `, API ${e.apiVersion}${e.serverApiVersion ? ` (engine speaks up to ${e.serverApiVersion})` : ""}`
       : "";
     row("Version", server + api);
   } else {
-    row("Version", "unknown (the engine could not be asked)");
+    row("Version", unknown);
   }
   const g = r.gvisor;
   switch (g.status) {
@@ -255,7 +284,7 @@ export function formatStatus(r: StatusReport): string {
       row("gVisor", `runtime "${g.runtime}" is registered but is not gVisor (it runs ${g.path ?? "?"})`);
       break;
     case "unknown":
-      row("gVisor", "unknown (the engine could not be asked)");
+      row("gVisor", unknown);
       break;
   }
   const runs = r.runs;
@@ -270,8 +299,16 @@ export function formatStatus(r: StatusReport): string {
   const ok = (text: string) => lines.push(`  ✓ ${text}`);
   const bad = (text: string, fix: string) => lines.push(`  ✗ ${text}`, `      fix: ${fix}`);
   const info = (text: string) => lines.push(`  • ${text}`);
-  if (e.error) bad(`the engine could not be asked: ${e.error}`, e.hint?.split("\n")[0] ?? "docker info");
-  else ok("the engine answers");
+  if (failed && e.timedOut) {
+    bad(
+      `the engine answers, but ${failed}`,
+      `MOAT_ENGINE_TIMEOUT=${
+        Math.max(30, e.timeoutSeconds * 2)
+      } moat status   (or check the engine:  docker info)`,
+    );
+  } else if (e.error) {
+    bad(`the engine could not be asked: ${e.error}`, e.hint?.split("\n")[0] ?? "docker info");
+  } else ok("the engine answers");
   if (g.status === "missing" || g.status === "not-gvisor") {
     const other = g.otherGvisorRuntimes[0];
     bad(
@@ -282,7 +319,7 @@ export function formatStatus(r: StatusReport): string {
     ok(`sandboxed runs can use gVisor ("${g.runtime}")`);
   }
   const orphans = r.orphanedContainers;
-  if (orphans === null) info("orphaned containers: unknown (the engine could not be asked)");
+  if (orphans === null) info(`orphaned containers: ${unknown}`);
   else if (orphans.length === 0) ok("no orphaned containers");
   else {
     bad(
@@ -328,33 +365,61 @@ export async function diskUsage(dir: string): Promise<number> {
   return sizes.reduce((a, b) => a + b, 0);
 }
 
-/** Ask the engine: ping, then `/info` and one container listing together. Failures are returned. */
-async function askEngine(
-  client: () => DockerClient,
-): Promise<Pick<StatusFacts, "endpoint" | "ping" | "info" | "containers" | "error">> {
-  const facts: Pick<StatusFacts, "endpoint" | "ping" | "info" | "containers" | "error"> = {
+type EngineFacts = Pick<
+  StatusFacts,
+  "endpoint" | "ping" | "info" | "containers" | "error" | "answered" | "failedCall"
+>;
+
+/** An answer, even an error status; not an engine that could not be reached or was too slow. */
+function isAnswer(r: PromiseSettledResult<unknown>): boolean {
+  return r.status === "fulfilled" || !(r.reason instanceof EngineUnavailableError);
+}
+
+/**
+ * Ask the engine: ping, then `/info` and one container listing together. Failures are returned, with the
+ * call that failed; whatever did answer is kept (a slow `/info` does not lose the container listing).
+ * `pinned`: DOCKER_API_VERSION is set, so the ping makes no request and proves nothing.
+ */
+async function askEngine(client: () => DockerClient, pinned: boolean): Promise<EngineFacts> {
+  const facts: EngineFacts = {
     endpoint: null,
     ping: undefined,
     info: undefined,
     containers: undefined,
     error: undefined,
+    answered: false,
+    failedCall: null,
   };
-  try {
-    const c = client();
-    facts.endpoint = { url: endpointUrl(c.endpoint), source: c.endpoint.source };
-    facts.ping = await c.systemPing();
-    const [info, containers] = await Promise.allSettled([
-      c.systemInfo(),
-      c.containerList([`${LABEL_PREFIX}managed=true`]),
-    ]);
-    if (info.status === "fulfilled") facts.info = info.value;
-    else throw info.reason;
-    if (containers.status === "fulfilled") facts.containers = containers.value;
-    else throw containers.reason;
-  } catch (err) {
+  const fail = (err: unknown, call: string | null) => {
     if (!(err instanceof MoatError)) throw err;
-    facts.error = err;
+    facts.error ??= err;
+    if (facts.failedCall === null) facts.failedCall = call;
+  };
+  let c: DockerClient;
+  try {
+    c = client();
+    facts.endpoint = { url: endpointUrl(c.endpoint), source: c.endpoint.source };
+  } catch (err) {
+    fail(err, null);
+    return facts;
   }
+  const ping = await Promise.allSettled([c.systemPing()]);
+  if (ping[0].status === "rejected") {
+    facts.answered = isAnswer(ping[0]);
+    fail(ping[0].reason, "GET /_ping");
+    return facts;
+  }
+  facts.ping = ping[0].value;
+  facts.answered = !pinned;
+  const [info, containers] = await Promise.allSettled([
+    c.systemInfo(),
+    c.containerList([`${LABEL_PREFIX}managed=true`]),
+  ]);
+  facts.answered ||= isAnswer(info) || isAnswer(containers);
+  if (info.status === "fulfilled") facts.info = info.value;
+  else fail(info.reason, "GET /info");
+  if (containers.status === "fulfilled") facts.containers = containers.value;
+  else fail(containers.reason, "GET /containers/json");
   return facts;
 }
 
@@ -369,7 +434,8 @@ export async function command(args: string[]): Promise<number> {
   const home = ctx.home;
   const runsDir = `${home}/runs`;
   // Asked first (neither rejects): the engine's answers and the size walk overlap reading the records.
-  const asked = Promise.all([askEngine(ctx.client), diskUsage(runsDir)]);
+  const pinned = Boolean(ctx.env["DOCKER_API_VERSION"]?.trim());
+  const asked = Promise.all([askEngine(ctx.client, pinned), diskUsage(runsDir)]);
   const records = listRecords(home);
   const [engine, bytes] = await asked;
   const byId = new Map(records.map((r) => [r.id, r]));
@@ -381,6 +447,7 @@ export async function command(args: string[]): Promise<number> {
     records,
     liveRuns,
     liveContainers,
+    timeoutMs: engineTimeoutMs(ctx.env),
     runsDir,
     bytes,
   });

@@ -190,6 +190,9 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       endpoint: `unix://${engine.endpoint.path}`,
       source: "DOCKER_HOST",
       reachable: true,
+      failedCall: null,
+      timedOut: false,
+      timeoutSeconds: 5,
       error: null,
       hint: null,
       serverVersion: "20.10.24",
@@ -313,4 +316,55 @@ Deno.test("moat status --help prints the help on stdout with examples and exits 
   assert.match(r.out, /^Usage: moat status \[OPTIONS\]\n/);
   assert.match(r.out, /Exit status: 0 when the engine answered; 1 when it could not be asked/);
   assert.match(r.out, /Examples:\n {2}moat status\n/);
+});
+
+Deno.test("moat status with a ping that answers and an /info slower than MOAT_ENGINE_TIMEOUT says reachable, /info slow", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", async (_req, res) => {
+    await res.delay(5000);
+    await res.json(200, RUNC_ONLY);
+  });
+  engine.on("GET /containers/json", { status: 200, json: [summary("aaaaaaaaaaa1", "running", "Up 1 hour")] });
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [
+      record("aaaaaaaaaaa1", { state: "running", exitCode: null, owner: DEAD_OWNER }),
+    ]);
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}`, MOAT_ENGINE_TIMEOUT: "0.3" };
+    const r = await moat(["status"], { home: s.home, env });
+    assert.equal(r.code, 1, "a call failed: exit 1, as documented");
+    assert.equal(r.stderr, "");
+    const lines = r.out.split("\n");
+    assert.equal(
+      lines[0],
+      `Engine:   unix://${engine.endpoint.path} (from DOCKER_HOST), reachable, but GET /info did not answer within 0.3 s`,
+    );
+    assert.equal(
+      lines[1],
+      "Version:  Docker, version unknown (GET /info did not answer within 0.3 s), API 1.44 (engine speaks up to 1.44)",
+    );
+    assert.equal(lines[2], "gVisor:   unknown (GET /info did not answer within 0.3 s)");
+    // The container listing answered in time: states come from the engine.
+    assert.equal(lines[3], "Runs:     1 running, 0 stopped (1 in total)");
+    assert.match(
+      r.out,
+      /^ {2}✗ the engine answers, but GET \/info did not answer within 0\.3 s\n {6}fix: MOAT_ENGINE_TIMEOUT=30 moat status/m,
+    );
+    assert.doesNotMatch(r.out, /unreachable/);
+
+    const j = await moat(["status", "--json"], { home: s.home, env });
+    assert.equal(j.code, 1);
+    const report = JSON.parse(j.out) as StatusReport;
+    assert.equal(report.engine.reachable, true);
+    assert.equal(report.engine.failedCall, "GET /info");
+    assert.equal(report.engine.timedOut, true);
+    assert.equal(report.engine.timeoutSeconds, 0.3);
+    assert.match(
+      report.engine.error!,
+      /did not answer in time \(GET \/v1\.44\/info took longer than 0\.3 s\)$/,
+    );
+    assert.equal(report.runs.statesFrom, "engine");
+  } finally {
+    await s.cleanup();
+  }
 });
