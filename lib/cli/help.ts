@@ -40,7 +40,8 @@ Options:
       --image IMAGE      Image to run (default: image: in moat.yaml, else $MOAT_IMAGE, else ${DEFAULT_IMAGE})
   -e, --env KEY=VALUE    Set an environment variable (repeatable; beats env: in moat.yaml);
                          -e KEY alone passes moat's own value of KEY
-      --name NAME        Name the run (default: name: in moat.yaml)
+      --name NAME        Name the run (default: name: in moat.yaml); refused while another run
+                         with that name is still running (finished runs may share a name)
   -u, --user UID[:GID]   Run as this user instead of the workspace owner
   -i, --interactive      Pipe moat's stdin to the command (EOF closes the command's stdin)
   -t, --tty              Give the command a terminal (stdin must be one); with -i, keys go

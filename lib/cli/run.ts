@@ -19,6 +19,7 @@ import {
   type RunSpec,
   type UserRef,
 } from "../run/plan.ts";
+import { checkNameFree } from "../run/names.ts";
 import { readImagePasswd } from "../run/passwd.ts";
 import { profileFor, type ProfileSettings } from "../run/profile.ts";
 import { resolveMounts } from "../run/mounts.ts";
@@ -359,6 +360,7 @@ async function prepareAndRun(
     throw new UsageError("The image name is empty", "Name one:  --image debian:bookworm-slim");
   }
   const home = moatHome(env);
+  checkNameFree(home, opts.name ?? config.name);
   const user = opts.user !== undefined
     ? parseUser(opts.user)
     : workspace.uid === null
