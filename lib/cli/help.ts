@@ -14,6 +14,7 @@ Commands:
   list, ls   List runs, newest first
   status     Engine, gVisor and run counts at a glance
   logs       Show (or follow) a run's recorded output
+  wait       Wait for a run to end and print its exit code
   stop       Stop a run
   destroy    Remove a run's container and record
   clean      Remove finished runs and orphaned containers
@@ -47,7 +48,8 @@ Options:
   -t, --tty              Give the command a terminal (stdin must be one); with -i, keys go
                          straight to it, Ctrl-C included, and its size follows yours
   -d, --detach           Start the command in the background: print the run id and return;
-                         the output is still recorded (moat logs -f ID follows it)
+                         the output is still recorded (moat logs -f ID follows it, and
+                         moat wait ID prints its exit code once it ends)
       --keep             Keep the container after it exits (for docker inspect / docker logs)
   -m, --memory SIZE      Memory limit, e.g. 512m or 2g (default: memory: in moat.yaml, else none)
       --cpus N           CPU limit, e.g. 1.5 (default: cpus: in moat.yaml, else none)
@@ -77,5 +79,5 @@ Examples:
   moat run --no-sandbox -- uname -r          # plain container, host kernel
   moat run -it -- sh                         # an interactive shell in the sandbox
   echo hi | moat run -i -- cat
-  id=$(moat run -d -- make test) && moat logs -f "$id"
+  id=$(moat run -d -- make test) && moat logs -f --exit-code "$id"
 `;

@@ -6,18 +6,17 @@
  */
 import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { isFinal } from "../run/reconcile.ts";
 import {
   OutputDecoder,
   OutputFormatError,
   type OutputPiece,
   type OutputPosition,
 } from "../store/output_reader.ts";
-import { isOwnerAlive } from "../store/owner.ts";
-import { listRecords, maybeReadRecord, type RunRecord } from "../store/records.ts";
+import { listRecords, type RunRecord } from "../store/records.ts";
 import { newestRun, resolveRunRef } from "../store/refs.ts";
 import { type CliContext, cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
+import { exitCodeOfEnd, type RunEnd, RunWatcher, waitForEnd } from "./wait.ts";
 
 export const LOGS_HELP = `Usage: moat logs [OPTIONS] [RUN]
 
@@ -28,20 +27,27 @@ which on stderr). Works without the Docker engine: the output comes from the run
 Options:
   -n, --tail N       Print only the last N lines (counted over stdout and stderr together)
   -f, --follow       Keep printing new output while the run is in progress; end when it ends
+      --exit-code    With -f: exit with the run's own exit code once it has ended (125 when it
+                     has none), instead of 0
   -t, --timestamps   Start each line with the time moat received it (ISO 8601, UTC)
   -h, --help         Show this help
+
+Exit codes: 0 printed (with --exit-code: the run's exit code); 2 usage error, no such run;
+125 the records cannot be read, the output is damaged, or (--exit-code) the run has no exit code.
 
 Examples:
   moat logs                        # the newest run's output
   moat logs -n 20 fix-tests        # the last 20 lines of the run named fix-tests
   moat logs -f 3f2a                # follow the run whose id starts with 3f2a until it ends
-  id=$(moat run -d -- make test) && moat logs -f "$id"
+  id=$(moat run -d -- make test) && moat logs -f --exit-code "$id"   # fails when the tests fail
   moat logs 3f2a 2>/dev/null       # its stdout only
 `;
 
 export interface ParsedLogsArgs {
   help: boolean;
   follow: boolean;
+  /** `--exit-code` (with `-f`): exit with the run's own exit code once it has ended. */
+  exitCode: boolean;
   timestamps: boolean;
   /** `-n N`: the last N lines; `undefined` prints everything. */
   tail: number | undefined;
@@ -53,6 +59,7 @@ export function parseLogsArgs(args: string[]): ParsedLogsArgs {
   const parsed = parseCommandArgs("logs", args, {
     help: { type: "boolean", short: "h" },
     follow: { type: "boolean", short: "f" },
+    "exit-code": { type: "boolean" },
     timestamps: { type: "boolean", short: "t" },
     tail: { type: "string", short: "n" },
   });
@@ -73,9 +80,16 @@ export function parseLogsArgs(args: string[]): ParsedLogsArgs {
     }
     tail = Number(values.tail.trim());
   }
+  if (values["exit-code"] && !values.follow && !values.help) {
+    throw new UsageError(
+      "--exit-code needs -f: moat logs waits for the run's end only while following it",
+      `For example:  moat logs -f --exit-code ${positionals[0] ?? "RUN"}`,
+    );
+  }
   return {
     help: values.help ?? false,
     follow: values.follow ?? false,
+    exitCode: values["exit-code"] ?? false,
     timestamps: values.timestamps ?? false,
     tail,
     ref: positionals[0],
@@ -271,7 +285,6 @@ class OutputFile {
 }
 
 const POLL_MS = 100;
-const ENGINE_CHECK_MS = 1000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -326,9 +339,23 @@ export async function command(args: string[]): Promise<number> {
     // Without -f, print the same snapshot the lines were counted in.
     if (!opts.follow) limit = decoder.position;
   }
-  const code = await printFrom(ctx, rec, path, start, limit, opts);
+  const watcher = opts.follow ? new RunWatcher(ctx, rec) : undefined;
+  await printFrom(ctx, rec, path, start, limit, opts, watcher);
+  if (watcher && opts.exitCode) {
+    // Printing may have stopped early (stdout's reader went away): the run's end is still waited for.
+    const code = exitCodeOfEnd(watcher.end ?? await waitForEnd(watcher));
+    await printOrphanNotice(ctx, orphans);
+    return code;
+  }
   await printOrphanNotice(ctx, orphans);
-  return code;
+  return 0;
+}
+
+/** The stderr line that says why `logs -f` stopped before the run's record was final, if it did. */
+export function whyFollowingEnded(end: RunEnd | undefined): string | undefined {
+  if (end?.kind === "removed") return `moat: run ${end.id} was removed while following it`;
+  if (end?.kind === "abandoned") return `moat: stopped following run ${end.id}: ${end.why}`;
+  return undefined;
 }
 
 async function printFrom(
@@ -338,12 +365,12 @@ async function printFrom(
   start: OutputPosition,
   limit: number,
   opts: ParsedLogsArgs,
-): Promise<number> {
+  follower: RunWatcher | undefined,
+): Promise<void> {
   const file = new OutputFile(path, start.frame, limit);
   const decoder = new OutputDecoder(start.frame);
   const renderer = new LineRenderer(opts.timestamps);
   const out = new Output();
-  const follower = opts.follow ? new Follower(ctx, rec) : undefined;
   try {
     let lastRead = false;
     for (;;) {
@@ -355,7 +382,7 @@ async function printFrom(
           for (const seg of renderer.render(p)) await out.write(seg.fd, seg.bytes);
         }
         await out.flush();
-        if (out.stdoutClosed) return 0;
+        if (out.stdoutClosed) return;
         continue;
       }
       // At the end of what the file holds now.
@@ -374,59 +401,6 @@ async function printFrom(
     file.close();
   }
   await out.flush();
-  follower?.sayWhyItEnded();
-  return 0;
-}
-
-/** Decides whether a followed run is still in progress: record not final, and its owner lives. */
-class Follower {
-  #ctx: CliContext;
-  #id: string;
-  #lastEngineCheck = -Infinity;
-  #engineSaysRunning = false;
-  #ended: string | undefined;
-
-  constructor(ctx: CliContext, rec: RunRecord) {
-    this.#ctx = ctx;
-    this.#id = rec.id;
-  }
-
-  async inProgress(): Promise<boolean> {
-    const rec = maybeReadRecord(this.#ctx.home, this.#id);
-    if (!rec) {
-      this.#ended = `moat: run ${this.#id} was removed while following it`;
-      return false;
-    }
-    if (isFinal(rec.state)) return false;
-    if (rec.owner && isOwnerAlive(rec.owner)) return true;
-    // Nobody records this run any more (its moat process was killed). Follow as long as the container
-    // runs, so the end of the run is still the end of `logs -f`; ask the engine at most once a second.
-    if (!rec.containerId) {
-      this.#ended = `moat: stopped following run ${this.#id}: the moat process that ran it is gone`;
-      return false;
-    }
-    const now = Date.now();
-    if (now - this.#lastEngineCheck >= ENGINE_CHECK_MS) {
-      this.#lastEngineCheck = now;
-      try {
-        const c = await this.#ctx.client().maybeContainerInspect(rec.containerId);
-        this.#engineSaysRunning = c?.State.Running ?? false;
-      } catch (err) {
-        const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
-        this.#ended = `moat: stopped following run ${this.#id}: the moat process that ran it is gone, ` +
-          `and the engine could not be asked about its container (${why})`;
-        return false;
-      }
-      if (!this.#engineSaysRunning) {
-        this.#ended =
-          `moat: stopped following run ${this.#id}: the moat process that ran it is gone and its container ` +
-          "is not running";
-      }
-    }
-    return this.#engineSaysRunning;
-  }
-
-  sayWhyItEnded(): void {
-    if (this.#ended) this.#ctx.note(this.#ended);
-  }
+  const why = whyFollowingEnded(follower?.end);
+  if (why) ctx.note(why);
 }

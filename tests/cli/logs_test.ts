@@ -28,6 +28,7 @@ Deno.test("logs args: -n, -f, -t and one RUN", () => {
   assert.deepEqual(parseLogsArgs(["-n", "3", "-f", "-t", "abc"]), {
     help: false,
     follow: true,
+    exitCode: false,
     timestamps: true,
     tail: 3,
     ref: "abc",
@@ -35,11 +36,13 @@ Deno.test("logs args: -n, -f, -t and one RUN", () => {
   assert.deepEqual(parseLogsArgs(["--tail=0", "--follow", "--timestamps"]), {
     help: false,
     follow: true,
+    exitCode: false,
     timestamps: true,
     tail: 0,
     ref: undefined,
   });
   assert.equal(parseLogsArgs([]).tail, undefined);
+  assert.equal(parseLogsArgs(["-f", "--exit-code", "abc"]).exitCode, true);
 });
 
 const badArgs: [string, string[], RegExp][] = [
@@ -52,6 +55,11 @@ const badArgs: [string, string[], RegExp][] = [
   ],
   ["an unknown option", ["--since", "1h"], /Unknown option '--since'/],
   ["a missing tail", ["-n"], /^Option '-n' needs a value$/],
+  [
+    "--exit-code without -f",
+    ["--exit-code", "abc"],
+    /^--exit-code needs -f: moat logs waits for the run's end only while following it$/,
+  ],
 ];
 for (const [label, args, re] of badArgs) {
   Deno.test(`logs args: ${label} is a usage error`, () => {
@@ -451,6 +459,56 @@ Deno.test("moat logs -f of a run whose moat process died, with no engine to ask,
     assert.match(
       r.stderr,
       /^moat: stopped following run aaaa00000001: the moat process that ran it is gone, and the engine could not be asked/,
+    );
+  });
+});
+
+Deno.test("moat logs -f --exit-code of a finished run prints everything and exits with the run's code", async () => {
+  await withHome(async (home) => {
+    await craft(home, record("aaaa00000001", { exitCode: 3 }), file([[1, "out\n"], [2, "err\n"]]));
+    const r = await logs(home, ["-f", "--exit-code", "aaaa00000001"]);
+    assert.deepEqual([r.code, r.out, r.stderr], [3, "out\n", "err\n"]);
+    // Without --exit-code, following ends with 0 whatever the run's code.
+    const plain = await logs(home, ["-f", "aaaa00000001"]);
+    assert.equal(plain.code, 0);
+  });
+});
+
+Deno.test("moat logs -f --exit-code of a run that ended without an exit code prints it all, then exits 125", async () => {
+  await withHome(async (home) => {
+    await craft(
+      home,
+      record("aaaa00000001", { state: "failed", exitCode: null, error: "The engine said no\nmore" }),
+      file([[3, "engine trouble\n"]]),
+    );
+    const r = await logs(home, ["-f", "--exit-code", "aaaa00000001"]);
+    assert.equal(r.code, 125);
+    assert.equal(
+      r.stderr,
+      "engine trouble\nmoat: Run aaaa00000001 ended (failed) without an exit code: The engine said no\n" +
+        "  See what it printed:  moat logs aaaa00000001\n",
+    );
+  });
+});
+
+Deno.test("moat logs -f --exit-code of a run whose moat process died, with no engine to ask, exits 125 saying why", async () => {
+  await withHome(async (home) => {
+    await craft(
+      home,
+      record("aaaa00000001", { state: "running", exitCode: null, containerId: "c".repeat(64) }),
+      file([[1, "partial\n"]]),
+    );
+    const r = await logs(home, ["-f", "--exit-code", "aaaa00000001"]);
+    assert.equal(r.code, 125);
+    assert.equal(r.out, "partial\n");
+    const lines = r.stderr.split("\n");
+    assert.match(
+      lines[0]!,
+      /^moat: stopped following run aaaa00000001: the moat process that ran it is gone, and/,
+    );
+    assert.match(
+      lines[1]!,
+      /^moat: Run aaaa00000001 has no exit code: the moat process that ran it is gone, and the engine could not be asked about its container \(Docker engine not found/,
     );
   });
 });

@@ -20,7 +20,9 @@ Deno.test("moat --version prints the version and the checked-out commit on stdou
 Deno.test("moat --help and moat run --help print usage on stdout and exit 0", async () => {
   const main = await moat(["--help"], { home });
   assert.equal(main.code, 0);
-  for (const cmd of ["run", "list", "status", "logs", "stop", "destroy", "clean", "system", "doctor"]) {
+  for (
+    const cmd of ["run", "list", "status", "logs", "wait", "stop", "destroy", "clean", "system", "doctor"]
+  ) {
     assert.match(main.out, new RegExp(`^  ${cmd}\\b`, "m"), `moat --help lists ${cmd}`);
   }
   const run = await moat(["run", "--help"], { home });
@@ -127,6 +129,7 @@ Deno.test("every command refuses a bad MOAT_ENGINE_TIMEOUT as a usage error (exi
         ["list", "--json"],
         ["status"],
         ["logs", "aaaa00000001"],
+        ["wait", "aaaa00000001"],
         ["stop", "aaaa00000001"],
         ["destroy", "aaaa00000001"],
         ["clean", "--dry-run"],
