@@ -11,7 +11,7 @@ import { parseCommandArgs } from "./args.ts";
 import { type CleanItem, formatBytes, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
-import { listRecords } from "../store/records.ts";
+import { damageText, scanRecords } from "../store/records.ts";
 import { cliContext, formatTable } from "./context.ts";
 
 export const CLEAN_HELP = `Usage: moat clean [OPTIONS]
@@ -20,11 +20,13 @@ Remove what is left over, after listing it and asking:
   - finished runs: their records in MOAT_HOME (run.json and the recorded output), and their
     containers when they were kept (--keep);
   - orphaned containers: moat's containers whose moat process is gone without cleaning up (e.g.
-    after kill -9 of a moat run), including leftover passwd probe containers, with their records.
+    after kill -9 of a moat run), including leftover passwd probe containers, with their records;
+  - damaged records: a run.json that cannot be read, or an output.bin that is gone (stderr
+    names the file and what is wrong), once no live moat process or running container has them.
 A run whose moat process is still alive (a moat run in progress, a detached run's recorder) is
 never touched. Run records of finished runs are removed too: this is how records are cleaned.
 
-The list (stdout) has one line per run: RUN, NAME, STATE, WHY (finished, orphaned or lost),
+The list (stdout) has one line per run: RUN, NAME, STATE, WHY (finished, orphaned, lost or damaged),
 CONTAINER, the container's size (its writable layer) and the record's size on disk.
 
 On a terminal moat asks "Remove N items? [y/N]". When stdin is not a terminal, pass -f.
@@ -132,6 +134,11 @@ function containerSize(cs: ContainerSummary[]): number | undefined {
   return cs.length ? cs.reduce((n, c) => n + (c.SizeRw ?? 0), 0) : undefined;
 }
 
+/** The item has a run directory in this MOAT_HOME: a record, readable or damaged. */
+function hasRecordDir(item: CleanItem): boolean {
+  return item.record !== undefined || item.damage !== undefined;
+}
+
 /** One line from stdin (a terminal), or `null` at EOF. */
 async function readLine(): Promise<string | null> {
   const buf = new Uint8Array(1024);
@@ -168,7 +175,7 @@ export async function command(args: string[]): Promise<number> {
   }
   ctx.checkEnv();
   const workspace = opts.workspace === undefined ? undefined : await resolveWorkspace(opts.workspace);
-  const records = listRecords(ctx.home);
+  const { records, damaged } = scanRecords(ctx.home);
   const client = ctx.client();
   const containers = await client.containerList([`${LABEL_PREFIX}managed=true`], { size: true });
 
@@ -181,6 +188,7 @@ export async function command(args: string[]): Promise<number> {
     containers,
     ownerAlive: (o) => o !== undefined && alive.has(ownerKey(o)),
     ...(workspace ? { workspace } : {}),
+    damaged,
   });
   if (items.length === 0) {
     ctx.note(`moat: nothing to clean${workspace ? ` for ${workspace}` : ""}`);
@@ -189,9 +197,10 @@ export async function command(args: string[]): Promise<number> {
 
   const sizes: ItemSizes[] = await Promise.all(items.map(async (item) => ({
     container: containerSize(item.containers),
-    record: item.record ? await dirSize(`${ctx.home}/runs/${item.runId}`) : undefined,
+    record: hasRecordDir(item) ? await dirSize(`${ctx.home}/runs/${item.runId}`) : undefined,
   })));
   await ctx.out(formatCleanTable(items, sizes));
+  for (const item of items) if (item.damage) ctx.note(`moat: ${damageText(item.runId, item.damage)}`);
   const total = sizes.reduce((n, s) => n + (s.container ?? 0) + (s.record ?? 0), 0);
   const what = `${countItems(items.length)}, ${formatBytes(total)}`;
 
@@ -229,7 +238,7 @@ export async function command(args: string[]): Promise<number> {
         ctx.note(`  Remove it by hand:  docker rm -f ${c.Id}`);
       }
     }
-    if (item.record) {
+    if (hasRecordDir(item)) {
       const dir = `${ctx.home}/runs/${item.runId}`;
       if (!ok) {
         ctx.note(`moat: kept the record of ${label} (${dir}) because its container is still there`);

@@ -12,8 +12,15 @@ import {
   type OutputPiece,
   type OutputPosition,
 } from "../store/output_reader.ts";
-import { listRecords, type RunRecord } from "../store/records.ts";
-import { newestRun, resolveRunRef } from "../store/refs.ts";
+import type { ContainerSummary } from "../docker/types.ts";
+import {
+  type DamagedRecord,
+  damagedRecordError,
+  damageText,
+  type RunRecord,
+  scanRecords,
+} from "../store/records.ts";
+import { newestRun, resolveRunOrDamaged } from "../store/refs.ts";
 import { type CliContext, cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
 import { exitCodeOfEnd, type RunEnd, RunWatcher, waitForEnd } from "./wait.ts";
@@ -290,11 +297,20 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function damaged(rec: RunRecord, path: string, err: OutputFormatError): MoatError {
+function damaged(id: string, path: string, err: OutputFormatError): MoatError {
   return new MoatError(
-    `The recorded output of run ${rec.id} is damaged: ${err.message}`,
+    `The recorded output of run ${id} is damaged: ${err.message}`,
     `What could be read was printed. The file is ${path}`,
   );
+}
+
+/** Whether `path` is a file that can be read. */
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /** `moat logs …` → exit code. */
@@ -308,44 +324,97 @@ export async function command(args: string[]): Promise<number> {
   ctx.checkEnv();
   // Asked while the output is read; awaited (bounded by the engine timeout) once it is printed.
   const orphans = orphansLater(ctx);
-  const records = listRecords(ctx.home);
-  let rec: RunRecord;
-  if (opts.ref !== undefined) rec = resolveRunRef(records, opts.ref);
-  else {
+  const { records, damaged: damagedRuns } = scanRecords(ctx.home);
+  let rec: RunRecord | null;
+  if (opts.ref !== undefined) {
+    const found = resolveRunOrDamaged(records, damagedRuns, opts.ref);
+    rec = "record" in found ? found.record : null;
+    if (!rec && "damaged" in found) return await logsOfUnreadable(ctx, found.damaged, opts, orphans);
+  } else {
     rec = newestRun(records, () => true, "recorded");
     ctx.note(`moat: showing logs of run ${rec.id}${rec.name ? ` (${rec.name})` : ""}`);
   }
-  const path = `${ctx.home}/runs/${rec.id}/output.bin`;
+  const id = rec!.id;
+  const path = `${ctx.home}/runs/${id}/output.bin`;
+  const damage = damagedRuns.find((d) => d.id === id)?.damage;
+  if (damage) {
+    throw damagedRecordError(
+      id,
+      damage,
+      `Its output cannot be shown.\nRemove the record:  moat destroy ${id}   (or every damaged one:  moat clean)`,
+    );
+  }
 
-  // -n: a first pass finds where the last N lines start (positions only), up to what the file holds now.
   let start: OutputPosition = { frame: 0, offset: 0 };
   let limit = Infinity;
   if (opts.tail !== undefined) {
-    const finder = new TailFinder(opts.tail);
-    const file = new OutputFile(path, 0);
-    const decoder = new OutputDecoder(0);
-    try {
-      for (let chunk = await file.read(); chunk !== null; chunk = await file.read()) {
-        for (const piece of decoder.push(chunk)) finder.feed(piece);
-      }
-      decoder.check();
-    } catch (err) {
-      if (err instanceof OutputFormatError) throw damaged(rec, path, err);
-      throw err;
-    } finally {
-      file.close();
-    }
-    start = finder.start(decoder.next);
+    const tail = await tailStart(id, path, opts.tail);
+    start = tail.start;
     // Without -f, print the same snapshot the lines were counted in.
-    if (!opts.follow) limit = decoder.position;
+    if (!opts.follow) limit = tail.limit;
   }
-  const watcher = opts.follow ? new RunWatcher(ctx, rec) : undefined;
-  await printFrom(ctx, rec, path, start, limit, opts, watcher);
+  const watcher = opts.follow ? new RunWatcher(ctx, rec!) : undefined;
+  await printFrom(ctx, id, path, start, limit, opts, watcher);
   if (watcher && opts.exitCode) {
     // Printing may have stopped early (stdout's reader went away): the run's end is still waited for.
     const code = exitCodeOfEnd(watcher.end ?? await waitForEnd(watcher));
     await printOrphanNotice(ctx, orphans);
     return code;
+  }
+  await printOrphanNotice(ctx, orphans);
+  return 0;
+}
+
+/**
+ * `-n`: a first pass finds where the last `n` lines start (positions only), up to what the file holds now;
+ * `limit` is where that is.
+ */
+async function tailStart(
+  id: string,
+  path: string,
+  n: number,
+): Promise<{ start: OutputPosition; limit: number }> {
+  const finder = new TailFinder(n);
+  const file = new OutputFile(path, 0);
+  const decoder = new OutputDecoder(0);
+  try {
+    for (let chunk = await file.read(); chunk !== null; chunk = await file.read()) {
+      for (const piece of decoder.push(chunk)) finder.feed(piece);
+    }
+    decoder.check();
+  } catch (err) {
+    if (err instanceof OutputFormatError) throw damaged(id, path, err);
+    throw err;
+  } finally {
+    file.close();
+  }
+  return { start: finder.start(decoder.next), limit: decoder.position };
+}
+
+/**
+ * `moat logs` of a run whose `run.json` cannot be read: its output is printed as recorded when there is
+ * one (once, not followed: whether the run goes on is unknown), with a warning first; with nothing to
+ * print, or with `--exit-code` (there is no exit code to give), it is an error.
+ */
+async function logsOfUnreadable(
+  ctx: CliContext,
+  d: DamagedRecord,
+  opts: ParsedLogsArgs,
+  orphans: Promise<ContainerSummary[] | undefined>,
+): Promise<number> {
+  const path = `${ctx.home}/runs/${d.id}/output.bin`;
+  if (!isFile(path)) {
+    throw damagedRecordError(d.id, d.damage, "It has no recorded output to show.\nRemove it:  moat clean");
+  }
+  ctx.note(
+    `moat: warning: ${damageText(d.id, d.damage)}; its recorded output is shown, but its state is unknown`,
+  );
+  let start: OutputPosition = { frame: 0, offset: 0 };
+  let limit = Infinity;
+  if (opts.tail !== undefined) ({ start, limit } = await tailStart(d.id, path, opts.tail));
+  await printFrom(ctx, d.id, path, start, limit, opts, undefined);
+  if (opts.exitCode) {
+    throw damagedRecordError(d.id, d.damage, "Its exit code cannot be read.\nRemove it:  moat clean");
   }
   await printOrphanNotice(ctx, orphans);
   return 0;
@@ -360,7 +429,7 @@ export function whyFollowingEnded(end: RunEnd | undefined): string | undefined {
 
 async function printFrom(
   ctx: CliContext,
-  rec: RunRecord,
+  id: string,
   path: string,
   start: OutputPosition,
   limit: number,
@@ -395,7 +464,7 @@ async function printFrom(
     }
   } catch (err) {
     await out.flush().catch(() => {});
-    if (err instanceof OutputFormatError) throw damaged(rec, path, err);
+    if (err instanceof OutputFormatError) throw damaged(id, path, err);
     throw err;
   } finally {
     file.close();

@@ -12,9 +12,9 @@ import { LABEL_PREFIX } from "../run/plan.ts";
 import { orphansOf, runIdOf } from "../run/orphans.ts";
 import type { ShownState } from "../run/reconcile.ts";
 import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
-import { listRecords, type RunRecord } from "../store/records.ts";
+import { type DamagedRecord, type RunRecord, scanRecords } from "../store/records.ts";
 import { cliContext } from "./context.ts";
-import { listEntries, type ListEntry, liveOwners, parseFlags } from "./list.ts";
+import { listEntries, type ListEntry, type ListState, liveOwners, parseFlags } from "./list.ts";
 import { liveContainerOwners } from "./orphan_notice.ts";
 
 export const STATUS_HELP = `Usage: moat status [OPTIONS]
@@ -103,10 +103,14 @@ export interface StatusReport {
     stopped: number;
     /** Recorded as in progress, but the container and the moat process driving it are gone. */
     lost: number;
+    /** Records that cannot be trusted: `run.json` unreadable, or `output.bin` gone (`damagedRecords`). */
+    damaged: number;
     /** `engine` when states were reconciled with the engine, `records` when only the records were read. */
     statesFrom: "engine" | "records";
   };
   records: { path: string; bytes: number };
+  /** Each damaged record: the run id, the file at fault and what is wrong (`moat clean` removes them). */
+  damagedRecords: Array<{ id: string; path: string; problem: string }>;
   /** Containers with moat's labels and no live owner (`moat clean` removes them); `null` when not known. */
   orphanedContainers: Array<{ id: string; runId: string | null; name: string | null; state: string }> | null;
   /** Finished runs (stopped or lost): what `moat clean` removes, with their container if it still exists. */
@@ -134,6 +138,8 @@ export interface StatusFacts {
   timeoutMs: number;
   runtimeName: string;
   records: RunRecord[];
+  /** The damaged ones among the runs (`scanRecords`). */
+  damaged: DamagedRecord[];
   /** Ids of runs whose owner lives (see `liveOwners`). */
   liveRuns: ReadonlySet<string>;
   /** Ids of containers whose owner (`ownerOf`) lives. */
@@ -142,8 +148,8 @@ export interface StatusFacts {
   bytes: number;
 }
 
-const RUNNING: ReadonlySet<ShownState> = new Set(["creating", "created", "running"]);
-const STOPPED: ReadonlySet<ShownState> = new Set(["exited", "interrupted", "failed"]);
+const RUNNING: ReadonlySet<ListState> = new Set(["creating", "created", "running"]);
+const STOPPED: ReadonlySet<ListState> = new Set(["exited", "interrupted", "failed"]);
 
 /** The gVisor part of the report from `/info` `Runtimes`. Pure. */
 export function gvisorFacts(runtimeName: string, info: SystemInfo | undefined): StatusReport["gvisor"] {
@@ -164,8 +170,8 @@ export function gvisorFacts(runtimeName: string, info: SystemInfo | undefined): 
 
 /** Turn the facts into the report. Pure. */
 export function summarizeStatus(f: StatusFacts): StatusReport {
-  const entries: ListEntry[] = listEntries(f.records, f.containers, f.liveRuns);
-  const count = (set: ReadonlySet<ShownState>) => entries.filter((e) => set.has(e.shownState)).length;
+  const entries: ListEntry[] = listEntries(f.records, f.containers, f.liveRuns, f.damaged);
+  const count = (set: ReadonlySet<ListState>) => entries.filter((e) => set.has(e.shownState)).length;
   const byId = new Map(f.records.map((r) => [r.id, r]));
   const orphaned = f.containers &&
     orphansOf(f.containers, (id) => byId.get(id), (c) => f.liveContainers.has(c.Id));
@@ -189,9 +195,11 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
       running: count(RUNNING),
       stopped: count(STOPPED),
       lost: entries.filter((e) => e.shownState === "lost").length,
+      damaged: f.damaged.length,
       statesFrom: f.containers === undefined ? "records" : "engine",
     },
     records: { path: f.runsDir, bytes: f.bytes },
+    damagedRecords: f.damaged.map((d) => ({ id: d.id, ...d.damage })),
     orphanedContainers: orphaned?.map((c) => ({
       id: c.Id,
       runId: runIdOf(c) ?? null,
@@ -201,9 +209,9 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
     cleanableRuns: entries
       .filter((e) => STOPPED.has(e.shownState) || e.shownState === "lost")
       .map((e) => ({
-        id: e.record.id,
-        name: e.record.name,
-        shownState: e.shownState,
+        id: e.id,
+        name: e.record?.name ?? null,
+        shownState: e.shownState as ShownState,
         containerState: e.containerState,
       })),
   };
@@ -291,6 +299,7 @@ export function formatStatus(r: StatusReport): string {
   row(
     "Runs",
     `${runs.running} running, ${runs.stopped} stopped` + (runs.lost ? `, ${runs.lost} lost` : "") +
+      (runs.damaged ? `, ${runs.damaged} damaged` : "") +
       ` (${runs.total} in total${runs.statesFrom === "records" ? ", states as recorded" : ""})`,
   );
   row("Records", `${formatBytes(r.records.bytes)} in ${r.records.path}`);
@@ -328,6 +337,13 @@ export function formatStatus(r: StatusReport): string {
       }`,
       "moat clean",
     );
+  }
+  const damaged = r.damagedRecords;
+  if (damaged.length > 0) {
+    lines.push(`  ✗ ${plural(damaged.length, "damaged run record")} (moat list shows them):`);
+    for (const d of damaged.slice(0, MAX_IDS)) lines.push(`      ${d.id}: ${d.path}: ${d.problem}`);
+    if (damaged.length > MAX_IDS) lines.push(`      … (${damaged.length - MAX_IDS} more)`);
+    lines.push("      fix: moat clean");
   }
   const cleanable = r.cleanableRuns;
   if (cleanable.length === 0) ok("no finished runs to clean up");
@@ -436,7 +452,7 @@ export async function command(args: string[]): Promise<number> {
   // Asked first (neither rejects): the engine's answers and the size walk overlap reading the records.
   const pinned = Boolean(ctx.env["DOCKER_API_VERSION"]?.trim());
   const asked = Promise.all([askEngine(ctx.client, pinned), diskUsage(runsDir)]);
-  const records = listRecords(home);
+  const { records, damaged } = scanRecords(home);
   const [engine, bytes] = await asked;
   const byId = new Map(records.map((r) => [r.id, r]));
   const liveRuns = liveOwners(records, engine.containers);
@@ -445,6 +461,7 @@ export async function command(args: string[]): Promise<number> {
     ...engine,
     runtimeName: ctx.env["MOAT_RUNTIME"]?.trim() || DEFAULT_RUNTIME,
     records,
+    damaged,
     liveRuns,
     liveContainers,
     timeoutMs: engineTimeoutMs(ctx.env),

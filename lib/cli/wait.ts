@@ -11,8 +11,8 @@ import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { isFinal } from "../run/reconcile.ts";
 import { isOwnerAlive } from "../store/owner.ts";
-import { listRecords, maybeReadRecord, type RunRecord } from "../store/records.ts";
-import { resolveRunRef } from "../store/refs.ts";
+import { damagedRecordError, maybeReadRecord, type RunRecord, scanRecords } from "../store/records.ts";
+import { resolveRunOrDamaged } from "../store/refs.ts";
 import { type CliContext, cliContext } from "./context.ts";
 
 export const WAIT_HELP = `Usage: moat wait RUN
@@ -183,8 +183,13 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   ctx.checkEnv();
-  const rec = resolveRunRef(listRecords(ctx.home), opts.ref);
-  const code = exitCodeOfEnd(await waitForEnd(new RunWatcher(ctx, rec)));
+  const { records, damaged } = scanRecords(ctx.home);
+  const found = resolveRunOrDamaged(records, damaged, opts.ref);
+  if ("damaged" in found) {
+    const d = found.damaged;
+    throw damagedRecordError(d.id, d.damage, "Its exit code cannot be read.\nRemove it:  moat clean");
+  }
+  const code = exitCodeOfEnd(await waitForEnd(new RunWatcher(ctx, found.record)));
   try {
     await ctx.out(`${code}\n`);
   } catch (err) {

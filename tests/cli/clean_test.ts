@@ -308,3 +308,58 @@ Deno.test("only y or yes, in any case, confirms", () => {
   ];
   for (const [answer, want] of table) assert.equal(isYes(answer), want, String(answer));
 });
+
+Deno.test("clean lists damaged records with their file and problem, and -f removes them", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    const runs = `${s.home}/runs`;
+    // run.json not JSON; run.json a directory; a finished record whose output.bin moat made is gone.
+    await Deno.mkdir(`${runs}/d0d0d0d0d0d1`, { recursive: true });
+    await Deno.writeTextFile(`${runs}/d0d0d0d0d0d1/run.json`, "{ half");
+    await Deno.mkdir(`${runs}/d0d0d0d0d0d2/run.json`, { recursive: true });
+    await writeRecord(s.home, record({ id: "d0d0d0d0d0d3", name: "no-output", outputFile: true }));
+    // A damaged record whose moat process lives (its output.bin removed under it) is left alone.
+    const owner = await liveOwner();
+    const live = await writeRecord(
+      s.home,
+      record({ id: "d0d0d0d0d0d4", state: "running", exitCode: null, owner, outputFile: true }),
+    );
+
+    const dry = await clean(["--dry-run"], s.home, `unix://${engine.path}`);
+    assert.equal(dry.code, 0, dry.stderr);
+    const rows = dry.out.trimEnd().split("\n").slice(1).map((l) => l.split(/ {2,}/).slice(0, 5));
+    assert.deepEqual(rows, [
+      ["d0d0d0d0d0d1", "-", "damaged", "damaged", "-"],
+      ["d0d0d0d0d0d2", "-", "damaged", "damaged", "-"],
+      ["d0d0d0d0d0d3", "no-output", "exited (0)", "damaged", "-"],
+    ]);
+    const notes = dry.stderr.split("\n");
+    assert.match(
+      notes[0]!,
+      new RegExp(
+        `^moat: damaged run record d0d0d0d0d0d1: ${runs}/d0d0d0d0d0d1/run\\.json: not valid JSON \\(`,
+      ),
+    );
+    assert.equal(
+      notes[1],
+      `moat: damaged run record d0d0d0d0d0d2: ${runs}/d0d0d0d0d0d2/run.json: a directory, not a file`,
+    );
+    assert.equal(
+      notes[2],
+      `moat: damaged run record d0d0d0d0d0d3: ${runs}/d0d0d0d0d0d3/output.bin: missing (moat created it with the record)`,
+    );
+    assert.match(notes[3]!, /^moat: dry run: 3 items, /);
+
+    const r = await clean(["-f"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /^removed d0d0d0d0d0d1: record$/m);
+    assert.match(r.out, /^removed d0d0d0d0d0d2: record$/m);
+    assert.match(r.out, /^removed d0d0d0d0d0d3: record$/m);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(runs))).map((e) => e.name), ["d0d0d0d0d0d4"]);
+    assert.equal(await exists(live), true);
+  } finally {
+    await s.cleanup();
+  }
+});

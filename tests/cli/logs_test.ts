@@ -584,3 +584,69 @@ Deno.test("moat logs -f streams a run in progress as it is recorded and ends whe
     assert.equal(await stderr, "second\n");
   });
 });
+
+// --- damaged records ----------------------------------------------------------------------------------------
+
+Deno.test("moat logs of a run whose run.json is not JSON prints its output after a warning naming the file", async () => {
+  await withHome(async (home) => {
+    await Deno.mkdir(`${home}/runs/d0d0d0d0d0d1`, { recursive: true });
+    await Deno.writeTextFile(`${home}/runs/d0d0d0d0d0d1/run.json`, "{ half");
+    await Deno.writeFile(
+      `${home}/runs/d0d0d0d0d0d1/output.bin`,
+      file([[1, "one\n"], [2, "two\n"], [1, "three\n"]]),
+    );
+    for (const args of [["d0d0d0d0d0d1"], ["d0d0"], ["-f", "d0d0d0d0d0d1"]]) {
+      const r = await logs(home, args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.out, "one\nthree\n");
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^moat: warning: damaged run record d0d0d0d0d0d1: ${home}/runs/d0d0d0d0d0d1/run\\.json: not valid JSON ` +
+            "\\(.+\\); its recorded output is shown, but its state is unknown\ntwo\n$",
+        ),
+      );
+    }
+    const tail = await logs(home, ["-n", "1", "d0d0d0d0d0d1"]);
+    assert.equal(tail.out, "three\n");
+    // --exit-code: the output, then no exit code to give.
+    const code = await logs(home, ["-f", "--exit-code", "d0d0d0d0d0d1"]);
+    assert.equal(code.code, 125);
+    assert.equal(code.out, "one\nthree\n");
+    assert.match(code.stderr, /\nmoat: Damaged run record d0d0d0d0d0d1: .*run\.json: not valid JSON/);
+    assert.match(code.stderr, /\n {2}Its exit code cannot be read\.\n {2}Remove it: {2}moat clean\n$/);
+  });
+});
+
+Deno.test("moat logs of a damaged run with nothing to show is an error, never silence with exit 0", async () => {
+  await withHome(async (home) => {
+    // run.json is a directory, and there is no output.
+    await Deno.mkdir(`${home}/runs/d0d0d0d0d0d2/run.json`, { recursive: true });
+    const dir = await logs(home, ["d0d0d0d0d0d2"]);
+    assert.equal(dir.code, 125);
+    assert.equal(dir.out, "");
+    assert.equal(
+      dir.stderr,
+      `moat: Damaged run record d0d0d0d0d0d2: ${home}/runs/d0d0d0d0d0d2/run.json: a directory, not a file\n` +
+        "  It has no recorded output to show.\n  Remove it:  moat clean\n",
+    );
+    // A readable record whose output.bin (which moat made with the record) is gone; also as the newest run.
+    await craft(home, record("d0d0d0d0d0d3", { outputFile: true, createdAt: "2026-02-01T00:00:00.000Z" }));
+    for (const args of [["d0d0d0d0d0d3"], []]) {
+      const gone = await logs(home, args);
+      assert.equal(gone.code, 125, gone.stderr);
+      assert.equal(gone.out, "");
+      assert.match(
+        gone.stderr,
+        new RegExp(
+          `moat: Damaged run record d0d0d0d0d0d3: ${home}/runs/d0d0d0d0d0d3/output\\.bin: missing \\(moat created ` +
+            "it with the record\\)\n {2}Its output cannot be shown\\.\n {2}Remove the record: {2}moat destroy d0d0d0d0d0d3",
+        ),
+      );
+    }
+    // An older record never had output.bin when the command printed nothing: not damaged.
+    await craft(home, record("d0d0d0d0d0d4", { createdAt: "2026-03-01T00:00:00.000Z" }));
+    const old = await logs(home, ["d0d0d0d0d0d4"]);
+    assert.deepEqual([old.code, old.out, old.stderr], [0, "", ""]);
+  });
+});

@@ -84,3 +84,28 @@ export function summary(
     Created: 1767225600,
   };
 }
+
+/**
+ * Three damaged runs, as moat would find them after a crash or a stray `rm`: `run.json` not JSON (its
+ * output.bin holds `output`), `run.json` a directory (no output), and a readable record whose output.bin
+ * — which moat creates with the record — is gone. Returns their ids.
+ */
+export async function writeDamaged(
+  home: string,
+  output: Uint8Array,
+): Promise<{ corrupt: string; dirRecord: string; noOutput: string }> {
+  const corrupt = "d0d0d0d0d0d1", dirRecord = "d0d0d0d0d0d2", noOutput = "d0d0d0d0d0d3";
+  await Deno.mkdir(`${home}/runs/${corrupt}`, { recursive: true });
+  await Deno.writeTextFile(`${home}/runs/${corrupt}/run.json`, '{"schema": 1, "id": "d0d0');
+  await Deno.writeFile(`${home}/runs/${corrupt}/output.bin`, output);
+  await Deno.mkdir(`${home}/runs/${dirRecord}/run.json`, { recursive: true });
+  await writeRecords(home, [
+    record(noOutput, {
+      name: "no-output",
+      exitCode: 4,
+      createdAt: "2026-01-01T00:00:09.000Z",
+      outputFile: true,
+    }),
+  ]);
+  return { corrupt, dirRecord, noOutput };
+}

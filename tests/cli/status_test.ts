@@ -5,7 +5,7 @@ import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
-import { DEAD_OWNER, record, summary, writeRecords } from "./run_records.ts";
+import { DEAD_OWNER, record, summary, writeDamaged, writeRecords } from "./run_records.ts";
 
 // ---- pure helpers -------------------------------------------------------------------------------------
 
@@ -207,7 +207,15 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       otherGvisorRuntimes: [],
       registeredRuntimes: ["runc", "runsc-kvm"],
     });
-    assert.deepEqual(report.runs, { total: 5, running: 2, stopped: 2, lost: 1, statesFrom: "engine" });
+    assert.deepEqual(report.runs, {
+      total: 5,
+      running: 2,
+      stopped: 2,
+      lost: 1,
+      damaged: 0,
+      statesFrom: "engine",
+    });
+    assert.deepEqual(report.damagedRecords, []);
     assert.deepEqual(report.records, { path: `${s.home}/runs`, bytes });
     assert.deepEqual(report.orphanedContainers?.map((o) => [o.runId, o.state, o.name]), [
       ["bbbbbbbbbbb2", "running", "moat-bbbbbbbbbbb2"],
@@ -265,7 +273,14 @@ Deno.test("moat status with the engine down prints what the records say and exit
     assert.equal(report.engine.error, `Docker engine not found: no socket at unix://${sock}`);
     assert.equal(report.gvisor.status, "unknown");
     assert.equal(report.orphanedContainers, null);
-    assert.deepEqual(report.runs, { total: 2, running: 1, stopped: 1, lost: 0, statesFrom: "records" });
+    assert.deepEqual(report.runs, {
+      total: 2,
+      running: 1,
+      stopped: 1,
+      lost: 0,
+      damaged: 0,
+      statesFrom: "records",
+    });
 
     // A pinned API version skips /_ping, so the first request that fails is /info: still down, still 1.
     const p = await moat(["status"], {
@@ -364,6 +379,47 @@ Deno.test("moat status with a ping that answers and an /info slower than MOAT_EN
       /did not answer in time \(GET \/v1\.44\/info took longer than 0\.3 s\)$/,
     );
     assert.equal(report.runs.statesFrom, "engine");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("moat status counts damaged records and names each with its file and what is wrong", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [record("aaaaaaaaaaa1")]);
+    const { corrupt, dirRecord, noOutput } = await writeDamaged(s.home, new Uint8Array());
+    const runs = `${s.home}/runs`;
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}` };
+    const r = await moat(["status"], { home: s.home, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /^Runs: {5}0 running, 1 stopped, 3 damaged \(4 in total\)$/m);
+    const at = r.out.indexOf("  ✗ 3 damaged run records");
+    assert.ok(at > 0, r.out);
+    const block = r.out.slice(at).split("\n").slice(0, 5);
+    assert.equal(block[0], "  ✗ 3 damaged run records (moat list shows them):");
+    assert.match(block[1]!, new RegExp(`^ {6}${corrupt}: ${runs}/${corrupt}/run\\.json: not valid JSON \\(`));
+    assert.equal(block[2], `      ${dirRecord}: ${runs}/${dirRecord}/run.json: a directory, not a file`);
+    assert.equal(
+      block[3],
+      `      ${noOutput}: ${runs}/${noOutput}/output.bin: missing (moat created it with the record)`,
+    );
+    assert.equal(block[4], "      fix: moat clean");
+    // The damaged run with a readable record is not counted as a finished run to clean up as well.
+    assert.match(r.out, /^ {2}• 1 finished run can be cleaned up: {2}moat clean$/m);
+
+    const j = await moat(["status", "--json"], { home: s.home, env });
+    const report = JSON.parse(j.out) as StatusReport;
+    assert.equal(report.runs.damaged, 3);
+    assert.equal(report.runs.total, 4);
+    assert.deepEqual(report.damagedRecords.map((d) => [d.id, d.path]), [
+      [corrupt, `${runs}/${corrupt}/run.json`],
+      [dirRecord, `${runs}/${dirRecord}/run.json`],
+      [noOutput, `${runs}/${noOutput}/output.bin`],
+    ]);
   } finally {
     await s.cleanup();
   }

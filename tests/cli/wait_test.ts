@@ -192,3 +192,17 @@ Deno.test("moat wait of a run whose moat process died gives its container's exit
     );
   });
 });
+
+Deno.test("moat wait of a run whose run.json cannot be read exits 125 naming the file", async () => {
+  await withHome(async (home) => {
+    await Deno.mkdir(`${home}/runs/${ID}`, { recursive: true });
+    await Deno.writeTextFile(`${home}/runs/${ID}/run.json`, "");
+    const r = await moat(["wait", ID], { home, env: NO_ENGINE });
+    assert.equal(r.code, 125);
+    assert.equal(
+      r.stderr,
+      `moat: Damaged run record ${ID}: ${home}/runs/${ID}/run.json: empty\n` +
+        "  Its exit code cannot be read.\n  Remove it:  moat clean\n",
+    );
+  });
+});
