@@ -1,15 +1,18 @@
 /**
  * `moat clean`: remove what no moat process will ever clean up — finished runs (their records, and their
  * containers when kept) and orphaned containers (moat's labels, no live owner: e.g. the `moat run` was
- * killed with `kill -9`, or a passwd probe was left behind). The decision is `planClean` (lib/run/clean.ts);
- * this file gathers its facts (records, one `GET /containers/json?size=1`, owner liveness), lists the items,
- * asks, and removes. A run whose owner process lives is never touched.
+ * killed with `kill -9`, or a passwd probe was left behind) — of this MOAT_HOME only, unless `--all-homes`.
+ * The decision is `planClean` (lib/run/clean.ts); this file gathers its facts (records, one
+ * `GET /containers/json?size=1`, owner liveness), lists the items, asks, and removes. A run whose owner
+ * process lives is never touched.
  */
 import type { ContainerSummary } from "../docker/types.ts";
 import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { type CleanItem, formatBytes, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
+import { ofThisHome } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
+import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { damageText, scanRecords } from "../store/records.ts";
 import { cliContext, formatTable } from "./context.ts";
@@ -25,6 +28,8 @@ Remove what is left over, after listing it and asking:
     names the file and what is wrong), once no live moat process or running container has them.
 A run whose moat process is still alive (a moat run in progress, a detached run's recorder) is
 never touched. Run records of finished runs are removed too: this is how records are cleaned.
+Only this MOAT_HOME's containers are considered (label dev.moat.home, or a run recorded here):
+other users and other MOAT_HOMEs on the same engine keep theirs, unless --all-homes.
 
 The list (stdout) has one line per run: RUN, NAME, STATE, WHY (finished, orphaned, lost or damaged),
 CONTAINER, the container's size (its writable layer) and the record's size on disk.
@@ -35,6 +40,8 @@ Options:
   -f, --force            Remove without asking
       --dry-run          Only list what would be removed
       --workspace DIR    Only runs and containers of this workspace
+      --all-homes        Also the containers of other MOAT_HOMEs on this engine, and those of
+                         moat versions that did not label their MOAT_HOME (judged by their labels)
   -h, --help             Print this help
 
 Exit codes: 0 everything listed was removed (or nothing to do, or declined); 1 something could
@@ -52,6 +59,8 @@ export interface ParsedCleanArgs {
   force: boolean;
   dryRun: boolean;
   workspace: string | undefined;
+  /** `--all-homes`: every moat container on the engine, not only this MOAT_HOME's. */
+  allHomes: boolean;
 }
 
 /** Parse `moat clean` arguments. Pure; throws `UsageError`. */
@@ -61,6 +70,7 @@ export function parseCleanArgs(args: string[]): ParsedCleanArgs {
     force: { type: "boolean", short: "f" },
     "dry-run": { type: "boolean" },
     workspace: { type: "string" },
+    "all-homes": { type: "boolean" },
   });
   const { values, positionals } = parsed;
   if (positionals.length > 0 && !values.help) {
@@ -74,6 +84,7 @@ export function parseCleanArgs(args: string[]): ParsedCleanArgs {
     force: values.force ?? false,
     dryRun: values["dry-run"] ?? false,
     workspace: values.workspace,
+    allHomes: values["all-homes"] ?? false,
   };
 }
 
@@ -177,7 +188,10 @@ export async function command(args: string[]): Promise<number> {
   const workspace = opts.workspace === undefined ? undefined : await resolveWorkspace(opts.workspace);
   const { records, damaged } = scanRecords(ctx.home);
   const client = ctx.client();
-  const containers = await client.containerList([`${LABEL_PREFIX}managed=true`], { size: true });
+  const listed = await client.containerList([`${LABEL_PREFIX}managed=true`], { size: true });
+  // Other MOAT_HOMEs' containers are theirs to clean, unless asked (`--all-homes`).
+  const here = new Set([...records.map((r) => r.id), ...damaged.map((d) => d.id)]);
+  const containers = opts.allHomes ? listed : ofThisHome(listed, maybeHomeId(ctx.home), (id) => here.has(id));
 
   const boot = bootId();
   const owners = ownersToCheck(records, containers);

@@ -3,15 +3,16 @@
  * the engine read-only. The engine is asked once (`GET /containers/json?all=1` filtered by moat's label,
  * bounded by the client's timeout, while the records are read); containers are matched to records by the
  * `dev.moat.run-id` label. No record is ever written from here (issue 3): a run that looks lost is shown
- * as `lost`, not recorded so. The same listing finds containers left behind by a moat process that is gone
- * (any MOAT_HOME): one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
+ * as `lost`, not recorded so. The same listing finds this MOAT_HOME's containers left behind by a moat
+ * process that is gone: one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
  */
 import type { ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { type OptionSpec, parseCommandArgs } from "./args.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal, reconcile, type ShownState } from "../run/reconcile.ts";
-import { runIdOf } from "../run/orphans.ts";
+import { ofThisHome, runIdOf } from "../run/orphans.ts";
+import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import {
   type DamagedRecord,
@@ -303,8 +304,9 @@ async function listedOrphans(
   containers: ContainerSummary[],
 ): Promise<ContainerSummary[] | undefined> {
   const byId = new Map(records.map((r) => [r.id, r]));
+  const mine = ofThisHome(containers, maybeHomeId(ctx.home), (id) => byId.has(id));
   try {
-    return await stillListed(ctx.client(), orphansAmong(containers, (id) => byId.get(id)));
+    return await stillListed(ctx.client(), orphansAmong(mine, (id) => byId.get(id)));
   } catch (err) {
     if (err instanceof MoatError) return undefined;
     throw err;

@@ -26,6 +26,7 @@ import { resolveMounts } from "../run/mounts.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import type { MoatConfig } from "../config/types.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
+import { ensureHomeId } from "../store/home_id.ts";
 import { currentOwner } from "../store/owner.ts";
 import { moatHome, newRunId, type RunRecord, RunStore } from "../store/records.ts";
 import { VERSION } from "../version.ts";
@@ -468,6 +469,7 @@ async function prepareAndRun(
       profile,
       moatVersion: VERSION,
       owner,
+      homeId: ensureHomeId(home),
     };
     if (needsFallbackHome(runEnv, user.who, undefined)) {
       await check.done; // the probe is a container: it runs only under a runtime that passed the check

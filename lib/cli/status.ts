@@ -9,9 +9,10 @@ import { endpointUrl } from "../docker/endpoint.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
-import { orphansOf, runIdOf } from "../run/orphans.ts";
+import { ofThisHome, orphansOf, runIdOf } from "../run/orphans.ts";
 import type { ShownState } from "../run/reconcile.ts";
 import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
+import { maybeHomeId } from "../store/home_id.ts";
 import { type DamagedRecord, type RunRecord, scanRecords } from "../store/records.ts";
 import { cliContext } from "./context.ts";
 import { listEntries, type ListEntry, type ListState, liveOwners, parseFlags } from "./list.ts";
@@ -111,8 +112,16 @@ export interface StatusReport {
   records: { path: string; bytes: number };
   /** Each damaged record: the run id, the file at fault and what is wrong (`moat clean` removes them). */
   damagedRecords: Array<{ id: string; path: string; problem: string }>;
-  /** Containers with moat's labels and no live owner (`moat clean` removes them); `null` when not known. */
+  /**
+   * This MOAT_HOME's containers with moat's labels and no live owner (`moat clean` removes them); `null`
+   * when not known.
+   */
   orphanedContainers: Array<{ id: string; runId: string | null; name: string | null; state: string }> | null;
+  /**
+   * How many of moat's containers on the engine are not this MOAT_HOME's (another home's, or unknown: made
+   * by an older moat, with no record here); `null` when not known. `moat system containers --all-homes`.
+   */
+  otherHomesContainers: number | null;
   /** Finished runs (stopped or lost): what `moat clean` removes, with their container if it still exists. */
   cleanableRuns: Array<{
     id: string;
@@ -144,6 +153,8 @@ export interface StatusFacts {
   liveRuns: ReadonlySet<string>;
   /** Ids of containers whose owner (`ownerOf`) lives. */
   liveContainers: ReadonlySet<string>;
+  /** This MOAT_HOME's id (`maybeHomeId`), to tell its containers from other homes'. */
+  homeId: string | undefined;
   runsDir: string;
   bytes: number;
 }
@@ -173,8 +184,8 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
   const entries: ListEntry[] = listEntries(f.records, f.containers, f.liveRuns, f.damaged);
   const count = (set: ReadonlySet<ListState>) => entries.filter((e) => set.has(e.shownState)).length;
   const byId = new Map(f.records.map((r) => [r.id, r]));
-  const orphaned = f.containers &&
-    orphansOf(f.containers, (id) => byId.get(id), (c) => f.liveContainers.has(c.Id));
+  const mine = f.containers && ofThisHome(f.containers, f.homeId, (id) => byId.has(id));
+  const orphaned = mine && orphansOf(mine, (id) => byId.get(id), (c) => f.liveContainers.has(c.Id));
   return {
     engine: {
       endpoint: f.endpoint?.url ?? null,
@@ -206,6 +217,7 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
       name: c.Names?.[0]?.replace(/^\//, "") ?? null,
       state: c.State,
     })) ?? null,
+    otherHomesContainers: f.containers && mine ? f.containers.length - mine.length : null,
     cleanableRuns: entries
       .filter((e) => STOPPED.has(e.shownState) || e.shownState === "lost")
       .map((e) => ({
@@ -338,6 +350,14 @@ export function formatStatus(r: StatusReport): string {
       "moat clean",
     );
   }
+  if (r.otherHomesContainers) {
+    info(
+      `${
+        plural(r.otherHomesContainers, "container")
+      } of other MOAT_HOMEs on this engine, not counted here:  ` +
+        "moat system containers --all-homes",
+    );
+  }
   const damaged = r.damagedRecords;
   if (damaged.length > 0) {
     lines.push(`  ✗ ${plural(damaged.length, "damaged run record")} (moat list shows them):`);
@@ -464,6 +484,7 @@ export async function command(args: string[]): Promise<number> {
     damaged,
     liveRuns,
     liveContainers,
+    homeId: maybeHomeId(home),
     timeoutMs: engineTimeoutMs(ctx.env),
     runsDir,
     bytes,

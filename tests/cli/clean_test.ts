@@ -3,12 +3,14 @@ import assert from "node:assert/strict";
 import { moat, moatEnv, ROOT, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { exists, liveOwner, record, summary, writeRecord } from "./records_fixture.ts";
+import { homeLabel, OTHER_HOME } from "./run_records.ts";
 import { isYes } from "../../lib/cli/clean.ts";
 
 const KEPT = "1".repeat(64);
 const ORPHAN = "2".repeat(64);
 const PROBE = "9".repeat(64);
 const ACTIVE = "3".repeat(64);
+const OTHER = "8".repeat(64);
 const NO_ENGINE = "unix:///nonexistent/moat-test/docker.sock";
 
 async function clean(args: string[], home: string, dockerHost: string) {
@@ -18,7 +20,7 @@ async function clean(args: string[], home: string, dockerHost: string) {
 /**
  * A home with: a finished run without container (fin), a finished kept run (kept), a run whose owner
  * died while its container runs (orph), a run in progress with a live owner (live); and on the engine a
- * leftover probe of a dead owner with no record.
+ * leftover probe of a dead owner with no record, and another MOAT_HOME's container left behind.
  */
 async function scene(home: string, engine: FakeEngine) {
   const owner = await liveOwner();
@@ -74,6 +76,13 @@ async function scene(home: string, engine: FakeEngine) {
         "dev.moat.probe": "passwd",
         "dev.moat.owner-pid": "1",
         "dev.moat.boot-id": "another-boot",
+        ...homeLabel(home),
+      }),
+      // Another MOAT_HOME's container left behind (another user's on this engine): theirs to clean.
+      summary(OTHER, "e6e6e6e6e6e6", { State: "running", Status: "Up 1 hour", Created: 0 }, {
+        "dev.moat.owner-pid": "1",
+        "dev.moat.boot-id": "another-boot",
+        ...OTHER_HOME,
       }),
     ],
   });
@@ -98,6 +107,7 @@ Deno.test("clean --dry-run lists runs and orphaned containers with sizes and rem
     assert.match(lines[3]!, /^b3b3b3b3b3b3\s+-\s+running\s+orphaned\s+222222222222\s+12 kB\s+\d+ B$/);
     assert.match(lines[4]!, /^d5d5d5d5d5d5\s+-\s+probe\s+orphaned\s+999999999999\s+0 B\s+-$/);
     assert.doesNotMatch(r.out, /c4c4c4c4c4c4/, "a run whose owner lives is never listed");
+    assert.doesNotMatch(r.out, /e6e6e6e6e6e6/, "nor another MOAT_HOME's container");
     assert.match(r.stderr, /^moat: dry run: 4 items, .* would be removed; nothing was removed$/m);
     assert.equal(engine.requestsTo("DELETE /containers/:id").length, 0);
     for (const d of Object.values(dirs)) assert.equal(await exists(d), true);
@@ -147,6 +157,25 @@ Deno.test("clean -f removes finished runs, kept and orphaned containers, and lea
     assert.match(r.out, /^removed a2a2a2a2a2a2: container 111111111111, record$/m);
     assert.match(r.out, /^removed d5d5d5d5d5d5: container 999999999999$/m);
     assert.match(r.stderr, /^moat: removed 4 items, /m);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean -f --all-homes also removes other MOAT_HOMEs' containers left behind", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("DELETE /containers/:id", { status: 204 });
+  const s = await scratch();
+  try {
+    await scene(s.home, engine);
+    const r = await clean(["-f", "--all-homes"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /^e6e6e6e6e6e6\s+-\s+running\s+orphaned\s+888888888888\s/m);
+    assert.deepEqual(
+      engine.requestsTo("DELETE /containers/:id").map((q) => q.params.id).sort(),
+      [KEPT, ORPHAN, PROBE, OTHER].sort(),
+    );
+    assert.match(r.stderr, /^moat: removed 5 items, /m);
   } finally {
     await s.cleanup();
   }

@@ -13,7 +13,16 @@ import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
-import { DEAD_OWNER, record, snapshotRecords, summary, writeDamaged, writeRecords } from "./run_records.ts";
+import {
+  DEAD_OWNER,
+  homeLabel,
+  OTHER_HOME,
+  record,
+  snapshotRecords,
+  summary,
+  writeDamaged,
+  writeRecords,
+} from "./run_records.ts";
 
 // ---- pure helpers -------------------------------------------------------------------------------------
 
@@ -198,10 +207,11 @@ Deno.test("moat list on an empty MOAT_HOME says nothing on stderr when the engin
   }
 });
 
-Deno.test("moat list notices another MOAT_HOME's orphan, but not its kept container nor a live run", async () => {
+Deno.test("moat list notices this MOAT_HOME's orphan, not its kept container, a live run, or other homes'", async () => {
   const me = currentOwner();
   await using engine = await FakeEngine.start();
-  const dead = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": DEAD_OWNER.bootId };
+  const s = await scratch();
+  const dead = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": DEAD_OWNER.bootId, ...homeLabel(s.home) };
   engine.on("GET /containers/json", {
     status: 200,
     json: [
@@ -210,10 +220,17 @@ Deno.test("moat list notices another MOAT_HOME's orphan, but not its kept contai
       summary("ccccccccccc3", "running", "Up 1 minute", {
         "dev.moat.owner-pid": String(me.pid),
         "dev.moat.boot-id": me.bootId,
+        ...homeLabel(s.home),
+      }),
+      // Left behind too, but by another MOAT_HOME (another user on this engine), or by an older moat
+      // that did not label its home: not this home's to hear about.
+      summary("ddddddddddd4", "running", "Up 1 minute", { ...dead, ...OTHER_HOME }),
+      summary("eeeeeeeeeee5", "running", "Up 1 minute", {
+        "dev.moat.owner-pid": "1",
+        "dev.moat.boot-id": "x",
       }),
     ],
   });
-  const s = await scratch();
   try {
     const r = await moat(["list"], { home: s.home, env: { DOCKER_HOST: `unix://${engine.endpoint.path}` } });
     assert.equal(r.code, 0, r.stderr);

@@ -3,6 +3,7 @@
  * straight into a temp MOAT_HOME as `run.json` files, the way `moat run` leaves them.
  */
 import type { ContainerSummary } from "../../lib/docker/types.ts";
+import { ensureHomeId } from "../../lib/store/home_id.ts";
 import type { RunRecord } from "../../lib/store/records.ts";
 
 /** An owner that cannot be alive: its boot id is not this boot's. */
@@ -109,3 +110,11 @@ export async function writeDamaged(
   ]);
   return { corrupt, dirRecord, noOutput };
 }
+
+/** The label that makes a container `home`'s own (its MOAT_HOME id, made if need be), as a run sets it. */
+export function homeLabel(home: string): Record<string, string> {
+  return { "dev.moat.home": ensureHomeId(home) };
+}
+
+/** The label of a container made by another MOAT_HOME. */
+export const OTHER_HOME = { "dev.moat.home": "0123456789abcdef0123456789abcdef" };

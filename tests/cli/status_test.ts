@@ -5,7 +5,15 @@ import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
-import { DEAD_OWNER, record, summary, writeDamaged, writeRecords } from "./run_records.ts";
+import {
+  DEAD_OWNER,
+  homeLabel,
+  OTHER_HOME,
+  record,
+  summary,
+  writeDamaged,
+  writeRecords,
+} from "./run_records.ts";
 
 // ---- pure helpers -------------------------------------------------------------------------------------
 
@@ -156,6 +164,7 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       Runtimes: { runc: RUNC, "runsc-kvm": { path: "/usr/bin/runsc", runtimeArgs: ["--platform=kvm"] } },
     },
   });
+  const s = await scratch();
   engine.on("GET /containers/json", {
     status: 200,
     json: [
@@ -165,10 +174,13 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       summary("fffffffffff6", "exited", "Exited (137) 1 day ago", {
         "dev.moat.owner-pid": "1",
         "dev.moat.boot-id": DEAD_OWNER.bootId,
+        ...homeLabel(s.home),
       }),
+      // Left behind by another MOAT_HOME, and by an older moat: counted apart, never as this home's.
+      summary("99999999999a", "running", "Up 1 day", { "dev.moat.owner-pid": "1", ...OTHER_HOME }),
+      summary("99999999999b", "exited", "Exited (0) 1 day ago", { "dev.moat.owner-pid": "1" }),
     ],
   });
-  const s = await scratch();
   try {
     await writeRecords(s.home, [
       record("aaaaaaaaaaa1", { createdAt: "2026-01-01T00:00:01.000Z", kept: true, removed: false }),
@@ -221,6 +233,7 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       ["bbbbbbbbbbb2", "running", "moat-bbbbbbbbbbb2"],
       ["fffffffffff6", "exited", "moat-fffffffffff6"],
     ]);
+    assert.equal(report.otherHomesContainers, 2);
     assert.deepEqual(report.cleanableRuns, [
       { id: "eeeeeeeeeee5", name: null, shownState: "lost", containerState: "absent" },
       { id: "ddddddddddd4", name: "four", shownState: "exited", containerState: "absent" },
@@ -238,6 +251,10 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
     assert.match(
       t.out,
       /^ {2}• 3 finished runs can be cleaned up \(1 still has a container\): {2}moat clean$/m,
+    );
+    assert.match(
+      t.out,
+      /^ {2}• 2 containers of other MOAT_HOMEs on this engine, not counted here: {2}moat system containers --all-homes$/m,
     );
   } finally {
     await s.cleanup();
