@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   ls: () => import("./lib/cli/list.ts"),
   status: () => import("./lib/cli/status.ts"),
   logs: () => import("./lib/cli/logs.ts"),
+  wait: () => import("./lib/cli/wait.ts"),
   stop: () => import("./lib/cli/stop.ts"),
   destroy: () => import("./lib/cli/destroy.ts"),
   clean: () => import("./lib/cli/clean.ts"),

@@ -29,7 +29,8 @@ export class EngineUnavailableError extends MoatError {
   constructor(
     readonly endpoint: string,
     readonly reason: EngineUnavailableReason,
-    detail: string,
+    /** What happened, without the endpoint: e.g. `GET /info took longer than 5 s` for a timeout. */
+    readonly detail: string,
     /** `variable`: for a timeout, the `MOAT_*` setting that bounds the call (default MOAT_ENGINE_TIMEOUT). */
     options?: ErrorOptions & { variable?: string },
   ) {

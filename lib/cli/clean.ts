@@ -1,17 +1,20 @@
 /**
  * `moat clean`: remove what no moat process will ever clean up — finished runs (their records, and their
  * containers when kept) and orphaned containers (moat's labels, no live owner: e.g. the `moat run` was
- * killed with `kill -9`, or a passwd probe was left behind). The decision is `planClean` (lib/run/clean.ts);
- * this file gathers its facts (records, one `GET /containers/json?size=1`, owner liveness), lists the items,
- * asks, and removes. A run whose owner process lives is never touched.
+ * killed with `kill -9`, or a passwd probe was left behind) — of this MOAT_HOME only, unless `--all-homes`.
+ * The decision is `planClean` (lib/run/clean.ts); this file gathers its facts (records, one
+ * `GET /containers/json?size=1`, owner liveness), lists the items, asks, and removes. A run whose owner
+ * process lives is never touched.
  */
 import type { ContainerSummary } from "../docker/types.ts";
 import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { type CleanItem, formatBytes, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
+import { ofThisHome } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
+import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
-import { listRecords } from "../store/records.ts";
+import { damageText, scanRecords } from "../store/records.ts";
 import { cliContext, formatTable } from "./context.ts";
 
 export const CLEAN_HELP = `Usage: moat clean [OPTIONS]
@@ -20,11 +23,15 @@ Remove what is left over, after listing it and asking:
   - finished runs: their records in MOAT_HOME (run.json and the recorded output), and their
     containers when they were kept (--keep);
   - orphaned containers: moat's containers whose moat process is gone without cleaning up (e.g.
-    after kill -9 of a moat run), including leftover passwd probe containers, with their records.
+    after kill -9 of a moat run), including leftover passwd probe containers, with their records;
+  - damaged records: a run.json that cannot be read, or an output.bin that is gone (stderr
+    names the file and what is wrong), once no live moat process or running container has them.
 A run whose moat process is still alive (a moat run in progress, a detached run's recorder) is
 never touched. Run records of finished runs are removed too: this is how records are cleaned.
+Only this MOAT_HOME's containers are considered (label dev.moat.home, or a run recorded here):
+other users and other MOAT_HOMEs on the same engine keep theirs, unless --all-homes.
 
-The list (stdout) has one line per run: RUN, NAME, STATE, WHY (finished, orphaned or lost),
+The list (stdout) has one line per run: RUN, NAME, STATE, WHY (finished, orphaned, lost or damaged),
 CONTAINER, the container's size (its writable layer) and the record's size on disk.
 
 On a terminal moat asks "Remove N items? [y/N]". When stdin is not a terminal, pass -f.
@@ -33,6 +40,8 @@ Options:
   -f, --force            Remove without asking
       --dry-run          Only list what would be removed
       --workspace DIR    Only runs and containers of this workspace
+      --all-homes        Also the containers of other MOAT_HOMEs on this engine, and those of
+                         moat versions that did not label their MOAT_HOME (judged by their labels)
   -h, --help             Print this help
 
 Exit codes: 0 everything listed was removed (or nothing to do, or declined); 1 something could
@@ -50,6 +59,8 @@ export interface ParsedCleanArgs {
   force: boolean;
   dryRun: boolean;
   workspace: string | undefined;
+  /** `--all-homes`: every moat container on the engine, not only this MOAT_HOME's. */
+  allHomes: boolean;
 }
 
 /** Parse `moat clean` arguments. Pure; throws `UsageError`. */
@@ -59,6 +70,7 @@ export function parseCleanArgs(args: string[]): ParsedCleanArgs {
     force: { type: "boolean", short: "f" },
     "dry-run": { type: "boolean" },
     workspace: { type: "string" },
+    "all-homes": { type: "boolean" },
   });
   const { values, positionals } = parsed;
   if (positionals.length > 0 && !values.help) {
@@ -72,6 +84,7 @@ export function parseCleanArgs(args: string[]): ParsedCleanArgs {
     force: values.force ?? false,
     dryRun: values["dry-run"] ?? false,
     workspace: values.workspace,
+    allHomes: values["all-homes"] ?? false,
   };
 }
 
@@ -132,6 +145,11 @@ function containerSize(cs: ContainerSummary[]): number | undefined {
   return cs.length ? cs.reduce((n, c) => n + (c.SizeRw ?? 0), 0) : undefined;
 }
 
+/** The item has a run directory in this MOAT_HOME: a record, readable or damaged. */
+function hasRecordDir(item: CleanItem): boolean {
+  return item.record !== undefined || item.damage !== undefined;
+}
+
 /** One line from stdin (a terminal), or `null` at EOF. */
 async function readLine(): Promise<string | null> {
   const buf = new Uint8Array(1024);
@@ -166,10 +184,14 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(CLEAN_HELP);
     return 0;
   }
+  ctx.checkEnv();
   const workspace = opts.workspace === undefined ? undefined : await resolveWorkspace(opts.workspace);
-  const records = listRecords(ctx.home);
+  const { records, damaged } = scanRecords(ctx.home);
   const client = ctx.client();
-  const containers = await client.containerList([`${LABEL_PREFIX}managed=true`], { size: true });
+  const listed = await client.containerList([`${LABEL_PREFIX}managed=true`], { size: true });
+  // Other MOAT_HOMEs' containers are theirs to clean, unless asked (`--all-homes`).
+  const here = new Set([...records.map((r) => r.id), ...damaged.map((d) => d.id)]);
+  const containers = opts.allHomes ? listed : ofThisHome(listed, maybeHomeId(ctx.home), (id) => here.has(id));
 
   const boot = bootId();
   const owners = ownersToCheck(records, containers);
@@ -180,6 +202,7 @@ export async function command(args: string[]): Promise<number> {
     containers,
     ownerAlive: (o) => o !== undefined && alive.has(ownerKey(o)),
     ...(workspace ? { workspace } : {}),
+    damaged,
   });
   if (items.length === 0) {
     ctx.note(`moat: nothing to clean${workspace ? ` for ${workspace}` : ""}`);
@@ -188,9 +211,10 @@ export async function command(args: string[]): Promise<number> {
 
   const sizes: ItemSizes[] = await Promise.all(items.map(async (item) => ({
     container: containerSize(item.containers),
-    record: item.record ? await dirSize(`${ctx.home}/runs/${item.runId}`) : undefined,
+    record: hasRecordDir(item) ? await dirSize(`${ctx.home}/runs/${item.runId}`) : undefined,
   })));
   await ctx.out(formatCleanTable(items, sizes));
+  for (const item of items) if (item.damage) ctx.note(`moat: ${damageText(item.runId, item.damage)}`);
   const total = sizes.reduce((n, s) => n + (s.container ?? 0) + (s.record ?? 0), 0);
   const what = `${countItems(items.length)}, ${formatBytes(total)}`;
 
@@ -228,7 +252,7 @@ export async function command(args: string[]): Promise<number> {
         ctx.note(`  Remove it by hand:  docker rm -f ${c.Id}`);
       }
     }
-    if (item.record) {
+    if (hasRecordDir(item)) {
       const dir = `${ctx.home}/runs/${item.runId}`;
       if (!ok) {
         ctx.note(`moat: kept the record of ${label} (${dir}) because its container is still there`);

@@ -2,7 +2,7 @@
  * What every command needs from the edge: environment, MOAT_HOME, an engine client made on demand, and
  * output helpers. Commands print results on stdout and everything else on stderr.
  */
-import { clientFromEnv, type DockerClient } from "../docker/client.ts";
+import { clientFromEnv, type DockerClient, engineTimeoutMs } from "../docker/client.ts";
 import { moatHome } from "../store/records.ts";
 
 const encoder = new TextEncoder();
@@ -17,6 +17,12 @@ export interface CliContext {
   /** One line on stderr. */
   note(line: string): void;
   stdoutIsTerminal: boolean;
+  /**
+   * Refuse a setting no command can work with as the usage error it is (exit 2), the same in every
+   * command: today a bad `MOAT_ENGINE_TIMEOUT`. Called by each command once `--help` is handled, so that an
+   * engine problem is never confused with a typo in moat's own setting.
+   */
+  checkEnv(): void;
 }
 
 export function cliContext(): CliContext {
@@ -37,6 +43,9 @@ export function cliContext(): CliContext {
       Deno.stderr.writeSync(encoder.encode(line + "\n"));
     },
     stdoutIsTerminal: Deno.stdout.isTerminal(),
+    checkEnv() {
+      engineTimeoutMs(env);
+    },
   };
 }
 

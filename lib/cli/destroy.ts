@@ -92,6 +92,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(DESTROY_HELP);
     return 0;
   }
+  ctx.checkEnv();
   const orphans = orphansLater(ctx);
   const record = resolveRunRef(listRecords(ctx.home), opts.ref);
   const id = record.id;

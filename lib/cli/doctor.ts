@@ -24,6 +24,7 @@ import {
 import { PROBE_TIMEOUT_MS, runProbe } from "../doctor/probe.ts";
 import { chooseImage, DEFAULT_IMAGE } from "../run/image.ts";
 import { decideSandbox, DEFAULT_RUNTIME } from "../sandbox/decide.ts";
+import { ensureHomeId } from "../store/home_id.ts";
 import { currentOwner } from "../store/owner.ts";
 import { moatHome, newRunId } from "../store/records.ts";
 import { VERSION } from "../version.ts";
@@ -200,15 +201,26 @@ export async function gatherFacts(
   const partial = diagnose(facts).checks;
   const gvisorPassed = partial.find((c) => c.name === "gvisor")?.status;
   if ((gvisorPassed === "ok" || gvisorPassed === "warn") && found.ok && found.value && facts.runtime.ok) {
-    facts.probe = await probeFact(client, ref, facts.runtime.value.name);
+    // Labelled with this MOAT_HOME's id like a run's container, when the home is usable.
+    const homeId = facts.home.ok ? maybeEnsureHomeId(facts.home.value.path) : undefined;
+    facts.probe = await probeFact(client, ref, facts.runtime.value.name, homeId);
   }
   return facts;
+}
+
+function maybeEnsureHomeId(home: string): string | undefined {
+  try {
+    return ensureHomeId(home);
+  } catch {
+    return undefined; // the MOAT_HOME check reports what is wrong with it
+  }
 }
 
 async function probeFact(
   client: DockerClient,
   image: string,
   runtime: string,
+  homeId: string | undefined,
 ): Promise<Fact<ProbeFacts>> {
   // An empty workspace of our own, mounted as a run's would be, owned by us: the probe runs as its owner.
   let dir: string;
@@ -244,6 +256,7 @@ async function probeFact(
         workspace: dir,
         user,
         ...(owner ? { owner } : {}),
+        ...(homeId ? { homeId } : {}),
         moatVersion: VERSION,
         timeoutMs: PROBE_TIMEOUT_MS,
         interrupt: controller.signal,
@@ -263,6 +276,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(DOCTOR_HELP);
     return 0;
   }
+  ctx.checkEnv();
   let cwd: string | undefined;
   try {
     cwd = Deno.cwd();

@@ -14,6 +14,7 @@ Commands:
   list, ls   List runs, newest first
   status     Engine, gVisor and run counts at a glance
   logs       Show (or follow) a run's recorded output
+  wait       Wait for a run to end and print its exit code
   stop       Stop a run
   destroy    Remove a run's container and record
   clean      Remove finished runs and orphaned containers
@@ -40,13 +41,15 @@ Options:
       --image IMAGE      Image to run (default: image: in moat.yaml, else $MOAT_IMAGE, else ${DEFAULT_IMAGE})
   -e, --env KEY=VALUE    Set an environment variable (repeatable; beats env: in moat.yaml);
                          -e KEY alone passes moat's own value of KEY
-      --name NAME        Name the run (default: name: in moat.yaml)
+      --name NAME        Name the run (default: name: in moat.yaml); refused while another run
+                         with that name is still running (finished runs may share a name)
   -u, --user UID[:GID]   Run as this user instead of the workspace owner
   -i, --interactive      Pipe moat's stdin to the command (EOF closes the command's stdin)
   -t, --tty              Give the command a terminal (stdin must be one); with -i, keys go
                          straight to it, Ctrl-C included, and its size follows yours
   -d, --detach           Start the command in the background: print the run id and return;
-                         the output is still recorded (moat logs -f ID follows it)
+                         the output is still recorded (moat logs -f ID follows it, and
+                         moat wait ID prints its exit code once it ends)
       --keep             Keep the container after it exits (for docker inspect / docker logs)
   -m, --memory SIZE      Memory limit, e.g. 512m or 2g (default: memory: in moat.yaml, else none)
       --cpus N           CPU limit, e.g. 1.5 (default: cpus: in moat.yaml, else none)
@@ -77,5 +80,5 @@ Examples:
   moat run --no-sandbox -- uname -r          # plain container, host kernel
   moat run -it -- sh                         # an interactive shell in the sandbox
   echo hi | moat run -i -- cat
-  id=$(moat run -d -- make test) && moat logs -f "$id"
+  id=$(moat run -d -- make test) && moat logs -f --exit-code "$id"
 `;

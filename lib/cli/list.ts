@@ -3,17 +3,24 @@
  * the engine read-only. The engine is asked once (`GET /containers/json?all=1` filtered by moat's label,
  * bounded by the client's timeout, while the records are read); containers are matched to records by the
  * `dev.moat.run-id` label. No record is ever written from here (issue 3): a run that looks lost is shown
- * as `lost`, not recorded so. The same listing finds containers left behind by a moat process that is gone
- * (any MOAT_HOME): one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
+ * as `lost`, not recorded so. The same listing finds this MOAT_HOME's containers left behind by a moat
+ * process that is gone: one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
  */
 import type { ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { type OptionSpec, parseCommandArgs } from "./args.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal, reconcile, type ShownState } from "../run/reconcile.ts";
-import { runIdOf } from "../run/orphans.ts";
+import { ofThisHome, runIdOf } from "../run/orphans.ts";
+import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
-import { listRecords, type RunRecord } from "../store/records.ts";
+import {
+  type DamagedRecord,
+  damageText,
+  type RecordDamage,
+  type RunRecord,
+  scanRecords,
+} from "../store/records.ts";
 import { type CliContext, cliContext, formatAge, formatTable } from "./context.ts";
 import { orphanNotice, orphansAmong, stillListed } from "./orphan_notice.ts";
 
@@ -29,8 +36,10 @@ line on stderr; moat clean removes them.
 Columns:
   NAME     the run's --name, or -
   ID       the run id (any unique prefix of it works as a run reference)
-  STATE    creating, created, running, exited, interrupted, failed, or lost (recorded as in
-           progress, but its container and the moat process that drove it are gone)
+  STATE    creating, created, running, exited, interrupted, failed, lost (recorded as in
+           progress, but its container and the moat process that drove it are gone), or
+           damaged (its run.json cannot be read, or its output.bin is gone: a warning line on
+           stderr says which file and what is wrong; moat clean removes it)
   SANDBOX  gvisor or none, with the runtime the engine ran it with, e.g. gvisor (runsc)
   IMAGE    the image it ran
   AGE      time since it was created
@@ -77,10 +86,17 @@ export function parseListArgs(args: string[]): ParsedListArgs {
   return { help: values.help ?? false, json: values.json ?? false };
 }
 
+/** The state `moat list` shows: a reconciled state, or `damaged`. */
+export type ListState = ShownState | "damaged";
+
 /** One run as `moat list` shows it. */
 export interface ListEntry {
-  record: RunRecord;
-  shownState: ShownState;
+  id: string;
+  /** `null` when the run's `run.json` cannot be read. */
+  record: RunRecord | null;
+  /** What is wrong with the run's record, else `null`; `shownState` is then `damaged`. */
+  damage: RecordDamage | null;
+  shownState: ListState;
   shownExitCode: number | null;
   /**
    * The engine's `State` of the run's container (`running`, `exited`, …), `"absent"` when the engine
@@ -107,7 +123,7 @@ export function containersByRun(containers: ContainerSummary[]): Map<string, Con
 
 /** The engine's view of one run. `containers` is `undefined` when the engine could not be asked. Pure. */
 export function engineViewOf(
-  record: RunRecord,
+  record: Pick<RunRecord, "id" | "containerId">,
   byRun: Map<string, ContainerSummary[]> | undefined,
 ): EngineView {
   if (byRun === undefined) return "unknown";
@@ -117,6 +133,10 @@ export function engineViewOf(
     "absent";
 }
 
+function containerStateOf(view: EngineView): string | null {
+  return view === "unknown" ? null : view === "absent" ? "absent" : view.State;
+}
+
 /** True when `reconcile` will need to know whether the record's owner lives. Pure. */
 export function needsOwnerCheck(record: RunRecord, view: EngineView): boolean {
   return view === "absent" && !isFinal(record.state);
@@ -124,24 +144,41 @@ export function needsOwnerCheck(record: RunRecord, view: EngineView): boolean {
 
 /**
  * Reconcile every record. `alive` holds the ids of runs whose owner process lives (only consulted where
- * `needsOwnerCheck` said so). Pure.
+ * `needsOwnerCheck` said so). `damaged` (from `scanRecords`) come out as `damaged`: those whose `run.json`
+ * cannot be read first, then the records in their order, a damaged one with its recorded exit code. Pure.
  */
 export function listEntries(
   records: RunRecord[],
   containers: ContainerSummary[] | undefined,
   alive: ReadonlySet<string>,
+  damaged: readonly DamagedRecord[] = [],
 ): ListEntry[] {
   const byRun = containers === undefined ? undefined : containersByRun(containers);
-  return records.map((record) => {
-    const view = engineViewOf(record, byRun);
-    const { state, exitCode } = reconcile(record, view, alive.has(record.id));
-    return {
-      record,
-      shownState: state,
-      shownExitCode: exitCode,
-      containerState: view === "unknown" ? null : view === "absent" ? "absent" : view.State,
-    };
-  });
+  const damageOf = new Map(damaged.map((d) => [d.id, d.damage]));
+  const unreadable: ListEntry[] = damaged.filter((d) => d.record === null).map((d) => ({
+    id: d.id,
+    record: null,
+    damage: d.damage,
+    shownState: "damaged",
+    shownExitCode: null,
+    containerState: containerStateOf(engineViewOf({ id: d.id, containerId: null }, byRun)),
+  }));
+  return [
+    ...unreadable,
+    ...records.map((record): ListEntry => {
+      const view = engineViewOf(record, byRun);
+      const damage = damageOf.get(record.id) ?? null;
+      const { state, exitCode } = reconcile(record, view, alive.has(record.id));
+      return {
+        id: record.id,
+        record,
+        damage,
+        shownState: damage ? "damaged" : state,
+        shownExitCode: exitCode,
+        containerState: containerStateOf(view),
+      };
+    }),
+  ];
 }
 
 /** `gvisor (runsc)`, `none (runc)`, or just the sandbox when the runtime is not known yet. Pure. */
@@ -156,33 +193,42 @@ export function formatListTable(entries: ListEntry[], now: number): string {
   return formatTable(
     LIST_HEADER,
     entries.map((e) => [
-      e.record.name ?? "-",
-      e.record.id,
+      e.record?.name ?? "-",
+      e.id,
       e.shownState,
-      sandboxColumn(e.record),
-      e.record.image,
-      formatAge(e.record.createdAt, now),
+      e.record ? sandboxColumn(e.record) : "-",
+      e.record?.image ?? "-",
+      e.record ? formatAge(e.record.createdAt, now) : "-",
       e.shownExitCode === null ? "-" : String(e.shownExitCode),
     ]),
   );
 }
 
+/** The stderr line `moat list` prints for each damaged record, after the table. Pure. */
+export function damageWarning(e: { id: string; damage: RecordDamage }): string {
+  return `moat: warning: ${damageText(e.id, e.damage)}; remove it with:  moat clean`;
+}
+
 /**
- * One element of `moat list --json`: every field of `run.json` as stored, plus the three shown fields.
- * Fields are only ever added (docs/reference/cli.md#moat-list).
+ * One element of `moat list --json`: every field of `run.json` as stored, plus the shown fields and
+ * `damage`. A run whose `run.json` cannot be read has only `id` and those. Fields are only ever added
+ * (docs/reference/cli.md#moat-list).
  */
-export type ListJsonItem = RunRecord & {
-  shownState: ShownState;
+export type ListJsonItem = Partial<RunRecord> & {
+  id: string;
+  shownState: ListState;
   shownExitCode: number | null;
   containerState: string | null;
+  damage: RecordDamage | null;
 };
 
 export function listJsonItems(entries: ListEntry[]): ListJsonItem[] {
   return entries.map((e) => ({
-    ...e.record,
+    ...(e.record ?? { id: e.id }),
     shownState: e.shownState,
     shownExitCode: e.shownExitCode,
     containerState: e.containerState,
+    damage: e.damage,
   }));
 }
 
@@ -223,18 +269,19 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(LIST_HELP);
     return 0;
   }
+  ctx.checkEnv();
   // The one listing serves both the states and the orphan notice, so it is asked even with no records.
   // Asked first: the engine's connect and answer overlap reading the records.
   const asked = listManagedContainers(ctx);
-  const records = listRecords(ctx.home);
+  const { records, damaged } = scanRecords(ctx.home);
   const listing = await asked;
   let containers: ContainerSummary[] | undefined;
   if ("containers" in listing) containers = listing.containers;
   // With nothing recorded there is nothing to show from records; the notice alone stays silent.
-  else if (records.length > 0) ctx.note(engineNotAskedNote(listing.error));
+  else if (records.length + damaged.length > 0) ctx.note(engineNotAskedNote(listing.error));
   const alive = liveOwners(records, containers);
   const orphans = containers ? await listedOrphans(ctx, records, containers) : undefined;
-  const entries = listEntries(records, containers, alive);
+  const entries = listEntries(records, containers, alive, damaged);
   const text = opts.json
     ? JSON.stringify(listJsonItems(entries), null, 2) + "\n"
     : formatListTable(entries, Date.now());
@@ -244,6 +291,7 @@ export async function command(args: string[]): Promise<number> {
     // `moat list | head -1`: a reader that stopped reading is not an error.
     if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
   }
+  for (const d of damaged) ctx.note(damageWarning(d));
   const notice = orphanNotice(orphans);
   if (notice) ctx.note(notice);
   return 0;
@@ -256,8 +304,9 @@ async function listedOrphans(
   containers: ContainerSummary[],
 ): Promise<ContainerSummary[] | undefined> {
   const byId = new Map(records.map((r) => [r.id, r]));
+  const mine = ofThisHome(containers, maybeHomeId(ctx.home), (id) => byId.has(id));
   try {
-    return await stillListed(ctx.client(), orphansAmong(containers, (id) => byId.get(id)));
+    return await stillListed(ctx.client(), orphansAmong(mine, (id) => byId.get(id)));
   } catch (err) {
     if (err instanceof MoatError) return undefined;
     throw err;

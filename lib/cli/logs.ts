@@ -6,18 +6,24 @@
  */
 import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { isFinal } from "../run/reconcile.ts";
 import {
   OutputDecoder,
   OutputFormatError,
   type OutputPiece,
   type OutputPosition,
 } from "../store/output_reader.ts";
-import { isOwnerAlive } from "../store/owner.ts";
-import { listRecords, maybeReadRecord, type RunRecord } from "../store/records.ts";
-import { newestRun, resolveRunRef } from "../store/refs.ts";
+import type { ContainerSummary } from "../docker/types.ts";
+import {
+  type DamagedRecord,
+  damagedRecordError,
+  damageText,
+  type RunRecord,
+  scanRecords,
+} from "../store/records.ts";
+import { newestRun, resolveRunOrDamaged } from "../store/refs.ts";
 import { type CliContext, cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
+import { exitCodeOfEnd, type RunEnd, RunWatcher, waitForEnd } from "./wait.ts";
 
 export const LOGS_HELP = `Usage: moat logs [OPTIONS] [RUN]
 
@@ -28,20 +34,27 @@ which on stderr). Works without the Docker engine: the output comes from the run
 Options:
   -n, --tail N       Print only the last N lines (counted over stdout and stderr together)
   -f, --follow       Keep printing new output while the run is in progress; end when it ends
+      --exit-code    With -f: exit with the run's own exit code once it has ended (125 when it
+                     has none), instead of 0
   -t, --timestamps   Start each line with the time moat received it (ISO 8601, UTC)
   -h, --help         Show this help
+
+Exit codes: 0 printed (with --exit-code: the run's exit code); 2 usage error, no such run;
+125 the records cannot be read, the output is damaged, or (--exit-code) the run has no exit code.
 
 Examples:
   moat logs                        # the newest run's output
   moat logs -n 20 fix-tests        # the last 20 lines of the run named fix-tests
   moat logs -f 3f2a                # follow the run whose id starts with 3f2a until it ends
-  id=$(moat run -d -- make test) && moat logs -f "$id"
+  id=$(moat run -d -- make test) && moat logs -f --exit-code "$id"   # fails when the tests fail
   moat logs 3f2a 2>/dev/null       # its stdout only
 `;
 
 export interface ParsedLogsArgs {
   help: boolean;
   follow: boolean;
+  /** `--exit-code` (with `-f`): exit with the run's own exit code once it has ended. */
+  exitCode: boolean;
   timestamps: boolean;
   /** `-n N`: the last N lines; `undefined` prints everything. */
   tail: number | undefined;
@@ -53,6 +66,7 @@ export function parseLogsArgs(args: string[]): ParsedLogsArgs {
   const parsed = parseCommandArgs("logs", args, {
     help: { type: "boolean", short: "h" },
     follow: { type: "boolean", short: "f" },
+    "exit-code": { type: "boolean" },
     timestamps: { type: "boolean", short: "t" },
     tail: { type: "string", short: "n" },
   });
@@ -73,9 +87,16 @@ export function parseLogsArgs(args: string[]): ParsedLogsArgs {
     }
     tail = Number(values.tail.trim());
   }
+  if (values["exit-code"] && !values.follow && !values.help) {
+    throw new UsageError(
+      "--exit-code needs -f: moat logs waits for the run's end only while following it",
+      `For example:  moat logs -f --exit-code ${positionals[0] ?? "RUN"}`,
+    );
+  }
   return {
     help: values.help ?? false,
     follow: values.follow ?? false,
+    exitCode: values["exit-code"] ?? false,
     timestamps: values.timestamps ?? false,
     tail,
     ref: positionals[0],
@@ -271,17 +292,25 @@ class OutputFile {
 }
 
 const POLL_MS = 100;
-const ENGINE_CHECK_MS = 1000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function damaged(rec: RunRecord, path: string, err: OutputFormatError): MoatError {
+function damaged(id: string, path: string, err: OutputFormatError): MoatError {
   return new MoatError(
-    `The recorded output of run ${rec.id} is damaged: ${err.message}`,
+    `The recorded output of run ${id} is damaged: ${err.message}`,
     `What could be read was printed. The file is ${path}`,
   );
+}
+
+/** Whether `path` is a file that can be read. */
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /** `moat logs …` → exit code. */
@@ -292,57 +321,125 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(LOGS_HELP);
     return 0;
   }
+  ctx.checkEnv();
   // Asked while the output is read; awaited (bounded by the engine timeout) once it is printed.
   const orphans = orphansLater(ctx);
-  const records = listRecords(ctx.home);
-  let rec: RunRecord;
-  if (opts.ref !== undefined) rec = resolveRunRef(records, opts.ref);
-  else {
+  const { records, damaged: damagedRuns } = scanRecords(ctx.home);
+  let rec: RunRecord | null;
+  if (opts.ref !== undefined) {
+    const found = resolveRunOrDamaged(records, damagedRuns, opts.ref);
+    rec = "record" in found ? found.record : null;
+    if (!rec && "damaged" in found) return await logsOfUnreadable(ctx, found.damaged, opts, orphans);
+  } else {
     rec = newestRun(records, () => true, "recorded");
     ctx.note(`moat: showing logs of run ${rec.id}${rec.name ? ` (${rec.name})` : ""}`);
   }
-  const path = `${ctx.home}/runs/${rec.id}/output.bin`;
+  const id = rec!.id;
+  const path = `${ctx.home}/runs/${id}/output.bin`;
+  const damage = damagedRuns.find((d) => d.id === id)?.damage;
+  if (damage) {
+    throw damagedRecordError(
+      id,
+      damage,
+      `Its output cannot be shown.\nRemove the record:  moat destroy ${id}   (or every damaged one:  moat clean)`,
+    );
+  }
 
-  // -n: a first pass finds where the last N lines start (positions only), up to what the file holds now.
   let start: OutputPosition = { frame: 0, offset: 0 };
   let limit = Infinity;
   if (opts.tail !== undefined) {
-    const finder = new TailFinder(opts.tail);
-    const file = new OutputFile(path, 0);
-    const decoder = new OutputDecoder(0);
-    try {
-      for (let chunk = await file.read(); chunk !== null; chunk = await file.read()) {
-        for (const piece of decoder.push(chunk)) finder.feed(piece);
-      }
-      decoder.check();
-    } catch (err) {
-      if (err instanceof OutputFormatError) throw damaged(rec, path, err);
-      throw err;
-    } finally {
-      file.close();
-    }
-    start = finder.start(decoder.next);
+    const tail = await tailStart(id, path, opts.tail);
+    start = tail.start;
     // Without -f, print the same snapshot the lines were counted in.
-    if (!opts.follow) limit = decoder.position;
+    if (!opts.follow) limit = tail.limit;
   }
-  const code = await printFrom(ctx, rec, path, start, limit, opts);
+  const watcher = opts.follow ? new RunWatcher(ctx, rec!) : undefined;
+  await printFrom(ctx, id, path, start, limit, opts, watcher);
+  if (watcher && opts.exitCode) {
+    // Printing may have stopped early (stdout's reader went away): the run's end is still waited for.
+    const code = exitCodeOfEnd(watcher.end ?? await waitForEnd(watcher));
+    await printOrphanNotice(ctx, orphans);
+    return code;
+  }
   await printOrphanNotice(ctx, orphans);
-  return code;
+  return 0;
+}
+
+/**
+ * `-n`: a first pass finds where the last `n` lines start (positions only), up to what the file holds now;
+ * `limit` is where that is.
+ */
+async function tailStart(
+  id: string,
+  path: string,
+  n: number,
+): Promise<{ start: OutputPosition; limit: number }> {
+  const finder = new TailFinder(n);
+  const file = new OutputFile(path, 0);
+  const decoder = new OutputDecoder(0);
+  try {
+    for (let chunk = await file.read(); chunk !== null; chunk = await file.read()) {
+      for (const piece of decoder.push(chunk)) finder.feed(piece);
+    }
+    decoder.check();
+  } catch (err) {
+    if (err instanceof OutputFormatError) throw damaged(id, path, err);
+    throw err;
+  } finally {
+    file.close();
+  }
+  return { start: finder.start(decoder.next), limit: decoder.position };
+}
+
+/**
+ * `moat logs` of a run whose `run.json` cannot be read: its output is printed as recorded when there is
+ * one (once, not followed: whether the run goes on is unknown), with a warning first; with nothing to
+ * print, or with `--exit-code` (there is no exit code to give), it is an error.
+ */
+async function logsOfUnreadable(
+  ctx: CliContext,
+  d: DamagedRecord,
+  opts: ParsedLogsArgs,
+  orphans: Promise<ContainerSummary[] | undefined>,
+): Promise<number> {
+  const path = `${ctx.home}/runs/${d.id}/output.bin`;
+  if (!isFile(path)) {
+    throw damagedRecordError(d.id, d.damage, "It has no recorded output to show.\nRemove it:  moat clean");
+  }
+  ctx.note(
+    `moat: warning: ${damageText(d.id, d.damage)}; its recorded output is shown, but its state is unknown`,
+  );
+  let start: OutputPosition = { frame: 0, offset: 0 };
+  let limit = Infinity;
+  if (opts.tail !== undefined) ({ start, limit } = await tailStart(d.id, path, opts.tail));
+  await printFrom(ctx, d.id, path, start, limit, opts, undefined);
+  if (opts.exitCode) {
+    throw damagedRecordError(d.id, d.damage, "Its exit code cannot be read.\nRemove it:  moat clean");
+  }
+  await printOrphanNotice(ctx, orphans);
+  return 0;
+}
+
+/** The stderr line that says why `logs -f` stopped before the run's record was final, if it did. */
+export function whyFollowingEnded(end: RunEnd | undefined): string | undefined {
+  if (end?.kind === "removed") return `moat: run ${end.id} was removed while following it`;
+  if (end?.kind === "abandoned") return `moat: stopped following run ${end.id}: ${end.why}`;
+  return undefined;
 }
 
 async function printFrom(
   ctx: CliContext,
-  rec: RunRecord,
+  id: string,
   path: string,
   start: OutputPosition,
   limit: number,
   opts: ParsedLogsArgs,
-): Promise<number> {
+  follower: RunWatcher | undefined,
+): Promise<void> {
   const file = new OutputFile(path, start.frame, limit);
   const decoder = new OutputDecoder(start.frame);
   const renderer = new LineRenderer(opts.timestamps);
   const out = new Output();
-  const follower = opts.follow ? new Follower(ctx, rec) : undefined;
   try {
     let lastRead = false;
     for (;;) {
@@ -354,7 +451,7 @@ async function printFrom(
           for (const seg of renderer.render(p)) await out.write(seg.fd, seg.bytes);
         }
         await out.flush();
-        if (out.stdoutClosed) return 0;
+        if (out.stdoutClosed) return;
         continue;
       }
       // At the end of what the file holds now.
@@ -367,65 +464,12 @@ async function printFrom(
     }
   } catch (err) {
     await out.flush().catch(() => {});
-    if (err instanceof OutputFormatError) throw damaged(rec, path, err);
+    if (err instanceof OutputFormatError) throw damaged(id, path, err);
     throw err;
   } finally {
     file.close();
   }
   await out.flush();
-  follower?.sayWhyItEnded();
-  return 0;
-}
-
-/** Decides whether a followed run is still in progress: record not final, and its owner lives. */
-class Follower {
-  #ctx: CliContext;
-  #id: string;
-  #lastEngineCheck = -Infinity;
-  #engineSaysRunning = false;
-  #ended: string | undefined;
-
-  constructor(ctx: CliContext, rec: RunRecord) {
-    this.#ctx = ctx;
-    this.#id = rec.id;
-  }
-
-  async inProgress(): Promise<boolean> {
-    const rec = maybeReadRecord(this.#ctx.home, this.#id);
-    if (!rec) {
-      this.#ended = `moat: run ${this.#id} was removed while following it`;
-      return false;
-    }
-    if (isFinal(rec.state)) return false;
-    if (rec.owner && isOwnerAlive(rec.owner)) return true;
-    // Nobody records this run any more (its moat process was killed). Follow as long as the container
-    // runs, so the end of the run is still the end of `logs -f`; ask the engine at most once a second.
-    if (!rec.containerId) {
-      this.#ended = `moat: stopped following run ${this.#id}: the moat process that ran it is gone`;
-      return false;
-    }
-    const now = Date.now();
-    if (now - this.#lastEngineCheck >= ENGINE_CHECK_MS) {
-      this.#lastEngineCheck = now;
-      try {
-        const c = await this.#ctx.client().maybeContainerInspect(rec.containerId);
-        this.#engineSaysRunning = c?.State.Running ?? false;
-      } catch (err) {
-        const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
-        this.#ended = `moat: stopped following run ${this.#id}: the moat process that ran it is gone, ` +
-          `and the engine could not be asked about its container (${why})`;
-        return false;
-      }
-      if (!this.#engineSaysRunning) {
-        this.#ended =
-          `moat: stopped following run ${this.#id}: the moat process that ran it is gone and its container ` +
-          "is not running";
-      }
-    }
-    return this.#engineSaysRunning;
-  }
-
-  sayWhyItEnded(): void {
-    if (this.#ended) this.#ctx.note(this.#ended);
-  }
+  const why = whyFollowingEnded(follower?.end);
+  if (why) ctx.note(why);
 }

@@ -1,7 +1,8 @@
 /**
  * Containers left behind by a moat process that is gone (`kill -9`, a host crash): found on the engine by
- * label (`dev.moat.managed=true`, any MOAT_HOME), with the records of their runs read from this MOAT_HOME
- * when they are here, and their owners checked with `isOwnerAlive`; `classifyContainer` decides.
+ * label (`dev.moat.managed=true`), kept to this MOAT_HOME's (`ofThisHome`: labelled `dev.moat.home` with
+ * its id, or made before that label by a run recorded here), with the records of their runs, and their
+ * owners checked with `isOwnerAlive`; `classifyContainer` decides.
  *
  * `moat list`, `logs`, `stop`, `destroy` (and `run`) print ONE line about them on stderr — the notice — and
  * never fail or wait longer than the engine timeout because of it: when the engine cannot be asked in
@@ -10,8 +11,9 @@
  */
 import { type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import type { ContainerSummary } from "../docker/types.ts";
-import { orphansOf, ownerOf, runIdOf } from "../run/orphans.ts";
+import { ofThisHome, orphansOf, ownerOf, runIdOf } from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
+import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type RunRecord } from "../store/records.ts";
 import { after } from "../timer.ts";
@@ -68,11 +70,15 @@ export async function stillListed(
   return orphans.filter((c) => now.has(c.Id));
 }
 
-/** The orphaned containers on the engine: one listing (no sizes), the records they need. Throws engine errors. */
+/**
+ * The orphaned containers of this MOAT_HOME on the engine (`ofThisHome`: other homes' containers are
+ * theirs to see): one listing (no sizes), the records they need. Throws engine errors.
+ */
 export async function findOrphans(client: EngineClient, home: string): Promise<ContainerSummary[]> {
   const containers = await client.containerList([MANAGED]);
   const records = recordsOf(home, containers);
-  return await stillListed(client, orphansAmong(containers, (id) => records.get(id)));
+  const mine = ofThisHome(containers, maybeHomeId(home), (id) => records.has(id));
+  return await stillListed(client, orphansAmong(mine, (id) => records.get(id)));
 }
 
 /**

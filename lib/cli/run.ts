@@ -27,6 +27,7 @@ import {
   type RunSpec,
   type UserRef,
 } from "../run/plan.ts";
+import { checkNameFree } from "../run/names.ts";
 import { readImagePasswd } from "../run/passwd.ts";
 import { profileFor, type ProfileSettings } from "../run/profile.ts";
 import {
@@ -40,6 +41,7 @@ import { imagePathKinds } from "../run/image_paths.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import type { MoatConfig } from "../config/types.ts";
 import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
+import { ensureHomeId } from "../store/home_id.ts";
 import { currentOwner } from "../store/owner.ts";
 import { isNoSpace, moatHome, newRunId, type RunRecord, RunStore } from "../store/records.ts";
 import { VERSION } from "../version.ts";
@@ -433,6 +435,7 @@ async function prepareAndRun(
     opts.image !== undefined ? "--image" : config.image !== undefined ? configFile : "MOAT_IMAGE",
   );
   const home = moatHome(env);
+  checkNameFree(home, opts.name ?? config.name);
   const user = opts.user !== undefined
     ? parseUser(opts.user)
     : workspace.uid === null
@@ -540,6 +543,7 @@ async function prepareAndRun(
       profile,
       moatVersion: VERSION,
       owner,
+      homeId: ensureHomeId(home),
     };
     if (mounts.length > 0) {
       // A directory onto a file of the image (or back) fails only when the runtime starts the container,

@@ -4,17 +4,18 @@
  * never writes a record, never creates a container, and never needs gVisor (issue 3). Exit 0 when the
  * engine answered, 1 when it could not be asked (what the records say is still printed).
  */
-import type { DockerClient } from "../docker/client.ts";
+import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
-import { orphansOf, runIdOf } from "../run/orphans.ts";
+import { ofThisHome, orphansOf, runIdOf } from "../run/orphans.ts";
 import type { ShownState } from "../run/reconcile.ts";
 import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
-import { listRecords, type RunRecord } from "../store/records.ts";
+import { maybeHomeId } from "../store/home_id.ts";
+import { type DamagedRecord, type RunRecord, scanRecords } from "../store/records.ts";
 import { cliContext } from "./context.ts";
-import { listEntries, type ListEntry, liveOwners, parseFlags } from "./list.ts";
+import { listEntries, type ListEntry, type ListState, liveOwners, parseFlags } from "./list.ts";
 import { liveContainerOwners } from "./orphan_notice.ts";
 
 export const STATUS_HELP = `Usage: moat status [OPTIONS]
@@ -61,8 +62,17 @@ export interface StatusReport {
     endpoint: string | null;
     /** Why this endpoint: `DOCKER_HOST` set, or the default socket. */
     source: "DOCKER_HOST" | "default" | null;
-    /** The engine answered `/_ping`. */
+    /**
+     * The engine answered at least one request (`/_ping`, or, with a pinned API version, `/info` or the
+     * container listing) — an error status counts as an answer. A later call may still have failed.
+     */
     reachable: boolean;
+    /** The request that failed (`GET /_ping`, `GET /info`, `GET /containers/json`), else `null`. */
+    failedCall: string | null;
+    /** `failedCall` did not answer within `timeoutSeconds`. */
+    timedOut: boolean;
+    /** The bound on each call: MOAT_ENGINE_TIMEOUT, else 5. */
+    timeoutSeconds: number;
     /** First line of what went wrong asking the engine, else `null`. */
     error: string | null;
     /** The next thing to type about `error`. */
@@ -94,12 +104,24 @@ export interface StatusReport {
     stopped: number;
     /** Recorded as in progress, but the container and the moat process driving it are gone. */
     lost: number;
+    /** Records that cannot be trusted: `run.json` unreadable, or `output.bin` gone (`damagedRecords`). */
+    damaged: number;
     /** `engine` when states were reconciled with the engine, `records` when only the records were read. */
     statesFrom: "engine" | "records";
   };
   records: { path: string; bytes: number };
-  /** Containers with moat's labels and no live owner (`moat clean` removes them); `null` when not known. */
+  /** Each damaged record: the run id, the file at fault and what is wrong (`moat clean` removes them). */
+  damagedRecords: Array<{ id: string; path: string; problem: string }>;
+  /**
+   * This MOAT_HOME's containers with moat's labels and no live owner (`moat clean` removes them); `null`
+   * when not known.
+   */
   orphanedContainers: Array<{ id: string; runId: string | null; name: string | null; state: string }> | null;
+  /**
+   * How many of moat's containers on the engine are not this MOAT_HOME's (another home's, or unknown: made
+   * by an older moat, with no record here); `null` when not known. `moat system containers --all-homes`.
+   */
+  otherHomesContainers: number | null;
   /** Finished runs (stopped or lost): what `moat clean` removes, with their container if it still exists. */
   cleanableRuns: Array<{
     id: string;
@@ -118,18 +140,27 @@ export interface StatusFacts {
   /** `undefined` when the engine could not be asked. */
   containers: ContainerSummary[] | undefined;
   error: MoatError | undefined;
+  /** Some request got an answer (see `StatusReport.engine.reachable`). */
+  answered: boolean;
+  /** The request `error` came from; `null` when the client could not even be made. */
+  failedCall: string | null;
+  timeoutMs: number;
   runtimeName: string;
   records: RunRecord[];
+  /** The damaged ones among the runs (`scanRecords`). */
+  damaged: DamagedRecord[];
   /** Ids of runs whose owner lives (see `liveOwners`). */
   liveRuns: ReadonlySet<string>;
   /** Ids of containers whose owner (`ownerOf`) lives. */
   liveContainers: ReadonlySet<string>;
+  /** This MOAT_HOME's id (`maybeHomeId`), to tell its containers from other homes'. */
+  homeId: string | undefined;
   runsDir: string;
   bytes: number;
 }
 
-const RUNNING: ReadonlySet<ShownState> = new Set(["creating", "created", "running"]);
-const STOPPED: ReadonlySet<ShownState> = new Set(["exited", "interrupted", "failed"]);
+const RUNNING: ReadonlySet<ListState> = new Set(["creating", "created", "running"]);
+const STOPPED: ReadonlySet<ListState> = new Set(["exited", "interrupted", "failed"]);
 
 /** The gVisor part of the report from `/info` `Runtimes`. Pure. */
 export function gvisorFacts(runtimeName: string, info: SystemInfo | undefined): StatusReport["gvisor"] {
@@ -150,17 +181,19 @@ export function gvisorFacts(runtimeName: string, info: SystemInfo | undefined): 
 
 /** Turn the facts into the report. Pure. */
 export function summarizeStatus(f: StatusFacts): StatusReport {
-  const entries: ListEntry[] = listEntries(f.records, f.containers, f.liveRuns);
-  const count = (set: ReadonlySet<ShownState>) => entries.filter((e) => set.has(e.shownState)).length;
+  const entries: ListEntry[] = listEntries(f.records, f.containers, f.liveRuns, f.damaged);
+  const count = (set: ReadonlySet<ListState>) => entries.filter((e) => set.has(e.shownState)).length;
   const byId = new Map(f.records.map((r) => [r.id, r]));
-  const orphaned = f.containers &&
-    orphansOf(f.containers, (id) => byId.get(id), (c) => f.liveContainers.has(c.Id));
+  const mine = f.containers && ofThisHome(f.containers, f.homeId, (id) => byId.has(id));
+  const orphaned = mine && orphansOf(mine, (id) => byId.get(id), (c) => f.liveContainers.has(c.Id));
   return {
     engine: {
       endpoint: f.endpoint?.url ?? null,
       source: f.endpoint?.source ?? null,
-      // With DOCKER_API_VERSION pinned, "ping" makes no request: a later unavailable error still means down.
-      reachable: f.ping !== undefined && !(f.error instanceof EngineUnavailableError),
+      reachable: f.answered,
+      failedCall: f.error ? f.failedCall : null,
+      timedOut: f.error instanceof EngineUnavailableError && f.error.reason === "timeout",
+      timeoutSeconds: f.timeoutMs / 1000,
       error: f.error ? f.error.message.split("\n")[0]! : null,
       hint: f.error?.hint ?? null,
       serverVersion: f.info?.ServerVersion ?? null,
@@ -173,21 +206,24 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
       running: count(RUNNING),
       stopped: count(STOPPED),
       lost: entries.filter((e) => e.shownState === "lost").length,
+      damaged: f.damaged.length,
       statesFrom: f.containers === undefined ? "records" : "engine",
     },
     records: { path: f.runsDir, bytes: f.bytes },
+    damagedRecords: f.damaged.map((d) => ({ id: d.id, ...d.damage })),
     orphanedContainers: orphaned?.map((c) => ({
       id: c.Id,
       runId: runIdOf(c) ?? null,
       name: c.Names?.[0]?.replace(/^\//, "") ?? null,
       state: c.State,
     })) ?? null,
+    otherHomesContainers: f.containers && mine ? f.containers.length - mine.length : null,
     cleanableRuns: entries
       .filter((e) => STOPPED.has(e.shownState) || e.shownState === "lost")
       .map((e) => ({
-        id: e.record.id,
-        name: e.record.name,
-        shownState: e.shownState,
+        id: e.id,
+        name: e.record?.name ?? null,
+        shownState: e.shownState as ShownState,
         containerState: e.containerState,
       })),
   };
@@ -228,15 +264,28 @@ export function formatStatus(r: StatusReport): string {
     ? "default socket"
     : "";
   const where = e.endpoint ? `${e.endpoint} (${why})` : "unusable DOCKER_HOST";
-  row("Engine", e.reachable ? where : `${where}, unreachable`);
+  // What went wrong with the one call that failed, when the engine did answer others: "GET /info did not
+  // answer within 5 s" rather than "unreachable" (the engine is there, only slow or failing on that call).
+  const failed = e.reachable && e.error && e.failedCall
+    ? `${e.failedCall} ${e.timedOut ? `did not answer within ${e.timeoutSeconds} s` : "failed"}`
+    : undefined;
+  row(
+    "Engine",
+    !e.reachable ? `${where}, unreachable` : failed ? `${where}, reachable, but ${failed}` : where,
+  );
+  const unknown = failed ? `unknown (${failed})` : "unknown (the engine could not be asked)";
   if (e.reachable) {
-    const server = e.serverVersion ? `Docker ${e.serverVersion}` : "Docker (version not reported)";
+    const server = e.serverVersion
+      ? `Docker ${e.serverVersion}`
+      : failed && e.failedCall === "GET /info"
+      ? `Docker, version unknown (${failed})`
+      : "Docker (version not reported)";
     const api = e.apiVersion
       ? `, API ${e.apiVersion}${e.serverApiVersion ? ` (engine speaks up to ${e.serverApiVersion})` : ""}`
       : "";
     row("Version", server + api);
   } else {
-    row("Version", "unknown (the engine could not be asked)");
+    row("Version", unknown);
   }
   const g = r.gvisor;
   switch (g.status) {
@@ -255,13 +304,14 @@ export function formatStatus(r: StatusReport): string {
       row("gVisor", `runtime "${g.runtime}" is registered but is not gVisor (it runs ${g.path ?? "?"})`);
       break;
     case "unknown":
-      row("gVisor", "unknown (the engine could not be asked)");
+      row("gVisor", unknown);
       break;
   }
   const runs = r.runs;
   row(
     "Runs",
     `${runs.running} running, ${runs.stopped} stopped` + (runs.lost ? `, ${runs.lost} lost` : "") +
+      (runs.damaged ? `, ${runs.damaged} damaged` : "") +
       ` (${runs.total} in total${runs.statesFrom === "records" ? ", states as recorded" : ""})`,
   );
   row("Records", `${formatBytes(r.records.bytes)} in ${r.records.path}`);
@@ -270,8 +320,16 @@ export function formatStatus(r: StatusReport): string {
   const ok = (text: string) => lines.push(`  ✓ ${text}`);
   const bad = (text: string, fix: string) => lines.push(`  ✗ ${text}`, `      fix: ${fix}`);
   const info = (text: string) => lines.push(`  • ${text}`);
-  if (e.error) bad(`the engine could not be asked: ${e.error}`, e.hint?.split("\n")[0] ?? "docker info");
-  else ok("the engine answers");
+  if (failed && e.timedOut) {
+    bad(
+      `the engine answers, but ${failed}`,
+      `MOAT_ENGINE_TIMEOUT=${
+        Math.max(30, e.timeoutSeconds * 2)
+      } moat status   (or check the engine:  docker info)`,
+    );
+  } else if (e.error) {
+    bad(`the engine could not be asked: ${e.error}`, e.hint?.split("\n")[0] ?? "docker info");
+  } else ok("the engine answers");
   if (g.status === "missing" || g.status === "not-gvisor") {
     const other = g.otherGvisorRuntimes[0];
     bad(
@@ -282,7 +340,7 @@ export function formatStatus(r: StatusReport): string {
     ok(`sandboxed runs can use gVisor ("${g.runtime}")`);
   }
   const orphans = r.orphanedContainers;
-  if (orphans === null) info("orphaned containers: unknown (the engine could not be asked)");
+  if (orphans === null) info(`orphaned containers: ${unknown}`);
   else if (orphans.length === 0) ok("no orphaned containers");
   else {
     bad(
@@ -291,6 +349,21 @@ export function formatStatus(r: StatusReport): string {
       }`,
       "moat clean",
     );
+  }
+  if (r.otherHomesContainers) {
+    info(
+      `${
+        plural(r.otherHomesContainers, "container")
+      } of other MOAT_HOMEs on this engine, not counted here:  ` +
+        "moat system containers --all-homes",
+    );
+  }
+  const damaged = r.damagedRecords;
+  if (damaged.length > 0) {
+    lines.push(`  ✗ ${plural(damaged.length, "damaged run record")} (moat list shows them):`);
+    for (const d of damaged.slice(0, MAX_IDS)) lines.push(`      ${d.id}: ${d.path}: ${d.problem}`);
+    if (damaged.length > MAX_IDS) lines.push(`      … (${damaged.length - MAX_IDS} more)`);
+    lines.push("      fix: moat clean");
   }
   const cleanable = r.cleanableRuns;
   if (cleanable.length === 0) ok("no finished runs to clean up");
@@ -328,33 +401,61 @@ export async function diskUsage(dir: string): Promise<number> {
   return sizes.reduce((a, b) => a + b, 0);
 }
 
-/** Ask the engine: ping, then `/info` and one container listing together. Failures are returned. */
-async function askEngine(
-  client: () => DockerClient,
-): Promise<Pick<StatusFacts, "endpoint" | "ping" | "info" | "containers" | "error">> {
-  const facts: Pick<StatusFacts, "endpoint" | "ping" | "info" | "containers" | "error"> = {
+type EngineFacts = Pick<
+  StatusFacts,
+  "endpoint" | "ping" | "info" | "containers" | "error" | "answered" | "failedCall"
+>;
+
+/** An answer, even an error status; not an engine that could not be reached or was too slow. */
+function isAnswer(r: PromiseSettledResult<unknown>): boolean {
+  return r.status === "fulfilled" || !(r.reason instanceof EngineUnavailableError);
+}
+
+/**
+ * Ask the engine: ping, then `/info` and one container listing together. Failures are returned, with the
+ * call that failed; whatever did answer is kept (a slow `/info` does not lose the container listing).
+ * `pinned`: DOCKER_API_VERSION is set, so the ping makes no request and proves nothing.
+ */
+async function askEngine(client: () => DockerClient, pinned: boolean): Promise<EngineFacts> {
+  const facts: EngineFacts = {
     endpoint: null,
     ping: undefined,
     info: undefined,
     containers: undefined,
     error: undefined,
+    answered: false,
+    failedCall: null,
   };
-  try {
-    const c = client();
-    facts.endpoint = { url: endpointUrl(c.endpoint), source: c.endpoint.source };
-    facts.ping = await c.systemPing();
-    const [info, containers] = await Promise.allSettled([
-      c.systemInfo(),
-      c.containerList([`${LABEL_PREFIX}managed=true`]),
-    ]);
-    if (info.status === "fulfilled") facts.info = info.value;
-    else throw info.reason;
-    if (containers.status === "fulfilled") facts.containers = containers.value;
-    else throw containers.reason;
-  } catch (err) {
+  const fail = (err: unknown, call: string | null) => {
     if (!(err instanceof MoatError)) throw err;
-    facts.error = err;
+    facts.error ??= err;
+    if (facts.failedCall === null) facts.failedCall = call;
+  };
+  let c: DockerClient;
+  try {
+    c = client();
+    facts.endpoint = { url: endpointUrl(c.endpoint), source: c.endpoint.source };
+  } catch (err) {
+    fail(err, null);
+    return facts;
   }
+  const ping = await Promise.allSettled([c.systemPing()]);
+  if (ping[0].status === "rejected") {
+    facts.answered = isAnswer(ping[0]);
+    fail(ping[0].reason, "GET /_ping");
+    return facts;
+  }
+  facts.ping = ping[0].value;
+  facts.answered = !pinned;
+  const [info, containers] = await Promise.allSettled([
+    c.systemInfo(),
+    c.containerList([`${LABEL_PREFIX}managed=true`]),
+  ]);
+  facts.answered ||= isAnswer(info) || isAnswer(containers);
+  if (info.status === "fulfilled") facts.info = info.value;
+  else fail(info.reason, "GET /info");
+  if (containers.status === "fulfilled") facts.containers = containers.value;
+  else fail(containers.reason, "GET /containers/json");
   return facts;
 }
 
@@ -365,11 +466,13 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(STATUS_HELP);
     return 0;
   }
+  ctx.checkEnv();
   const home = ctx.home;
   const runsDir = `${home}/runs`;
   // Asked first (neither rejects): the engine's answers and the size walk overlap reading the records.
-  const asked = Promise.all([askEngine(ctx.client), diskUsage(runsDir)]);
-  const records = listRecords(home);
+  const pinned = Boolean(ctx.env["DOCKER_API_VERSION"]?.trim());
+  const asked = Promise.all([askEngine(ctx.client, pinned), diskUsage(runsDir)]);
+  const { records, damaged } = scanRecords(home);
   const [engine, bytes] = await asked;
   const byId = new Map(records.map((r) => [r.id, r]));
   const liveRuns = liveOwners(records, engine.containers);
@@ -378,8 +481,11 @@ export async function command(args: string[]): Promise<number> {
     ...engine,
     runtimeName: ctx.env["MOAT_RUNTIME"]?.trim() || DEFAULT_RUNTIME,
     records,
+    damaged,
     liveRuns,
     liveContainers,
+    homeId: maybeHomeId(home),
+    timeoutMs: engineTimeoutMs(ctx.env),
     runsDir,
     bytes,
   });

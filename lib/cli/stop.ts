@@ -287,6 +287,7 @@ export async function command(args: string[]): Promise<number> {
     await ctx.out(STOP_HELP);
     return 0;
   }
+  ctx.checkEnv();
   const orphans = orphansLater(ctx);
   const records = listRecords(ctx.home);
   let record: RunRecord;

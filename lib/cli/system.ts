@@ -3,8 +3,8 @@
  * label, each with the `docker` command that removes it by hand. Read-only: nothing is changed, no record
  * is written.
  *
- * - containers: every container labelled `dev.moat.managed=true` (any MOAT_HOME), with its role as
- *   `classifyContainer` sees it from this MOAT_HOME's records;
+ * - containers: the containers labelled `dev.moat.managed=true` that are this MOAT_HOME's (`homeOf`; every
+ *   one with `--all-homes`), with its role as `classifyContainer` sees it from this MOAT_HOME's records;
  * - images: the images those containers use, images labelled `dev.moat.built-by=setup` (scripts/setup.sh),
  *   and the default image (`debian:bookworm-slim`, and `$MOAT_IMAGE` when set) when present.
  */
@@ -13,8 +13,15 @@ import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { formatBytes } from "../run/clean.ts";
 import { DEFAULT_IMAGE } from "../run/image.ts";
-import { classifyContainer, type ContainerRole, runIdOf } from "../run/orphans.ts";
+import {
+  classifyContainer,
+  type ContainerHome,
+  type ContainerRole,
+  homeOf,
+  runIdOf,
+} from "../run/orphans.ts";
 import { LABEL_PREFIX } from "../run/plan.ts";
+import { maybeHomeId } from "../store/home_id.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { cliContext, formatTable } from "./context.ts";
 import { liveContainerOwners } from "./orphan_notice.ts";
@@ -25,7 +32,7 @@ Show what moat created or uses on the Docker engine, found by label, with the do
 that removes each by hand. Nothing is changed.
 
 Subcommands:
-  containers   Every container carrying moat's label dev.moat.managed=true
+  containers   This MOAT_HOME's containers (--all-homes: every one carrying dev.moat.managed=true)
   images       The images those containers use, images built by scripts/setup.sh
                (label dev.moat.built-by=setup), and the default image when present
 
@@ -40,8 +47,9 @@ Examples:
 
 export const SYSTEM_CONTAINERS_HELP = `Usage: moat system containers [OPTIONS]
 
-List every container carrying moat's label dev.moat.managed=true on the engine (from any
-MOAT_HOME), newest first, with the command that removes it by hand.
+List the containers of this MOAT_HOME on the engine (label dev.moat.managed=true, and
+dev.moat.home naming this MOAT_HOME, or a run recorded here), newest first, with the command
+that removes it by hand. --all-homes lists every moat container, with a HOME column.
 
 Columns:
   CONTAINER    the container id (12 characters)
@@ -51,15 +59,19 @@ Columns:
                short-lived container that reads the image's /etc/passwd
   STATE        the engine's state: created, running, exited, …
   IMAGE        the image it was created from
+  HOME         (--all-homes) this, other (another MOAT_HOME's), or unknown (made by a moat
+               that did not label its MOAT_HOME, with no record here)
   REMOVE WITH  docker rm -f <id>
 
 Options:
-      --json     Print a JSON array: id, name, image, state, status, created, runId, runName,
-                 workspace, probe, role, remove
-  -h, --help     Print this help
+      --all-homes  Every moat container on the engine, whichever MOAT_HOME made it
+      --json       Print a JSON array: id, name, image, state, status, created, runId, runName,
+                   workspace, probe, role, home, remove
+  -h, --help       Print this help
 
 Examples:
   moat system containers
+  moat system containers --all-homes
   moat system containers --json | jq -r '.[] | select(.role == "orphaned") | .id'
 `;
 
@@ -89,6 +101,8 @@ export interface ParsedSystemArgs {
   help: boolean;
   sub: "containers" | "images" | undefined;
   json: boolean;
+  /** `containers --all-homes`: every moat container, not only this MOAT_HOME's. */
+  allHomes: boolean;
 }
 
 const SUBCOMMANDS_HINT =
@@ -99,13 +113,14 @@ export function parseSystemArgs(args: string[]): ParsedSystemArgs {
   const parsed = parseCommandArgs("system", args, {
     help: { type: "boolean", short: "h" },
     json: { type: "boolean" },
+    "all-homes": { type: "boolean" },
   });
   const { values, positionals } = parsed;
   const [sub, extra] = positionals;
   if (sub !== undefined && sub !== "containers" && sub !== "images") {
     throw new UsageError(`Unknown subcommand "${sub}" for moat system`, SUBCOMMANDS_HINT);
   }
-  if (values.help) return { help: true, sub, json: false };
+  if (values.help) return { help: true, sub, json: false, allHomes: false };
   if (sub === undefined) {
     throw new UsageError("moat system needs a subcommand: containers or images", SUBCOMMANDS_HINT);
   }
@@ -115,7 +130,13 @@ export function parseSystemArgs(args: string[]): ParsedSystemArgs {
       `See:  moat system ${sub} --help`,
     );
   }
-  return { help: false, sub, json: values.json ?? false };
+  if (values["all-homes"] && sub !== "containers") {
+    throw new UsageError(
+      `--all-homes is an option of moat system containers, not of moat system ${sub}`,
+      "List every moat container on the engine:  moat system containers --all-homes",
+    );
+  }
+  return { help: false, sub, json: values.json ?? false, allHomes: values["all-homes"] ?? false };
 }
 
 /** One of moat's containers as `moat system containers` shows it. */
@@ -132,14 +153,20 @@ export interface SystemContainer {
   workspace: string | null;
   probe: boolean;
   role: ContainerRole;
+  /** Whose it is, seen from this MOAT_HOME (`homeOf`). */
+  home: ContainerHome;
   remove: string;
 }
 
-/** Describe each container, newest first. `alive` says whether a container's owner lives. Pure. */
+/**
+ * Describe each container, newest first. `alive` says whether a container's owner lives; `homeId` is this
+ * MOAT_HOME's id (`maybeHomeId`). Pure.
+ */
 export function systemContainers(
   containers: ContainerSummary[],
   records: RunRecord[],
   alive: (c: ContainerSummary, record: RunRecord | undefined) => boolean,
+  homeId?: string,
 ): SystemContainer[] {
   const byId = new Map(records.map((r) => [r.id, r]));
   return [...containers].sort((a, b) => b.Created - a.Created).map((c) => {
@@ -157,20 +184,23 @@ export function systemContainers(
       workspace: c.Labels?.[`${LABEL_PREFIX}workspace`] ?? null,
       probe: Boolean(c.Labels?.[`${LABEL_PREFIX}probe`]),
       role: classifyContainer(c, record, alive(c, record)),
+      home: homeOf(c, homeId, (id) => byId.has(id)),
       remove: `docker rm -f ${c.Id.slice(0, 12)}`,
     };
   });
 }
 
-export function formatContainersTable(items: SystemContainer[]): string {
+/** The table; `withHome` adds the HOME column (`--all-homes`). Pure. */
+export function formatContainersTable(items: SystemContainer[], withHome = false): string {
   return formatTable(
-    ["CONTAINER", "RUN", "ROLE", "STATE", "IMAGE", "REMOVE WITH"],
+    ["CONTAINER", "RUN", "ROLE", "STATE", "IMAGE", ...(withHome ? ["HOME"] : []), "REMOVE WITH"],
     items.map((c) => [
       c.id.slice(0, 12),
       c.runId ?? "-",
       c.probe ? `${c.role}, probe` : c.role,
       c.state,
       c.image,
+      ...(withHome ? [c.home] : []),
       c.remove,
     ]),
   );
@@ -275,6 +305,7 @@ export async function command(args: string[]): Promise<number> {
     );
     return 0;
   }
+  ctx.checkEnv();
   const client = ctx.client();
   const containers = await client.containerList([`${LABEL_PREFIX}managed=true`]);
   let text: string;
@@ -282,12 +313,19 @@ export async function command(args: string[]): Promise<number> {
     const records = listRecords(ctx.home);
     const byRun = new Map(records.map((r) => [r.id, r]));
     const alive = liveContainerOwners(containers, (id) => byRun.get(id));
-    const items = systemContainers(containers, records, (c) => alive.has(c.Id));
-    if (!opts.json && items.length === 0) ctx.note("moat: no container on this engine carries moat's labels");
+    const all = systemContainers(containers, records, (c) => alive.has(c.Id), maybeHomeId(ctx.home));
+    const items = opts.allHomes ? all : all.filter((c) => c.home === "this");
+    if (!opts.json && all.length === 0) ctx.note("moat: no container on this engine carries moat's labels");
+    else if (!opts.json && items.length === 0) {
+      ctx.note(
+        `moat: no container of this MOAT_HOME on this engine; ${all.length} of other MOAT_HOMEs:  ` +
+          "moat system containers --all-homes",
+      );
+    }
     text = opts.json
       ? JSON.stringify(items, null, 2) + "\n"
       : items.length
-      ? formatContainersTable(items)
+      ? formatContainersTable(items, opts.allHomes)
       : "";
   } else {
     const defaults: { ref: string; reason: ImageReason }[] = [{

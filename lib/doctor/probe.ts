@@ -27,6 +27,8 @@ export interface ProbeOptions {
   /** `uid:gid` the probe runs as (the workspace's owner, as in a run). */
   user: string;
   owner?: Owner;
+  /** The MOAT_HOME's id, labelled like a run's (`dev.moat.home`); `undefined` when it could not be had. */
+  homeId?: string;
   moatVersion: string;
   timeoutMs: number;
   /** Aborted with a signal name when the user interrupts: the container is removed, then this throws. */
@@ -71,6 +73,7 @@ export async function runProbe(client: EngineClient, opts: ProbeOptions): Promis
     interactive: false,
     moatVersion: opts.moatVersion,
     ...(opts.owner ? { owner: opts.owner } : {}),
+    ...(opts.homeId ? { homeId: opts.homeId } : {}),
   });
   plan.body.Labels = { ...plan.body.Labels, [`${LABEL_PREFIX}probe`]: PROBE_LABEL };
   plan.name = `moat-doctor-${opts.runId}`;

@@ -7,10 +7,15 @@
  * (its container is orphaned; the record goes with it, since nobody will ever finish it), a run whose
  * container and owner are both gone (`lost`). Containers with no record in this MOAT_HOME are cleanable
  * when `classifyContainer` calls them orphaned, e.g. a leftover passwd probe.
+ *
+ * A damaged record (`scanRecords`: its `run.json` cannot be read, or its `output.bin` is gone) is cleanable
+ * the same way when its record can still be read (its owner is known); when it cannot, only once none of
+ * its run's containers is live or has a live owner — a running container may still belong to a live
+ * detached run whose recorder will rewrite the record. Its stopped containers go with it.
  */
 import type { ContainerSummary } from "../docker/types.ts";
-import type { Owner, RunRecord } from "../store/records.ts";
-import { classifyContainer, ownerOf, runIdOf } from "./orphans.ts";
+import type { DamagedRecord, Owner, RecordDamage, RunRecord } from "../store/records.ts";
+import { classifyContainer, isLive, ownerOf, runIdOf } from "./orphans.ts";
 import { LABEL_PREFIX } from "./plan.ts";
 import { type EngineView, isFinal, reconcile, type ShownState } from "./reconcile.ts";
 
@@ -21,7 +26,9 @@ export type CleanReason =
   /** The run's owner died before it ended; its container (if any) is left behind. */
   | "orphaned"
   /** Recorded as in progress, but its container and its owner are gone. */
-  | "lost";
+  | "lost"
+  /** Its record cannot be trusted (`damage` says why). */
+  | "damaged";
 
 /** One run (or one run id seen only on the engine) and everything of it that `clean` would remove. */
 export interface CleanItem {
@@ -35,6 +42,8 @@ export interface CleanItem {
   containers: ContainerSummary[];
   /** Its record in this MOAT_HOME, if any. */
   record: RunRecord | undefined;
+  /** What is wrong with its record, when it is damaged; its run directory is removed with it. */
+  damage?: RecordDamage;
 }
 
 export interface CleanFacts {
@@ -46,6 +55,8 @@ export interface CleanFacts {
   ownerAlive(owner: Owner | undefined): boolean;
   /** Only runs and containers of this workspace (an absolute, resolved path). */
   workspace?: string;
+  /** The damaged runs (`scanRecords`); those with a readable record are in `records` too. */
+  damaged?: readonly DamagedRecord[];
 }
 
 /** The owners whose liveness `planClean` asks about, so the edge can check each once. Pure. */
@@ -87,6 +98,24 @@ export function planClean(facts: CleanFacts): CleanItem[] {
 
   const items: CleanItem[] = [];
   const recorded = new Set<string>();
+  const damageOf = new Map((facts.damaged ?? []).map((d) => [d.id, d.damage]));
+  // Damaged runs whose run.json cannot be read: no workspace known, so never within --workspace.
+  for (const d of workspace === undefined ? (facts.damaged ?? []).filter((d) => d.record === null) : []) {
+    recorded.add(d.id);
+    const mine = byRun.get(d.id) ?? [];
+    const busy = mine.some((c) => isLive(c.State) || ownerAlive(ownerOf(c, undefined)));
+    if (busy) continue;
+    items.push({
+      runId: d.id,
+      name: null,
+      state: "damaged",
+      exitCode: null,
+      reason: "damaged",
+      containers: mine,
+      record: undefined,
+      damage: d.damage,
+    });
+  }
   for (const record of records) {
     recorded.add(record.id);
     const mine = byRun.get(record.id) ?? [];
@@ -97,7 +126,10 @@ export function planClean(facts: CleanFacts): CleanItem[] {
     const view: EngineView = mine.find((c) => record.containerId !== null && c.Id === record.containerId) ??
       mine.find((c) => !c.Labels?.[`${LABEL_PREFIX}probe`]) ?? "absent";
     const shown = reconcile(record, view, false);
-    const reason: CleanReason = isFinal(record.state)
+    const damage = damageOf.get(record.id);
+    const reason: CleanReason = damage
+      ? "damaged"
+      : isFinal(record.state)
       ? "finished"
       : shown.state === "lost"
       ? "lost"
@@ -110,6 +142,7 @@ export function planClean(facts: CleanFacts): CleanItem[] {
       reason,
       containers: mine,
       record,
+      ...(damage ? { damage } : {}),
     });
   }
 

@@ -5,7 +5,7 @@
  */
 import type { ContainerSummary } from "../docker/types.ts";
 import type { Owner, RunRecord } from "../store/records.ts";
-import { LABEL_PREFIX } from "./plan.ts";
+import { HOME_LABEL, LABEL_PREFIX } from "./plan.ts";
 import { isFinal } from "./reconcile.ts";
 
 /** The run id a container belongs to, from its labels. */
@@ -71,4 +71,35 @@ export function orphansOf(
     const runId = runIdOf(c);
     return classifyContainer(c, runId === undefined ? undefined : recordOf(runId), alive(c)) === "orphaned";
   });
+}
+
+/** Whose a container is, seen from one MOAT_HOME (`homeOf`). */
+export type ContainerHome = "this" | "other" | "unknown";
+
+/**
+ * Which MOAT_HOME a container belongs to, from here: `this` when its `dev.moat.home` label is this home's
+ * id (`homeId`, `undefined` when this home has none yet), `other` when it names another; a container made
+ * before moat set that label is `this` when its run is recorded here (`recorded`), else `unknown`. Pure.
+ */
+export function homeOf(
+  c: ContainerSummary,
+  homeId: string | undefined,
+  recorded: (runId: string) => boolean,
+): ContainerHome {
+  const label = c.Labels?.[HOME_LABEL];
+  if (label !== undefined) return label === homeId ? "this" : "other";
+  const runId = runIdOf(c);
+  return runId !== undefined && recorded(runId) ? "this" : "unknown";
+}
+
+/**
+ * The containers of this MOAT_HOME among `containers` (`homeOf` is `this`): what the notice, `moat status`,
+ * `moat clean` and `moat system containers` consider unless told to look at every home. Pure.
+ */
+export function ofThisHome(
+  containers: readonly ContainerSummary[],
+  homeId: string | undefined,
+  recorded: (runId: string) => boolean,
+): ContainerSummary[] {
+  return containers.filter((c) => homeOf(c, homeId, recorded) === "this");
 }

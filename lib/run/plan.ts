@@ -10,6 +10,8 @@ export const WORKSPACE_TARGET = "/workspace";
 /** HOME for a user the image has no writable home for. Exists (mode 1777) in every usable image. */
 export const FALLBACK_HOME = "/tmp";
 export const LABEL_PREFIX = "dev.moat.";
+/** The label that says which MOAT_HOME made a container (lib/store/home_id.ts). */
+export const HOME_LABEL = `${LABEL_PREFIX}home`;
 
 export interface RunSpec {
   runId: string;
@@ -36,6 +38,8 @@ export interface RunSpec {
   moatVersion: string;
   /** The moat process driving the run; labelled so a container whose owner died can be found. */
   owner?: { pid: number; bootId: string };
+  /** The id of the MOAT_HOME the run is recorded in (`ensureHomeId`); labelled so each home sees its own. */
+  homeId?: string;
 }
 
 /** The labels every container moat creates carries; `dev.moat.managed=true` finds them all. */
@@ -54,6 +58,7 @@ export function runLabels(spec: RunSpec): Record<string, string> {
     labels[`${LABEL_PREFIX}owner-pid`] = String(spec.owner.pid);
     labels[`${LABEL_PREFIX}boot-id`] = spec.owner.bootId;
   }
+  if (spec.homeId) labels[HOME_LABEL] = spec.homeId;
   return labels;
 }
 

@@ -60,6 +60,46 @@ export interface RunRecord {
    * give the rest, or the disk under MOAT_HOME filled up); absent when it does.
    */
   outputIncomplete?: string;
+  /**
+   * `output.bin` was created (empty) together with the record, so a record without one is damaged. Absent
+   * in records of older versions, which made it only when the command wrote something.
+   */
+  outputFile?: boolean;
+}
+
+/** What is wrong with a run's directory: the file at fault, and what is wrong with it. */
+export interface RecordDamage {
+  /** The file at fault: the run's `run.json`, or its `output.bin`. */
+  path: string;
+  /** What is wrong, without the path: `missing`, `a directory, not a file`, `not valid JSON (…)`, … */
+  problem: string;
+}
+
+/** A run whose record cannot be trusted. `record` is `null` when `run.json` itself cannot be read. */
+export interface DamagedRecord {
+  /** The run id: the directory's name. */
+  id: string;
+  damage: RecordDamage;
+  record: RunRecord | null;
+}
+
+/** The words for a damaged record: `damaged run record <id>: <path>: <problem>`. Pure. */
+export function damageText(id: string, damage: RecordDamage): string {
+  return `damaged run record ${id}: ${damage.path}: ${damage.problem}`;
+}
+
+/** The error for a damaged record that leaves a command nothing to work with (exit 125). */
+export function damagedRecordError(id: string, damage: RecordDamage, hint: string): MoatError {
+  const text = damageText(id, damage);
+  return new MoatError(text[0]!.toUpperCase() + text.slice(1), hint);
+}
+
+/** Everything under `MOAT_HOME/runs`. */
+export interface RecordScan {
+  /** Every readable record, newest first — those whose output is damaged included. */
+  records: RunRecord[];
+  /** Every damaged run: first those whose `run.json` cannot be read (by id), then the others, newest first. */
+  damaged: DamagedRecord[];
 }
 
 /** `MOAT_HOME`, else `~/.moat`. Pure. */
@@ -128,14 +168,90 @@ export function* decodeOutput(
 export function maybeReadRecord(home: string, id: string): RunRecord | undefined {
   try {
     const rec = JSON.parse(Deno.readTextFileSync(`${home}/runs/${id}/run.json`));
-    return rec && typeof rec === "object" && rec.id === id ? rec as RunRecord : undefined;
+    return recordProblem(rec, id) === undefined ? rec as RunRecord : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Every readable record under `home`, newest first. Unreadable entries are skipped. */
-export function listRecords(home: string): RunRecord[] {
+/** A directory name moat gives a run (`newRunId`). Other directories under `runs/` are not moat's. */
+const RUN_DIR = /^[0-9a-f]{12}$/;
+
+const STATES: ReadonlySet<string> = new Set([
+  "creating",
+  "created",
+  "running",
+  "exited",
+  "interrupted",
+  "failed",
+]);
+
+/** Why parsed JSON is not the record of run `id`; `undefined` when it is one. Pure. */
+export function recordProblem(rec: unknown, id: string): string | undefined {
+  if (!rec || typeof rec !== "object" || Array.isArray(rec)) return "not a JSON object";
+  const r = rec as Record<string, unknown>;
+  if (r.id !== id) return `its id is ${JSON.stringify(r.id)}, not the directory's name`;
+  if (typeof r.state !== "string" || !STATES.has(r.state)) return `its state is ${JSON.stringify(r.state)}`;
+  if (typeof r.createdAt !== "string") return "it has no createdAt";
+  return undefined;
+}
+
+function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
+}
+
+/**
+ * One run directory: its record, and what is wrong with it (`damage`, else `null`). `undefined` when the
+ * directory is gone, or is not a run's (its name is not a run id and it holds no record of that id).
+ * `checkOutput`: also check that `output.bin` is there when the record says moat created it.
+ */
+export function scanRunDir(
+  home: string,
+  id: string,
+  checkOutput = true,
+): { record: RunRecord | null; damage: RecordDamage | null } | undefined {
+  const dir = `${home}/runs/${id}`;
+  const path = `${dir}/run.json`;
+  const bad = (problem: string) => RUN_DIR.test(id) ? { record: null, damage: { path, problem } } : undefined;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      try {
+        Deno.lstatSync(dir);
+      } catch {
+        return undefined; // removed meanwhile
+      }
+      return bad("missing");
+    }
+    if (err instanceof Deno.errors.IsADirectory) return bad("a directory, not a file");
+    return bad(`unreadable: ${messageOf(err)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return bad(text.trim() === "" ? "empty" : `not valid JSON (${messageOf(err)})`);
+  }
+  const why = recordProblem(parsed, id);
+  if (why !== undefined) return bad(`not a run record: ${why}`);
+  const record = parsed as RunRecord;
+  if (checkOutput && record.outputFile) {
+    const out = `${dir}/output.bin`;
+    try {
+      if (!Deno.lstatSync(out).isFile) return { record, damage: { path: out, problem: "not a file" } };
+    } catch (err) {
+      const problem = err instanceof Deno.errors.NotFound
+        ? "missing (moat created it with the record)"
+        : `unreadable: ${messageOf(err)}`;
+      return { record, damage: { path: out, problem } };
+    }
+  }
+  return { record, damage: null };
+}
+
+function runDirNames(home: string): string[] {
   const ids: string[] = [];
   try {
     for (const e of Deno.readDirSync(`${home}/runs`)) if (e.isDirectory) ids.push(e.name);
@@ -146,8 +262,37 @@ export function listRecords(home: string): RunRecord[] {
       `Check the directory:  ls -ld ${home}/runs`,
     );
   }
-  const records = ids.map((id) => maybeReadRecord(home, id));
+  return ids;
+}
+
+/** Every readable record under `home`, newest first. Damaged entries are left out (see `scanRecords`). */
+export function listRecords(home: string): RunRecord[] {
+  const records = runDirNames(home).map((id) => maybeReadRecord(home, id));
   return sortNewestFirst(records.filter((r): r is RunRecord => r !== undefined));
+}
+
+/**
+ * Every run under `home`: the readable records, and the damaged ones with what is wrong — a `run.json`
+ * that is missing, not a file, not JSON or not a run's record, an `output.bin` that the record says moat
+ * created and that is gone. Directories whose names are not run ids are not moat's and are skipped.
+ */
+export function scanRecords(home: string): RecordScan {
+  const records: RunRecord[] = [];
+  const unreadable: DamagedRecord[] = [];
+  const damagedOutput: DamagedRecord[] = [];
+  for (const id of runDirNames(home)) {
+    const found = scanRunDir(home, id);
+    if (!found) continue;
+    if (found.record) records.push(found.record);
+    if (found.damage) {
+      (found.record ? damagedOutput : unreadable).push({ id, damage: found.damage, record: found.record });
+    }
+  }
+  unreadable.sort((a, b) => ordinal(a.id, b.id));
+  const sorted = sortNewestFirst(records);
+  const order = new Map(sorted.map((r, i) => [r.id, i]));
+  damagedOutput.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+  return { records: sorted, damaged: [...unreadable, ...damagedOutput] };
 }
 
 /**
@@ -170,7 +315,7 @@ const FLUSH_DELAY_MS = 100;
 
 /** Writes one run's files: the record synchronously (small), the output asynchronously with backpressure. */
 export class RunStore {
-  readonly dir: string;
+  #dir: string;
   record: RunRecord;
   #output: Deno.FsFile | undefined;
   #buf = new Uint8Array(OUTPUT_BUFFER_SIZE);
@@ -188,23 +333,40 @@ export class RunStore {
   }
 
   private constructor(dir: string, record: RunRecord) {
-    this.dir = dir;
+    this.#dir = dir;
     this.record = record;
   }
 
-  /** Create `runs/<id>/` and write the first record. */
+  /** `MOAT_HOME/runs/<id>`. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /**
+   * Create `runs/<id>/` with the first record and an empty `output.bin`. The directory is made under a
+   * temporary name and renamed into place, so a run directory never exists without its `run.json` and
+   * `output.bin`: one without them is damaged (`scanRecords`), never half-made.
+   */
   static create(home: string, record: RunRecord): RunStore {
     const dir = `${home}/runs/${record.id}`;
+    // A leading dot: never taken for a run (`RUN_DIR`), should this process die before the rename.
+    const tmp = `${home}/runs/.${record.id}.${Deno.pid}.tmp`;
+    const store = new RunStore(tmp, { ...record, outputFile: true });
     try {
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      Deno.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+      Deno.writeFileSync(`${tmp}/output.bin`, new Uint8Array(), { mode: 0o600 });
+      store.save();
+      Deno.renameSync(tmp, dir);
     } catch (err) {
+      try {
+        Deno.removeSync(tmp, { recursive: true });
+      } catch { /* nothing was made */ }
       throw new MoatError(
         `Cannot create the run record directory ${dir}: ${err instanceof Error ? err.message : String(err)}`,
         `Point moat somewhere writable:  MOAT_HOME=/path/to/dir`,
       );
     }
-    const store = new RunStore(dir, record);
-    store.save();
+    store.#dir = dir;
     return store;
   }
 

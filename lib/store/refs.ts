@@ -3,25 +3,55 @@
  * `UsageError` out.
  */
 import { UsageError } from "../errors.ts";
-import type { RunRecord } from "./records.ts";
+import type { DamagedRecord, RunRecord } from "./records.ts";
 
-/** Records are newest first. Exact id beats name beats prefix; several candidates are an error. */
+/**
+ * Records are newest first. Exact id beats name beats prefix. Runs may share a name once they have finished
+ * (a running run's name is refused to a new one, lib/run/names.ts): a name means the newest run that has
+ * it. Several runs matching an id prefix are an error.
+ */
 export function resolveRunRef(records: RunRecord[], ref: string): RunRecord {
+  const found = resolveRunOrDamaged(records, [], ref);
+  if ("record" in found) return found.record;
+  throw new Error("unreachable: no damaged run was given"); // for the type checker
+}
+
+/**
+ * `resolveRunRef` over the readable records and the damaged runs whose `run.json` cannot be read (`damaged`
+ * entries with a record are found through `records`): by full id or id prefix, such a run is found too, so
+ * a command can say what is wrong with it instead of "No run matches".
+ */
+export function resolveRunOrDamaged(
+  records: RunRecord[],
+  damaged: readonly DamagedRecord[],
+  ref: string,
+): { record: RunRecord } | { damaged: DamagedRecord } {
+  const unreadable = damaged.filter((d) => d.record === null);
   const exact = records.find((r) => r.id === ref);
-  if (exact) return exact;
-  const byName = records.filter((r) => r.name === ref);
-  const byPrefix = /^[0-9a-f]+$/.test(ref) ? records.filter((r) => r.id.startsWith(ref)) : [];
-  const candidates = byName.length ? byName : byPrefix;
+  if (exact) return { record: exact };
+  const exactDamaged = unreadable.find((d) => d.id === ref);
+  if (exactDamaged) return { damaged: exactDamaged };
+  const byName = records.find((r) => r.name === ref);
+  if (byName) return { record: byName };
+  const hex = /^[0-9a-f]+$/.test(ref);
+  const candidates: Array<{ record: RunRecord } | { damaged: DamagedRecord }> = hex
+    ? [
+      ...records.filter((r) => r.id.startsWith(ref)).map((record) => ({ record })),
+      ...unreadable.filter((d) => d.id.startsWith(ref)).map((d) => ({ damaged: d })),
+    ]
+    : [];
   if (candidates.length === 1) return candidates[0]!;
   if (candidates.length === 0) {
     throw new UsageError(`No run matches "${ref}"`, "See the runs:  moat list");
   }
-  const lines = candidates.slice(0, 10).map((r) => `${r.id}  ${r.name ?? "-"}  ${r.state}  ${r.createdAt}`);
+  const lines = candidates.slice(0, 10).map((c) =>
+    "record" in c
+      ? `${c.record.id}  ${c.record.name ?? "-"}  ${c.record.state}  ${c.record.createdAt}`
+      : `${c.damaged.id}  -  damaged  -`
+  );
   if (candidates.length > 10) lines.push(`… and ${candidates.length - 10} more`);
   throw new UsageError(
-    `"${ref}" matches ${candidates.length} runs: ${
-      byName.length ? "they share the name" : "give more of the id"
-    }`,
+    `"${ref}" matches ${candidates.length} runs: give more of the id`,
     ["Name one by its id:", ...lines.map((l) => `  ${l}`)].join("\n"),
   );
 }

@@ -3,12 +3,14 @@ import assert from "node:assert/strict";
 import { moat, moatEnv, ROOT, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { exists, liveOwner, record, summary, writeRecord } from "./records_fixture.ts";
+import { homeLabel, OTHER_HOME } from "./run_records.ts";
 import { isYes } from "../../lib/cli/clean.ts";
 
 const KEPT = "1".repeat(64);
 const ORPHAN = "2".repeat(64);
 const PROBE = "9".repeat(64);
 const ACTIVE = "3".repeat(64);
+const OTHER = "8".repeat(64);
 const NO_ENGINE = "unix:///nonexistent/moat-test/docker.sock";
 
 async function clean(args: string[], home: string, dockerHost: string) {
@@ -18,7 +20,7 @@ async function clean(args: string[], home: string, dockerHost: string) {
 /**
  * A home with: a finished run without container (fin), a finished kept run (kept), a run whose owner
  * died while its container runs (orph), a run in progress with a live owner (live); and on the engine a
- * leftover probe of a dead owner with no record.
+ * leftover probe of a dead owner with no record, and another MOAT_HOME's container left behind.
  */
 async function scene(home: string, engine: FakeEngine) {
   const owner = await liveOwner();
@@ -74,6 +76,13 @@ async function scene(home: string, engine: FakeEngine) {
         "dev.moat.probe": "passwd",
         "dev.moat.owner-pid": "1",
         "dev.moat.boot-id": "another-boot",
+        ...homeLabel(home),
+      }),
+      // Another MOAT_HOME's container left behind (another user's on this engine): theirs to clean.
+      summary(OTHER, "e6e6e6e6e6e6", { State: "running", Status: "Up 1 hour", Created: 0 }, {
+        "dev.moat.owner-pid": "1",
+        "dev.moat.boot-id": "another-boot",
+        ...OTHER_HOME,
       }),
     ],
   });
@@ -98,6 +107,7 @@ Deno.test("clean --dry-run lists runs and orphaned containers with sizes and rem
     assert.match(lines[3]!, /^b3b3b3b3b3b3\s+-\s+running\s+orphaned\s+222222222222\s+12 kB\s+\d+ B$/);
     assert.match(lines[4]!, /^d5d5d5d5d5d5\s+-\s+probe\s+orphaned\s+999999999999\s+0 B\s+-$/);
     assert.doesNotMatch(r.out, /c4c4c4c4c4c4/, "a run whose owner lives is never listed");
+    assert.doesNotMatch(r.out, /e6e6e6e6e6e6/, "nor another MOAT_HOME's container");
     assert.match(r.stderr, /^moat: dry run: 4 items, .* would be removed; nothing was removed$/m);
     assert.equal(engine.requestsTo("DELETE /containers/:id").length, 0);
     for (const d of Object.values(dirs)) assert.equal(await exists(d), true);
@@ -147,6 +157,25 @@ Deno.test("clean -f removes finished runs, kept and orphaned containers, and lea
     assert.match(r.out, /^removed a2a2a2a2a2a2: container 111111111111, record$/m);
     assert.match(r.out, /^removed d5d5d5d5d5d5: container 999999999999$/m);
     assert.match(r.stderr, /^moat: removed 4 items, /m);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean -f --all-homes also removes other MOAT_HOMEs' containers left behind", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("DELETE /containers/:id", { status: 204 });
+  const s = await scratch();
+  try {
+    await scene(s.home, engine);
+    const r = await clean(["-f", "--all-homes"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /^e6e6e6e6e6e6\s+-\s+running\s+orphaned\s+888888888888\s/m);
+    assert.deepEqual(
+      engine.requestsTo("DELETE /containers/:id").map((q) => q.params.id).sort(),
+      [KEPT, ORPHAN, PROBE, OTHER].sort(),
+    );
+    assert.match(r.stderr, /^moat: removed 5 items, /m);
   } finally {
     await s.cleanup();
   }
@@ -307,4 +336,59 @@ Deno.test("only y or yes, in any case, confirms", () => {
     [null, false],
   ];
   for (const [answer, want] of table) assert.equal(isYes(answer), want, String(answer));
+});
+
+Deno.test("clean lists damaged records with their file and problem, and -f removes them", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    const runs = `${s.home}/runs`;
+    // run.json not JSON; run.json a directory; a finished record whose output.bin moat made is gone.
+    await Deno.mkdir(`${runs}/d0d0d0d0d0d1`, { recursive: true });
+    await Deno.writeTextFile(`${runs}/d0d0d0d0d0d1/run.json`, "{ half");
+    await Deno.mkdir(`${runs}/d0d0d0d0d0d2/run.json`, { recursive: true });
+    await writeRecord(s.home, record({ id: "d0d0d0d0d0d3", name: "no-output", outputFile: true }));
+    // A damaged record whose moat process lives (its output.bin removed under it) is left alone.
+    const owner = await liveOwner();
+    const live = await writeRecord(
+      s.home,
+      record({ id: "d0d0d0d0d0d4", state: "running", exitCode: null, owner, outputFile: true }),
+    );
+
+    const dry = await clean(["--dry-run"], s.home, `unix://${engine.path}`);
+    assert.equal(dry.code, 0, dry.stderr);
+    const rows = dry.out.trimEnd().split("\n").slice(1).map((l) => l.split(/ {2,}/).slice(0, 5));
+    assert.deepEqual(rows, [
+      ["d0d0d0d0d0d1", "-", "damaged", "damaged", "-"],
+      ["d0d0d0d0d0d2", "-", "damaged", "damaged", "-"],
+      ["d0d0d0d0d0d3", "no-output", "exited (0)", "damaged", "-"],
+    ]);
+    const notes = dry.stderr.split("\n");
+    assert.match(
+      notes[0]!,
+      new RegExp(
+        `^moat: damaged run record d0d0d0d0d0d1: ${runs}/d0d0d0d0d0d1/run\\.json: not valid JSON \\(`,
+      ),
+    );
+    assert.equal(
+      notes[1],
+      `moat: damaged run record d0d0d0d0d0d2: ${runs}/d0d0d0d0d0d2/run.json: a directory, not a file`,
+    );
+    assert.equal(
+      notes[2],
+      `moat: damaged run record d0d0d0d0d0d3: ${runs}/d0d0d0d0d0d3/output.bin: missing (moat created it with the record)`,
+    );
+    assert.match(notes[3]!, /^moat: dry run: 3 items, /);
+
+    const r = await clean(["-f"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /^removed d0d0d0d0d0d1: record$/m);
+    assert.match(r.out, /^removed d0d0d0d0d0d2: record$/m);
+    assert.match(r.out, /^removed d0d0d0d0d0d3: record$/m);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(runs))).map((e) => e.name), ["d0d0d0d0d0d4"]);
+    assert.equal(await exists(live), true);
+  } finally {
+    await s.cleanup();
+  }
 });

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { exists, liveOwner, record, summary, writeRecord } from "./records_fixture.ts";
+import { homeLabel } from "./run_records.ts";
 
 const CID = "c".repeat(64);
 const PROBE = "9".repeat(64);
@@ -67,6 +68,7 @@ Deno.test("destroy removes a finished run's kept container, its leftover probe a
 Deno.test("destroy names another run's orphaned container in one stderr notice, never on stdout", async () => {
   const OTHER = "bbbbbbbbbbbb";
   await using engine = await FakeEngine.start();
+  const s = await scratch();
   engine.on("GET /containers/json", async (req, res) => {
     const labels: string[] = JSON.parse(req.query.get("filters")!).label;
     const mine = summary(CID, ID);
@@ -74,11 +76,11 @@ Deno.test("destroy names another run's orphaned container in one stderr notice, 
     const other = summary("b".repeat(64), OTHER, { State: "running", Status: "Up 1 minute" }, {
       "dev.moat.owner-pid": "1",
       "dev.moat.boot-id": "another-boot",
+      ...homeLabel(s.home),
     });
     await res.json(200, labels.includes(`dev.moat.run-id=${ID}`) ? [mine] : [mine, other]);
   });
   engine.on("DELETE /containers/:id", { status: 204 });
-  const s = await scratch();
   try {
     await writeRecord(s.home, record({ id: ID, kept: true, removed: false, containerId: CID }));
     const r = await destroy([ID], s.home, `unix://${engine.path}`);

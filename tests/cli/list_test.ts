@@ -13,7 +13,16 @@ import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
-import { DEAD_OWNER, record, snapshotRecords, summary, writeRecords } from "./run_records.ts";
+import {
+  DEAD_OWNER,
+  homeLabel,
+  OTHER_HOME,
+  record,
+  snapshotRecords,
+  summary,
+  writeDamaged,
+  writeRecords,
+} from "./run_records.ts";
 
 // ---- pure helpers -------------------------------------------------------------------------------------
 
@@ -198,10 +207,11 @@ Deno.test("moat list on an empty MOAT_HOME says nothing on stderr when the engin
   }
 });
 
-Deno.test("moat list notices another MOAT_HOME's orphan, but not its kept container nor a live run", async () => {
+Deno.test("moat list notices this MOAT_HOME's orphan, not its kept container, a live run, or other homes'", async () => {
   const me = currentOwner();
   await using engine = await FakeEngine.start();
-  const dead = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": DEAD_OWNER.bootId };
+  const s = await scratch();
+  const dead = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": DEAD_OWNER.bootId, ...homeLabel(s.home) };
   engine.on("GET /containers/json", {
     status: 200,
     json: [
@@ -210,10 +220,17 @@ Deno.test("moat list notices another MOAT_HOME's orphan, but not its kept contai
       summary("ccccccccccc3", "running", "Up 1 minute", {
         "dev.moat.owner-pid": String(me.pid),
         "dev.moat.boot-id": me.bootId,
+        ...homeLabel(s.home),
+      }),
+      // Left behind too, but by another MOAT_HOME (another user on this engine), or by an older moat
+      // that did not label its home: not this home's to hear about.
+      summary("ddddddddddd4", "running", "Up 1 minute", { ...dead, ...OTHER_HOME }),
+      summary("eeeeeeeeeee5", "running", "Up 1 minute", {
+        "dev.moat.owner-pid": "1",
+        "dev.moat.boot-id": "x",
       }),
     ],
   });
-  const s = await scratch();
   try {
     const r = await moat(["list"], { home: s.home, env: { DOCKER_HOST: `unix://${engine.endpoint.path}` } });
     assert.equal(r.code, 0, r.stderr);
@@ -290,7 +307,7 @@ Deno.test("moat list reconciles crafted records with one container listing, writ
   }
 });
 
-Deno.test("moat list --json prints every record field plus shownState, shownExitCode, containerState", async () => {
+Deno.test("moat list --json prints every record field plus shownState, shownExitCode, containerState, damage", async () => {
   await using engine = await FakeEngine.start();
   engineWithOneContainer(engine);
   const s = await scratch();
@@ -307,8 +324,9 @@ Deno.test("moat list --json prints every record field plus shownState, shownExit
     assert.deepEqual(items.map((i) => i.id), records.map((x) => x.id).reverse());
     const byId = new Map(records.map((x) => [x.id, x]));
     for (const item of items) {
-      const { shownState: _s, shownExitCode: _e, containerState: _c, ...rest } = item;
+      const { shownState: _s, shownExitCode: _e, containerState: _c, damage, ...rest } = item;
       assert.deepEqual(rest, byId.get(item.id as string), "the record's own fields, unchanged");
+      assert.equal(damage, null);
     }
     assert.deepEqual(
       items.map((i) => [i.id, i.state, i.shownState, i.shownExitCode, i.containerState]),
@@ -408,4 +426,67 @@ Deno.test("moat ls --help prints the list help on stdout with examples and exits
   assert.match(r.out, /^Usage: moat list \[OPTIONS\]\n/);
   assert.match(r.out, /--json/);
   assert.match(r.out, /Examples:\n {2}moat list\n/);
+});
+
+Deno.test("moat list shows damaged records as damaged, with the file and what is wrong on stderr, and in --json", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [record("aaaaaaaaaaa1", { createdAt: "2026-01-01T00:00:01.000Z" })]);
+    const { corrupt, dirRecord, noOutput } = await writeDamaged(s.home, new Uint8Array());
+    const runs = `${s.home}/runs`;
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}` };
+    const r = await moat(["list"], { home: s.home, env });
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.out.trimEnd().split("\n").slice(1).map((l) => l.split(/ {2,}/));
+    assert.deepEqual(rows, [
+      ["-", corrupt, "damaged", "-", "-", "-", "-"],
+      ["-", dirRecord, "damaged", "-", "-", "-", "-"],
+      ["no-output", noOutput, "damaged", "gvisor (runsc)", "moat-test/busybox:latest", rows[2]![5]!, "4"],
+      ["-", "aaaaaaaaaaa1", "exited", "gvisor (runsc)", "moat-test/busybox:latest", rows[3]![5]!, "0"],
+    ]);
+    const warnings = r.stderr.split("\n");
+    assert.match(
+      warnings[0]!,
+      new RegExp(
+        `^moat: warning: damaged run record ${corrupt}: ${runs}/${corrupt}/run\\.json: not valid JSON \\(.+\\); ` +
+          "remove it with:  moat clean$",
+      ),
+    );
+    assert.deepEqual(warnings.slice(1), [
+      `moat: warning: damaged run record ${dirRecord}: ${runs}/${dirRecord}/run.json: a directory, not a file; ` +
+      "remove it with:  moat clean",
+      `moat: warning: damaged run record ${noOutput}: ${runs}/${noOutput}/output.bin: missing (moat created it ` +
+      "with the record); remove it with:  moat clean",
+      "",
+    ]);
+
+    const j = await moat(["list", "--json"], { home: s.home, env });
+    assert.equal(j.code, 0, j.stderr);
+    const items = JSON.parse(j.out) as Array<Record<string, unknown>>;
+    assert.deepEqual(items[1], {
+      id: dirRecord,
+      shownState: "damaged",
+      shownExitCode: null,
+      containerState: "absent",
+      damage: { path: `${runs}/${dirRecord}/run.json`, problem: "a directory, not a file" },
+    });
+    assert.equal(items[0]!.id, corrupt);
+    assert.deepEqual(
+      [items[2]!.id, items[2]!.name, items[2]!.state, items[2]!.shownState, items[2]!.shownExitCode],
+      [noOutput, "no-output", "exited", "damaged", 4],
+    );
+    assert.deepEqual(items[2]!.damage, {
+      path: `${runs}/${noOutput}/output.bin`,
+      problem: "missing (moat created it with the record)",
+    });
+    assert.deepEqual([items[3]!.id, items[3]!.shownState, items[3]!.damage], [
+      "aaaaaaaaaaa1",
+      "exited",
+      null,
+    ]);
+  } finally {
+    await s.cleanup();
+  }
 });

@@ -28,6 +28,7 @@ Deno.test("logs args: -n, -f, -t and one RUN", () => {
   assert.deepEqual(parseLogsArgs(["-n", "3", "-f", "-t", "abc"]), {
     help: false,
     follow: true,
+    exitCode: false,
     timestamps: true,
     tail: 3,
     ref: "abc",
@@ -35,11 +36,13 @@ Deno.test("logs args: -n, -f, -t and one RUN", () => {
   assert.deepEqual(parseLogsArgs(["--tail=0", "--follow", "--timestamps"]), {
     help: false,
     follow: true,
+    exitCode: false,
     timestamps: true,
     tail: 0,
     ref: undefined,
   });
   assert.equal(parseLogsArgs([]).tail, undefined);
+  assert.equal(parseLogsArgs(["-f", "--exit-code", "abc"]).exitCode, true);
 });
 
 const badArgs: [string, string[], RegExp][] = [
@@ -52,6 +55,11 @@ const badArgs: [string, string[], RegExp][] = [
   ],
   ["an unknown option", ["--since", "1h"], /Unknown option '--since'/],
   ["a missing tail", ["-n"], /^Option '-n' needs a value$/],
+  [
+    "--exit-code without -f",
+    ["--exit-code", "abc"],
+    /^--exit-code needs -f: moat logs waits for the run's end only while following it$/,
+  ],
 ];
 for (const [label, args, re] of badArgs) {
   Deno.test(`logs args: ${label} is a usage error`, () => {
@@ -455,6 +463,56 @@ Deno.test("moat logs -f of a run whose moat process died, with no engine to ask,
   });
 });
 
+Deno.test("moat logs -f --exit-code of a finished run prints everything and exits with the run's code", async () => {
+  await withHome(async (home) => {
+    await craft(home, record("aaaa00000001", { exitCode: 3 }), file([[1, "out\n"], [2, "err\n"]]));
+    const r = await logs(home, ["-f", "--exit-code", "aaaa00000001"]);
+    assert.deepEqual([r.code, r.out, r.stderr], [3, "out\n", "err\n"]);
+    // Without --exit-code, following ends with 0 whatever the run's code.
+    const plain = await logs(home, ["-f", "aaaa00000001"]);
+    assert.equal(plain.code, 0);
+  });
+});
+
+Deno.test("moat logs -f --exit-code of a run that ended without an exit code prints it all, then exits 125", async () => {
+  await withHome(async (home) => {
+    await craft(
+      home,
+      record("aaaa00000001", { state: "failed", exitCode: null, error: "The engine said no\nmore" }),
+      file([[3, "engine trouble\n"]]),
+    );
+    const r = await logs(home, ["-f", "--exit-code", "aaaa00000001"]);
+    assert.equal(r.code, 125);
+    assert.equal(
+      r.stderr,
+      "engine trouble\nmoat: Run aaaa00000001 ended (failed) without an exit code: The engine said no\n" +
+        "  See what it printed:  moat logs aaaa00000001\n",
+    );
+  });
+});
+
+Deno.test("moat logs -f --exit-code of a run whose moat process died, with no engine to ask, exits 125 saying why", async () => {
+  await withHome(async (home) => {
+    await craft(
+      home,
+      record("aaaa00000001", { state: "running", exitCode: null, containerId: "c".repeat(64) }),
+      file([[1, "partial\n"]]),
+    );
+    const r = await logs(home, ["-f", "--exit-code", "aaaa00000001"]);
+    assert.equal(r.code, 125);
+    assert.equal(r.out, "partial\n");
+    const lines = r.stderr.split("\n");
+    assert.match(
+      lines[0]!,
+      /^moat: stopped following run aaaa00000001: the moat process that ran it is gone, and/,
+    );
+    assert.match(
+      lines[1]!,
+      /^moat: Run aaaa00000001 has no exit code: the moat process that ran it is gone, and the engine could not be asked about its container \(Docker engine not found/,
+    );
+  });
+});
+
 /** Read from `reader` until the text so far contains `want`; return all of it. */
 async function readUntil(
   reader: ReadableStreamDefaultReader<Uint8Array>,
@@ -524,5 +582,71 @@ Deno.test("moat logs -f streams a run in progress as it is recorded and ends whe
     assert.equal(status.code, 0, await stderr);
     assert.equal(seen.text, "first\nthird\nlast\n");
     assert.equal(await stderr, "second\n");
+  });
+});
+
+// --- damaged records ----------------------------------------------------------------------------------------
+
+Deno.test("moat logs of a run whose run.json is not JSON prints its output after a warning naming the file", async () => {
+  await withHome(async (home) => {
+    await Deno.mkdir(`${home}/runs/d0d0d0d0d0d1`, { recursive: true });
+    await Deno.writeTextFile(`${home}/runs/d0d0d0d0d0d1/run.json`, "{ half");
+    await Deno.writeFile(
+      `${home}/runs/d0d0d0d0d0d1/output.bin`,
+      file([[1, "one\n"], [2, "two\n"], [1, "three\n"]]),
+    );
+    for (const args of [["d0d0d0d0d0d1"], ["d0d0"], ["-f", "d0d0d0d0d0d1"]]) {
+      const r = await logs(home, args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.out, "one\nthree\n");
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^moat: warning: damaged run record d0d0d0d0d0d1: ${home}/runs/d0d0d0d0d0d1/run\\.json: not valid JSON ` +
+            "\\(.+\\); its recorded output is shown, but its state is unknown\ntwo\n$",
+        ),
+      );
+    }
+    const tail = await logs(home, ["-n", "1", "d0d0d0d0d0d1"]);
+    assert.equal(tail.out, "three\n");
+    // --exit-code: the output, then no exit code to give.
+    const code = await logs(home, ["-f", "--exit-code", "d0d0d0d0d0d1"]);
+    assert.equal(code.code, 125);
+    assert.equal(code.out, "one\nthree\n");
+    assert.match(code.stderr, /\nmoat: Damaged run record d0d0d0d0d0d1: .*run\.json: not valid JSON/);
+    assert.match(code.stderr, /\n {2}Its exit code cannot be read\.\n {2}Remove it: {2}moat clean\n$/);
+  });
+});
+
+Deno.test("moat logs of a damaged run with nothing to show is an error, never silence with exit 0", async () => {
+  await withHome(async (home) => {
+    // run.json is a directory, and there is no output.
+    await Deno.mkdir(`${home}/runs/d0d0d0d0d0d2/run.json`, { recursive: true });
+    const dir = await logs(home, ["d0d0d0d0d0d2"]);
+    assert.equal(dir.code, 125);
+    assert.equal(dir.out, "");
+    assert.equal(
+      dir.stderr,
+      `moat: Damaged run record d0d0d0d0d0d2: ${home}/runs/d0d0d0d0d0d2/run.json: a directory, not a file\n` +
+        "  It has no recorded output to show.\n  Remove it:  moat clean\n",
+    );
+    // A readable record whose output.bin (which moat made with the record) is gone; also as the newest run.
+    await craft(home, record("d0d0d0d0d0d3", { outputFile: true, createdAt: "2026-02-01T00:00:00.000Z" }));
+    for (const args of [["d0d0d0d0d0d3"], []]) {
+      const gone = await logs(home, args);
+      assert.equal(gone.code, 125, gone.stderr);
+      assert.equal(gone.out, "");
+      assert.match(
+        gone.stderr,
+        new RegExp(
+          `moat: Damaged run record d0d0d0d0d0d3: ${home}/runs/d0d0d0d0d0d3/output\\.bin: missing \\(moat created ` +
+            "it with the record\\)\n {2}Its output cannot be shown\\.\n {2}Remove the record: {2}moat destroy d0d0d0d0d0d3",
+        ),
+      );
+    }
+    // An older record never had output.bin when the command printed nothing: not damaged.
+    await craft(home, record("d0d0d0d0d0d4", { createdAt: "2026-03-01T00:00:00.000Z" }));
+    const old = await logs(home, ["d0d0d0d0d0d4"]);
+    assert.deepEqual([old.code, old.out, old.stderr], [0, "", ""]);
   });
 });

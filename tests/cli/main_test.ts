@@ -20,7 +20,9 @@ Deno.test("moat --version prints the version and the checked-out commit on stdou
 Deno.test("moat --help and moat run --help print usage on stdout and exit 0", async () => {
   const main = await moat(["--help"], { home });
   assert.equal(main.code, 0);
-  for (const cmd of ["run", "list", "status", "logs", "stop", "destroy", "clean", "system", "doctor"]) {
+  for (
+    const cmd of ["run", "list", "status", "logs", "wait", "stop", "destroy", "clean", "system", "doctor"]
+  ) {
     assert.match(main.out, new RegExp(`^  ${cmd}\\b`, "m"), `moat --help lists ${cmd}`);
   }
   const run = await moat(["run", "--help"], { home });
@@ -104,4 +106,72 @@ Deno.test("the bundle stamp replaces exactly one quoted placeholder, and refuses
   assert.equal(stamp("a=`__X__`", "__X__", "abc"), `a="abc"`);
   assert.throws(() => stamp(`a=1`, "__X__", "abc"), /expected one __X__ in the bundle, found 0/);
   assert.throws(() => stamp(`"__X__"+"__X__"`, "__X__", "abc"), /found 2/);
+});
+
+// A bad MOAT_ENGINE_TIMEOUT is a typo in moat's own setting, not an engine problem: every command refuses it
+// the same way (exit 2) before doing anything, and `--help` still works.
+Deno.test("every command refuses a bad MOAT_ENGINE_TIMEOUT as a usage error (exit 2), --help still works", async () => {
+  const scratchHome = await Deno.makeTempDir({ prefix: "moat-timeout-home-" });
+  const ws = await Deno.makeTempDir({ prefix: "moat-timeout-ws-" });
+  try {
+    // A finished run, so `logs` and `stop` would otherwise succeed from the records alone.
+    await Deno.mkdir(`${scratchHome}/runs/aaaa00000001`, { recursive: true });
+    await Deno.writeTextFile(
+      `${scratchHome}/runs/aaaa00000001/run.json`,
+      JSON.stringify({
+        schema: 1,
+        id: "aaaa00000001",
+        name: null,
+        workspace: ws,
+        image: "moat-test/busybox:latest",
+        command: ["true"],
+        sandbox: "gvisor",
+        runtime: "runsc",
+        containerId: null,
+        state: "exited",
+        exitCode: 0,
+        signal: null,
+        error: null,
+        kept: false,
+        removed: true,
+        createdAt: "2026-01-01T00:00:00.000Z",
+        startedAt: "2026-01-01T00:00:01.000Z",
+        finishedAt: "2026-01-01T00:00:02.000Z",
+        moatVersion: "0.1.0",
+      }),
+    );
+    const env = { MOAT_ENGINE_TIMEOUT: "abc", DOCKER_HOST: "unix:///nonexistent/moat-timeout.sock" };
+    for (
+      const args of [
+        ["run", ws, "--", "true"],
+        ["list"],
+        ["list", "--json"],
+        ["status"],
+        ["logs", "aaaa00000001"],
+        ["wait", "aaaa00000001"],
+        ["stop", "aaaa00000001"],
+        ["destroy", "aaaa00000001"],
+        ["clean", "--dry-run"],
+        ["system", "containers"],
+        ["doctor"],
+      ]
+    ) {
+      const r = await moat(args, { home: scratchHome, env });
+      assert.equal(r.code, 2, `moat ${args.join(" ")}: ${r.stderr}`);
+      assert.equal(r.out, "", `moat ${args.join(" ")} prints nothing on stdout`);
+      assert.equal(
+        r.stderr,
+        'moat: MOAT_ENGINE_TIMEOUT "abc" is not a positive number of seconds\n  Use e.g.:  MOAT_ENGINE_TIMEOUT=5\n',
+        `moat ${args.join(" ")}`,
+      );
+    }
+    const help = await moat(["list", "--help"], { home: scratchHome, env });
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.out, /^Usage: moat list/);
+    // Nothing was removed or written: the record is still there.
+    assert.ok((await Deno.stat(`${scratchHome}/runs/aaaa00000001/run.json`)).isFile);
+  } finally {
+    await Deno.remove(scratchHome, { recursive: true });
+    await Deno.remove(ws, { recursive: true });
+  }
 });

@@ -17,7 +17,7 @@ import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
-import { DEAD_OWNER, record, summary, writeRecords } from "./run_records.ts";
+import { DEAD_OWNER, homeLabel, OTHER_HOME, record, summary, writeRecords } from "./run_records.ts";
 
 // ---- the line ------------------------------------------------------------------------------------------
 
@@ -128,6 +128,38 @@ Deno.test("findOrphans picks the containers with no live owner, using this MOAT_
   }
 });
 
+Deno.test("findOrphans reports only this MOAT_HOME's containers: not another home's, not an unknown one", async () => {
+  const dead = ownedBy(DEAD_OWNER);
+  await using engine = await FakeEngine.start();
+  const s = await scratch();
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [
+      // Labelled with this home's id: ours, even without a record here (e.g. a leftover probe).
+      summary("aaaaaaaaaaa1", "created", "Created", {
+        ...dead,
+        ...homeLabel(s.home),
+        "dev.moat.probe": "passwd",
+      }),
+      // Another MOAT_HOME's (another user's, another CI job's): not ours to report.
+      summary("bbbbbbbbbbb2", "running", "Up 1 minute", { ...dead, ...OTHER_HOME }),
+      // Made by a moat that did not label its home, and not recorded here: unknown, not reported.
+      summary("ccccccccccc3", "running", "Up 1 minute", dead),
+      // Unlabelled, but its run is recorded here: ours.
+      summary("ddddddddddd4", "running", "Up 1 minute", dead),
+    ],
+  });
+  try {
+    await writeRecords(s.home, [
+      record("ddddddddddd4", { state: "running", exitCode: null, owner: DEAD_OWNER }),
+    ]);
+    const orphans = await findOrphans(clientOf(engine), s.home);
+    assert.deepEqual(orphans.map((c) => c.Labels?.["dev.moat.run-id"]), ["aaaaaaaaaaa1", "ddddddddddd4"]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
 Deno.test("findOrphans asks the engine once when nothing is orphaned", async () => {
   const me = currentOwner();
   await using engine = await FakeEngine.start();
@@ -152,7 +184,9 @@ Deno.test("a container whose run ended between the listing and the owner check i
     listings++;
     await res.json(
       200,
-      listings === 1 ? [summary("aaaaaaaaaaa1", "exited", "Exited (0)", ownedBy(DEAD_OWNER))] : [],
+      listings === 1
+        ? [summary("aaaaaaaaaaa1", "exited", "Exited (0)", { ...ownedBy(DEAD_OWNER), ...homeLabel(s.home) })]
+        : [],
     );
   });
   const s = await scratch();
@@ -219,11 +253,11 @@ Deno.test("maybeFindOrphans gives up at its bound when the engine never answers"
 
 Deno.test("maybeFindOrphans returns what findOrphans found", async () => {
   await using engine = await FakeEngine.start();
+  const s = await scratch();
   engine.on("GET /containers/json", {
     status: 200,
-    json: [summary("ccccccccccc3", "running", "Up", ownedBy(DEAD_OWNER))],
+    json: [summary("ccccccccccc3", "running", "Up", { ...ownedBy(DEAD_OWNER), ...homeLabel(s.home) })],
   });
-  const s = await scratch();
   try {
     const client = clientOf(engine);
     const got = await maybeFindOrphans(() => client, s.home, 3000);

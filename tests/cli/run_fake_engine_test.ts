@@ -432,3 +432,89 @@ Deno.test("an interrupt while the command runs says the command has the grace pe
     await s.cleanup();
   }
 });
+
+/** A record of run `id` named `name`, in progress, owned by `owner` (this test process is a live one). */
+async function runningRecord(home: string, id: string, name: string, owner: unknown): Promise<void> {
+  await Deno.mkdir(`${home}/runs/${id}`, { recursive: true });
+  await Deno.writeTextFile(
+    `${home}/runs/${id}/run.json`,
+    JSON.stringify({
+      schema: 1,
+      id,
+      name,
+      workspace: "/w",
+      image: "moat-test/busybox:latest",
+      command: ["sleep", "100"],
+      sandbox: "gvisor",
+      runtime: "runsc",
+      containerId: "d".repeat(64),
+      state: "running",
+      exitCode: null,
+      signal: null,
+      error: null,
+      kept: false,
+      removed: false,
+      createdAt: "2026-01-01T00:00:00.000Z",
+      startedAt: "2026-01-01T00:00:01.000Z",
+      finishedAt: null,
+      moatVersion: "0.1.0",
+      owner,
+    }),
+  );
+}
+
+Deno.test("a name a running run holds is refused at once: exit 125, which run, nothing asked of the engine", async () => {
+  await using engine = await FakeEngine.start();
+  const { currentOwner } = await import("../../lib/store/owner.ts");
+  const s = await scratch();
+  try {
+    await runningRecord(s.home, "0123456789ab", "busy", currentOwner());
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}` };
+    for (
+      const [how, args] of [
+        ["--name", ["run", "--name", "busy", s.ws, "--", "true"]],
+        ["-d --name", ["run", "-d", "--name", "busy", s.ws, "--", "true"]],
+      ] as const
+    ) {
+      const r = await moat([...args], { home: s.home, env });
+      assert.equal(r.code, 125, `${how}: ${r.stderr}`);
+      assert.equal(r.out, "");
+      assert.equal(
+        r.stderr,
+        'moat: The name "busy" is in use by run 0123456789ab, which is still running\n' +
+          "  Stop that run first:  moat stop 0123456789ab\n" +
+          "  or give this run another name:  moat run --name busy-2 …\n",
+      );
+    }
+    // The name from the workspace's config is the run's name too.
+    await Deno.writeTextFile(`${s.ws}/moat.yaml`, "name: busy\n");
+    const fromConfig = await moat(["run", s.ws, "--", "true"], { home: s.home, env });
+    assert.equal(fromConfig.code, 125, fromConfig.stderr);
+    assert.match(fromConfig.stderr, /^moat: The name "busy" is in use by run 0123456789ab/);
+    assert.deepEqual(engine.calls(), [], "the engine is not asked anything");
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(`${s.home}/runs`))).map((e) => e.name),
+      ["0123456789ab"],
+      "no record is made",
+    );
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("a name held only by a run whose moat process is gone is free: the run goes on to the engine", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  const s = await scratch();
+  try {
+    await runningRecord(s.home, "0123456789ab", "busy", { pid: 1, bootId: "another-boot", startTicks: 1 });
+    const r = await moat(["run", "--name", "busy", s.ws, "--", "true"], {
+      home: s.home,
+      env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
+    });
+    assert.doesNotMatch(r.stderr, /is in use/);
+    assert.ok(engine.calls().includes("GET /_ping"), engine.calls().join(", "));
+  } finally {
+    await s.cleanup();
+  }
+});

@@ -3,6 +3,7 @@
  * straight into a temp MOAT_HOME as `run.json` files, the way `moat run` leaves them.
  */
 import type { ContainerSummary } from "../../lib/docker/types.ts";
+import { ensureHomeId } from "../../lib/store/home_id.ts";
 import type { RunRecord } from "../../lib/store/records.ts";
 
 /** An owner that cannot be alive: its boot id is not this boot's. */
@@ -84,3 +85,36 @@ export function summary(
     Created: 1767225600,
   };
 }
+
+/**
+ * Three damaged runs, as moat would find them after a crash or a stray `rm`: `run.json` not JSON (its
+ * output.bin holds `output`), `run.json` a directory (no output), and a readable record whose output.bin
+ * — which moat creates with the record — is gone. Returns their ids.
+ */
+export async function writeDamaged(
+  home: string,
+  output: Uint8Array,
+): Promise<{ corrupt: string; dirRecord: string; noOutput: string }> {
+  const corrupt = "d0d0d0d0d0d1", dirRecord = "d0d0d0d0d0d2", noOutput = "d0d0d0d0d0d3";
+  await Deno.mkdir(`${home}/runs/${corrupt}`, { recursive: true });
+  await Deno.writeTextFile(`${home}/runs/${corrupt}/run.json`, '{"schema": 1, "id": "d0d0');
+  await Deno.writeFile(`${home}/runs/${corrupt}/output.bin`, output);
+  await Deno.mkdir(`${home}/runs/${dirRecord}/run.json`, { recursive: true });
+  await writeRecords(home, [
+    record(noOutput, {
+      name: "no-output",
+      exitCode: 4,
+      createdAt: "2026-01-01T00:00:09.000Z",
+      outputFile: true,
+    }),
+  ]);
+  return { corrupt, dirRecord, noOutput };
+}
+
+/** The label that makes a container `home`'s own (its MOAT_HOME id, made if need be), as a run sets it. */
+export function homeLabel(home: string): Record<string, string> {
+  return { "dev.moat.home": ensureHomeId(home) };
+}
+
+/** The label of a container made by another MOAT_HOME. */
+export const OTHER_HOME = { "dev.moat.home": "0123456789abcdef0123456789abcdef" };

@@ -5,7 +5,15 @@ import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
-import { DEAD_OWNER, record, summary, writeRecords } from "./run_records.ts";
+import {
+  DEAD_OWNER,
+  homeLabel,
+  OTHER_HOME,
+  record,
+  summary,
+  writeDamaged,
+  writeRecords,
+} from "./run_records.ts";
 
 // ---- pure helpers -------------------------------------------------------------------------------------
 
@@ -156,6 +164,7 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       Runtimes: { runc: RUNC, "runsc-kvm": { path: "/usr/bin/runsc", runtimeArgs: ["--platform=kvm"] } },
     },
   });
+  const s = await scratch();
   engine.on("GET /containers/json", {
     status: 200,
     json: [
@@ -165,10 +174,13 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       summary("fffffffffff6", "exited", "Exited (137) 1 day ago", {
         "dev.moat.owner-pid": "1",
         "dev.moat.boot-id": DEAD_OWNER.bootId,
+        ...homeLabel(s.home),
       }),
+      // Left behind by another MOAT_HOME, and by an older moat: counted apart, never as this home's.
+      summary("99999999999a", "running", "Up 1 day", { "dev.moat.owner-pid": "1", ...OTHER_HOME }),
+      summary("99999999999b", "exited", "Exited (0) 1 day ago", { "dev.moat.owner-pid": "1" }),
     ],
   });
-  const s = await scratch();
   try {
     await writeRecords(s.home, [
       record("aaaaaaaaaaa1", { createdAt: "2026-01-01T00:00:01.000Z", kept: true, removed: false }),
@@ -190,6 +202,9 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       endpoint: `unix://${engine.endpoint.path}`,
       source: "DOCKER_HOST",
       reachable: true,
+      failedCall: null,
+      timedOut: false,
+      timeoutSeconds: 5,
       error: null,
       hint: null,
       serverVersion: "20.10.24",
@@ -204,12 +219,21 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       otherGvisorRuntimes: [],
       registeredRuntimes: ["runc", "runsc-kvm"],
     });
-    assert.deepEqual(report.runs, { total: 5, running: 2, stopped: 2, lost: 1, statesFrom: "engine" });
+    assert.deepEqual(report.runs, {
+      total: 5,
+      running: 2,
+      stopped: 2,
+      lost: 1,
+      damaged: 0,
+      statesFrom: "engine",
+    });
+    assert.deepEqual(report.damagedRecords, []);
     assert.deepEqual(report.records, { path: `${s.home}/runs`, bytes });
     assert.deepEqual(report.orphanedContainers?.map((o) => [o.runId, o.state, o.name]), [
       ["bbbbbbbbbbb2", "running", "moat-bbbbbbbbbbb2"],
       ["fffffffffff6", "exited", "moat-fffffffffff6"],
     ]);
+    assert.equal(report.otherHomesContainers, 2);
     assert.deepEqual(report.cleanableRuns, [
       { id: "eeeeeeeeeee5", name: null, shownState: "lost", containerState: "absent" },
       { id: "ddddddddddd4", name: "four", shownState: "exited", containerState: "absent" },
@@ -227,6 +251,10 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
     assert.match(
       t.out,
       /^ {2}• 3 finished runs can be cleaned up \(1 still has a container\): {2}moat clean$/m,
+    );
+    assert.match(
+      t.out,
+      /^ {2}• 2 containers of other MOAT_HOMEs on this engine, not counted here: {2}moat system containers --all-homes$/m,
     );
   } finally {
     await s.cleanup();
@@ -262,7 +290,14 @@ Deno.test("moat status with the engine down prints what the records say and exit
     assert.equal(report.engine.error, `Docker engine not found: no socket at unix://${sock}`);
     assert.equal(report.gvisor.status, "unknown");
     assert.equal(report.orphanedContainers, null);
-    assert.deepEqual(report.runs, { total: 2, running: 1, stopped: 1, lost: 0, statesFrom: "records" });
+    assert.deepEqual(report.runs, {
+      total: 2,
+      running: 1,
+      stopped: 1,
+      lost: 0,
+      damaged: 0,
+      statesFrom: "records",
+    });
 
     // A pinned API version skips /_ping, so the first request that fails is /info: still down, still 1.
     const p = await moat(["status"], {
@@ -313,4 +348,96 @@ Deno.test("moat status --help prints the help on stdout with examples and exits 
   assert.match(r.out, /^Usage: moat status \[OPTIONS\]\n/);
   assert.match(r.out, /Exit status: 0 when the engine answered; 1 when it could not be asked/);
   assert.match(r.out, /Examples:\n {2}moat status\n/);
+});
+
+Deno.test("moat status with a ping that answers and an /info slower than MOAT_ENGINE_TIMEOUT says reachable, /info slow", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", async (_req, res) => {
+    await res.delay(5000);
+    await res.json(200, RUNC_ONLY);
+  });
+  engine.on("GET /containers/json", { status: 200, json: [summary("aaaaaaaaaaa1", "running", "Up 1 hour")] });
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [
+      record("aaaaaaaaaaa1", { state: "running", exitCode: null, owner: DEAD_OWNER }),
+    ]);
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}`, MOAT_ENGINE_TIMEOUT: "0.3" };
+    const r = await moat(["status"], { home: s.home, env });
+    assert.equal(r.code, 1, "a call failed: exit 1, as documented");
+    assert.equal(r.stderr, "");
+    const lines = r.out.split("\n");
+    assert.equal(
+      lines[0],
+      `Engine:   unix://${engine.endpoint.path} (from DOCKER_HOST), reachable, but GET /info did not answer within 0.3 s`,
+    );
+    assert.equal(
+      lines[1],
+      "Version:  Docker, version unknown (GET /info did not answer within 0.3 s), API 1.44 (engine speaks up to 1.44)",
+    );
+    assert.equal(lines[2], "gVisor:   unknown (GET /info did not answer within 0.3 s)");
+    // The container listing answered in time: states come from the engine.
+    assert.equal(lines[3], "Runs:     1 running, 0 stopped (1 in total)");
+    assert.match(
+      r.out,
+      /^ {2}✗ the engine answers, but GET \/info did not answer within 0\.3 s\n {6}fix: MOAT_ENGINE_TIMEOUT=30 moat status/m,
+    );
+    assert.doesNotMatch(r.out, /unreachable/);
+
+    const j = await moat(["status", "--json"], { home: s.home, env });
+    assert.equal(j.code, 1);
+    const report = JSON.parse(j.out) as StatusReport;
+    assert.equal(report.engine.reachable, true);
+    assert.equal(report.engine.failedCall, "GET /info");
+    assert.equal(report.engine.timedOut, true);
+    assert.equal(report.engine.timeoutSeconds, 0.3);
+    assert.match(
+      report.engine.error!,
+      /did not answer in time \(GET \/v1\.44\/info took longer than 0\.3 s\)$/,
+    );
+    assert.equal(report.runs.statesFrom, "engine");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("moat status counts damaged records and names each with its file and what is wrong", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [record("aaaaaaaaaaa1")]);
+    const { corrupt, dirRecord, noOutput } = await writeDamaged(s.home, new Uint8Array());
+    const runs = `${s.home}/runs`;
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}` };
+    const r = await moat(["status"], { home: s.home, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /^Runs: {5}0 running, 1 stopped, 3 damaged \(4 in total\)$/m);
+    const at = r.out.indexOf("  ✗ 3 damaged run records");
+    assert.ok(at > 0, r.out);
+    const block = r.out.slice(at).split("\n").slice(0, 5);
+    assert.equal(block[0], "  ✗ 3 damaged run records (moat list shows them):");
+    assert.match(block[1]!, new RegExp(`^ {6}${corrupt}: ${runs}/${corrupt}/run\\.json: not valid JSON \\(`));
+    assert.equal(block[2], `      ${dirRecord}: ${runs}/${dirRecord}/run.json: a directory, not a file`);
+    assert.equal(
+      block[3],
+      `      ${noOutput}: ${runs}/${noOutput}/output.bin: missing (moat created it with the record)`,
+    );
+    assert.equal(block[4], "      fix: moat clean");
+    // The damaged run with a readable record is not counted as a finished run to clean up as well.
+    assert.match(r.out, /^ {2}• 1 finished run can be cleaned up: {2}moat clean$/m);
+
+    const j = await moat(["status", "--json"], { home: s.home, env });
+    const report = JSON.parse(j.out) as StatusReport;
+    assert.equal(report.runs.damaged, 3);
+    assert.equal(report.runs.total, 4);
+    assert.deepEqual(report.damagedRecords.map((d) => [d.id, d.path]), [
+      [corrupt, `${runs}/${corrupt}/run.json`],
+      [dirRecord, `${runs}/${dirRecord}/run.json`],
+      [noOutput, `${runs}/${noOutput}/output.bin`],
+    ]);
+  } finally {
+    await s.cleanup();
+  }
 });

@@ -5,6 +5,7 @@ import { finalPatch } from "../../lib/cli/stop.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { DEAD_OWNER, liveOwner, readRecord, record, summary, writeRecord } from "./records_fixture.ts";
+import { homeLabel } from "./run_records.ts";
 
 const CID = "c".repeat(64);
 const NO_ENGINE = "unix:///nonexistent/moat-test/docker.sock";
@@ -97,13 +98,17 @@ Deno.test("stop without a run when nothing runs exits 0 and says so", async () =
 
 Deno.test("stop with nothing to stop still notices a container left behind, on stderr only", async () => {
   await using engine = await FakeEngine.start();
+  const s = await scratch();
   engine.on("GET /containers/json", {
     status: 200,
     json: [
-      summary(CID, "bbbbbbbbbbbb", {}, { "dev.moat.owner-pid": "1", "dev.moat.boot-id": "another-boot" }),
+      summary(CID, "bbbbbbbbbbbb", {}, {
+        "dev.moat.owner-pid": "1",
+        "dev.moat.boot-id": "another-boot",
+        ...homeLabel(s.home),
+      }),
     ],
   });
-  const s = await scratch();
   try {
     await writeRecord(s.home, record({ id: "aaaaaaaaaaaa" }));
     const r = await stop([], s.home, `unix://${engine.path}`);

@@ -5,6 +5,7 @@ import { reasonsText, systemImages, withTag } from "../../lib/cli/system.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { liveOwner, record, summary, writeRecord } from "./records_fixture.ts";
+import { homeLabel, OTHER_HOME } from "./run_records.ts";
 
 const NO_ENGINE = "unix:///nonexistent/moat-test/docker.sock";
 const KEPT = "1".repeat(64);
@@ -43,9 +44,13 @@ Deno.test("system without a subcommand is a usage error naming the subcommands",
   }
 });
 
+const OTHER = "8".repeat(64);
+const UNKNOWN = "7".repeat(64);
+
 Deno.test("system containers lists each moat container with its role and its docker rm -f command", async () => {
   await using engine = await FakeEngine.start();
   const owner = await liveOwner();
+  const s = await scratch();
   engine.on("GET /containers/json", {
     status: 200,
     json: [
@@ -54,14 +59,18 @@ Deno.test("system containers lists each moat container with its role and its doc
         "dev.moat.probe": "passwd",
         "dev.moat.owner-pid": "1",
         "dev.moat.boot-id": "another-boot",
+        ...homeLabel(s.home),
       }),
       summary(ACTIVE, "c4c4c4c4c4c4", { State: "running", Created: 10 }, {
         "dev.moat.owner-pid": String(owner.pid),
         "dev.moat.boot-id": owner.bootId,
+        ...homeLabel(s.home),
       }),
+      // Not this MOAT_HOME's: listed only with --all-homes.
+      summary(OTHER, "e6e6e6e6e6e6", { State: "running", Created: 5 }, OTHER_HOME),
+      summary(UNKNOWN, "f7f7f7f7f7f7", { Created: 4 }),
     ],
   });
-  const s = await scratch();
   try {
     await writeRecord(s.home, record({ id: "a2a2a2a2a2a2", kept: true, removed: false, containerId: KEPT }));
     const r = await system(["containers"], s.home, `unix://${engine.path}`);
@@ -100,9 +109,46 @@ Deno.test("system containers lists each moat container with its role and its doc
       workspace: "/ws",
       probe: false,
       role: "kept",
+      home: "this",
       remove: "docker rm -f 111111111111",
     });
     assert.deepEqual(items.map((i: { role: string }) => i.role), ["kept", "orphaned", "active"]);
+
+    const all = await system(["containers", "--all-homes"], s.home, `unix://${engine.path}`);
+    assert.equal(all.code, 0, all.stderr);
+    const rows = all.out.trimEnd().split("\n").map((l) => l.split(/ {2,}/));
+    assert.deepEqual(rows[0], ["CONTAINER", "RUN", "ROLE", "STATE", "IMAGE", "HOME", "REMOVE WITH"]);
+    assert.deepEqual(rows.slice(1).map((r) => [r[0], r[5]]), [
+      ["111111111111", "this"],
+      ["999999999999", "this"],
+      ["333333333333", "this"],
+      ["888888888888", "other"],
+      ["777777777777", "unknown"],
+    ]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("system containers with only other MOAT_HOMEs' containers says so and names --all-homes", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [summary(OTHER, "e6e6e6e6e6e6", {}, OTHER_HOME)] });
+  const s = await scratch();
+  try {
+    const r = await system(["containers"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0);
+    assert.equal(r.out, "");
+    assert.equal(
+      r.stderr,
+      "moat: no container of this MOAT_HOME on this engine; 1 of other MOAT_HOMEs:  " +
+        "moat system containers --all-homes\n",
+    );
+    const bad = await system(["images", "--all-homes"], s.home, `unix://${engine.path}`);
+    assert.equal(bad.code, 2);
+    assert.match(
+      bad.stderr,
+      /^moat: --all-homes is an option of moat system containers, not of moat system images/,
+    );
   } finally {
     await s.cleanup();
   }

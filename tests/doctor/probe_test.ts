@@ -16,6 +16,7 @@ const options = (extra: Partial<ProbeOptions> = {}): ProbeOptions => ({
   workspace: "/tmp/moat-doctor-x",
   user: "1000:1000",
   owner: { pid: 4242, startTicks: 1, bootId: "boot-1" },
+  homeId: "0123456789abcdef0123456789abcdef",
   moatVersion: "0.0.0",
   timeoutMs: 10_000,
   ...extra,
@@ -83,6 +84,7 @@ Deno.test("the probe is created with every moat label, the probe label, the runt
     "dev.moat.version": "0.0.0",
     "dev.moat.owner-pid": "4242",
     "dev.moat.boot-id": "boot-1",
+    "dev.moat.home": "0123456789abcdef0123456789abcdef",
     "dev.moat.probe": "doctor",
   });
   assert.deepEqual(facts.outcome, {

@@ -40,7 +40,8 @@ async function doctorRun(args: string[], env: Record<string, string> = {}) {
     const events = (await probeEvents(since, until)).filter((e) =>
       (e.Actor.Attributes["dev.moat.workspace"] ?? "").startsWith(`${tmp}/`)
     );
-    return { ...r, events };
+    const homeId = await Deno.readTextFile(`${s.home}/home-id`).then((t) => t.trim(), () => undefined);
+    return { ...r, events, homeId };
   } finally {
     await s.cleanup();
   }
@@ -93,6 +94,8 @@ Deno.test("doctor on the real engine passes, proves gVisor's kernel and leaves n
   assert.equal(labels["dev.moat.runtime"], "runsc");
   assert.match(labels["dev.moat.run-id"] ?? "", /^[0-9a-z]+$/);
   assert.match(labels["dev.moat.owner-pid"] ?? "", /^\d+$/);
+  assert.match(r.homeId ?? "", /^[0-9a-f]{32}$/, "doctor made the MOAT_HOME's id");
+  assert.equal(labels["dev.moat.home"], r.homeId, "the probe is labelled with it, like a run's container");
   assert.ok(
     r.events.some((e) => e.Action === "destroy" && e.Actor.ID === probe.Actor.ID),
     "the probe container was destroyed",

@@ -57,7 +57,15 @@ Deno.test("a kept run shows in moat list --json with runtime runsc and the exit 
     assert.match(report.engine.serverVersion ?? "", /^\d+\.\d+/);
     assert.equal(report.gvisor.status, "registered");
     assert.equal(report.gvisor.runtime, "runsc");
-    assert.deepEqual(report.runs, { total: 1, running: 0, stopped: 1, lost: 0, statesFrom: "engine" });
+    assert.deepEqual(report.runs, {
+      total: 1,
+      running: 0,
+      stopped: 1,
+      lost: 0,
+      damaged: 0,
+      statesFrom: "engine",
+    });
+    assert.equal(item.damage, null, "a run's record and output, whole");
     assert.ok(report.records.bytes > 0);
     assert.ok(
       !report.orphanedContainers!.some((o) => o.runId === item.id),

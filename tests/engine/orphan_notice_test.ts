@@ -8,7 +8,7 @@
  * test's is the newest. Where it expects no notice at all, it first checks there was none before it began.
  */
 import assert from "node:assert/strict";
-import { containersFor, moat, onlyRecord, requireEngine, scratch, TEST_IMAGE } from "./helpers.ts";
+import { containersFor, docker, moat, onlyRecord, requireEngine, scratch, TEST_IMAGE } from "./helpers.ts";
 import { removeContainersOf, startBackgroundRun } from "./background_run.ts";
 
 await requireEngine();
@@ -103,6 +103,52 @@ Deno.test("a container kept with --keep after its run ended gets no notice, from
         `the kept container is not noticed:\n${r.stderr}`,
       );
     }
+  } finally {
+    await removeContainersOf(s.ws);
+    await s.cleanup();
+    await other.cleanup();
+  }
+});
+
+Deno.test("a container left behind is this MOAT_HOME's alone: another home neither hears of it nor cleans it", async () => {
+  const s = await scratch();
+  const other = await scratch();
+  try {
+    const run = await startBackgroundRun(s);
+    const id = (await onlyRecord(s.home)).id as string;
+    const [cid] = await containersFor(s.ws);
+    assert.ok(cid, "the run's container exists");
+    run.child.kill("SIGKILL");
+    await run.done;
+
+    // The container carries the id of the MOAT_HOME that made it.
+    const homeId = (await Deno.readTextFile(`${s.home}/home-id`)).trim();
+    assert.match(homeId, /^[0-9a-f]{32}$/);
+    assert.equal(
+      (await docker("inspect", "--format", '{{index .Config.Labels "dev.moat.home"}}', cid!)).trim(),
+      homeId,
+    );
+
+    // Another MOAT_HOME (another user of this engine): no notice, nothing to clean, not listed…
+    const list = await moat(["list"], { home: other.home });
+    assert.equal(list.code, 0, list.stderr);
+    assert.ok(notices(list.stderr).every((l) => !l.includes(id)), `no notice names it:\n${list.stderr}`);
+    const clean = await moat(["clean", "--dry-run"], { home: other.home });
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.doesNotMatch(clean.out, new RegExp(id));
+    const sys = await moat(["system", "containers"], { home: other.home });
+    assert.doesNotMatch(sys.out, new RegExp(cid!));
+    // … unless asked for every home.
+    const all = await moat(["system", "containers", "--all-homes"], { home: other.home });
+    assert.match(
+      all.out,
+      new RegExp(`^${cid}\\s+${id}\\s+orphaned\\s+running\\s+\\S+\\s+other\\s+docker rm -f ${cid}$`, "m"),
+    );
+    assert.deepEqual(await containersFor(s.ws), [cid], "the other home removed nothing");
+
+    // Its own home hears of it.
+    const own = await moat(["list"], { home: s.home });
+    assert.ok(notices(own.stderr).some((l) => l.includes(id)), own.stderr);
   } finally {
     await removeContainersOf(s.ws);
     await s.cleanup();

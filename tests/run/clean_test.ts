@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { ContainerSummary } from "../../lib/docker/types.ts";
 import { formatBytes, ownersToCheck, planClean } from "../../lib/run/clean.ts";
-import type { Owner, RunRecord } from "../../lib/store/records.ts";
+import type { DamagedRecord, Owner, RunRecord } from "../../lib/store/records.ts";
 import { DEAD_OWNER, record, summary } from "../cli/records_fixture.ts";
 
 const LIVE: Owner = { pid: 4242, bootId: "this-boot", startTicks: 7 };
@@ -128,6 +128,98 @@ Deno.test("planClean decides each case from records, containers and owners", asy
   for (const c of cases) {
     await t.step(c.name, () => assert.deepEqual(plan(c.records, c.containers), c.want));
   }
+});
+
+Deno.test("planClean decides damaged records: removed once no live owner or running container has them", async (t) => {
+  const broken = (id: string): DamagedRecord => ({
+    id,
+    damage: { path: `/h/runs/${id}/run.json`, problem: "not valid JSON (…)" },
+    record: null,
+  });
+  const noOutput = (rec: RunRecord): DamagedRecord => ({
+    id: rec.id,
+    damage: { path: `/h/runs/${rec.id}/output.bin`, problem: "missing (moat created it with the record)" },
+    record: rec,
+  });
+  const deadLabels = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": "old-boot" };
+  const liveLabels = { "dev.moat.owner-pid": String(LIVE.pid), "dev.moat.boot-id": LIVE.bootId };
+  const finished = record({ id: "bbb" });
+  const running = record({ id: "bbb", state: "running", exitCode: null, owner: LIVE });
+  const cases: Array<{
+    name: string;
+    records: RunRecord[];
+    damaged: DamagedRecord[];
+    containers: ContainerSummary[];
+    want: Array<{ runId: string; reason: string; state: string; containers: string[]; damaged: boolean }>;
+  }> = [
+    {
+      name: "an unreadable run.json without containers: its directory",
+      records: [],
+      damaged: [broken("aaa")],
+      containers: [],
+      want: [{ runId: "aaa", reason: "damaged", state: "damaged", containers: [], damaged: true }],
+    },
+    {
+      name: "an unreadable run.json with a stopped container of a dead owner: both",
+      records: [],
+      damaged: [broken("aaa")],
+      containers: [summary(c1, "aaa", {}, deadLabels)],
+      want: [{ runId: "aaa", reason: "damaged", state: "damaged", containers: [c1], damaged: true }],
+    },
+    {
+      name: "an unreadable run.json whose container still runs: left alone, the container too",
+      records: [],
+      damaged: [broken("aaa")],
+      containers: [summary(c1, "aaa", { State: "running", Status: "Up 1 minute" }, deadLabels)],
+      want: [],
+    },
+    {
+      name: "an unreadable run.json whose container's labelled owner lives: left alone",
+      records: [],
+      damaged: [broken("aaa")],
+      containers: [summary(c1, "aaa", { State: "created" }, liveLabels)],
+      want: [],
+    },
+    {
+      name: "a finished record whose output.bin is gone: damaged, its record",
+      records: [finished],
+      damaged: [noOutput(finished)],
+      containers: [],
+      want: [{ runId: "bbb", reason: "damaged", state: "exited", containers: [], damaged: true }],
+    },
+    {
+      name: "a record whose output.bin is gone while its owner lives: left alone",
+      records: [running],
+      damaged: [noOutput(running)],
+      containers: [],
+      want: [],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const items = planClean({
+        records: c.records,
+        containers: c.containers,
+        ownerAlive: alive,
+        damaged: c.damaged,
+      });
+      assert.deepEqual(
+        items.map((i) => ({
+          runId: i.runId,
+          reason: i.reason,
+          state: i.state,
+          containers: i.containers.map((x) => x.Id),
+          damaged: i.damage !== undefined,
+        })),
+        c.want,
+      );
+    });
+  }
+  // --workspace: an unreadable record's workspace is unknown, so it is not in any.
+  assert.deepEqual(
+    planClean({ records: [], containers: [], ownerAlive: alive, damaged: [broken("aaa")], workspace: "/ws" }),
+    [],
+  );
 });
 
 Deno.test("planClean lists records newest first, then record-less containers newest first", () => {

@@ -1,7 +1,14 @@
 /** Orphan classification (lib/run/orphans.ts): who owns a container, and whether it is active, kept or orphaned. */
 import assert from "node:assert/strict";
 import type { ContainerSummary } from "../../lib/docker/types.ts";
-import { classifyContainer, type ContainerRole, orphansOf, ownerOf } from "../../lib/run/orphans.ts";
+import {
+  classifyContainer,
+  type ContainerRole,
+  homeOf,
+  ofThisHome,
+  orphansOf,
+  ownerOf,
+} from "../../lib/run/orphans.ts";
 import type { RunRecord } from "../../lib/store/records.ts";
 import { baseRecord as base } from "./fixtures.ts";
 
@@ -144,4 +151,37 @@ Deno.test("orphansOf keeps the orphaned containers in order, with each one's rec
   );
   assert.deepEqual(got.map((c) => c.Id), ["cl", "cg"]);
   assert.deepEqual(asked.sort(), ["a", "g", "k", "x"], "a container without a run id needs no record");
+});
+
+const HOME = "0123456789abcdef0123456789abcdef";
+const ELSE = "fedcba9876543210fedcba9876543210";
+for (
+  const [label, labels, homeId, recordedHere, home] of [
+    ["labelled with this home's id", { "dev.moat.home": HOME }, HOME, false, "this"],
+    ["labelled with this home's id, its run recorded here", { "dev.moat.home": HOME }, HOME, true, "this"],
+    ["labelled with another home's id", { "dev.moat.home": ELSE }, HOME, false, "other"],
+    [
+      "labelled with another's id, though a run of that id is recorded here",
+      { "dev.moat.home": ELSE },
+      HOME,
+      true,
+      "other",
+    ],
+    ["labelled, while this home has no id yet", { "dev.moat.home": ELSE }, undefined, false, "other"],
+    ["unlabelled (an older moat), its run recorded here", {}, HOME, true, "this"],
+    ["unlabelled (an older moat), its run not recorded here", {}, HOME, false, "unknown"],
+    ["unlabelled, this home without an id, its run recorded here", {}, undefined, true, "this"],
+  ] as const
+) {
+  Deno.test(`homeOf: a container ${label} is ${home}`, () => {
+    assert.equal(homeOf(container("running", labels), homeId, (id) => recordedHere && id === "r1"), home);
+  });
+}
+
+Deno.test("ofThisHome keeps this home's containers, in order", () => {
+  const mine = container("running", { "dev.moat.home": HOME }, "c1");
+  const theirs = container("running", { "dev.moat.home": ELSE }, "c2");
+  const old = container("exited", {}, "c3");
+  assert.deepEqual(ofThisHome([mine, theirs, old], HOME, () => false).map((c) => c.Id), ["c1"]);
+  assert.deepEqual(ofThisHome([mine, theirs, old], HOME, () => true).map((c) => c.Id), ["c1", "c3"]);
 });

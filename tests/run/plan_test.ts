@@ -57,6 +57,12 @@ Deno.test("plan labels every container with run id, workspace, runtime and versi
   });
 });
 
+Deno.test("plan labels the container with the id of the MOAT_HOME that made it, when given", () => {
+  const home = "0123456789abcdef0123456789abcdef";
+  assert.equal(planContainer({ ...spec, homeId: home }).body.Labels?.["dev.moat.home"], home);
+  assert.ok(!("dev.moat.home" in planContainer(spec).body.Labels!));
+});
+
 Deno.test("plan attaches stdin only for interactive runs", () => {
   const plain = planContainer(spec).body;
   assert.deepEqual([plain.OpenStdin, plain.AttachStdin, plain.StdinOnce], [false, false, false]);

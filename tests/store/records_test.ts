@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import {
   decodeOutput,
+  listRecords,
   moatHome,
   newRunId,
   type RunRecord,
   RunStore,
+  scanRecords,
   sortNewestFirst,
 } from "../../lib/store/records.ts";
 
@@ -153,5 +155,98 @@ Deno.test("output larger than the buffers arrives whole and in order, across flu
     assert.ok(
       frames.every((f) => f.data.every((b) => b === f.timeMs) && f.stream === (f.timeMs % 2 ? 2 : 1)),
     );
+  });
+});
+
+Deno.test("a new run's directory appears whole: run.json and an empty output.bin, and the record says so", async () => {
+  await withHome(async (home) => {
+    const store = RunStore.create(home, { ...record, id: "0123456789ab" });
+    assert.equal(store.dir, `${home}/runs/0123456789ab`);
+    const files = (await Array.fromAsync(Deno.readDir(store.dir))).map((e) => e.name).sort();
+    assert.deepEqual(files, ["output.bin", "run.json"]);
+    assert.equal((await Deno.stat(`${store.dir}/output.bin`)).size, 0);
+    assert.equal((await Deno.stat(`${store.dir}/output.bin`)).mode! & 0o777, 0o600);
+    assert.equal(JSON.parse(await Deno.readTextFile(`${store.dir}/run.json`)).outputFile, true);
+    // Nothing but the run's directory is left under runs/ (the temporary name is gone).
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(`${home}/runs`))).map((e) => e.name), [
+      "0123456789ab",
+    ]);
+    assert.deepEqual(scanRecords(home).damaged, []);
+  });
+});
+
+Deno.test("scanRecords reports each damaged run with the file at fault and what is wrong", async () => {
+  await withHome(async (home) => {
+    const runs = `${home}/runs`;
+    const at = (id: string, createdAt: string) => ({ ...record, id, createdAt, state: "exited" as const });
+    // Sound: one made by RunStore, one of an older moat that never made output.bin (no outputFile).
+    RunStore.create(home, at("aaaaaaaaaaa1", "2026-01-01T00:00:01.000Z"));
+    await Deno.mkdir(`${runs}/aaaaaaaaaaa2`);
+    await Deno.writeTextFile(
+      `${runs}/aaaaaaaaaaa2/run.json`,
+      JSON.stringify(at("aaaaaaaaaaa2", "2026-01-01T00:00:02.000Z")),
+    );
+    // Damaged output: the record says moat made output.bin; it is gone, or is a directory.
+    RunStore.create(home, at("bbbbbbbbbbb1", "2026-01-01T00:00:03.000Z"));
+    await Deno.remove(`${runs}/bbbbbbbbbbb1/output.bin`);
+    RunStore.create(home, at("bbbbbbbbbbb2", "2026-01-01T00:00:04.000Z"));
+    await Deno.remove(`${runs}/bbbbbbbbbbb2/output.bin`);
+    await Deno.mkdir(`${runs}/bbbbbbbbbbb2/output.bin`);
+    // Unreadable run.json, in every way.
+    const dir = async (id: string, runJson?: string) => {
+      await Deno.mkdir(`${runs}/${id}`);
+      if (runJson !== undefined) await Deno.writeTextFile(`${runs}/${id}/run.json`, runJson);
+    };
+    await dir("ccccccccccc1", '{"schema": 1, "id": "ccccccccccc1", "sta');
+    await dir("ccccccccccc2", "");
+    await dir("ccccccccccc3");
+    await Deno.mkdir(`${runs}/ccccccccccc3/run.json`);
+    await dir("ccccccccccc4");
+    await dir("ccccccccccc5", JSON.stringify(at("ddddddddddd5", "2026-01-01T00:00:05.000Z")));
+    await dir("ccccccccccc6", "[1, 2]");
+    await dir("ccccccccccc7", JSON.stringify({ ...at("ccccccccccc7", "x"), state: "paused" }));
+    // Not moat's: a name that is not a run id, a leftover of a creation that never finished.
+    await dir("notes", "not json");
+    await dir(".0123456789ab.42.tmp");
+
+    const scan = scanRecords(home);
+    assert.deepEqual(scan.records.map((r) => r.id), [
+      "bbbbbbbbbbb2",
+      "bbbbbbbbbbb1",
+      "aaaaaaaaaaa2",
+      "aaaaaaaaaaa1",
+    ]);
+    assert.deepEqual(
+      // The JSON parser's own words vary with its version: only their presence is checked.
+      scan.damaged.map((d) => [
+        d.id,
+        d.damage.path.slice(runs.length + 1),
+        d.damage.problem.replace(/^(not valid JSON) \(.+\)$/, "$1 (…)"),
+        d.record?.id ?? null,
+      ]),
+      [
+        ["ccccccccccc1", "ccccccccccc1/run.json", "not valid JSON (…)", null],
+        ["ccccccccccc2", "ccccccccccc2/run.json", "empty", null],
+        ["ccccccccccc3", "ccccccccccc3/run.json", "a directory, not a file", null],
+        ["ccccccccccc4", "ccccccccccc4/run.json", "missing", null],
+        [
+          "ccccccccccc5",
+          "ccccccccccc5/run.json",
+          'not a run record: its id is "ddddddddddd5", not the directory\'s name',
+          null,
+        ],
+        ["ccccccccccc6", "ccccccccccc6/run.json", "not a run record: not a JSON object", null],
+        ["ccccccccccc7", "ccccccccccc7/run.json", 'not a run record: its state is "paused"', null],
+        ["bbbbbbbbbbb2", "bbbbbbbbbbb2/output.bin", "not a file", "bbbbbbbbbbb2"],
+        [
+          "bbbbbbbbbbb1",
+          "bbbbbbbbbbb1/output.bin",
+          "missing (moat created it with the record)",
+          "bbbbbbbbbbb1",
+        ],
+      ],
+    );
+    // listRecords: the readable records, as before.
+    assert.deepEqual(listRecords(home).map((r) => r.id), scan.records.map((r) => r.id));
   });
 });

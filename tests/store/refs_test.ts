@@ -69,8 +69,9 @@ Deno.test("an ambiguous prefix is an error that lists the candidates", () => {
   );
 });
 
-Deno.test("a shared name is ambiguous too", () => {
-  assert.throws(() => resolveRunRef(records, "fix"), /matches 2 runs: they share the name/);
+Deno.test("a name several runs share means the newest of them", () => {
+  assert.equal(resolveRunRef(records, "fix").id, "abc111111111");
+  assert.equal(resolveRunRef(records.slice(1), "fix").id, "abc222222222");
 });
 
 Deno.test("an unknown reference says how to see the runs", () => {
