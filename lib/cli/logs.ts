@@ -17,6 +17,7 @@ import {
   type DamagedRecord,
   damagedRecordError,
   damageText,
+  maybeReadRecord,
   type RunRecord,
   scanRecords,
 } from "../store/records.ts";
@@ -355,6 +356,11 @@ export async function command(args: string[]): Promise<number> {
   }
   const watcher = opts.follow ? new RunWatcher(ctx, rec!) : undefined;
   await printFrom(ctx, id, path, start, limit, opts, watcher);
+  // Read again: a followed run's record got its last word after the output.
+  const incomplete = (opts.follow ? maybeReadRecord(ctx.home, id) : rec)?.outputIncomplete;
+  if (incomplete !== undefined) {
+    ctx.note(`moat: warning: the recorded output of run ${id} is incomplete: ${incomplete}`);
+  }
   if (watcher && opts.exitCode) {
     // Printing may have stopped early (stdout's reader went away): the run's end is still waited for.
     const code = exitCodeOfEnd(watcher.end ?? await waitForEnd(watcher));

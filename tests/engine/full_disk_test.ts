@@ -62,7 +62,12 @@ Deno.test("a full disk under MOAT_HOME: every byte reaches stdout, exit code kep
 
       // `moat logs` shows what was recorded and says it is incomplete.
       const logs = await moat(["logs", record.id], { home });
+      assert.equal(logs.code, 0, logs.stderr);
       assert.ok(logs.stdout.byteLength > 0 && logs.stdout.byteLength < SIZE);
+      assert.match(
+        logs.stderr,
+        /^moat: warning: the recorded output of run [0-9a-f]{12} is incomplete: it could not be written: No space left on device/m,
+      );
     } finally {
       await sh("umount", home);
     }
