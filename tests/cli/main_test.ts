@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { moat, ROOT } from "../engine/helpers.ts";
 import { VERSION } from "../../lib/version.ts";
 import { stamp } from "../../scripts/bundle.ts";
+import { record, writeRecord } from "./records_fixture.ts";
 
 const home = "/nonexistent-moat-home";
 
@@ -115,31 +116,7 @@ Deno.test("every command refuses a bad MOAT_ENGINE_TIMEOUT as a usage error (exi
   const ws = await Deno.makeTempDir({ prefix: "moat-timeout-ws-" });
   try {
     // A finished run, so `logs` and `stop` would otherwise succeed from the records alone.
-    await Deno.mkdir(`${scratchHome}/runs/aaaa00000001`, { recursive: true });
-    await Deno.writeTextFile(
-      `${scratchHome}/runs/aaaa00000001/run.json`,
-      JSON.stringify({
-        schema: 1,
-        id: "aaaa00000001",
-        name: null,
-        workspace: ws,
-        image: "moat-test/busybox:latest",
-        command: ["true"],
-        sandbox: "gvisor",
-        runtime: "runsc",
-        containerId: null,
-        state: "exited",
-        exitCode: 0,
-        signal: null,
-        error: null,
-        kept: false,
-        removed: true,
-        createdAt: "2026-01-01T00:00:00.000Z",
-        startedAt: "2026-01-01T00:00:01.000Z",
-        finishedAt: "2026-01-01T00:00:02.000Z",
-        moatVersion: "0.1.0",
-      }),
-    );
+    await writeRecord(scratchHome, record({ id: "aaaa00000001", workspace: ws }));
     const env = { MOAT_ENGINE_TIMEOUT: "abc", DOCKER_HOST: "unix:///nonexistent/moat-timeout.sock" };
     for (
       const args of [

@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { moat, moatEnv, ROOT, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
+import { record, writeRecord } from "./records_fixture.ts";
+import type { Owner } from "../../lib/store/records.ts";
 
 const RUNC_ONLY = { Runtimes: { runc: { path: "runc" }, "io.containerd.runc.v2": { path: "runc" } } };
 
@@ -434,30 +436,17 @@ Deno.test("an interrupt while the command runs says the command has the grace pe
 });
 
 /** A record of run `id` named `name`, in progress, owned by `owner` (this test process is a live one). */
-async function runningRecord(home: string, id: string, name: string, owner: unknown): Promise<void> {
-  await Deno.mkdir(`${home}/runs/${id}`, { recursive: true });
-  await Deno.writeTextFile(
-    `${home}/runs/${id}/run.json`,
-    JSON.stringify({
-      schema: 1,
+async function runningRecord(home: string, id: string, name: string, owner: Owner): Promise<void> {
+  await writeRecord(
+    home,
+    record({
       id,
       name,
-      workspace: "/w",
-      image: "moat-test/busybox:latest",
-      command: ["sleep", "100"],
-      sandbox: "gvisor",
-      runtime: "runsc",
       containerId: "d".repeat(64),
       state: "running",
       exitCode: null,
-      signal: null,
-      error: null,
-      kept: false,
       removed: false,
-      createdAt: "2026-01-01T00:00:00.000Z",
-      startedAt: "2026-01-01T00:00:01.000Z",
       finishedAt: null,
-      moatVersion: "0.1.0",
       owner,
     }),
   );
