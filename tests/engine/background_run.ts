@@ -3,7 +3,7 @@
  * command prints `ready` (so the container runs), with what it printed collected until it exits.
  */
 import assert from "node:assert/strict";
-import { containersFor, docker, moatEnv, ROOT, TEST_IMAGE } from "./helpers.ts";
+import { containersFor, docker, moatEnv, onlyRecord, ROOT, TEST_IMAGE } from "./helpers.ts";
 
 export interface BackgroundRun {
   child: Deno.ChildProcess;
@@ -59,6 +59,20 @@ export async function startBackgroundRun(
     assert.fail(`moat run ended (${code}) before its command ran: ${stderr}`);
   }
   return { child, done };
+}
+
+/**
+ * A run whose moat process was killed (`kill -9`) while its command ran: its container is left behind.
+ * Returns the run id and the container id.
+ */
+export async function orphanedRun(s: { ws: string; home: string }): Promise<{ id: string; cid: string }> {
+  const run = await startBackgroundRun(s);
+  const id = (await onlyRecord(s.home)).id as string;
+  const [cid] = await containersFor(s.ws);
+  assert.ok(cid, "the run's container exists");
+  run.child.kill("SIGKILL");
+  await run.done;
+  return { id, cid };
 }
 
 /** Remove what this test's workspace left on the engine (only containers labelled with it). */

@@ -1,19 +1,14 @@
 /** `moat clean` after `kill -9` of a `moat run`: the orphaned container is found and removed. */
 import assert from "node:assert/strict";
-import { containersFor, moat, onlyRecord, requireEngine, scratch } from "./helpers.ts";
-import { removeContainersOf, startBackgroundRun } from "./background_run.ts";
+import { containersFor, moat, requireEngine, scratch } from "./helpers.ts";
+import { orphanedRun, removeContainersOf } from "./background_run.ts";
 
 await requireEngine();
 
 Deno.test("after kill -9 of a running moat run, moat clean -f removes the orphaned container and its record", async () => {
   const s = await scratch();
   try {
-    const run = await startBackgroundRun(s);
-    const id = (await onlyRecord(s.home)).id as string;
-    const [cid] = await containersFor(s.ws);
-    assert.ok(cid, "the run's container exists");
-    run.child.kill("SIGKILL");
-    await run.done;
+    const { id, cid } = await orphanedRun(s);
     assert.equal((await containersFor(s.ws)).length, 1, "nobody removed the container");
 
     // --workspace keeps this test to its own containers: the engine is shared with other tests.

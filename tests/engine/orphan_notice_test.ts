@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { containersFor, docker, moat, onlyRecord, requireEngine, scratch, TEST_IMAGE } from "./helpers.ts";
-import { removeContainersOf, startBackgroundRun } from "./background_run.ts";
+import { orphanedRun, removeContainersOf } from "./background_run.ts";
 
 await requireEngine();
 
@@ -35,12 +35,7 @@ Deno.test("after kill -9 of moat run, moat list notices the orphan on stderr unt
   const before = await noticesBefore();
   const s = await scratch();
   try {
-    const run = await startBackgroundRun(s);
-    const id = (await onlyRecord(s.home)).id as string;
-    const [cid] = await containersFor(s.ws);
-    assert.ok(cid, "the run's container exists");
-    run.child.kill("SIGKILL");
-    await run.done;
+    const { id } = await orphanedRun(s);
 
     const r = await moat(["list"], { home: s.home });
     assert.equal(r.code, 0, r.stderr);
@@ -114,12 +109,7 @@ Deno.test("a container left behind is this MOAT_HOME's alone: another home neith
   const s = await scratch();
   const other = await scratch();
   try {
-    const run = await startBackgroundRun(s);
-    const id = (await onlyRecord(s.home)).id as string;
-    const [cid] = await containersFor(s.ws);
-    assert.ok(cid, "the run's container exists");
-    run.child.kill("SIGKILL");
-    await run.done;
+    const { id, cid } = await orphanedRun(s);
 
     // The container carries the id of the MOAT_HOME that made it.
     const homeId = (await Deno.readTextFile(`${s.home}/home-id`)).trim();
