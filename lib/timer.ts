@@ -28,3 +28,8 @@ export function every(ms: number, fn: () => void): () => void {
     cancel();
   };
 }
+
+/** Resolve after `ms` milliseconds, on the same timer as `after`: for waits while other work is pending. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => void after(ms, resolve));
+}

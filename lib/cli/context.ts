@@ -2,7 +2,7 @@
  * What every command needs from the edge: environment, MOAT_HOME, an engine client made on demand, and
  * output helpers. Commands print results on stdout and everything else on stderr.
  */
-import { clientFromEnv, type DockerClient, engineTimeoutMs } from "../docker/client.ts";
+import { clientFromEnv, type DockerClient, engineStartTimeoutMs, engineTimeoutMs } from "../docker/client.ts";
 import { moatHome } from "../store/records.ts";
 
 const encoder = new TextEncoder();
@@ -45,6 +45,7 @@ export function cliContext(): CliContext {
     stdoutIsTerminal: Deno.stdout.isTerminal(),
     checkEnv() {
       engineTimeoutMs(env);
+      engineStartTimeoutMs(env);
     },
   };
 }

@@ -687,7 +687,9 @@ async function prepareAndRun(
     if (outcome.outputIncomplete !== undefined) {
       say(`moat: warning: the output of run ${runId} is incomplete: ${outcome.outputIncomplete}`);
     }
-    if (store.outputError !== undefined || store.recordError !== undefined) say(notRecordedLine(store, home));
+    if (store.outputError !== undefined || store.recordError !== undefined) {
+      say(notRecordedLine(store, home, outcome.outputIncomplete === undefined));
+    }
     return outcome.exitCode;
   } catch (err) {
     await store.close().catch(() => {});
@@ -697,15 +699,19 @@ async function prepareAndRun(
 }
 
 /**
- * The one line for a run whose record could not be written to the end (a full disk under MOAT_HOME): the
- * terminal got the whole output, `moat logs` will not, and how to make room.
+ * The one line for a run whose record could not be written to the end (a full disk under MOAT_HOME): what
+ * was not written, what that means for `moat logs` or `moat list`, and how to make room. `shownWhole`: the
+ * terminal got every byte (the engine's stream did not fail as well).
  */
-function notRecordedLine(store: RunStore, home: string): string {
-  const err = store.outputError ?? store.recordError;
-  const what = store.outputError !== undefined ? "output" : "record";
+function notRecordedLine(store: RunStore, home: string, shownWhole: boolean): string {
+  const output = store.outputError !== undefined;
+  const err = output ? store.outputError : store.recordError;
   const full = isNoSpace(err) || isNoSpace((err as { cause?: unknown } | undefined)?.cause);
-  return `moat: warning: run ${store.record.id}'s ${what} could not be written to ${store.dir} ` +
-    `(${firstLineOf(err)}); the output shown here is complete, moat logs will not be. ` +
+  const what = output
+    ? `output could not be written to ${store.dir} (${firstLineOf(err)}); ` +
+      (shownWhole ? "the output shown here is complete, moat logs will not be" : "moat logs will show less")
+    : `record could not be updated in ${store.dir} (${firstLineOf(err)}); moat list may show an older state`;
+  return `moat: warning: run ${store.record.id}'s ${what}. ` +
     (full
       ? `Free space (df -h ${home}; moat clean removes finished runs) or set MOAT_HOME to a disk with room`
       : `Check the directory:  ls -ld ${store.dir}`);

@@ -7,7 +7,7 @@
  * was killed) has ended when its container is not running; its exit code is then the container's, as the
  * engine reports it, when there is one.
  */
-import { MoatError, UsageError } from "../errors.ts";
+import { firstLineOf, MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { isFinal } from "../run/reconcile.ts";
 import { isOwnerAlive } from "../store/owner.ts";
@@ -144,7 +144,7 @@ export class RunWatcher {
         const ended = c?.State.Status === "exited" || c?.State.Status === "dead";
         this.#engineExitCode = ended ? c!.State.ExitCode : undefined;
       } catch (err) {
-        const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
+        const why = firstLineOf(err);
         this.#end = {
           kind: "abandoned",
           id: this.#id,

@@ -71,7 +71,10 @@ export class DockerClient implements EngineClient {
   #info: Promise<SystemInfo> | undefined;
 
   constructor(transport: Transport, opts: ClientOptions) {
-    this.http = new EngineHttp(transport, opts);
+    this.http = new EngineHttp(transport, {
+      ...opts,
+      startTimeoutMs: opts.startTimeoutMs ?? DEFAULT_ENGINE_START_TIMEOUT_S * 1000,
+    });
   }
 
   get endpoint(): Endpoint {
@@ -143,8 +146,9 @@ export class DockerClient implements EngineClient {
 export const DEFAULT_ENGINE_TIMEOUT_S = 5;
 /**
  * Default bound for the calls whose time grows with load (create, attach, wait, start, stop, remove),
- * overridable with `MOAT_ENGINE_START_TIMEOUT` (seconds). Twenty gVisor sandboxes booting at once on two
- * cores take tens of seconds each to start; a stuck engine is still noticed within two minutes.
+ * overridable with `MOAT_ENGINE_START_TIMEOUT` (seconds). Under gVisor a start boots the sandbox, which on a
+ * busy two-core host takes longer than the short bound (most of 10–20 starts at once went past 5 s); a
+ * stuck engine is still noticed within two minutes.
  */
 export const DEFAULT_ENGINE_START_TIMEOUT_S = 120;
 

@@ -158,6 +158,7 @@ export async function containerStop(http: EngineHttp, id: string, graceSeconds: 
   await http.call("POST", `/containers/${id}/stop`, {
     query: { t: graceSeconds },
     timeoutMs: http.startTimeoutMs + graceSeconds * 1000,
+    slow: true,
   });
 }
 

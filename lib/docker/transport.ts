@@ -106,7 +106,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /**
    * A call whose time grows with the engine's load (create, attach, wait, start, stop, remove): bounded by
-   * the start budget instead of the short one, unless `timeoutMs` is given.
+   * the start budget instead of the short one, unless `timeoutMs` is given; a timeout names
+   * MOAT_ENGINE_START_TIMEOUT either way.
    */
   slow?: boolean;
   /** Extra abort (e.g. a signal handler); closing the connection cancels the daemon-side work (§3.3). */
@@ -147,9 +148,6 @@ export function buildQuery(query: CallOptions["query"]): string {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** The start budget of a client built without one (tests); `clientFromEnv` passes the configured one. */
-const DEFAULT_START_TIMEOUT_MS = 120_000;
-
 /**
  * The engine's HTTP surface: negotiated, versioned requests with classified errors. Holds no state but
  * the negotiated version.
@@ -168,11 +166,11 @@ export class EngineHttp {
 
   constructor(
     transport: Transport,
-    opts: { timeoutMs: number; startTimeoutMs?: number; apiVersion?: string },
+    opts: { timeoutMs: number; startTimeoutMs: number; apiVersion?: string },
   ) {
     this.transport = transport;
     this.timeoutMs = opts.timeoutMs;
-    this.startTimeoutMs = opts.startTimeoutMs ?? Math.max(opts.timeoutMs, DEFAULT_START_TIMEOUT_MS);
+    this.startTimeoutMs = opts.startTimeoutMs;
     this.#pinned = opts.apiVersion;
   }
 
@@ -325,9 +323,7 @@ export class EngineHttp {
     onAbort?: () => void,
   ): Promise<T> {
     const ms = opts.timeoutMs ?? (opts.slow ? this.startTimeoutMs : this.timeoutMs);
-    const variable = opts.timeoutMs === undefined
-      ? (opts.slow ? "MOAT_ENGINE_START_TIMEOUT" : "MOAT_ENGINE_TIMEOUT")
-      : undefined;
+    const variable = opts.slow ? "MOAT_ENGINE_START_TIMEOUT" : "MOAT_ENGINE_TIMEOUT";
     const signal = opts.signal;
     if (ms <= 0 && !signal) return await this.#mapErr(p, method, path);
     let cancelTimer: (() => void) | undefined;
@@ -341,7 +337,7 @@ export class EngineHttp {
               this.url,
               "timeout",
               `${method} ${path} took longer than ${ms / 1000} s`,
-              variable === undefined ? undefined : { variable },
+              { variable },
             ),
           );
         });

@@ -16,8 +16,16 @@ import {
   SandboxUnavailableError,
 } from "../errors.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
-import { after, every } from "../timer.ts";
-import { attachStream, copyOutput, Delivery, OUTPUT_GRACE_MS, type RecordSink, type Sink } from "./output.ts";
+import { after, every, sleep } from "../timer.ts";
+import {
+  attachStream,
+  copyOutput,
+  Delivery,
+  ENGINE_RECOVERY_MS,
+  OUTPUT_GRACE_MS,
+  type RecordSink,
+  type Sink,
+} from "./output.ts";
 
 export { InterruptedError };
 export type { RecordSink, Sink };
@@ -415,9 +423,7 @@ async function startContainer(client: EngineClient, id: string, runtime: string 
     }
     throw new MoatError(
       `The engine did not start container ${id.slice(0, 12)}: ${what}`,
-      err instanceof EngineUnavailableError && err.reason === "timeout"
-        ? "Give a busy engine more time:  MOAT_ENGINE_START_TIMEOUT=300 moat run …"
-        : "Check the engine with:  docker info",
+      (err instanceof MoatError ? err.hint : undefined) ?? "Check the engine with:  docker info",
       { cause: err },
     );
   }
@@ -451,24 +457,27 @@ export function watchExit(
 ): ExitWatch {
   const due = Promise.withResolvers<void>();
   let known = false;
+  let cancelDue: (() => void) | undefined;
   const exit = exitStatus(client, id, wait, due.promise);
   const stopChecks = every(livenessMs, () => {
-    if (known) return;
     client.maybeContainerInspect(id).then((c) => {
       if (c && !c.State.Running) due.resolve();
     }, () => {});
   });
-  exit.then(() => {}, () => {}).finally(() => {
+  const stop = () => {
     known = true;
     stopChecks();
-  });
-  return { exit, dueSoon: () => void after(graceMs, () => due.resolve()), stop: stopChecks };
+    cancelDue?.();
+  };
+  exit.then(stop, stop);
+  return {
+    exit,
+    dueSoon: () => {
+      if (!known && !cancelDue) cancelDue = after(graceMs, () => due.resolve());
+    },
+    stop,
+  };
 }
-
-/** How long moat keeps asking an engine that went away (a restart) for an exit code it lost. */
-const EXIT_RECOVERY_MS = 60_000;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => after(ms, resolve));
 
 /**
  * The container's exit code. The wait registered before start gives it; when that reply is lost or damaged
@@ -476,7 +485,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => after(ms, resolve))
  * container's state, and a container that still runs is waited for again. `nudge` settles when the exit
  * should be known by now (the output ended, or a stop finished, a grace period ago): a wait that has still
  * said nothing is then treated as lost, so a stuck wait cannot hang the run. Throws when the engine cannot
- * say within `EXIT_RECOVERY_MS`, or the container is gone.
+ * say within `ENGINE_RECOVERY_MS`, or the container is gone.
  */
 async function exitStatus(
   client: EngineClient,
@@ -500,7 +509,7 @@ async function exitStatus(
       "The container was removed before its exit code could be read",
       `See what removes containers:  docker events --filter container=${id}`,
     );
-  const deadline = Date.now() + EXIT_RECOVERY_MS;
+  const deadline = Date.now() + ENGINE_RECOVERY_MS;
   for (;;) {
     if (failure instanceof EngineApiError && failure.isNotFound) throw gone();
     const c = await client.maybeContainerInspect(id, { slow: true }).catch((err) => {

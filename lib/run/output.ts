@@ -13,7 +13,7 @@
 import type { EngineClient } from "../docker/client.ts";
 import { Demuxer, DemuxError } from "../docker/demux.ts";
 import { EngineUnavailableError, firstLineOf, MoatError } from "../errors.ts";
-import { after } from "../timer.ts";
+import { after, sleep } from "../timer.ts";
 
 /** Where output goes. `write` must consume the bytes before resolving (they are reused afterwards). */
 export interface Sink {
@@ -65,6 +65,9 @@ export type CopyEnd =
   | { kind: "error"; error: unknown }
   /** Ended by `cutWhenQuiet`: the source had nothing more to say after the container exited. */
   | { kind: "cut" };
+
+/** How long moat keeps asking an engine that went away (a restart) for what it lost: output, an exit code. */
+export const ENGINE_RECOVERY_MS = 60_000;
 
 /** After the exit is known, how long a stream may stay silent before it is taken to be stuck. */
 export const OUTPUT_GRACE_MS = 2_000;
@@ -256,8 +259,6 @@ export function logStream(logs: { body: AsyncGenerator<Uint8Array>; close(): voi
   };
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => after(ms, resolve));
-
 /**
  * Copy a container's output from `first` (attach, or a followed log) until it is complete, given `exit`,
  * which settles once the container's exit is known. Returns why the output is incomplete, or `undefined`
@@ -315,7 +316,10 @@ export async function copyOutput(
   // A stream that broke at the container's end is common (an engine that gave up on it): then one replay
   // of the log suffices, rather than following a log that is about to end.
   if (!exited) await Promise.race([exitKnown, sleep(exitAfterEofMs)]);
-  for (let attempt = 0; attempt < 5; attempt++) {
+  // A log stream that fails again is given up on after a few tries; an engine that is away (a restart) is
+  // asked again for as long as moat waits for a lost exit code.
+  const deadline = Date.now() + ENGINE_RECOVERY_MS;
+  for (let attempt = 0; attempt < 5;) {
     // Follow the log while the container runs; replay it once it stopped (even if its exit code is not in
     // yet: a stuck wait must not make moat follow a log that has ended).
     const follow = !exited &&
@@ -325,10 +329,11 @@ export async function copyOutput(
       logs = await client.containerLogs(id, { follow });
     } catch (err) {
       reason = `its log could not be read: ${firstLineOf(err)}`;
-      if (!(err instanceof EngineUnavailableError)) break;
+      if (!(err instanceof EngineUnavailableError) || Date.now() >= deadline) break;
       await sleep(1_000); // the engine may be restarting
       continue;
     }
+    attempt++;
     const copy = new OutputCopy(logStream(logs), framerFor(tty), delivery, { daemonErrors: true });
     const logEnd = await runCopy(copy);
     if (copy.daemonError) {

@@ -61,16 +61,13 @@ export async function recordDetached(
 
   // Registered first, so the exit status arrives even if someone removes the container right after it
   // stops (`docker rm -f`, or a `moat stop` that removes it).
-  let wait: PendingWait | undefined;
-  const watch = watchExit(
-    client,
-    id,
-    client.containerWait(id, "not-running").then((w) => {
-      wait = w;
-      return w.result;
-    }),
-    OUTPUT_GRACE_MS,
-  );
+  // A wait that cannot be registered leaves the exit code to the container's state (`watchExit`).
+  const wait: PendingWait = await client.containerWait(id, "not-running").catch((err) => {
+    const result = Promise.reject(err);
+    result.catch(() => {}); // observed by watchExit
+    return { result, close: () => {} };
+  });
+  const watch = watchExit(client, id, wait.result, OUTPUT_GRACE_MS);
   const exit = watch.exit;
 
   const first = await client.containerLogs(id, { follow: true }).then(logStream, failedStream);
@@ -85,7 +82,7 @@ export async function recordDetached(
     error = firstLineOf(err);
   } finally {
     watch.stop();
-    (wait as PendingWait | undefined)?.close();
+    wait.close();
   }
 
   // After the exit and before removal is the only time the engine can say whether the OOM killer ended it.

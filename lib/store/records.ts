@@ -196,10 +196,6 @@ export function recordProblem(rec: unknown, id: string): string | undefined {
   return undefined;
 }
 
-function messageOf(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
-}
-
 /**
  * One run directory: its record, and what is wrong with it (`damage`, else `null`). `undefined` when the
  * directory is gone, or is not a run's (its name is not a run id and it holds no record of that id).
@@ -226,13 +222,13 @@ export function scanRunDir(
       return bad("missing");
     }
     if (err instanceof Deno.errors.IsADirectory) return bad("a directory, not a file");
-    return bad(`unreadable: ${messageOf(err)}`);
+    return bad(`unreadable: ${firstLineOf(err)}`);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    return bad(text.trim() === "" ? "empty" : `not valid JSON (${messageOf(err)})`);
+    return bad(text.trim() === "" ? "empty" : `not valid JSON (${firstLineOf(err)})`);
   }
   const why = recordProblem(parsed, id);
   if (why !== undefined) return bad(`not a run record: ${why}`);
@@ -244,7 +240,7 @@ export function scanRunDir(
     } catch (err) {
       const problem = err instanceof Deno.errors.NotFound
         ? "missing (moat created it with the record)"
-        : `unreadable: ${messageOf(err)}`;
+        : `unreadable: ${firstLineOf(err)}`;
       return { record, damage: { path: out, problem } };
     }
   }

@@ -109,46 +109,50 @@ Deno.test("the bundle stamp replaces exactly one quoted placeholder, and refuses
   assert.throws(() => stamp(`"__X__"+"__X__"`, "__X__", "abc"), /found 2/);
 });
 
-// A bad MOAT_ENGINE_TIMEOUT is a typo in moat's own setting, not an engine problem: every command refuses it
-// the same way (exit 2) before doing anything, and `--help` still works.
-Deno.test("every command refuses a bad MOAT_ENGINE_TIMEOUT as a usage error (exit 2), --help still works", async () => {
-  const scratchHome = await Deno.makeTempDir({ prefix: "moat-timeout-home-" });
-  const ws = await Deno.makeTempDir({ prefix: "moat-timeout-ws-" });
-  try {
-    // A finished run, so `logs` and `stop` would otherwise succeed from the records alone.
-    await writeRecord(scratchHome, record({ id: "aaaa00000001", workspace: ws }));
-    const env = { MOAT_ENGINE_TIMEOUT: "abc", DOCKER_HOST: "unix:///nonexistent/moat-timeout.sock" };
-    for (
-      const args of [
-        ["run", ws, "--", "true"],
-        ["list"],
-        ["list", "--json"],
-        ["status"],
-        ["logs", "aaaa00000001"],
-        ["wait", "aaaa00000001"],
-        ["stop", "aaaa00000001"],
-        ["destroy", "aaaa00000001"],
-        ["clean", "--dry-run"],
-        ["system", "containers"],
-        ["doctor"],
-      ]
-    ) {
-      const r = await moat(args, { home: scratchHome, env });
-      assert.equal(r.code, 2, `moat ${args.join(" ")}: ${r.stderr}`);
-      assert.equal(r.out, "", `moat ${args.join(" ")} prints nothing on stdout`);
-      assert.equal(
-        r.stderr,
-        'moat: MOAT_ENGINE_TIMEOUT "abc" is not a positive number of seconds\n  Use e.g.:  MOAT_ENGINE_TIMEOUT=5\n',
-        `moat ${args.join(" ")}`,
-      );
+// A bad MOAT_ENGINE_TIMEOUT or MOAT_ENGINE_START_TIMEOUT is a typo in moat's own setting, not an engine
+// problem: every command refuses it the same way (exit 2) before doing anything, and `--help` still works.
+for (
+  const [variable, fallback] of [["MOAT_ENGINE_TIMEOUT", 5], ["MOAT_ENGINE_START_TIMEOUT", 120]] as const
+) {
+  Deno.test(`every command refuses a bad ${variable} as a usage error (exit 2), --help still works`, async () => {
+    const scratchHome = await Deno.makeTempDir({ prefix: "moat-timeout-home-" });
+    const ws = await Deno.makeTempDir({ prefix: "moat-timeout-ws-" });
+    try {
+      // A finished run, so `logs` and `stop` would otherwise succeed from the records alone.
+      await writeRecord(scratchHome, record({ id: "aaaa00000001", workspace: ws }));
+      const env = { [variable]: "abc", DOCKER_HOST: "unix:///nonexistent/moat-timeout.sock" };
+      for (
+        const args of [
+          ["run", ws, "--", "true"],
+          ["list"],
+          ["list", "--json"],
+          ["status"],
+          ["logs", "aaaa00000001"],
+          ["wait", "aaaa00000001"],
+          ["stop", "aaaa00000001"],
+          ["destroy", "aaaa00000001"],
+          ["clean", "--dry-run"],
+          ["system", "containers"],
+          ["doctor"],
+        ]
+      ) {
+        const r = await moat(args, { home: scratchHome, env });
+        assert.equal(r.code, 2, `moat ${args.join(" ")}: ${r.stderr}`);
+        assert.equal(r.out, "", `moat ${args.join(" ")} prints nothing on stdout`);
+        assert.equal(
+          r.stderr,
+          `moat: ${variable} "abc" is not a positive number of seconds\n  Use e.g.:  ${variable}=${fallback}\n`,
+          `moat ${args.join(" ")}`,
+        );
+      }
+      const help = await moat(["list", "--help"], { home: scratchHome, env });
+      assert.equal(help.code, 0, help.stderr);
+      assert.match(help.out, /^Usage: moat list/);
+      // Nothing was removed or written: the record is still there.
+      assert.ok((await Deno.stat(`${scratchHome}/runs/aaaa00000001/run.json`)).isFile);
+    } finally {
+      await Deno.remove(scratchHome, { recursive: true });
+      await Deno.remove(ws, { recursive: true });
     }
-    const help = await moat(["list", "--help"], { home: scratchHome, env });
-    assert.equal(help.code, 0, help.stderr);
-    assert.match(help.out, /^Usage: moat list/);
-    // Nothing was removed or written: the record is still there.
-    assert.ok((await Deno.stat(`${scratchHome}/runs/aaaa00000001/run.json`)).isFile);
-  } finally {
-    await Deno.remove(scratchHome, { recursive: true });
-    await Deno.remove(ws, { recursive: true });
-  }
-});
+  });
+}
