@@ -6,12 +6,12 @@
  * `GET /containers/json?size=1`, owner liveness), lists the items, asks, and removes. A run whose owner
  * process lives is never touched.
  */
+import { MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { type CleanItem, formatBytes, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
 import { ofThisHome } from "../run/orphans.ts";
-import { LABEL_PREFIX } from "../run/plan.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { damageText, scanRecords } from "../store/records.ts";
@@ -188,7 +188,7 @@ export async function command(args: string[]): Promise<number> {
   const workspace = opts.workspace === undefined ? undefined : await resolveWorkspace(opts.workspace);
   const { records, damaged } = scanRecords(ctx.home);
   const client = ctx.client();
-  const listed = await client.containerList([`${LABEL_PREFIX}managed=true`], { size: true });
+  const listed = await client.containerList([MANAGED_FILTER], { size: true });
   // Other MOAT_HOMEs' containers are theirs to clean, unless asked (`--all-homes`).
   const here = new Set([...records.map((r) => r.id), ...damaged.map((d) => d.id)]);
   const containers = opts.allHomes ? listed : ofThisHome(listed, maybeHomeId(ctx.home), (id) => here.has(id));

@@ -5,10 +5,10 @@
  * then removes it. The record is removed only once every container is gone, so a failed removal can be
  * retried with the same command.
  */
+import { LABELS, MANAGED_FILTER } from "../run/labels.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { isLive, ownerOf } from "../run/orphans.ts";
-import { LABEL_PREFIX } from "../run/plan.ts";
 import { isFinal } from "../run/reconcile.ts";
 import { isOwnerAlive } from "../store/owner.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
@@ -98,8 +98,8 @@ export async function command(args: string[]): Promise<number> {
   const id = record.id;
   const client = ctx.client();
   const containers = await client.containerList([
-    `${LABEL_PREFIX}managed=true`,
-    `${LABEL_PREFIX}run-id=${id}`,
+    MANAGED_FILTER,
+    `${LABELS.runId}=${id}`,
   ]);
   const owner = record.owner ?? containers.map((c) => ownerOf(c, undefined)).find((o) => o !== undefined);
   const ownerAlive = owner ? isOwnerAlive(owner) : false;
@@ -117,9 +117,7 @@ export async function command(args: string[]): Promise<number> {
 
   // Every container of the run as the engine lists it now (a live owner may have removed its own).
   const ids = running
-    ? (await client.containerList([`${LABEL_PREFIX}managed=true`, `${LABEL_PREFIX}run-id=${id}`])).map((c) =>
-      c.Id
-    )
+    ? (await client.containerList([MANAGED_FILTER, `${LABELS.runId}=${id}`])).map((c) => c.Id)
     : containers.map((c) => c.Id);
   const removed: string[] = [];
   for (const cid of ids) {

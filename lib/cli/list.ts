@@ -6,10 +6,10 @@
  * as `lost`, not recorded so. The same listing finds this MOAT_HOME's containers left behind by a moat
  * process that is gone: one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
  */
+import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { type OptionSpec, parseCommandArgs } from "./args.ts";
-import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal, reconcile, type ShownState } from "../run/reconcile.ts";
 import { ofThisHome, runIdOf } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
@@ -129,7 +129,7 @@ export function engineViewOf(
   if (byRun === undefined) return "unknown";
   const mine = byRun.get(record.id) ?? [];
   return mine.find((c) => record.containerId !== null && c.Id === record.containerId) ??
-    mine.find((c) => !c.Labels?.[`${LABEL_PREFIX}probe`]) ??
+    mine.find((c) => !labelOf(c, "probe")) ??
     "absent";
 }
 
@@ -241,7 +241,7 @@ export type EngineListing = { containers: ContainerSummary[] } | { error: MoatEr
  */
 export async function listManagedContainers(ctx: CliContext): Promise<EngineListing> {
   try {
-    return { containers: await ctx.client().containerList([`${LABEL_PREFIX}managed=true`]) };
+    return { containers: await ctx.client().containerList([MANAGED_FILTER]) };
   } catch (err) {
     if (err instanceof MoatError) return { error: err };
     throw err;

@@ -9,17 +9,17 @@
  * time there is simply no notice. `moat status` and `moat system containers` report orphans themselves
  * (with `liveContainerOwners` from here); `moat clean` removes them.
  */
+import { MANAGED_FILTER } from "../run/labels.ts";
 import { type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { ofThisHome, orphansOf, ownerOf, runIdOf } from "../run/orphans.ts";
-import { LABEL_PREFIX } from "../run/plan.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type RunRecord } from "../store/records.ts";
 import { after } from "../timer.ts";
 import type { CliContext } from "./context.ts";
 
-const MANAGED = `${LABEL_PREFIX}managed=true`;
+const MANAGED = MANAGED_FILTER;
 
 /** Ids of the containers whose owner (`ownerOf`, from the record when there is one) lives. */
 export function liveContainerOwners(

@@ -4,11 +4,11 @@
  * never writes a record, never creates a container, and never needs gVisor (issue 3). Exit 0 when the
  * engine answered, 1 when it could not be asked (what the records say is still printed).
  */
+import { MANAGED_FILTER } from "../run/labels.ts";
 import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
-import { LABEL_PREFIX } from "../run/plan.ts";
 import { ofThisHome, orphansOf, runIdOf } from "../run/orphans.ts";
 import type { ShownState } from "../run/reconcile.ts";
 import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
@@ -449,7 +449,7 @@ async function askEngine(client: () => DockerClient, pinned: boolean): Promise<E
   facts.answered = !pinned;
   const [info, containers] = await Promise.allSettled([
     c.systemInfo(),
-    c.containerList([`${LABEL_PREFIX}managed=true`]),
+    c.containerList([MANAGED_FILTER]),
   ]);
   facts.answered ||= isAnswer(info) || isAnswer(containers);
   if (info.status === "fulfilled") facts.info = info.value;

@@ -9,12 +9,12 @@
  * (`State.ExitCode`). A run without a live owner is always recorded by `moat stop`. Stopping a run that
  * already ended is not an error.
  */
+import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import type { EngineClient } from "../docker/client.ts";
 import type { ContainerInspect, ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { isLive, ownerOf } from "../run/orphans.ts";
-import { LABEL_PREFIX } from "../run/plan.ts";
 import { type EngineView, isFinal } from "../run/reconcile.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { listRecords, maybeReadRecord, type Owner, type RunRecord, RunStore } from "../store/records.ts";
@@ -266,9 +266,9 @@ export async function stopRun(
 
 /** The engine's view of each non-final record's container, for choosing the newest running run. */
 function viewOf(record: RunRecord, containers: ContainerSummary[]): EngineView {
-  const mine = containers.filter((c) => c.Labels?.[`${LABEL_PREFIX}run-id`] === record.id);
+  const mine = containers.filter((c) => labelOf(c, "runId") === record.id);
   return mine.find((c) => c.Id === record.containerId) ??
-    mine.find((c) => !c.Labels?.[`${LABEL_PREFIX}probe`]) ?? "absent";
+    mine.find((c) => !labelOf(c, "probe")) ?? "absent";
 }
 
 /** The newest unfinished record whose container is live on the engine. Pure. */
@@ -295,9 +295,7 @@ export async function command(args: string[]): Promise<number> {
     record = resolveRunRef(records, opts.ref);
   } else {
     const pending = records.filter((r) => !isFinal(r.state));
-    const containers = pending.length
-      ? await ctx.client().containerList([`${LABEL_PREFIX}managed=true`])
-      : [];
+    const containers = pending.length ? await ctx.client().containerList([MANAGED_FILTER]) : [];
     const found = newestRunning(pending, containers);
     if (!found) {
       ctx.note("moat: no run is running; nothing to stop");

@@ -8,6 +8,7 @@
  * - images: the images those containers use, images labelled `dev.moat.built-by=setup` (scripts/setup.sh),
  *   and the default image (`debian:bookworm-slim`, and `$MOAT_IMAGE` when set) when present.
  */
+import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary, ImageSummary } from "../docker/types.ts";
 import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
@@ -20,7 +21,6 @@ import {
   homeOf,
   runIdOf,
 } from "../run/orphans.ts";
-import { LABEL_PREFIX } from "../run/plan.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { cliContext, formatTable } from "./context.ts";
@@ -180,9 +180,9 @@ export function systemContainers(
       status: c.Status,
       created: c.Created,
       runId,
-      runName: c.Labels?.[`${LABEL_PREFIX}name`] ?? null,
-      workspace: c.Labels?.[`${LABEL_PREFIX}workspace`] ?? null,
-      probe: Boolean(c.Labels?.[`${LABEL_PREFIX}probe`]),
+      runName: labelOf(c, "name") ?? null,
+      workspace: labelOf(c, "workspace") ?? null,
+      probe: Boolean(labelOf(c, "probe")),
       role: classifyContainer(c, record, alive(c, record)),
       home: homeOf(c, homeId, (id) => byId.has(id)),
       remove: `docker rm -f ${c.Id.slice(0, 12)}`,
@@ -245,7 +245,7 @@ export function systemImages(
     ).map((c) => c.Id);
     const reasons: ImageReason[] = [];
     if (usedBy.length) reasons.push("in-use");
-    if (img.Labels?.[`${LABEL_PREFIX}built-by`] === "setup") reasons.push("built-by-setup");
+    if (labelOf(img, "builtBy") === "setup") reasons.push("built-by-setup");
     for (const d of defaults) {
       if (tags.includes(withTag(d.ref)) && !reasons.includes(d.reason)) reasons.push(d.reason);
     }
@@ -307,7 +307,7 @@ export async function command(args: string[]): Promise<number> {
   }
   ctx.checkEnv();
   const client = ctx.client();
-  const containers = await client.containerList([`${LABEL_PREFIX}managed=true`]);
+  const containers = await client.containerList([MANAGED_FILTER]);
   let text: string;
   if (opts.sub === "containers") {
     const records = listRecords(ctx.home);

@@ -3,10 +3,11 @@
  * run (`planContainer` + `driveRun`, so it carries every moat label, plus `dev.moat.probe=doctor`), with its
  * output kept in memory. Bounded in time, and the container is removed on every path.
  */
+import { LABELS } from "../run/labels.ts";
 import type { EngineClient } from "../docker/client.ts";
 import { InterruptedError, MoatError } from "../errors.ts";
 import { driveRun, type Sink } from "../run/lifecycle.ts";
-import { LABEL_PREFIX, planContainer } from "../run/plan.ts";
+import { planContainer } from "../run/plan.ts";
 import type { Owner } from "../store/records.ts";
 import { PROBE_COMMAND, type ProbeFacts } from "./checks.ts";
 
@@ -75,7 +76,7 @@ export async function runProbe(client: EngineClient, opts: ProbeOptions): Promis
     ...(opts.owner ? { owner: opts.owner } : {}),
     ...(opts.homeId ? { homeId: opts.homeId } : {}),
   });
-  plan.body.Labels = { ...plan.body.Labels, [`${LABEL_PREFIX}probe`]: PROBE_LABEL };
+  plan.body.Labels = { ...plan.body.Labels, [LABELS.probe]: PROBE_LABEL };
   plan.name = `moat-doctor-${opts.runId}`;
 
   const controller = new AbortController();

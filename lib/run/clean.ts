@@ -13,10 +13,10 @@
  * its run's containers is live or has a live owner — a running container may still belong to a live
  * detached run whose recorder will rewrite the record. Its stopped containers go with it.
  */
+import { labelOf } from "./labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import type { DamagedRecord, Owner, RecordDamage, RunRecord } from "../store/records.ts";
 import { classifyContainer, isLive, ownerOf, runIdOf } from "./orphans.ts";
-import { LABEL_PREFIX } from "./plan.ts";
 import { type EngineView, isFinal, reconcile, type ShownState } from "./reconcile.ts";
 
 /** Why an item is cleanable. */
@@ -84,9 +84,7 @@ function inWorkspace(ws: string | undefined, path: string | undefined): boolean 
 /** The items `moat clean` would remove: records newest first, then record-less containers newest first. */
 export function planClean(facts: CleanFacts): CleanItem[] {
   const { ownerAlive, workspace } = facts;
-  const containers = facts.containers.filter((c) =>
-    inWorkspace(workspace, c.Labels?.[`${LABEL_PREFIX}workspace`])
-  );
+  const containers = facts.containers.filter((c) => inWorkspace(workspace, labelOf(c, "workspace")));
   const records = facts.records.filter((r) => inWorkspace(workspace, r.workspace));
   const byRun = new Map<string, ContainerSummary[]>();
   const loose: ContainerSummary[] = [];
@@ -124,7 +122,7 @@ export function planClean(facts: CleanFacts): CleanItem[] {
     if (ownerAlive(owner ?? undefined)) continue;
     if (mine.some((c) => classifyContainer(c, record, ownerAlive(ownerOf(c, record))) === "active")) continue;
     const view: EngineView = mine.find((c) => record.containerId !== null && c.Id === record.containerId) ??
-      mine.find((c) => !c.Labels?.[`${LABEL_PREFIX}probe`]) ?? "absent";
+      mine.find((c) => !labelOf(c, "probe")) ?? "absent";
     const shown = reconcile(record, view, false);
     const damage = damageOf.get(record.id);
     const reason: CleanReason = damage
@@ -153,11 +151,11 @@ export function planClean(facts: CleanFacts): CleanItem[] {
     if (recorded.has(runId)) continue;
     const gone = mine.filter(orphaned);
     if (gone.length === 0) continue;
-    const main = gone.find((c) => !c.Labels?.[`${LABEL_PREFIX}probe`]) ?? gone[0]!;
+    const main = gone.find((c) => !labelOf(c, "probe")) ?? gone[0]!;
     unrecorded.push({
       runId,
-      name: main.Labels?.[`${LABEL_PREFIX}name`] ?? null,
-      state: main.Labels?.[`${LABEL_PREFIX}probe`] ? "probe" : main.State,
+      name: labelOf(main, "name") ?? null,
+      state: labelOf(main, "probe") ? "probe" : main.State,
       exitCode: null,
       reason: "orphaned",
       containers: gone,

@@ -4,10 +4,10 @@
  * passwd probe (passwd.ts), through a created, never started container, so no runtime runs; cached per image
  * id under `MOAT_HOME/cache/paths/`.
  */
+import { LABELS } from "./labels.ts";
 import type { EngineClient } from "../docker/client.ts";
 import { MODE_DIR, MODE_SYMLINK, type PathStat } from "../docker/containers.ts";
 import type { PathKind } from "./mounts.ts";
-import { LABEL_PREFIX } from "./plan.ts";
 
 /** Links followed at most this many times (each answer has the link's target already resolved). */
 const MAX_LINKS = 8;
@@ -41,7 +41,7 @@ export async function imagePathKinds(
     Image: imageId,
     // Never started: the command only has to be non-empty for create to accept an image without CMD.
     Cmd: ["/moat-path-probe"],
-    Labels: { ...labels, [`${LABEL_PREFIX}probe`]: "paths" },
+    Labels: { ...labels, [LABELS.probe]: "paths" },
     HostConfig: runtime === undefined ? {} : { Runtime: runtime },
   });
   try {

@@ -3,14 +3,14 @@
  * in this MOAT_HOME, and whether owner processes live (checked at the edge with `isOwnerAlive`, see
  * lib/cli/orphan_notice.ts).
  */
+import { labelOf } from "./labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import type { Owner, RunRecord } from "../store/records.ts";
-import { HOME_LABEL, LABEL_PREFIX } from "./plan.ts";
 import { isFinal } from "./reconcile.ts";
 
 /** The run id a container belongs to, from its labels. */
 export function runIdOf(c: ContainerSummary): string | undefined {
-  return c.Labels?.[`${LABEL_PREFIX}run-id`];
+  return labelOf(c, "runId");
 }
 
 /**
@@ -19,8 +19,8 @@ export function runIdOf(c: ContainerSummary): string | undefined {
  */
 export function ownerOf(c: ContainerSummary, record: RunRecord | undefined): Owner | undefined {
   if (record?.owner) return record.owner;
-  const pid = Number(c.Labels?.[`${LABEL_PREFIX}owner-pid`]);
-  const bootId = c.Labels?.[`${LABEL_PREFIX}boot-id`];
+  const pid = Number(labelOf(c, "ownerPid"));
+  const bootId = labelOf(c, "bootId");
   return Number.isInteger(pid) && pid > 0 && bootId ? { pid, bootId, startTicks: 0 } : undefined;
 }
 
@@ -52,9 +52,9 @@ export function classifyContainer(
   ownerAlive: boolean,
 ): ContainerRole {
   if (ownerAlive) return "active";
-  if (c.Labels?.[`${LABEL_PREFIX}probe`]) return "orphaned";
+  if (labelOf(c, "probe")) return "orphaned";
   if (record && record.kept && isFinal(record.state)) return "kept";
-  if (c.Labels?.[`${LABEL_PREFIX}keep`] === "true" && !isLive(c.State)) return "kept";
+  if (labelOf(c, "keep") === "true" && !isLive(c.State)) return "kept";
   return "orphaned";
 }
 
@@ -86,7 +86,7 @@ export function homeOf(
   homeId: string | undefined,
   recorded: (runId: string) => boolean,
 ): ContainerHome {
-  const label = c.Labels?.[HOME_LABEL];
+  const label = labelOf(c, "home");
   if (label !== undefined) return label === homeId ? "this" : "other";
   const runId = runIdOf(c);
   return runId !== undefined && recorded(runId) ? "this" : "unknown";

@@ -3,8 +3,8 @@
  * per image id through the archive endpoint of a created, never started container (nothing runs, so no
  * runtime is involved), then cached under `MOAT_HOME/cache/passwd/`.
  */
+import { LABELS } from "./labels.ts";
 import type { EngineClient } from "../docker/client.ts";
-import { LABEL_PREFIX } from "./plan.ts";
 
 /** The passwd text, or `undefined` when the image has none. */
 export async function readImagePasswd(
@@ -27,7 +27,7 @@ export async function readImagePasswd(
     Image: imageId,
     // Never started: the command only has to be non-empty for create to accept an image without CMD.
     Cmd: ["/moat-passwd-probe"],
-    Labels: { ...labels, [`${LABEL_PREFIX}probe`]: "passwd" },
+    Labels: { ...labels, [LABELS.probe]: "passwd" },
     HostConfig: runtime === undefined ? {} : { Runtime: runtime },
   });
   let passwd: string | undefined;

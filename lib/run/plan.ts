@@ -2,6 +2,7 @@
  * The pure half of a run: what the user asked for (a `RunSpec`) → the exact `POST /containers/create`
  * body. No I/O; the lifecycle sends what this returns.
  */
+import { LABELS } from "./labels.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import { type Profile, profileFor, profileHostConfig } from "./profile.ts";
 
@@ -9,9 +10,6 @@ import { type Profile, profileFor, profileHostConfig } from "./profile.ts";
 export const WORKSPACE_TARGET = "/workspace";
 /** HOME for a user the image has no writable home for. Exists (mode 1777) in every usable image. */
 export const FALLBACK_HOME = "/tmp";
-export const LABEL_PREFIX = "dev.moat.";
-/** The label that says which MOAT_HOME made a container (lib/store/home_id.ts). */
-export const HOME_LABEL = `${LABEL_PREFIX}home`;
 
 export interface RunSpec {
   runId: string;
@@ -45,20 +43,20 @@ export interface RunSpec {
 /** The labels every container moat creates carries; `dev.moat.managed=true` finds them all. */
 export function runLabels(spec: RunSpec): Record<string, string> {
   const labels: Record<string, string> = {
-    [`${LABEL_PREFIX}managed`]: "true",
-    [`${LABEL_PREFIX}run-id`]: spec.runId,
-    [`${LABEL_PREFIX}workspace`]: spec.workspace,
-    [`${LABEL_PREFIX}sandbox`]: spec.runtime === undefined ? "none" : "gvisor",
-    [`${LABEL_PREFIX}runtime`]: spec.runtime ?? "default",
-    [`${LABEL_PREFIX}version`]: spec.moatVersion,
+    [LABELS.managed]: "true",
+    [LABELS.runId]: spec.runId,
+    [LABELS.workspace]: spec.workspace,
+    [LABELS.sandbox]: spec.runtime === undefined ? "none" : "gvisor",
+    [LABELS.runtime]: spec.runtime ?? "default",
+    [LABELS.version]: spec.moatVersion,
   };
-  if (spec.name) labels[`${LABEL_PREFIX}name`] = spec.name;
-  if (spec.keep) labels[`${LABEL_PREFIX}keep`] = "true";
+  if (spec.name) labels[LABELS.name] = spec.name;
+  if (spec.keep) labels[LABELS.keep] = "true";
   if (spec.owner) {
-    labels[`${LABEL_PREFIX}owner-pid`] = String(spec.owner.pid);
-    labels[`${LABEL_PREFIX}boot-id`] = spec.owner.bootId;
+    labels[LABELS.ownerPid] = String(spec.owner.pid);
+    labels[LABELS.bootId] = spec.owner.bootId;
   }
-  if (spec.homeId) labels[HOME_LABEL] = spec.homeId;
+  if (spec.homeId) labels[LABELS.home] = spec.homeId;
   return labels;
 }
 
