@@ -10,7 +10,9 @@ import { MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { type CleanItem, formatBytes, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
+import { type CleanItem, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
+import { formatBytes } from "./format.ts";
+import { directorySize } from "../store/disk_usage.ts";
 import { ofThisHome } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
@@ -125,21 +127,6 @@ export function isYes(answer: string | null): boolean {
   return answer !== null && /^\s*y(es)?\s*$/i.test(answer);
 }
 
-/** Bytes of the files under `dir` (apparent sizes); `undefined` when it cannot be read. */
-async function dirSize(dir: string): Promise<number | undefined> {
-  let total = 0;
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      const path = `${dir}/${e.name}`;
-      if (e.isDirectory) total += (await dirSize(path)) ?? 0;
-      else if (e.isFile) total += (await Deno.lstat(path)).size;
-    }
-  } catch {
-    return undefined;
-  }
-  return total;
-}
-
 function containerSize(cs: ContainerSummary[]): number | undefined {
   // The engine omits `SizeRw` when it is 0 (`omitempty`).
   return cs.length ? cs.reduce((n, c) => n + (c.SizeRw ?? 0), 0) : undefined;
@@ -211,7 +198,7 @@ export async function command(args: string[]): Promise<number> {
 
   const sizes: ItemSizes[] = await Promise.all(items.map(async (item) => ({
     container: containerSize(item.containers),
-    record: hasRecordDir(item) ? await dirSize(`${ctx.home}/runs/${item.runId}`) : undefined,
+    record: hasRecordDir(item) ? await directorySize(`${ctx.home}/runs/${item.runId}`) : undefined,
   })));
   await ctx.out(formatCleanTable(items, sizes));
   for (const item of items) if (item.damage) ctx.note(`moat: ${damageText(item.runId, item.damage)}`);

@@ -4,6 +4,8 @@
  * never writes a record, never creates a container, and never needs gVisor (issue 3). Exit 0 when the
  * engine answered, 1 when it could not be asked (what the records say is still printed).
  */
+import { formatBytes } from "./format.ts";
+import { directorySize } from "../store/disk_usage.ts";
 import { MANAGED_FILTER } from "../run/labels.ts";
 import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
@@ -229,19 +231,6 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
   };
 }
 
-/** `0 B`, `512 B`, `1.5 KiB`, `12.0 MiB`. Pure. */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
-
 function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
@@ -381,26 +370,6 @@ export function formatStatus(r: StatusReport): string {
   return lines.join("\n") + "\n";
 }
 
-/** Total size of the files under `dir` (symlinks not followed); 0 when it does not exist. */
-export async function diskUsage(dir: string): Promise<number> {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(dir));
-  } catch {
-    return 0;
-  }
-  const sizes = await Promise.all(entries.map(async (e) => {
-    const path = `${dir}/${e.name}`;
-    if (e.isDirectory) return await diskUsage(path);
-    try {
-      return (await Deno.lstat(path)).size;
-    } catch {
-      return 0; // removed meanwhile
-    }
-  }));
-  return sizes.reduce((a, b) => a + b, 0);
-}
-
 type EngineFacts = Pick<
   StatusFacts,
   "endpoint" | "ping" | "info" | "containers" | "error" | "answered" | "failedCall"
@@ -471,7 +440,7 @@ export async function command(args: string[]): Promise<number> {
   const runsDir = `${home}/runs`;
   // Asked first (neither rejects): the engine's answers and the size walk overlap reading the records.
   const pinned = Boolean(ctx.env["DOCKER_API_VERSION"]?.trim());
-  const asked = Promise.all([askEngine(ctx.client, pinned), diskUsage(runsDir)]);
+  const asked = Promise.all([askEngine(ctx.client, pinned), directorySize(runsDir).then((n) => n ?? 0)]);
   const { records, damaged } = scanRecords(home);
   const [engine, bytes] = await asked;
   const byId = new Map(records.map((r) => [r.id, r]));

@@ -12,7 +12,7 @@ import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary, ImageSummary } from "../docker/types.ts";
 import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { formatBytes } from "../run/clean.ts";
+import { formatBytes } from "./format.ts";
 import { DEFAULT_IMAGE } from "../run/image.ts";
 import {
   classifyContainer,

@@ -1,6 +1,6 @@
 /** `moat status`: pure helpers as tables, then the spawned CLI against crafted records and a fake engine. */
 import assert from "node:assert/strict";
-import { formatBytes, gvisorFacts, parseStatusArgs, type StatusReport } from "../../lib/cli/status.ts";
+import { gvisorFacts, parseStatusArgs, type StatusReport } from "../../lib/cli/status.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { moat, scratch } from "../engine/helpers.ts";
@@ -16,19 +16,6 @@ import {
 } from "./run_records.ts";
 
 // ---- pure helpers -------------------------------------------------------------------------------------
-
-for (
-  const [n, text] of [
-    [0, "0 B"],
-    [1023, "1023 B"],
-    [1024, "1.0 KiB"],
-    [1536, "1.5 KiB"],
-    [5 * 1024 * 1024, "5.0 MiB"],
-    [3 * 1024 ** 3, "3.0 GiB"],
-  ] as const
-) {
-  Deno.test(`formatBytes(${n}) is "${text}"`, () => assert.equal(formatBytes(n), text));
-}
 
 const RUNC = { path: "runc" };
 for (

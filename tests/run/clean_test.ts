@@ -1,7 +1,7 @@
 /** `planClean`: which runs and containers `moat clean` removes, from records, containers and live owners. */
 import assert from "node:assert/strict";
 import type { ContainerSummary } from "../../lib/docker/types.ts";
-import { formatBytes, ownersToCheck, planClean } from "../../lib/run/clean.ts";
+import { ownersToCheck, planClean } from "../../lib/run/clean.ts";
 import type { DamagedRecord, Owner, RunRecord } from "../../lib/store/records.ts";
 import { DEAD_OWNER, record, summary } from "../cli/records_fixture.ts";
 
@@ -247,18 +247,4 @@ Deno.test("ownersToCheck names the record owners and the owners labelled on cont
     [summary(c1, "zzz", {}, { "dev.moat.owner-pid": "12", "dev.moat.boot-id": "b" })],
   );
   assert.deepEqual(owners, [DEAD_OWNER, { pid: 12, bootId: "b", startTicks: 0 }]);
-});
-
-Deno.test("formatBytes uses decimal units like docker", () => {
-  const table: Array<[number, string]> = [
-    [0, "0 B"],
-    [999, "999 B"],
-    [1000, "1.0 kB"],
-    [4096, "4.1 kB"],
-    [12_345, "12 kB"],
-    [999_999, "1.0 MB"],
-    [117_000_000, "117 MB"],
-    [2_500_000_000, "2.5 GB"],
-  ];
-  for (const [n, want] of table) assert.equal(formatBytes(n), want, String(n));
 });
