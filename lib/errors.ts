@@ -3,9 +3,23 @@
  * alone turns it into text and an exit code. The first line of `message` is what troubleshooting docs
  * are indexed by; `hint` is the next thing to type, printed on its own lines.
  */
+/**
+ * moat's own exit codes, the same for every command (docs/reference/cli.md, "Exit codes"); `moat run` also
+ * exits with its command's code.
+ */
+export const EXIT = {
+  ok: 0,
+  /** A command that reports found a problem: `status` (engine not asked), `doctor` (a failed check). */
+  problem: 1,
+  /** Bad command line, environment variable or config file; nothing was done. */
+  usage: 2,
+  /** moat or the engine failed, a removal that failed included (`destroy`, `clean`). */
+  failure: 125,
+} as const;
+
 export class MoatError extends Error {
   /** Process exit code main.ts uses for this error: 2 for usage/config, 125 for moat or engine failures. */
-  readonly exitCode: number = 125;
+  readonly exitCode: number = EXIT.failure;
   /** What to do next: a command, a config line, a flag. Multi-line allowed. */
   readonly hint: string | undefined;
 
@@ -18,7 +32,7 @@ export class MoatError extends Error {
 
 /** Bad command line or bad input value (missing workspace, malformed `-e`). Exits 2. */
 export class UsageError extends MoatError {
-  override readonly exitCode = 2;
+  override readonly exitCode = EXIT.usage;
 }
 
 /** Why the engine could not be reached; decides the hint. */
@@ -117,7 +131,7 @@ export class ImageMissingError extends MoatError {
 
 /** A config file is invalid; `line`/`column` are 1-based. Exits 2. */
 export class ConfigError extends MoatError {
-  override readonly exitCode = 2;
+  override readonly exitCode = EXIT.usage;
   constructor(
     readonly file: string,
     readonly line: number,
@@ -170,5 +184,5 @@ export function formatError(err: unknown): string {
 
 /** Exit code for any thrown value. */
 export function exitCodeOf(err: unknown): number {
-  return err instanceof MoatError ? err.exitCode : 125;
+  return err instanceof MoatError ? err.exitCode : EXIT.failure;
 }

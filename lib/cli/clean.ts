@@ -8,7 +8,7 @@
  */
 import { MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
-import { UsageError } from "../errors.ts";
+import { EXIT, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { type CleanItem, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
 import { formatBytes } from "./format.ts";
@@ -46,9 +46,9 @@ Options:
                          moat versions that did not label their MOAT_HOME (judged by their labels)
   -h, --help             Print this help
 
-Exit codes: 0 everything listed was removed (or nothing to do, or declined); 1 something could
-not be removed (each failure is reported on stderr); 2 usage error (e.g. no terminal and no -f);
-125 the engine could not be asked.
+Exit codes: 0 everything listed was removed (or nothing to do, or declined); 2 usage error (e.g.
+no terminal and no -f); 125 the engine could not be asked, or something could not be removed (each
+failure is reported on stderr).
 
 Examples:
   moat clean --dry-run
@@ -264,7 +264,7 @@ export async function command(args: string[]): Promise<number> {
   }
   if (failed > 0) {
     ctx.note(`moat: ${countItems(failed)} of ${items.length} could not be removed (see above)`);
-    return 1;
+    return EXIT.failure;
   }
   ctx.note(`moat: removed ${countItems(items.length)}, ${formatBytes(freed)}`);
   return 0;

@@ -10,7 +10,7 @@ import { MANAGED_FILTER } from "../run/labels.ts";
 import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
-import { EngineUnavailableError, MoatError, UsageError } from "../errors.ts";
+import { EngineUnavailableError, EXIT, MoatError, UsageError } from "../errors.ts";
 import { ofThisHome, orphansOf, runIdOf } from "../run/orphans.ts";
 import type { ShownState } from "../run/reconcile.ts";
 import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
@@ -464,5 +464,5 @@ export async function command(args: string[]): Promise<number> {
   } catch (err) {
     if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
   }
-  return report.engine.error === null ? 0 : 1;
+  return report.engine.error === null ? EXIT.ok : EXIT.problem;
 }

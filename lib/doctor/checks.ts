@@ -4,6 +4,7 @@
  * work. The edge (lib/cli/doctor.ts) gathers only what the earlier checks allow; a check whose
  * prerequisite failed is `skip` here, whatever facts exist.
  */
+import { EXIT } from "../errors.ts";
 import type { PingResult, SystemInfo } from "../docker/types.ts";
 import { compareApiVersions, MAX_API_VERSION, MIN_API_VERSION } from "../docker/transport.ts";
 import { gvisorInstallSteps, looksLikeGvisor } from "../sandbox/decide.ts";
@@ -424,5 +425,5 @@ export function renderJson(report: DoctorReport): string {
 
 /** 0 when a sandboxed run would work, 1 otherwise. Warnings do not fail. */
 export function doctorExitCode(report: DoctorReport): number {
-  return report.ok ? 0 : 1;
+  return report.ok ? EXIT.ok : EXIT.problem;
 }

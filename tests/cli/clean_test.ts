@@ -181,7 +181,7 @@ Deno.test("clean -f --all-homes also removes other MOAT_HOMEs' containers left b
   }
 });
 
-Deno.test("clean -f reports a container it could not remove, keeps that run's record, and exits 1", async () => {
+Deno.test("clean -f reports a container it could not remove, keeps that run's record, and exits 125", async () => {
   await using engine = await FakeEngine.start();
   engine.on("DELETE /containers/:id", async (req, res) => {
     if (req.params.id === ORPHAN) await res.json(500, { message: "device or resource busy" });
@@ -191,7 +191,7 @@ Deno.test("clean -f reports a container it could not remove, keeps that run's re
   try {
     const dirs = await scene(s.home, engine);
     const r = await clean(["--force"], s.home, `unix://${engine.path}`);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 125, "a removal that failed is a failure, as in moat destroy");
     assert.match(
       r.stderr,
       /^moat: could not remove container 222222222222 of run b3b3b3b3b3b3: .*device or resource busy$/m,
