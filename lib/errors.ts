@@ -129,6 +129,13 @@ export class ImageMissingError extends MoatError {
   }
 }
 
+/** Where something is in a config file; `line` and `col` count from 1. */
+export interface ConfigPosition {
+  file: string;
+  line: number;
+  col: number;
+}
+
 /** A config file is invalid; `line`/`column` are 1-based. Exits 2. */
 export class ConfigError extends MoatError {
   override readonly exitCode = EXIT.usage;

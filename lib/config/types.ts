@@ -1,3 +1,8 @@
+import type { ConfigPosition } from "../errors.ts";
+import type { MountEntry } from "../run/mounts.ts";
+
+export type { ConfigPosition };
+
 /** The validated config (`moat.yaml`). Every field is optional; absent means "use the default". */
 export interface MoatConfig {
   name?: string;
@@ -24,21 +29,8 @@ export interface MoatConfig {
   mounts?: ConfigMount[];
 }
 
-/** Where something is in a config file; `line` and `col` count from 1. */
-export interface ConfigPosition {
-  file: string;
-  line: number;
-  col: number;
-}
-
-/** One `mounts:` entry. `where` is the entry's position, for errors found later (a missing source). */
-export interface ConfigMount {
-  /** As written: absolute, or relative to the workspace. */
-  source: string;
-  target: string;
-  readonly: boolean;
-  where: ConfigPosition;
-}
+/** One `mounts:` entry, as lib/run/mounts.ts takes it. */
+export type ConfigMount = MountEntry;
 
 /** A loaded config and where it came from (`undefined` file: no config). */
 export interface LoadedConfig {

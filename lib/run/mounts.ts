@@ -3,10 +3,18 @@
  * source into a real host path that exists and is safe to hand to the command (the edge). Free of the YAML
  * parser and zod, which load only with a config file.
  */
-import type { ConfigMount } from "../config/types.ts";
 import { DEFAULT_SOCKET } from "../docker/endpoint.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, type ConfigPosition } from "../errors.ts";
 import { WORKSPACE_TARGET } from "./plan.ts";
+
+/** One `mounts:` entry of the config. `where` is the entry's position, for errors found later (a missing source). */
+export interface MountEntry {
+  /** As written: absolute, or relative to the workspace. */
+  source: string;
+  target: string;
+  readonly: boolean;
+  where: ConfigPosition;
+}
 
 /** A mount ready for the create body: `source` is an absolute, resolved host path. */
 export interface ResolvedMount {
@@ -155,7 +163,7 @@ export function checkMountKinds<M extends { source: string; target: string }>(
 }
 
 /** A problem `checkMountKinds` found, as the config error at the entry's position (`mounts[i].target`). */
-export function mountKindError(bad: MountProblem<ConfigMount>): ConfigError {
+export function mountKindError(bad: MountProblem<MountEntry>): ConfigError {
   return mountError(bad.mount, `mounts[${bad.index}].target`, bad.problem, bad.hint);
 }
 
@@ -185,7 +193,7 @@ const SOCKET_WHY = "whoever can connect to it controls the engine, and through i
  * the field path `mounts[i].source` (`i` is the index in `mounts`). `workspace` must be absolute.
  */
 export async function resolveMounts(
-  mounts: readonly ConfigMount[],
+  mounts: readonly MountEntry[],
   workspace: string,
   engineSocket: string | undefined,
   options: { readOnly?: boolean } = {},
@@ -283,7 +291,7 @@ export async function resolveMounts(
 }
 
 /** A problem with one entry, reported at its position in the config file. */
-function mountError(m: ConfigMount, path: string, problem: string, hint: string): ConfigError {
+function mountError(m: MountEntry, path: string, problem: string, hint: string): ConfigError {
   return new ConfigError(m.where.file, m.where.line, m.where.col, path, problem, hint);
 }
 

@@ -3,6 +3,10 @@
  * stored in the run record) and how it becomes `HostConfig` fields. Pure. docs/concepts/sandboxing.md
  * explains each choice.
  */
+import type { Profile, ProfileMount } from "../store/records.ts";
+
+/** The recorded profile's types live with the record (lib/store sits below lib/run). */
+export type { Profile, ProfileMount };
 
 /**
  * Capabilities kept after dropping all of them. They only matter when the command runs as root (uid 0);
@@ -35,36 +39,6 @@ export const DEFAULT_PIDS = 1024;
  */
 export const GVISOR_MIN_HOST_PIDS = 1024;
 
-export interface ProfileMount {
-  /** Absolute, resolved host path. */
-  source: string;
-  target: string;
-  readonly: boolean;
-}
-
-/** The effective profile of a run: what the record stores and `moat list --json` shows. */
-export interface Profile {
-  /** Always `["ALL"]`. */
-  capDrop: string[];
-  capAdd: string[];
-  noNewPrivileges: boolean;
-  /** An init process as PID 1 that reaps zombies and forwards signals. */
-  init: boolean;
-  /** Most processes the command may have at once. */
-  pids: number;
-  /** Memory limit in bytes (swap included); `null`: unlimited. */
-  memory: number | null;
-  /** CPUs the command may use; `null`: unlimited. */
-  cpus: number | null;
-  /** `none`: loopback only. */
-  network: "default" | "none";
-  /** Read-only root filesystem, with a writable `/tmp`. */
-  readOnly: boolean;
-  /** Extra bind mounts besides the workspace. */
-  mounts: ProfileMount[];
-}
-
-/** The settings a user may change; everything else in the profile is fixed. */
 export interface ProfileSettings {
   pids?: number;
   memory?: number;

@@ -8,7 +8,6 @@
  * chunk and is read back without loading it whole.
  */
 import { firstLineOf, MoatError } from "../errors.ts";
-import type { Profile } from "../run/profile.ts";
 import { after } from "../timer.ts";
 
 export type RunState = "creating" | "created" | "running" | "exited" | "interrupted" | "failed";
@@ -21,6 +20,39 @@ export interface Owner {
   startTicks: number;
 }
 
+export interface ProfileMount {
+  /** Absolute, resolved host path. */
+  source: string;
+  target: string;
+  readonly: boolean;
+}
+
+/**
+ * The effective profile of a run (lib/run/profile.ts makes it): what the record stores and `moat list --json`
+ * shows.
+ */
+export interface Profile {
+  /** Always `["ALL"]`. */
+  capDrop: string[];
+  capAdd: string[];
+  noNewPrivileges: boolean;
+  /** An init process as PID 1 that reaps zombies and forwards signals. */
+  init: boolean;
+  /** Most processes the command may have at once. */
+  pids: number;
+  /** Memory limit in bytes (swap included); `null`: unlimited. */
+  memory: number | null;
+  /** CPUs the command may use; `null`: unlimited. */
+  cpus: number | null;
+  /** `none`: loopback only. */
+  network: "default" | "none";
+  /** Read-only root filesystem, with a writable `/tmp`. */
+  readOnly: boolean;
+  /** Extra bind mounts besides the workspace. */
+  mounts: ProfileMount[];
+}
+
+/** The settings a user may change; everything else in the profile is fixed. */
 /** Schema version 1 of `run.json`. Fields are only ever added. */
 export interface RunRecord {
   schema: 1;
