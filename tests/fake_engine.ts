@@ -2,7 +2,7 @@
  * A scriptable fake Docker Engine for client and lifecycle tests (CONVENTIONS.md "Tests").
  *
  * It listens on a unix socket in a fresh temp dir and speaks the HTTP/1.1 the daemon speaks
- * (docs/docker-engine-api.md §3): Content-Length and chunked replies, bodiless 204/304, the hand-written
+ * (Go's net/http): Content-Length and chunked replies, bodiless 204/304, the hand-written
  * `101 UPGRADED` of `/attach`, and a `/_ping` carrying `Api-Version`. Like the daemon's version middleware,
  * it answers 400 to `/v<x>/…` outside `[minApiVersion, apiVersion]`. It is written independently of
  * `lib/docker/http.ts` so a framing bug there cannot hide behind the same bug here.
@@ -92,7 +92,7 @@ const REASONS: Record<number, string> = {
   503: "Service Unavailable",
 };
 
-/** One multiplexed-stream frame (`[type,0,0,0,size u32 BE]` + payload, §6.1), built independently of lib/. */
+/** One multiplexed-stream frame (`[type,0,0,0,size u32 BE]` + payload), built independently of lib/. */
 export function frame(stream: 0 | 1 | 2 | 3, payload: string | Uint8Array): Uint8Array {
   const data = typeof payload === "string" ? encoder.encode(payload) : payload;
   const out = new Uint8Array(8 + data.byteLength);
@@ -414,7 +414,8 @@ export class FakeResponse {
   /**
    * Answer an attach like the daemon: `HTTP/1.1 101 UPGRADED` with `Content-Type` (default multiplexed),
    * `Connection: Upgrade`, `Upgrade: tcp`, and `initial` bytes in the SAME write, so they reach the client
-   * together with the head (§5.3). `status: 200` mimics old daemons. Returns the raw connection.
+   * together with the head (they belong to the stream). `status: 200` mimics old daemons. Returns the raw
+   * connection.
    */
   async hijack(
     opts: { status?: number; headers?: Record<string, string>; initial?: Uint8Array } = {},
@@ -597,7 +598,8 @@ export class FakeEngine {
       }
       const req = this.#record(head, body);
       if (chunkedRequest) {
-        // The daemon rejects chunked bodies on /start (§3.1); moat never sends one, so refuse them all.
+        // The daemon rejects chunked bodies on /start (moby postContainersStart); moat never sends one, so
+        // refuse them all.
         await res.json(400, { message: "fake engine: chunked request bodies are not accepted" });
         return;
       }

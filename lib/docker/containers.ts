@@ -26,7 +26,10 @@ export async function containerCreate(
 
 /** A hijacked attach: read output from `reader` (multiplexed unless Tty), write raw stdin. */
 export interface AttachStream {
-  /** `Content-Type` of the upgrade reply; informational only — demux is decided by our own `Tty` (§5.3). */
+  /**
+   * `Content-Type` of the upgrade reply; informational only (raw-stream on every engine before API 1.42) —
+   * demux is decided by our own `Tty`.
+   */
   mediaType: string | undefined;
   reader: BufferedReader;
   write(bytes: Uint8Array): Promise<void>;
@@ -35,7 +38,7 @@ export interface AttachStream {
   close(): void;
 }
 
-/** `POST /containers/{id}/attach?stream=1…` over its own connection, upgraded (§5.3). */
+/** `POST /containers/{id}/attach?stream=1…` over its own connection, upgraded (swagger ContainerAttach). */
 export async function containerAttach(
   http: EngineHttp,
   id: string,
@@ -86,7 +89,10 @@ export async function containerLogs(
   return { body: res.body, close: res.close };
 }
 
-/** A registered wait: headers were read (so it is ordered before `start`, §5.5); the result comes later. */
+/**
+ * A registered wait: headers were read (so it is ordered before `start`, as moby client/container_wait.go
+ * does); the result comes later.
+ */
 export interface PendingWait {
   result: Promise<WaitResponse>;
   close(): void;
@@ -95,7 +101,7 @@ export interface PendingWait {
 /**
  * `POST /containers/{id}/wait?condition=…`. Resolves once the engine acknowledged the wait (status line +
  * headers), which the caller must await before `containerStart`. `next-exit` before start is the race-free
- * choice without AutoRemove (§5.5).
+ * choice without AutoRemove (docker/cli waitExitOrRemoved makes it too).
  */
 export async function containerWait(
   http: EngineHttp,
@@ -125,14 +131,17 @@ export async function containerWait(
   return { result, close: res.close };
 }
 
-/** `POST /containers/{id}/start` → 204, or 304 when already started (not an error). No body, ever (§3.1). */
+/**
+ * `POST /containers/{id}/start` → 204, or 304 when already started (not an error). No body, ever (moby
+ * postContainersStart refuses one).
+ */
 export async function containerStart(http: EngineHttp, id: string): Promise<void> {
   await http.call("POST", `/containers/${id}/start`, { slow: true });
 }
 
 /**
  * `POST /containers/{id}/resize?h=&w=` → 200: the size of a `Tty` container's pty. Only while it runs: 409
- * before start or after exit (§5.8), which callers racing the exit treat as harmless.
+ * before start or after exit (moby daemon/resize.go), which callers racing the exit treat as harmless.
  */
 export async function containerResize(
   http: EngineHttp,
@@ -153,7 +162,10 @@ export async function containerKill(http: EngineHttp, id: string, signal = "SIGK
   }
 }
 
-/** `POST /containers/{id}/stop?t=` → 204, 304 already stopped. The engine blocks up to `t` seconds (§5.7). */
+/**
+ * `POST /containers/{id}/stop?t=` → 204, 304 already stopped. The engine blocks up to `t` seconds (swagger
+ * ContainerStop).
+ */
 export async function containerStop(http: EngineHttp, id: string, graceSeconds: number): Promise<void> {
   await http.call("POST", `/containers/${id}/stop`, {
     query: { t: graceSeconds },
@@ -183,7 +195,7 @@ export async function maybeContainerInspect(
 
 /**
  * `DELETE /containers/{id}?force=1&v=1`. Gone already (404) or being removed (409 "already in progress")
- * count as removed (§5.9).
+ * count as removed (moby daemon/delete.go).
  */
 export async function containerRemove(http: EngineHttp, id: string): Promise<void> {
   try {

@@ -1,9 +1,9 @@
 /**
  * The engine's multiplexed stream (`Tty: false`): each frame is an 8-byte header
- * `[type, 0, 0, 0, size u32 big-endian]` and `size` payload bytes (swagger.yaml "Stream format",
- * docs/docker-engine-api.md §6.1). Frames straddle reads and HTTP chunks at any byte, one read can hold
- * several frames, and type 0 is a real type (§6.3 bug 3), so the state is "how much of the current frame
- * is still owed", never "is there a header here".
+ * `[type, 0, 0, 0, size u32 big-endian]` and `size` payload bytes (swagger ContainerAttach "Stream format",
+ * moby api/pkg/stdcopy). Frames straddle reads and HTTP chunks at any byte, one read can hold several
+ * frames, and type 0 is a real type (stdin: a zero type byte still starts a frame), so the state is "how
+ * much of the current frame is still owed", never "is there a header here".
  */
 
 /** 0 stdin (written on stdout), 1 stdout, 2 stderr, 3 the daemon's own error output (Systemerr). */

@@ -1,7 +1,7 @@
 /**
  * Where the engine lives. Pure: environment in, endpoint out. Only `unix://` is spoken today; other
- * `DOCKER_HOST` forms are recognised and refused with a clear message, so tcp/TLS (and docker contexts,
- * docs/docker-engine-api.md §1) can be added here later without touching callers.
+ * `DOCKER_HOST` forms are recognised and refused with a clear message, so tcp/TLS (and the docker CLI's
+ * contexts) can be added here later without touching callers.
  */
 import { UsageError } from "../errors.ts";
 

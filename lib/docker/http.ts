@@ -1,6 +1,6 @@
 /**
  * HTTP/1.1 framing for the engine socket, written for the daemon's Go `net/http` server
- * (docs/docker-engine-api.md §3): request serialisation, the response head, Content-Length, chunked and
+ * (Go src/net/http/server.go): request serialisation, the response head, Content-Length, chunked and
  * close-delimited bodies, bodiless 1xx/204/304/HEAD replies, and the raw stream after a `101` upgrade.
  * No sockets here: everything reads from a `ByteSource`, so tests feed bytes split at any point.
  */
@@ -33,8 +33,8 @@ export const DUMMY_HOST = "api.moby.localhost";
 
 /**
  * Serialise a request. A POST without body gets `Content-Length: 0` (the daemon rejects chunked or
- * non-empty bodies on `/start`, §3.1). One request per connection: `Connection: close` unless the caller
- * asks for an upgrade.
+ * non-empty bodies on `/start`, moby postContainersStart). One request per connection: `Connection: close`
+ * unless the caller asks for an upgrade.
  */
 export function serializeRequest(req: RequestInit): Uint8Array {
   const headers: Record<string, string> = { "Host": DUMMY_HOST, "User-Agent": "moat", ...req.headers };
@@ -64,7 +64,7 @@ export class HttpProtocolError extends Error {
 export function parseHead(text: string): ResponseHead {
   const lines = text.split("\r\n");
   const statusLine = lines[0] ?? "";
-  // Parse the code only: the daemon's 101 says "UPGRADED", not "Switching Protocols" (§5.3).
+  // Parse the code only: the daemon's 101 says "UPGRADED", not "Switching Protocols" (postContainersAttach).
   const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(statusLine);
   if (!m) throw new HttpProtocolError(`malformed status line: ${JSON.stringify(statusLine.slice(0, 80))}`);
   const headers = new Map<string, string>();

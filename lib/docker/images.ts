@@ -47,7 +47,7 @@ export function splitImageReference(ref: string): { fromImage: string; tag?: str
 
 /**
  * `POST /images/create?fromImage=…` (pull). The reply is 200 then JSON lines; failures arrive in-band as
- * `{"error": …}` (docs/docker-engine-api.md §3.4), which are thrown here.
+ * `{"error": …}` (moby daemon/internal/streamformatter FormatError), which are thrown here.
  */
 export async function imageCreate(
   http: EngineHttp,
@@ -75,7 +75,7 @@ export async function imageCreate(
     }
     onProgress(msg);
   };
-  // Closing the connection is how a pull is cancelled (the daemon ties the pull to the request, §3.3).
+  // Closing the connection is how a pull is cancelled (moby postImagesCreate pulls in the request's context).
   const cancel = () => res.close();
   signal?.addEventListener("abort", cancel, { once: true });
   try {

@@ -1,8 +1,8 @@
 /**
  * Sockets, requests and version negotiation. One connection per request (`Connection: close`): unix
- * connects are cheap and long calls (`/wait`, `/attach`) must not share a connection anyway
- * (docs/docker-engine-api.md §3.3). Operation modules (`containers.ts`, `images.ts`, `system.ts`) only
- * say which method, path and statuses; this module does the rest.
+ * connects are cheap and long calls (`/wait`, `/attach`) must not share a connection anyway (HTTP/1.1
+ * cannot multiplex). Operation modules (`containers.ts`, `images.ts`, `system.ts`) only say which method,
+ * path and statuses; this module does the rest.
  */
 import { EngineApiError, EngineUnavailableError, InterruptedError, MoatError } from "../errors.ts";
 import { after } from "../timer.ts";
@@ -68,7 +68,7 @@ function classifyConnectError(endpoint: Endpoint, err: unknown): MoatError {
   return new EngineUnavailableError(url, "other", detail, { cause: err });
 }
 
-/** The API version range this client speaks. Every field moat sends exists at the floor (§2.5). */
+/** The API version range this client speaks. Every field moat sends exists at the floor (swagger v1.40). */
 export const MIN_API_VERSION = "1.40";
 export const MAX_API_VERSION = "1.44";
 
@@ -83,8 +83,8 @@ export function compareApiVersions(a: string, b: string): number {
 }
 
 /**
- * Pure negotiation over `/_ping`'s `Api-Version` (§2.3): min(server, ours); an absent header means ours;
- * below our floor is refused.
+ * Pure negotiation over `/_ping`'s `Api-Version` (as moby client/client.go negotiateAPIVersion):
+ * min(server, ours); an absent header means ours; below our floor is refused.
  */
 export function negotiateApiVersion(serverVersion: string | undefined, endpoint: string): string {
   if (!serverVersion || !/^\d+\.\d+$/.test(serverVersion)) return MAX_API_VERSION;
@@ -110,7 +110,10 @@ export interface CallOptions {
    * MOAT_ENGINE_START_TIMEOUT either way.
    */
   slow?: boolean;
-  /** Extra abort (e.g. a signal handler); closing the connection cancels the daemon-side work (§3.3). */
+  /**
+   * Extra abort (e.g. a signal handler); closing the connection cancels the daemon-side work (its handlers
+   * run in the request's context).
+   */
   signal?: AbortSignal;
 }
 
@@ -121,7 +124,7 @@ export interface StreamingResponse {
   close(): void;
 }
 
-/** A hijacked connection after `101`: `reader` holds bytes that came with the head (§5.3). */
+/** A hijacked connection after `101`: `reader` holds the bytes read with the head (moby client/hijack.go). */
 export interface Hijacked {
   head: ResponseHead;
   reader: BufferedReader;
@@ -129,7 +132,10 @@ export interface Hijacked {
   close(): void;
 }
 
-/** Build `?a=1&filters=%7B…%7D`: booleans as 1/0 (§3.1), objects as JSON. */
+/**
+ * Build `?a=1&filters=%7B…%7D`: booleans as 1/0 (the daemon's BoolValue reads any other word, even "off",
+ * as true), objects as JSON.
+ */
 export function buildQuery(query: CallOptions["query"]): string {
   if (!query) return "";
   const parts: string[] = [];
@@ -195,7 +201,7 @@ export class EngineHttp {
       const serverVersion = res.head.headers.get("api-version");
       this.serverApiVersion = serverVersion;
       this.server = res.head.headers.get("server");
-      // /_ping may answer 500 with the same headers when the daemon is unhealthy (§2.1).
+      // /_ping may answer 500 with the same headers when the daemon is unhealthy (swagger SystemPing).
       if (res.head.status >= 400 && !serverVersion) await this.#throwApiError("GET", "/_ping", res);
       return negotiateApiVersion(serverVersion, this.url);
     } finally {
@@ -254,7 +260,7 @@ export class EngineHttp {
     }, true);
     const { head } = res;
     if (head.status !== 101 && head.status !== 200) {
-      // Hijack-path errors are plain text, not JSON (§3.4).
+      // Hijack-path errors are plain text, not JSON (moby container_routes.go postContainersAttach).
       await this.#throwApiError(method, path, res);
     }
     return { head, reader: res.reader, conn: res.conn, close: res.close };
@@ -292,7 +298,7 @@ export class EngineHttp {
       const reader = new BufferedReader(conn);
       const head = await this.#guard(reader.readHead(), opts, method, path, close);
       // After a successful upgrade the bytes are the raw stream (left in `reader`); a refused hijack still
-      // has a plain-text body to read for the error message (§3.4).
+      // has a plain-text body to read for the error message (moby postContainersAttach).
       const upgraded = keepReader && (head.status === 101 || head.status === 200);
       const framing = upgraded ? { kind: "none" as const } : bodyFraming(method, head);
       const raw = readBody(reader, framing);

@@ -1,6 +1,6 @@
 /** Engine API shapes moat reads and writes (subsets of swagger.yaml definitions). */
 
-/** `/info` `Runtimes` entry (`Runtime` in swagger). Shim-v2 runtimes have no `path` (§4). */
+/** `/info` `Runtimes` entry (`Runtime` in swagger). Shim-v2 runtimes have no `path` (moby info_unix.go). */
 export interface RuntimeInfo {
   path?: string;
   runtimeArgs?: string[];

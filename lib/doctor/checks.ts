@@ -150,7 +150,7 @@ function engineCheck(facts: DoctorFacts): Check {
   }
   if (!facts.ping) return fail("engine", `${url} was not asked (${why})`, "Run again:  moat doctor");
   if (!facts.ping.ok && facts.ping.problem.status !== undefined) {
-    // The daemon answered /_ping with an error and no API version: it is up but unhealthy (§2.1).
+    // The daemon answered /_ping with an error and no API version: up but unhealthy (swagger SystemPing).
     return fail(
       "engine",
       `${facts.ping.problem.message} (${why})`,

@@ -1,5 +1,5 @@
 /**
- * The run lifecycle over the `EngineClient` interface, in the order docs/docker-engine-api.md §5.12 gives:
+ * The run lifecycle over the `EngineClient` interface, in the order of docker/cli container/run.go:
  * create → attach → wait (headers read) → start → pump output → exit code → remove (unless kept).
  * Attaching and registering the wait before start is what guarantees no output and no exit is missed.
  */
@@ -548,8 +548,8 @@ interface SizeFollower {
 
 /**
  * Keep the container's pty the size of the host terminal: once right after start (engines before API 1.42
- * ignore `ConsoleSize`, §5.8) and on every SIGWINCH. Resizes are sent one at a time, the latest size
- * wins, and a failure — typically 409 because the container just exited — is ignored.
+ * ignore `ConsoleSize`, moby api/docs/CHANGELOG.md) and on every SIGWINCH. Resizes are sent one at a time,
+ * the latest size wins, and a failure — typically 409 because the container just exited — is ignored.
  */
 export function followSize(client: EngineClient, id: string, terminal: Terminal): SizeFollower {
   let inFlight: Promise<void> | undefined;

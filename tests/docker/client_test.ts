@@ -529,7 +529,7 @@ Deno.test("attach accepts the 200 raw stream of older engines", async () => {
 Deno.test("an attach refused with the daemon's plain-text reply is an EngineApiError with its text", async () => {
   await using engine = await FakeEngine.start();
   engine.on("POST /containers/:id/attach", async (req, res) => {
-    // postContainersAttach's hand-written error: no length, plain text, then close (§3.4).
+    // postContainersAttach's hand-written error: no length, plain text, then close.
     await res.write(
       "HTTP/1.1 404 Not Found\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n" +
         `No such container: ${req.params.id}\r\n`,

@@ -216,7 +216,7 @@ Deno.test("demux delivers what arrived before a cut and starts afresh after end"
 });
 
 Deno.test("demux decodes the test vectors of the reference doc", () => {
-  // docs/docker-engine-api.md §6.1
+  // stdout "hi\n" and stderr "err", each an 8-byte header then the payload (swagger "Stream format").
   const stdout = new Uint8Array([0x01, 0, 0, 0, 0, 0, 0, 0x03, 0x68, 0x69, 0x0a]);
   const stderr = new Uint8Array([0x02, 0, 0, 0, 0, 0, 0, 0x03, 0x65, 0x72, 0x72]);
   const got = run([bytes(stdout, stderr)]);
