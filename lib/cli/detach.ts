@@ -3,6 +3,7 @@
  * wait until it has taken the run over, and the recorder's own entry point — the internal, hidden
  * `moat run --record-detached <id>`, which is not for people to type.
  */
+import * as life from "../run/record_life.ts";
 import { clientFromEnv } from "../docker/client.ts";
 import { MoatError } from "../errors.ts";
 import { isFinal } from "../run/reconcile.ts";
@@ -117,43 +118,19 @@ async function record(home: string, runId: string): Promise<number> {
       now: () => Date.now(),
     }, { keep: store.record.kept });
     await store.close();
-    const incomplete = outcome.outputIncomplete ?? store.outputNotWritten;
-    const patch = {
-      runtime: outcome.runtime ?? store.record.runtime,
-      removed: outcome.removed,
-      finishedAt: new Date().toISOString(),
-      ...(outcome.error ? { error: outcome.error } : {}),
-      ...(outcome.oomKilled ? { oomKilled: true } : {}),
-      ...(incomplete === undefined ? {} : { outputIncomplete: incomplete }),
-    };
-    // Someone may have written the record meanwhile (`moat stop`): merge into what is on disk now, and keep
-    // a final state that is already there.
+    // Someone may have written the record meanwhile (`moat stop`): merge into what is on disk now.
     const fresh = RunStore.open(home, runId) ?? store;
-    if (isFinal(fresh.record.state)) {
-      fresh.update({
-        ...patch,
-        exitCode: fresh.record.exitCode ?? outcome.exitCode,
-        finishedAt: fresh.record.finishedAt ?? patch.finishedAt,
-      });
-    } else {
-      fresh.update({
-        ...patch,
-        state: outcome.exitCode === null ? "failed" : "exited",
-        exitCode: outcome.exitCode,
-      });
-    }
+    fresh.update(life.recorded(fresh.record, {
+      ...outcome,
+      outputIncomplete: outcome.outputIncomplete ?? store.outputNotWritten,
+    }, new Date()));
     return outcome.exitCode === null ? 125 : 0;
   } catch (err) {
     await store.close().catch(() => {});
     const fresh = RunStore.open(home, runId) ?? store;
     if (!isFinal(fresh.record.state)) {
-      fresh.tryUpdate({
-        state: "failed",
-        error: `The recorder of this detached run failed: ${
-          err instanceof Error ? err.message : String(err)
-        }`,
-        finishedAt: new Date().toISOString(),
-      });
+      const why = err instanceof Error ? err.message : String(err);
+      fresh.tryUpdate(life.failed(`The recorder of this detached run failed: ${why}`, null, new Date()));
     }
     throw err;
   }

@@ -2,6 +2,7 @@
  * `moat run`: the edge that gathers flags, config, environment and engine facts, hands the pure modules
  * their data, and drives the lifecycle. Returns the exit code; only main.ts exits.
  */
+import * as life from "../run/record_life.ts";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
@@ -581,13 +582,7 @@ async function prepareAndRun(
       ? err
       : new InterruptedError(String(interrupt.reason), undefined);
     try {
-      RunStore.create(home, {
-        ...newRecord(),
-        state: "interrupted",
-        signal: stopped.signal,
-        error: stopped.message,
-        finishedAt: new Date().toISOString(),
-      });
+      RunStore.create(home, { ...newRecord(), ...life.failed(stopped.message, stopped.signal, new Date()) });
     } catch {
       // The interrupt is what to report.
     }
@@ -624,15 +619,15 @@ async function prepareAndRun(
     }, {
       // While the command runs, a record that cannot be written (a full disk) must not end it.
       onCreated: (id, warnings) => {
-        store.tryUpdate({ containerId: id, state: "created" });
+        store.tryUpdate(life.created(id));
         for (const w of warnings) say(`moat: engine warning: ${w}`);
       },
       onStarted: () => {
         spinner.stop();
-        store.tryUpdate({ state: "running", startedAt: new Date().toISOString() });
+        store.tryUpdate(life.started(new Date()));
       },
       onRemoved: (removed) => {
-        store.tryUpdate({ removed });
+        store.tryUpdate(life.removed(removed));
         if (!removed) {
           const id = store.record.containerId ?? "";
           say(
@@ -666,16 +661,10 @@ async function prepareAndRun(
       admit: check.done,
     });
     await store.close();
-    const incomplete = outcome.outputIncomplete ?? store.outputNotWritten;
-    store.tryUpdate({
-      state: outcome.interrupted ? "interrupted" : "exited",
-      exitCode: outcome.exitCode,
-      signal: outcome.interrupted ?? null,
-      runtime: outcome.runtime ?? store.record.runtime,
-      finishedAt: new Date().toISOString(),
-      ...(outcome.oomKilled ? { oomKilled: true } : {}),
-      ...(incomplete === undefined ? {} : { outputIncomplete: incomplete }),
-    });
+    store.tryUpdate(life.ended(store.record, {
+      ...outcome,
+      outputIncomplete: outcome.outputIncomplete ?? store.outputNotWritten,
+    }, new Date()));
     if (outcome.interrupted) {
       say(
         `moat: run ${runId} interrupted by ${outcome.interrupted}; container ${
@@ -732,12 +721,7 @@ function endFailedRun(store: RunStore, err: unknown, interrupt: AbortSignal, che
   const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
   const refused = err instanceof SandboxUnavailableError || (err !== undefined && err === check.failure);
   if (refused && !interrupted && store.record.startedAt === null) return store.discard();
-  store.tryUpdate({
-    state: interrupted ? "interrupted" : "failed",
-    signal: interrupted,
-    error: err instanceof Error ? err.message : String(err),
-    finishedAt: new Date().toISOString(),
-  });
+  store.tryUpdate(life.failed(err instanceof Error ? err.message : String(err), interrupted, new Date()));
 }
 
 /** The line that says the exit code 137 was the memory limit, and what to change. */
@@ -768,14 +752,14 @@ async function startDetachedRun(
   try {
     const { containerId } = await startDetached(client, plan, {
       onCreated: (id, warnings) => {
-        store.update({ containerId: id, state: "created" });
+        store.update(life.created(id));
         for (const w of warnings) say(`moat: engine warning: ${w}`);
       },
       onStarted: () => {
-        store.update({ state: "running", startedAt: new Date().toISOString() });
+        store.update(life.started(new Date()));
       },
       onRemoved: (removed) => {
-        store.update({ removed });
+        store.update(life.removed(removed));
       },
     }, { keep, interrupt, admit: check.done });
     // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
@@ -783,7 +767,7 @@ async function startDetachedRun(
     if (failure !== undefined) {
       await client.containerKill(containerId).catch(() => {});
       const removed = keep ? false : await client.containerRemove(containerId).then(() => true, () => false);
-      store.update({ removed });
+      store.update(life.removed(removed));
       throw new MoatError(
         `The process that records run ${runId} did not start: ${failure}`,
         "The container was stopped. Run the command in the foreground instead:  moat run -- …",

@@ -1,0 +1,98 @@
+/**
+ * The life of a run's record as pure state transitions: each returns the patch a writer applies to
+ * `run.json` (`RunStore.update`), so every writer — the foreground `moat run`, a detached run's recorder —
+ * moves a record through the same states with the same fields:
+ *
+ *   creating ─created→ created ─started→ running ─ended→ exited | interrupted
+ *        └──────────────────────┴──────────┴─failed→ failed | interrupted
+ *
+ * `at` is the moment of the transition; the writer passes the clock in.
+ */
+import type { RunRecord } from "../store/records.ts";
+import { isFinal } from "./reconcile.ts";
+
+export type RecordPatch = Partial<RunRecord>;
+
+/** The container exists. */
+export function created(containerId: string): RecordPatch {
+  return { containerId, state: "created" };
+}
+
+/** The engine started the command. */
+export function started(at: Date): RecordPatch {
+  return { state: "running", startedAt: at.toISOString() };
+}
+
+/** Removal of the container was attempted (not with `--keep`): whether it is gone. */
+export function removed(gone: boolean): RecordPatch {
+  return { removed: gone };
+}
+
+/** How a run that started came to its end, as the lifecycle saw it. */
+export interface RunEnding {
+  exitCode: number;
+  /** The signal that interrupted the run, if any. */
+  interrupted?: string | undefined;
+  /** `HostConfig.Runtime` as the engine reported it, when known. */
+  runtime?: string | undefined;
+  oomKilled?: boolean;
+  /** Why the recorded output is incomplete, when it is. */
+  outputIncomplete?: string | undefined;
+}
+
+/** The command ended (its exit code is known): `exited`, or `interrupted` when a signal ended it. */
+export function ended(record: RunRecord, e: RunEnding, at: Date): RecordPatch {
+  return {
+    state: e.interrupted ? "interrupted" : "exited",
+    exitCode: e.exitCode,
+    signal: e.interrupted ?? null,
+    runtime: e.runtime ?? record.runtime,
+    finishedAt: at.toISOString(),
+    ...(e.oomKilled ? { oomKilled: true } : {}),
+    ...(e.outputIncomplete === undefined ? {} : { outputIncomplete: e.outputIncomplete }),
+  };
+}
+
+/** The run failed with `error` (its first line is kept), or was interrupted (`signal`) before it ended. */
+export function failed(error: string, signal: string | null, at: Date): RecordPatch {
+  return {
+    state: signal ? "interrupted" : "failed",
+    signal,
+    error,
+    finishedAt: at.toISOString(),
+  };
+}
+
+/** What a detached run's recorder learnt by the end (see lib/run/recorder.ts `RecordOutcome`). */
+export interface RecordedEnding {
+  /** `null`: the exit code could not be read. */
+  exitCode: number | null;
+  runtime: string | undefined;
+  removed: boolean;
+  error: string | undefined;
+  oomKilled: boolean;
+  outputIncomplete: string | undefined;
+}
+
+/**
+ * The recorder's last word, merged into the record as it is on disk now: someone else (`moat stop`) may
+ * have ended the run meanwhile, and a final state and exit code already there are kept.
+ */
+export function recorded(onDisk: RunRecord, e: RecordedEnding, at: Date): RecordPatch {
+  const patch: RecordPatch = {
+    runtime: e.runtime ?? onDisk.runtime,
+    removed: e.removed,
+    finishedAt: at.toISOString(),
+    ...(e.error ? { error: e.error } : {}),
+    ...(e.oomKilled ? { oomKilled: true } : {}),
+    ...(e.outputIncomplete === undefined ? {} : { outputIncomplete: e.outputIncomplete }),
+  };
+  if (isFinal(onDisk.state)) {
+    return {
+      ...patch,
+      exitCode: onDisk.exitCode ?? e.exitCode,
+      finishedAt: onDisk.finishedAt ?? patch.finishedAt!,
+    };
+  }
+  return { ...patch, state: e.exitCode === null ? "failed" : "exited", exitCode: e.exitCode };
+}
