@@ -1,51 +1,25 @@
 /**
- * `moat run`: the edge that gathers flags, config, environment and engine facts, hands the pure modules
- * their data, and drives the lifecycle. Returns the exit code; only main.ts exits.
+ * `moat run`: the edge that gathers flags, config and environment into a `RunRequest`, and hands it with
+ * the process's stdio, signals and status line to lib/run/start.ts, which runs it. Returns the exit code;
+ * only main.ts exits.
  */
-import * as life from "../run/record_life.ts";
+import { startRun } from "../run/start.ts";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
-import type { ContainerCreateBody } from "../docker/types.ts";
-import { endpointUrl } from "../docker/endpoint.ts";
-import {
-  ConfigError,
-  firstLineOf,
-  InterruptedError,
-  MoatError,
-  SandboxUnavailableError,
-  UsageError,
-} from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
-import { chooseImage, ensureImage, maybeImageRefProblem } from "../run/image.ts";
-import { driveRun, type Sink, startDetached } from "../run/lifecycle.ts";
-import {
-  FALLBACK_HOME,
-  needsFallbackHome,
-  parseEnvArg,
-  planContainer,
-  runLabels,
-  type RunSpec,
-  type UserRef,
-} from "../run/plan.ts";
+import { chooseImage, maybeImageRefProblem } from "../run/image.ts";
+import type { Sink } from "../run/lifecycle.ts";
+import { parseEnvArg, type UserRef } from "../run/plan.ts";
 import { checkNameFree } from "../run/names.ts";
-import { readImagePasswd } from "../run/passwd.ts";
 import { profileFor, type ProfileSettings } from "../run/profile.ts";
-import {
-  checkMountKinds,
-  mountKindError,
-  type PathKind,
-  resolveMounts,
-  targetsToProbe,
-} from "../run/mounts.ts";
-import { imagePathKinds } from "../run/image_paths.ts";
+import { resolveMounts } from "../run/mounts.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import type { MoatConfig } from "../config/types.ts";
-import { decideSandbox, noSandboxWarning, resolveRuntime } from "../sandbox/decide.ts";
-import { ensureHomeId } from "../store/home_id.ts";
+import { decideSandbox } from "../sandbox/decide.ts";
 import { currentOwner } from "../store/owner.ts";
-import { isNoSpace, moatHome, newRunId, type RunRecord, RunStore } from "../store/records.ts";
-import { VERSION } from "../version.ts";
+import { moatHome, newRunId } from "../store/records.ts";
 import { RUN_HELP } from "./help.ts";
 import { noSpinner, type Spinner, startSpinner } from "./spinner.ts";
 import { maybeFindOrphans, orphanNotice } from "./orphan_notice.ts";
@@ -224,9 +198,6 @@ export function resourceSettings(
   return settings;
 }
 
-/** Seconds an interrupted run's command gets between SIGTERM and SIGKILL. */
-const STOP_GRACE_SECONDS = 5;
-
 function stderrLine(line: string) {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 }
@@ -396,18 +367,6 @@ async function prepareAndRun(
   tty: boolean,
   signals: { interrupt: AbortSignal; force: AbortSignal },
 ): Promise<number> {
-  const { interrupt } = signals;
-  const checkInterrupt = () => {
-    if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason), undefined);
-  };
-  // A read-only engine call need not finish once the user interrupts (the engine may be hanging).
-  const unlessInterrupted = <T>(call: Promise<T>): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(new InterruptedError(String(interrupt.reason), undefined));
-      if (interrupt.aborted) return onAbort();
-      interrupt.addEventListener("abort", onAbort, { once: true });
-      call.then(resolve, reject).finally(() => interrupt.removeEventListener("abort", onAbort));
-    });
   const workspace = resolveWorkspace(opts.workspace);
   const { config, file: configFile } = await loadConfig(workspace.path);
   const decision = decideSandbox({
@@ -449,337 +408,70 @@ async function prepareAndRun(
   const terminal = opts.tty ? hostTerminal() : undefined;
 
   const client: EngineClient = clientFromEnv(env);
-  const endpoint = endpointUrl(client.endpoint);
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
-  const runId = newRunId();
-  const owner = currentOwner();
-  const name = opts.name ?? config.name;
-  const command = opts.command ?? config.command;
-  let runtime: string | undefined;
   const settings = resourceSettings(opts, config, navigator.hardwareConcurrency);
   // Extra mounts are checked on the host before anything is created on the engine.
   const mounts = await resolveMounts(config.mounts ?? [], workspace.path, client.endpoint.path, {
     readOnly: settings.readOnly ?? false,
   });
-  const profile = profileFor({ ...settings, mounts });
-  const newRecord = (): RunRecord => ({
-    schema: 1,
-    id: runId,
-    name: name ?? null,
-    workspace: workspace.path,
+  let pullLineShown = false;
+  const result = await startRun({
+    runId: newRunId(),
+    name: opts.name ?? config.name,
     image,
-    command: command ?? null,
-    sandbox: decision.sandbox,
-    runtime: runtime ?? null,
-    containerId: null,
-    state: "creating",
-    exitCode: null,
-    signal: null,
-    error: null,
-    kept: opts.keep,
-    removed: false,
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    moatVersion: VERSION,
-    owner,
-    detached: opts.detach,
+    command: opts.command ?? config.command,
+    env: runEnv,
+    workspace: workspace.path,
+    user,
+    decision,
+    keep: opts.keep,
+    interactive: opts.interactive,
     tty: opts.tty,
-    profile,
-  });
-
-  let store: RunStore;
-  let plan: { name: string; body: ContainerCreateBody };
-  const check: SandboxCheck = { done: Promise.resolve(), failure: undefined };
-  try {
-    // The sandbox check (/info only when the sandbox is on) runs alongside the image check and create:
-    // /info is the engine's slowest answer. Fail-closed still holds: create itself refuses a runtime the
-    // engine does not have (nothing is created), and nothing that runs — a pull, the passwd probe, the
-    // container's start — happens before the check has passed (`check.done`).
-    if (decision.sandbox === "gvisor") {
-      spinner.phase("Checking gVisor…");
-      runtime = decision.runtime;
-      check.done = unlessInterrupted(client.systemInfo()).then((info) => {
-        resolveRuntime(decision, info.Runtimes, endpoint);
-      }).catch((err) => {
-        check.failure = err;
-        throw err;
-      });
-      check.done.catch(() => {}); // awaited below and by the lifecycle
-    } else {
-      say(noSandboxWarning(decision.source));
-    }
-
-    let pullLineShown = false;
-    const imageInfo = await unlessInterrupted(ensureImage(
-      client,
-      image,
-      (line) => {
-        if (tty) spinner.text(line);
-        else if (!pullLineShown) {
-          pullLineShown = true;
-          stderrLine(`moat: ${line}`);
-        }
-      },
-      interrupt,
-      () => check.done,
-    ));
-    checkInterrupt();
-
-    const size = terminal?.size();
-    const spec: RunSpec = {
-      runId,
-      name,
-      image,
-      command,
-      env: runEnv,
-      workspace: workspace.path,
-      user: user.user,
-      runtime,
-      interactive: opts.interactive,
-      tty: opts.tty,
-      ...(size ? { consoleSize: size } : {}),
-      keep: opts.keep,
-      profile,
-      moatVersion: VERSION,
-      owner,
-      homeId: ensureHomeId(home),
-    };
-    if (mounts.length > 0) {
-      // A directory onto a file of the image (or back) fails only when the runtime starts the container,
-      // and under gVisor without saying why: look at the targets in the image first (a probe, cached).
-      await check.done; // the probe is a container: made only under a runtime that passed the check
-      const targetKinds = await imagePathKinds(
-        client,
-        home,
-        imageInfo.Id,
-        runLabels(spec),
-        runtime,
-        targetsToProbe(mounts),
-      );
-      const sourceKinds = mounts.map((m): PathKind =>
-        Deno.statSync(m.source).isDirectory ? "directory" : "file"
-      );
-      const bad = checkMountKinds(config.mounts ?? [], sourceKinds, targetKinds, image);
-      if (bad) throw mountKindError(bad);
-      checkInterrupt();
-    }
-    if (needsFallbackHome(runEnv, user.who, undefined)) {
-      await check.done; // the probe is a container: it runs only under a runtime that passed the check
-      const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
-      if (needsFallbackHome(runEnv, user.who, passwd)) runEnv["HOME"] = FALLBACK_HOME;
-      checkInterrupt();
-    }
-    plan = planContainer(spec);
-    store = RunStore.create(home, newRecord());
-  } catch (err) {
-    // Interrupted while the engine was being checked: nothing was created, but the run still gets a
-    // final record, like a run interrupted at any later point. An engine error that follows the interrupt
-    // is secondary: the user asked to stop.
-    if (!interrupt.aborted) throw err;
-    const stopped = err instanceof InterruptedError
-      ? err
-      : new InterruptedError(String(interrupt.reason), undefined);
-    try {
-      RunStore.create(home, { ...newRecord(), ...life.failed(stopped.message, stopped.signal, new Date()) });
-    } catch {
-      // The interrupt is what to report.
-    }
-    throw stopped;
-  }
-
-  const notice = orphanNotice(await orphans);
-  if (notice) say(notice);
-
-  if (detach) {
-    return await startDetachedRun(
-      client,
-      plan,
-      store,
-      home,
-      opts.keep,
-      spinner,
-      say,
-      interrupt,
-      detach,
-      check,
-    );
-  }
-
-  spinner.phase("Starting container…");
-  try {
-    const outcome = await driveRun(client, plan, {
+    detach: opts.detach,
+    profile: profileFor({ ...settings, mounts }),
+    mounts,
+    mountEntries: config.mounts ?? [],
+    home,
+    owner: currentOwner(),
+  }, {
+    client,
+    interrupt: signals.interrupt,
+    force: signals.force,
+    io: {
       stdout: outputSink(1, Deno.stdout),
       stderr: outputSink(2, Deno.stderr),
       ...(opts.interactive ? { stdin: Deno.stdin } : {}),
       ...(terminal ? { terminal } : {}),
-      record: store,
       now: () => Date.now(),
-    }, {
-      // While the command runs, a record that cannot be written (a full disk) must not end it.
-      onCreated: (id, warnings) => {
-        store.tryUpdate(life.created(id));
-        for (const w of warnings) say(`moat: engine warning: ${w}`);
-      },
-      onStarted: () => {
-        spinner.stop();
-        store.tryUpdate(life.started(new Date()));
-      },
-      onRemoved: (removed) => {
-        store.tryUpdate(life.removed(removed));
-        if (!removed) {
-          const id = store.record.containerId ?? "";
-          say(
-            `moat: warning: container ${
-              id.slice(0, 12)
-            } could not be removed; remove it with:  docker rm -f ${id}`,
-          );
-        }
-      },
-      onStopping: (grace) => {
-        const sig = String(interrupt.reason);
-        // In raw mode Ctrl-C is a key for the container, not a signal to moat.
-        const again = sig === "SIGINT" && !(opts.tty && opts.interactive) && Deno.stdin.isTerminal()
-          ? "press Ctrl-C again"
-          : `signal again (kill -${sig.replace(/^SIG/, "")} ${Deno.pid})`;
-        // Not started yet (onStarted comes after): the interrupt came while the engine was starting the
-        // container, which it finished, so the command has only just begun when it is stopped.
-        const starting = store.record.startedAt === null
-          ? ", interrupted while its container was starting"
-          : "";
-        say(
-          `moat: stopping run ${runId} (${sig})${starting}: the command has ${grace} s to exit; ` +
-            `${again} to stop it now`,
-        );
-      },
-    }, {
-      keep: opts.keep,
-      interrupt,
-      force: signals.force,
-      stopGraceSeconds: STOP_GRACE_SECONDS,
-      admit: check.done,
-    });
-    await store.close();
-    store.tryUpdate(life.ended(store.record, {
-      ...outcome,
-      outputIncomplete: outcome.outputIncomplete ?? store.outputNotWritten,
-    }, new Date()));
-    if (outcome.interrupted) {
-      say(
-        `moat: run ${runId} interrupted by ${outcome.interrupted}; container ${
-          outcome.removed ? "removed" : "kept"
-        }`,
-      );
-    }
-    if (outcome.oomKilled) say(oomMessage(runId, plan.body.HostConfig.Memory));
-    if (outcome.outputIncomplete !== undefined) {
-      say(`moat: warning: the output of run ${runId} is incomplete: ${outcome.outputIncomplete}`);
-    }
-    if (store.outputError !== undefined || store.recordError !== undefined) {
-      say(notRecordedLine(store, home, outcome.outputIncomplete === undefined));
-    }
-    return outcome.exitCode;
-  } catch (err) {
-    await store.close().catch(() => {});
-    endFailedRun(store, err, interrupt, check);
-    throw err;
-  }
-}
-
-/**
- * The one line for a run whose record could not be written to the end (a full disk under MOAT_HOME): what
- * was not written, what that means for `moat logs` or `moat list`, and how to make room. `shownWhole`: the
- * terminal got every byte (the engine's stream did not fail as well).
- */
-function notRecordedLine(store: RunStore, home: string, shownWhole: boolean): string {
-  const output = store.outputError !== undefined;
-  const err = output ? store.outputError : store.recordError;
-  const full = isNoSpace(err) || isNoSpace((err as { cause?: unknown } | undefined)?.cause);
-  const what = output
-    ? `output could not be written to ${store.dir} (${firstLineOf(err)}); ` +
-      (shownWhole ? "the output shown here is complete, moat logs will not be" : "moat logs will show less")
-    : `record could not be updated in ${store.dir} (${firstLineOf(err)}); moat list may show an older state`;
-  return `moat: warning: run ${store.record.id}'s ${what}. ` +
-    (full
-      ? `Free space (df -h ${home}; moat clean removes finished runs) or set MOAT_HOME to a disk with room`
-      : `Check the directory:  ls -ld ${store.dir}`);
-}
-
-/** The gVisor check, which runs alongside the image check and create; `failure` is its error once it failed. */
-interface SandboxCheck {
-  done: Promise<void>;
-  failure: unknown;
-}
-
-/**
- * The record of a run that failed: its final state and error. A run the sandbox check stopped (no gVisor, a
- * runtime under gVisor's name that is not gVisor, an engine that could not say) never started: like any
- * other check that fails before a run, it leaves no record.
- */
-function endFailedRun(store: RunStore, err: unknown, interrupt: AbortSignal, check: SandboxCheck): void {
-  const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
-  const refused = err instanceof SandboxUnavailableError || (err !== undefined && err === check.failure);
-  if (refused && !interrupted && store.record.startedAt === null) return store.discard();
-  store.tryUpdate(life.failed(err instanceof Error ? err.message : String(err), interrupted, new Date()));
-}
-
-/** The line that says the exit code 137 was the memory limit, and what to change. */
-export function oomMessage(runId: string, limit: unknown): string {
-  const mib = typeof limit === "number" ? ` (${Math.round(limit / 2 ** 20)} MiB)` : "";
-  return `moat: run ${runId}: the command ran out of memory and was killed by the memory limit${mib}; ` +
-    "raise it with --memory or memory: in moat.yaml";
-}
-
-/**
- * `moat run -d` after the checks: create and start the container (a start failure is reported here, with
- * the same exit codes as `moat run`), hand the run to a recorder process, print the run id, return 0.
- */
-async function startDetachedRun(
-  client: EngineClient,
-  plan: { name: string; body: ContainerCreateBody },
-  store: RunStore,
-  home: string,
-  keep: boolean,
-  spinner: Spinner,
-  say: (line: string) => void,
-  interrupt: AbortSignal,
-  detach: typeof import("./detach.ts"),
-  check: SandboxCheck,
-): Promise<number> {
-  const runId = store.record.id;
-  spinner.phase("Starting container…");
+    },
+    consoleSize: terminal?.size(),
+    orphanNotice: orphans.then(orphanNotice),
+    ...(detach ? { startRecorder: detach.startRecorder } : {}),
+  }, {
+    phase: (text) => spinner.phase(text),
+    progress: (line) => {
+      if (tty) spinner.text(line);
+      else if (!pullLineShown) {
+        pullLineShown = true;
+        stderrLine(`moat: ${line}`);
+      }
+    },
+    say,
+    started: () => spinner.stop(),
+    stopping: (runId, sig, grace, starting) => {
+      // In raw mode Ctrl-C is a key for the container, not a signal to moat.
+      const again = sig === "SIGINT" && !(opts.tty && opts.interactive) && Deno.stdin.isTerminal()
+        ? "press Ctrl-C again"
+        : `signal again (kill -${sig.replace(/^SIG/, "")} ${Deno.pid})`;
+      return `moat: stopping run ${runId} (${sig})${
+        starting ? ", interrupted while its container was starting" : ""
+      }: the command has ${grace} s to exit; ${again} to stop it now`;
+    },
+  });
+  if ("exitCode" in result) return result.exitCode;
   try {
-    const { containerId } = await startDetached(client, plan, {
-      onCreated: (id, warnings) => {
-        store.update(life.created(id));
-        for (const w of warnings) say(`moat: engine warning: ${w}`);
-      },
-      onStarted: () => {
-        store.update(life.started(new Date()));
-      },
-      onRemoved: (removed) => {
-        store.update(life.removed(removed));
-      },
-    }, { keep, interrupt, admit: check.done });
-    // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
-    const failure = await detach.startRecorder(home, runId);
-    if (failure !== undefined) {
-      await client.containerKill(containerId).catch(() => {});
-      const removed = keep ? false : await client.containerRemove(containerId).then(() => true, () => false);
-      store.update(life.removed(removed));
-      throw new MoatError(
-        `The process that records run ${runId} did not start: ${failure}`,
-        "The container was stopped. Run the command in the foreground instead:  moat run -- …",
-      );
-    }
-  } catch (err) {
-    endFailedRun(store, err, interrupt, check);
-    throw err;
-  }
-  spinner.stop();
-  try {
-    await fdSink(Deno.stdout).write(encoder.encode(`${runId}\n`));
+    await fdSink(Deno.stdout).write(encoder.encode(`${result.detached}\n`));
   } catch (err) {
     if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
   }

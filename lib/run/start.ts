@@ -1,0 +1,401 @@
+/**
+ * The start of a run, after the command line and config are understood (lib/cli/run.ts): the fail-closed
+ * gVisor admission, the image, the probes the image needs, the plan, the run record, and the lifecycle —
+ * foreground (`driveRun`) or detached (`startDetached`, then a recorder process). What the user sees
+ * (status phases, warnings) goes through `RunDisplay`; everything outside moat's process (the engine,
+ * stdio, the recorder process) comes in through `RunEdge`, so this module decides and the edge acts.
+ */
+import type { EngineClient } from "../docker/client.ts";
+import type { ContainerCreateBody } from "../docker/types.ts";
+import { endpointUrl } from "../docker/endpoint.ts";
+import { firstLineOf, InterruptedError, MoatError, SandboxUnavailableError } from "../errors.ts";
+import { noSandboxWarning, resolveRuntime, type SandboxDecision } from "../sandbox/decide.ts";
+import { ensureHomeId } from "../store/home_id.ts";
+import { isNoSpace, type Owner, type Profile, type RunRecord, RunStore } from "../store/records.ts";
+import { VERSION } from "../version.ts";
+import { ensureImage } from "./image.ts";
+import { imagePathKinds } from "./image_paths.ts";
+import { driveRun, type LifecycleIO, startDetached } from "./lifecycle.ts";
+import {
+  checkMountKinds,
+  type MountEntry,
+  mountKindError,
+  type PathKind,
+  type ResolvedMount,
+  targetsToProbe,
+} from "./mounts.ts";
+import { readImagePasswd } from "./passwd.ts";
+import {
+  FALLBACK_HOME,
+  needsFallbackHome,
+  planContainer,
+  runLabels,
+  type RunSpec,
+  type UserRef,
+} from "./plan.ts";
+import * as life from "./record_life.ts";
+
+/** Seconds an interrupted run's command gets between SIGTERM and SIGKILL. */
+export const STOP_GRACE_SECONDS = 5;
+
+/** Everything about the run, decided from flags, config and environment. */
+export interface RunRequest {
+  runId: string;
+  name: string | undefined;
+  image: string;
+  command: string[] | undefined;
+  /** The container's environment; `HOME` is added when the image has no home for the user. */
+  env: Record<string, string>;
+  /** Absolute real path. */
+  workspace: string;
+  /** `User` for the create body, and who that is (for the HOME decision). */
+  user: { user: string; who: UserRef | undefined };
+  decision: SandboxDecision;
+  keep: boolean;
+  interactive: boolean;
+  tty: boolean;
+  detach: boolean;
+  profile: Profile;
+  /** The extra mounts, resolved on the host, and the config entries they came from (for errors). */
+  mounts: ResolvedMount[];
+  mountEntries: readonly MountEntry[];
+  home: string;
+  owner: Owner;
+}
+
+/** What the user sees while a run starts and ends: the status line and moat's own lines on stderr. */
+export interface RunDisplay {
+  /** A new phase of the run ("Checking gVisor…", "Starting container…"). */
+  phase(text: string): void;
+  /** A pull's progress. */
+  progress(line: string): void;
+  /** One of moat's lines (stops the status line first). */
+  say(line: string): void;
+  /** The command started: the status line goes. */
+  started(): void;
+  /** The line for an interrupt that is stopping the running container. */
+  stopping(runId: string, signal: string, graceSeconds: number, starting: boolean): string;
+}
+
+/** What lies outside moat's process: the engine, stdio, the terminal, the recorder process. */
+export interface RunEdge {
+  client: EngineClient;
+  /** Aborted with the signal name when the user interrupts; `force` by a second interrupt. */
+  interrupt: AbortSignal;
+  force: AbortSignal;
+  /** stdout, stderr (and stdin, the terminal for `-t`): everything the lifecycle writes but the record. */
+  io: Omit<LifecycleIO, "record">;
+  /** The terminal's size at create, for `-t`. */
+  consoleSize: { rows: number; cols: number } | undefined;
+  /** The notice about containers left behind, looked for alongside the checks; shown before start. */
+  orphanNotice: Promise<string | undefined>;
+  /** `-d`: start the recorder process of `runId`; the reason when it did not take the run over. */
+  startRecorder?(home: string, runId: string): Promise<string | undefined>;
+}
+
+/** How a started run ended for the caller: the exit code, or the id of a detached run now recorded. */
+export type RunResult = { exitCode: number } | { detached: string };
+
+/** The gVisor check, which runs alongside the image check and create; `failure` is its error once it failed. */
+interface SandboxCheck {
+  done: Promise<void>;
+  failure: unknown;
+}
+
+/** Run `req`: checks, plan, record, lifecycle. Throws the errors main.ts reports; the record says the same. */
+export async function startRun(req: RunRequest, edge: RunEdge, display: RunDisplay): Promise<RunResult> {
+  const { client, interrupt } = edge;
+  const checkInterrupt = () => {
+    if (interrupt.aborted) throw new InterruptedError(String(interrupt.reason), undefined);
+  };
+  // A read-only engine call need not finish once the user interrupts (the engine may be hanging).
+  const unlessInterrupted = <T>(call: Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(new InterruptedError(String(interrupt.reason), undefined));
+      if (interrupt.aborted) return onAbort();
+      interrupt.addEventListener("abort", onAbort, { once: true });
+      call.then(resolve, reject).finally(() => interrupt.removeEventListener("abort", onAbort));
+    });
+  const { decision, home } = req;
+  let runtime: string | undefined;
+  const newRecord = (): RunRecord => ({
+    schema: 1,
+    id: req.runId,
+    name: req.name ?? null,
+    workspace: req.workspace,
+    image: req.image,
+    command: req.command ?? null,
+    sandbox: decision.sandbox,
+    runtime: runtime ?? null,
+    containerId: null,
+    state: "creating",
+    exitCode: null,
+    signal: null,
+    error: null,
+    kept: req.keep,
+    removed: false,
+    createdAt: new Date().toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    moatVersion: VERSION,
+    owner: req.owner,
+    detached: req.detach,
+    tty: req.tty,
+    profile: req.profile,
+  });
+
+  let store: RunStore;
+  let plan: { name: string; body: ContainerCreateBody };
+  const check: SandboxCheck = { done: Promise.resolve(), failure: undefined };
+  try {
+    // The sandbox check (/info only when the sandbox is on) runs alongside the image check and create:
+    // /info is the engine's slowest answer. Fail-closed still holds: create itself refuses a runtime the
+    // engine does not have (nothing is created), and nothing that runs — a pull, the passwd probe, the
+    // container's start — happens before the check has passed (`check.done`).
+    if (decision.sandbox === "gvisor") {
+      display.phase("Checking gVisor…");
+      runtime = decision.runtime;
+      check.done = unlessInterrupted(client.systemInfo()).then((info) => {
+        resolveRuntime(decision, info.Runtimes, endpointUrl(client.endpoint));
+      }).catch((err) => {
+        check.failure = err;
+        throw err;
+      });
+      check.done.catch(() => {}); // awaited below and by the lifecycle
+    } else {
+      display.say(noSandboxWarning(decision.source));
+    }
+
+    const imageInfo = await unlessInterrupted(
+      ensureImage(client, req.image, display.progress, interrupt, () => check.done),
+    );
+    checkInterrupt();
+
+    const spec: RunSpec = {
+      runId: req.runId,
+      name: req.name,
+      image: req.image,
+      command: req.command,
+      env: req.env,
+      workspace: req.workspace,
+      user: req.user.user,
+      runtime,
+      interactive: req.interactive,
+      tty: req.tty,
+      ...(edge.consoleSize ? { consoleSize: edge.consoleSize } : {}),
+      keep: req.keep,
+      profile: req.profile,
+      moatVersion: VERSION,
+      owner: req.owner,
+      homeId: ensureHomeId(home),
+    };
+    if (req.mounts.length > 0) {
+      // A directory onto a file of the image (or back) fails only when the runtime starts the container,
+      // and under gVisor without saying why: look at the targets in the image first (a probe, cached).
+      await check.done; // the probe is a container: made only under a runtime that passed the check
+      const targetKinds = await imagePathKinds(
+        client,
+        home,
+        imageInfo.Id,
+        runLabels(spec),
+        runtime,
+        targetsToProbe(req.mounts),
+      );
+      const sourceKinds = req.mounts.map((m): PathKind =>
+        Deno.statSync(m.source).isDirectory ? "directory" : "file"
+      );
+      const bad = checkMountKinds(req.mountEntries, sourceKinds, targetKinds, req.image);
+      if (bad) throw mountKindError(bad);
+      checkInterrupt();
+    }
+    if (needsFallbackHome(req.env, req.user.who, undefined)) {
+      await check.done; // the probe is a container: it runs only under a runtime that passed the check
+      const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
+      if (needsFallbackHome(req.env, req.user.who, passwd)) req.env["HOME"] = FALLBACK_HOME;
+      checkInterrupt();
+    }
+    plan = planContainer(spec);
+    store = RunStore.create(home, newRecord());
+  } catch (err) {
+    // Interrupted while the engine was being checked: nothing was created, but the run still gets a
+    // final record, like a run interrupted at any later point. An engine error that follows the interrupt
+    // is secondary: the user asked to stop.
+    if (!interrupt.aborted) throw err;
+    const stopped = err instanceof InterruptedError
+      ? err
+      : new InterruptedError(String(interrupt.reason), undefined);
+    try {
+      RunStore.create(home, { ...newRecord(), ...life.failed(stopped.message, stopped.signal, new Date()) });
+    } catch {
+      // The interrupt is what to report.
+    }
+    throw stopped;
+  }
+
+  const notice = await edge.orphanNotice;
+  if (notice) display.say(notice);
+
+  if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check);
+  return { exitCode: await runInForeground(req, edge, display, plan, store, check) };
+}
+
+async function runInForeground(
+  req: RunRequest,
+  edge: RunEdge,
+  display: RunDisplay,
+  plan: { name: string; body: ContainerCreateBody },
+  store: RunStore,
+  check: SandboxCheck,
+): Promise<number> {
+  const { client, interrupt } = edge;
+  const { runId } = req;
+  display.phase("Starting container…");
+  try {
+    const outcome = await driveRun(client, plan, { ...edge.io, record: store }, {
+      // While the command runs, a record that cannot be written (a full disk) must not end it.
+      onCreated: (id, warnings) => {
+        store.tryUpdate(life.created(id));
+        for (const w of warnings) display.say(`moat: engine warning: ${w}`);
+      },
+      onStarted: () => {
+        display.started();
+        store.tryUpdate(life.started(new Date()));
+      },
+      onRemoved: (removed) => {
+        store.tryUpdate(life.removed(removed));
+        if (!removed) {
+          const id = store.record.containerId ?? "";
+          display.say(
+            `moat: warning: container ${
+              id.slice(0, 12)
+            } could not be removed; remove it with:  docker rm -f ${id}`,
+          );
+        }
+      },
+      onStopping: (grace) => {
+        // Not started yet (onStarted comes after): the interrupt came while the engine was starting the
+        // container, which it finished, so the command has only just begun when it is stopped.
+        display.say(
+          display.stopping(runId, String(interrupt.reason), grace, store.record.startedAt === null),
+        );
+      },
+    }, {
+      keep: req.keep,
+      interrupt,
+      force: edge.force,
+      stopGraceSeconds: STOP_GRACE_SECONDS,
+      admit: check.done,
+    });
+    await store.close();
+    store.tryUpdate(life.ended(store.record, {
+      ...outcome,
+      outputIncomplete: outcome.outputIncomplete ?? store.outputNotWritten,
+    }, new Date()));
+    if (outcome.interrupted) {
+      display.say(
+        `moat: run ${runId} interrupted by ${outcome.interrupted}; container ${
+          outcome.removed ? "removed" : "kept"
+        }`,
+      );
+    }
+    if (outcome.oomKilled) display.say(oomMessage(runId, plan.body.HostConfig.Memory));
+    if (outcome.outputIncomplete !== undefined) {
+      display.say(`moat: warning: the output of run ${runId} is incomplete: ${outcome.outputIncomplete}`);
+    }
+    if (store.outputError !== undefined || store.recordError !== undefined) {
+      display.say(notRecordedLine(store, req.home, outcome.outputIncomplete === undefined));
+    }
+    return outcome.exitCode;
+  } catch (err) {
+    await store.close().catch(() => {});
+    endFailedRun(store, err, interrupt, check);
+    throw err;
+  }
+}
+
+/**
+ * `moat run -d` after the checks: create and start the container (a start failure is reported here, with
+ * the same exit codes as `moat run`), hand the run to a recorder process; the caller prints the run id.
+ */
+async function startDetachedRun(
+  req: RunRequest,
+  edge: RunEdge,
+  display: RunDisplay,
+  plan: { name: string; body: ContainerCreateBody },
+  store: RunStore,
+  check: SandboxCheck,
+): Promise<RunResult> {
+  const { client, interrupt } = edge;
+  const runId = store.record.id;
+  display.phase("Starting container…");
+  try {
+    const { containerId } = await startDetached(client, plan, {
+      onCreated: (id, warnings) => {
+        store.update(life.created(id));
+        for (const w of warnings) display.say(`moat: engine warning: ${w}`);
+      },
+      onStarted: () => {
+        store.update(life.started(new Date()));
+      },
+      onRemoved: (removed) => {
+        store.update(life.removed(removed));
+      },
+    }, { keep: req.keep, interrupt, admit: check.done });
+    // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
+    const failure = await edge.startRecorder!(req.home, runId);
+    if (failure !== undefined) {
+      await client.containerKill(containerId).catch(() => {});
+      const removed = req.keep
+        ? false
+        : await client.containerRemove(containerId).then(() => true, () => false);
+      store.update(life.removed(removed));
+      throw new MoatError(
+        `The process that records run ${runId} did not start: ${failure}`,
+        "The container was stopped. Run the command in the foreground instead:  moat run -- …",
+      );
+    }
+  } catch (err) {
+    endFailedRun(store, err, interrupt, check);
+    throw err;
+  }
+  display.started();
+  return { detached: runId };
+}
+
+/**
+ * The record of a run that failed: its final state and error. A run the sandbox check stopped (no gVisor, a
+ * runtime under gVisor's name that is not gVisor, an engine that could not say) never started: like any
+ * other check that fails before a run, it leaves no record.
+ */
+function endFailedRun(store: RunStore, err: unknown, interrupt: AbortSignal, check: SandboxCheck): void {
+  const interrupted = interrupt.aborted ? String(interrupt.reason) : null;
+  const refused = err instanceof SandboxUnavailableError || (err !== undefined && err === check.failure);
+  if (refused && !interrupted && store.record.startedAt === null) return store.discard();
+  store.tryUpdate(life.failed(err instanceof Error ? err.message : String(err), interrupted, new Date()));
+}
+
+/** The line that says the exit code 137 was the memory limit, and what to change. */
+export function oomMessage(runId: string, limit: unknown): string {
+  const mib = typeof limit === "number" ? ` (${Math.round(limit / 2 ** 20)} MiB)` : "";
+  return `moat: run ${runId}: the command ran out of memory and was killed by the memory limit${mib}; ` +
+    "raise it with --memory or memory: in moat.yaml";
+}
+
+/**
+ * The one line for a run whose record could not be written to the end (a full disk under MOAT_HOME): what
+ * was not written, what that means for `moat logs` or `moat list`, and how to make room. `shownWhole`: the
+ * terminal got every byte (the engine's stream did not fail as well).
+ */
+function notRecordedLine(store: RunStore, home: string, shownWhole: boolean): string {
+  const output = store.outputError !== undefined;
+  const err = output ? store.outputError : store.recordError;
+  const full = isNoSpace(err) || isNoSpace((err as { cause?: unknown } | undefined)?.cause);
+  const what = output
+    ? `output could not be written to ${store.dir} (${firstLineOf(err)}); ` +
+      (shownWhole ? "the output shown here is complete, moat logs will not be" : "moat logs will show less")
+    : `record could not be updated in ${store.dir} (${firstLineOf(err)}); moat list may show an older state`;
+  return `moat: warning: run ${store.record.id}'s ${what}. ` +
+    (full
+      ? `Free space (df -h ${home}; moat clean removes finished runs) or set MOAT_HOME to a disk with room`
+      : `Check the directory:  ls -ld ${store.dir}`);
+}
