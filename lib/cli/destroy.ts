@@ -10,12 +10,12 @@ import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { isLive, ownerOf } from "../run/orphans.ts";
 import { isFinal } from "../run/reconcile.ts";
+import { parseGrace, stopRun } from "../run/stop.ts";
 import { isOwnerAlive } from "../store/owner.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
-import { parseGrace, stopRun } from "./stop.ts";
 
 export const DESTROY_HELP = `Usage: moat destroy [OPTIONS] RUN
 

@@ -1,23 +1,15 @@
 /**
  * `moat stop [RUN]`: stop a run's container (SIGTERM, then SIGKILL after `--time` seconds) and make sure
- * its record ends in a final state with the exit code.
- *
- * Who writes the record: a run whose owner process lives (a foreground `moat run`, or a detached run's
- * recorder) records its own end — it learns the exit from its wait on the container. `moat stop` then only
- * stops the container and waits up to `OWNER_GRACE_MS` for the owner to write; if the owner has not
- * written by then (or dies), `moat stop` writes the final state itself from `GET /containers/{id}/json`
- * (`State.ExitCode`). A run without a live owner is always recorded by `moat stop`. Stopping a run that
- * already ended is not an error.
+ * its record ends in a final state with the exit code. This module parses the arguments, picks the run and
+ * says what happened; ending the run — and who writes its record, the run's live owner or moat stop — is
+ * lib/run/stop.ts. Stopping a run that already ended is not an error.
  */
-import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
-import type { EngineClient } from "../docker/client.ts";
-import type { ContainerInspect, ContainerSummary } from "../docker/types.ts";
-import { MoatError, UsageError } from "../errors.ts";
+import { MANAGED_FILTER } from "../run/labels.ts";
+import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { isLive, ownerOf } from "../run/orphans.ts";
-import { type EngineView, isFinal } from "../run/reconcile.ts";
-import { bootId, isOwnerAlive } from "../store/owner.ts";
-import { listRecords, maybeReadRecord, type Owner, type RunRecord, RunStore } from "../store/records.ts";
+import { isFinal } from "../run/reconcile.ts";
+import { DEFAULT_STOP_GRACE_S, newestRunning, parseGrace, stopRun } from "../run/stop.ts";
+import { listRecords, type RunRecord } from "../store/records.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
@@ -46,27 +38,10 @@ Examples:
   moat stop -t 0 fix-tests   # by name, without waiting
 `;
 
-/** Default grace period, in seconds (docker's own default for `docker stop`). */
-export const DEFAULT_STOP_GRACE_S = 10;
-/** How long to wait, after the container stopped, for a live owner to record the end itself. */
-export const OWNER_GRACE_MS = 5000;
-
 export interface ParsedStopArgs {
   help: boolean;
   time: number;
   ref: string | undefined;
-}
-
-/** Parse `--time`: a whole number of seconds, 0 or more. Pure; throws `UsageError`. */
-export function parseGrace(raw: string | undefined, command: string): number {
-  if (raw === undefined) return DEFAULT_STOP_GRACE_S;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) > 86400) {
-    throw new UsageError(
-      `--time "${raw}" is not a whole number of seconds between 0 and 86400`,
-      `For example:  moat ${command} --time 30`,
-    );
-  }
-  return Number(raw);
 }
 
 /** Parse `moat stop` arguments. Pure; throws `UsageError`. */
@@ -86,198 +61,12 @@ export function parseStopArgs(args: string[]): ParsedStopArgs {
   return { help: false, time: parseGrace(values.time, "stop"), ref: positionals[0] };
 }
 
-/** The summary-shaped view of an inspect, for the helpers that read labels and states. Pure. */
-export function summaryOf(c: ContainerInspect): ContainerSummary {
-  return {
-    Id: c.Id,
-    Names: [c.Name],
-    Image: "",
-    State: c.State.Status,
-    Status: "",
-    Labels: c.Config.Labels ?? null,
-    Created: 0,
-  };
-}
-
-/** Engine timestamps of a container that never started/ended are the zero time `0001-01-01T…`. Pure. */
-function engineTime(t: string | undefined): string | null {
-  if (!t || t.startsWith("0001-")) return null;
-  return Number.isNaN(Date.parse(t)) ? null : t;
-}
-
-/**
- * The record patch that ends a run, from what the engine shows now (`undefined`: the container is gone).
- * Pure given `now`.
- *
- * - the container exited: `exited` with `State.ExitCode` (143 after SIGTERM, 137 after SIGKILL);
- * - it never started (`created`): `failed`, the command never ran;
- * - it is gone: `failed` with the reason; the exit code is unknown.
- */
-export function finalPatch(
-  record: RunRecord,
-  container: ContainerInspect | undefined,
-  now: string,
-): Partial<RunRecord> {
-  if (container === undefined) {
-    return {
-      state: "failed",
-      error: record.containerId
-        ? `The container ${record.containerId.slice(0, 12)} no longer exists and the moat process that ` +
-          "drove the run is gone; the exit code is unknown"
-        : "The run ended before it had a container: the moat process that drove it is gone",
-      finishedAt: now,
-      removed: record.containerId !== null,
-    };
-  }
-  const s = container.State;
-  if (s.Status === "created") {
-    return {
-      state: "failed",
-      error: "The command never started: the moat process that drove the run ended before starting it",
-      finishedAt: now,
-    };
-  }
-  return {
-    state: "exited",
-    exitCode: s.ExitCode,
-    finishedAt: engineTime(s.FinishedAt) ?? now,
-    startedAt: record.startedAt ?? engineTime(s.StartedAt),
-    runtime: record.runtime ?? container.HostConfig.Runtime ?? null,
-    ...(s.OOMKilled ? { error: "The container ran out of memory (OOM killed)" } : {}),
-  };
-}
-
 /** One line on how a record ended: `exited, exit code 137`. Pure. */
 export function describeEnd(r: RunRecord): string {
   const parts: string[] = [r.state];
   if (r.exitCode !== null) parts.push(`exit code ${r.exitCode}`);
   if (r.signal) parts.push(`by ${r.signal}`);
   return parts.join(", ");
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/**
- * Wait until the owner writes a final state, dies, or `ms` pass. Returns the record as last read
- * (`undefined` when it disappeared, e.g. destroyed meanwhile).
- */
-export async function waitForOwner(
-  home: string,
-  id: string,
-  owner: Owner,
-  ms: number,
-): Promise<RunRecord | undefined> {
-  const boot = bootId();
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const rec = maybeReadRecord(home, id);
-    if (!rec || isFinal(rec.state)) return rec;
-    if (!isOwnerAlive(owner, boot) || Date.now() >= deadline) {
-      // One last read: the owner may have written just before it exited.
-      return maybeReadRecord(home, id);
-    }
-    await sleep(100);
-  }
-}
-
-export interface StopResult {
-  /** The container was running and has been stopped now. */
-  stopped: boolean;
-  /** The record as it ends (`undefined` when it disappeared meanwhile). */
-  record: RunRecord | undefined;
-  /** Who wrote the final state: the run's owner, this command, or nobody (it was final already). */
-  writtenBy: "owner" | "stop" | "already";
-}
-
-/** Whether the record's owner — or, for older records, the owner its container is labelled with — lives. */
-function ownerOfRun(
-  record: RunRecord,
-  container: ContainerInspect | undefined,
-): { owner: Owner | undefined; alive: boolean } {
-  const owner = record.owner ?? (container ? ownerOf(summaryOf(container), undefined) : undefined);
-  return { owner, alive: owner ? isOwnerAlive(owner) : false };
-}
-
-/**
- * Stop one run and bring its record to a final state (see the module comment for who writes it). Used by
- * `moat stop` and `moat destroy --force`. Throws engine errors (`MoatError`).
- */
-export async function stopRun(
-  client: EngineClient,
-  home: string,
-  record: RunRecord,
-  graceSeconds: number,
-  note: (line: string) => void,
-): Promise<StopResult> {
-  const id = record.id;
-  const cid = record.containerId;
-  let container = cid && !record.removed ? await client.maybeContainerInspect(cid) : undefined;
-  const { owner, alive } = ownerOfRun(record, container);
-
-  if (!cid && !isFinal(record.state) && alive) {
-    throw new MoatError(
-      `Run ${id} is still starting: it has no container to stop yet`,
-      `Try again in a moment:  moat stop ${id}`,
-    );
-  }
-
-  let stopped = false;
-  if (container && isLive(container.State.Status)) {
-    note(
-      graceSeconds > 0
-        ? `moat: stopping run ${id} (container ${
-          cid!.slice(0, 12)
-        }): SIGTERM, SIGKILL after ${graceSeconds} s…`
-        : `moat: stopping run ${id} (container ${cid!.slice(0, 12)}): SIGKILL`,
-    );
-    if (graceSeconds > 0) await client.containerStop(cid!, graceSeconds);
-    else await client.containerKill(cid!, "SIGKILL");
-    stopped = true;
-  }
-
-  if (isFinal(record.state)) return { stopped, record, writtenBy: "already" };
-
-  if (alive && owner) {
-    const after = await waitForOwner(home, id, owner, OWNER_GRACE_MS);
-    if (!after || isFinal(after.state)) return { stopped, record: after, writtenBy: "owner" };
-  }
-
-  // Nobody else will record the end (or the owner did not in time): write it from what the engine shows.
-  const store = RunStore.open(home, id);
-  if (!store) return { stopped, record: undefined, writtenBy: "stop" };
-  if (isFinal(store.record.state)) return { stopped, record: store.record, writtenBy: "owner" };
-  if (cid && !store.record.removed) {
-    container = await client.maybeContainerInspect(cid);
-    if (container && isLive(container.State.Status)) {
-      // Restarted or not stopped yet (a stop that raced an owner starting it): do not write a final state.
-      throw new MoatError(
-        `Run ${id} is still running after the stop: container ${
-          cid.slice(0, 12)
-        } is ${container.State.Status}`,
-        `Try again, or kill it at once:  moat stop -t 0 ${id}`,
-      );
-    }
-  } else {
-    container = undefined;
-  }
-  store.update(finalPatch(store.record, container, new Date().toISOString()));
-  return { stopped, record: store.record, writtenBy: "stop" };
-}
-
-/** The engine's view of each non-final record's container, for choosing the newest running run. */
-function viewOf(record: RunRecord, containers: ContainerSummary[]): EngineView {
-  const mine = containers.filter((c) => labelOf(c, "runId") === record.id);
-  return mine.find((c) => c.Id === record.containerId) ??
-    mine.find((c) => !labelOf(c, "probe")) ?? "absent";
-}
-
-/** The newest unfinished record whose container is live on the engine. Pure. */
-export function newestRunning(records: RunRecord[], containers: ContainerSummary[]): RunRecord | undefined {
-  // Running means its container runs (a record that says so without a container is not stoppable).
-  return records.find((r) => {
-    const view = viewOf(r, containers);
-    return !isFinal(r.state) && typeof view === "object" && isLive(view.State);
-  });
 }
 
 export async function command(args: string[]): Promise<number> {

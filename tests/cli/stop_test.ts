@@ -1,7 +1,6 @@
 /** Black-box `moat stop` against crafted records and a fake engine: who records the end, and when. */
 import assert from "node:assert/strict";
 import type { ContainerInspect } from "../../lib/docker/types.ts";
-import { finalPatch } from "../../lib/cli/stop.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { DEAD_OWNER, liveOwner, readRecord, record, summary, writeRecord } from "./records_fixture.ts";
@@ -307,40 +306,4 @@ Deno.test("stop with the engine down fails with the engine error when it needs t
   } finally {
     await s.cleanup();
   }
-});
-
-Deno.test("finalPatch ends a run from what the engine shows", async (t) => {
-  const now = "2026-03-03T00:00:00.000Z";
-  const base = record({ id: "aaaaaaaaaaaa", ...RUNNING, startedAt: null, runtime: null });
-  await t.step("an exited container: exited with its exit code, times and runtime from the engine", () => {
-    assert.deepEqual(finalPatch(base, inspect("exited", 137), now), {
-      state: "exited",
-      exitCode: 137,
-      finishedAt: "2026-01-01T00:00:09.000000000Z",
-      startedAt: "2026-01-01T00:00:01.000000000Z",
-      runtime: "runsc",
-    });
-  });
-  await t.step("an OOM-killed container says so", () => {
-    const c = inspect("exited", 137);
-    c.State.OOMKilled = true;
-    assert.equal(finalPatch(base, c, now).error, "The container ran out of memory (OOM killed)");
-  });
-  await t.step("a container that never started: failed, no exit code", () => {
-    const p = finalPatch(base, inspect("created", 0), now);
-    assert.equal(p.state, "failed");
-    assert.equal(p.exitCode, undefined);
-    assert.equal(p.finishedAt, now);
-  });
-  await t.step("a container that is gone: failed, removed, exit code unknown", () => {
-    const p = finalPatch(base, undefined, now);
-    assert.equal(p.state, "failed");
-    assert.equal(p.removed, true);
-    assert.match(p.error!, /^The container cccccccccccc no longer exists/);
-  });
-  await t.step("no container ever: failed, not removed", () => {
-    const p = finalPatch({ ...base, containerId: null }, undefined, now);
-    assert.equal(p.removed, false);
-    assert.match(p.error!, /before it had a container/);
-  });
 });
