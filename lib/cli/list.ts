@@ -4,15 +4,15 @@
  * bounded by the client's timeout, while the records are read); containers are matched to records by the
  * `dev.moat.run-id` label. No record is ever written from here (issue 3): a run that looks lost is shown
  * as `lost`, not recorded so. The same listing finds this MOAT_HOME's containers left behind by a moat
- * process that is gone: one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
+ * process that is gone (`orphansListed` in lib/run/orphans.ts): one notice line on stderr, after the list
+ * (lib/cli/orphan_notice.ts).
  */
 import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { type OptionSpec, parseCommandArgs } from "./args.ts";
 import { type EngineView, isFinal, reconcile, type ShownState } from "../run/reconcile.ts";
-import { ofThisHome, runIdOf } from "../run/orphans.ts";
-import { maybeHomeId } from "../store/home_id.ts";
+import { orphansListed, runIdOf } from "../run/orphans.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import {
   type DamagedRecord,
@@ -22,7 +22,7 @@ import {
   scanRecords,
 } from "../store/records.ts";
 import { type CliContext, cliContext, formatAge, formatTable } from "./context.ts";
-import { orphanNotice, orphansAmong, stillListed } from "./orphan_notice.ts";
+import { orphanNotice } from "./orphan_notice.ts";
 
 export const LIST_HELP = `Usage: moat list [OPTIONS]
        moat ls [OPTIONS]
@@ -304,9 +304,8 @@ async function listedOrphans(
   containers: ContainerSummary[],
 ): Promise<ContainerSummary[] | undefined> {
   const byId = new Map(records.map((r) => [r.id, r]));
-  const mine = ofThisHome(containers, maybeHomeId(ctx.home), (id) => byId.has(id));
   try {
-    return await stillListed(ctx.client(), orphansAmong(mine, (id) => byId.get(id)));
+    return await orphansListed(ctx.client(), ctx.home, containers, byId);
   } catch (err) {
     if (err instanceof MoatError) return undefined;
     throw err;

@@ -11,14 +11,13 @@ import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, EXIT, MoatError, UsageError } from "../errors.ts";
-import { ofThisHome, orphansOf, runIdOf } from "../run/orphans.ts";
+import { liveContainerOwners, ofThisHome, orphansOf, ownerLiveness, runIdOf } from "../run/orphans.ts";
 import type { ShownState } from "../run/reconcile.ts";
 import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { type DamagedRecord, type RunRecord, scanRecords } from "../store/records.ts";
 import { cliContext } from "./context.ts";
 import { listEntries, type ListEntry, type ListState, liveOwners, parseFlags } from "./list.ts";
-import { liveContainerOwners } from "./orphan_notice.ts";
 
 export const STATUS_HELP = `Usage: moat status [OPTIONS]
 
@@ -445,7 +444,7 @@ export async function command(args: string[]): Promise<number> {
   const [engine, bytes] = await asked;
   const byId = new Map(records.map((r) => [r.id, r]));
   const liveRuns = liveOwners(records, engine.containers);
-  const liveContainers = liveContainerOwners(engine.containers, (id) => byId.get(id));
+  const liveContainers = liveContainerOwners(engine.containers, (id) => byId.get(id), ownerLiveness());
   const report = summarizeStatus({
     ...engine,
     runtimeName: ctx.env["MOAT_RUNTIME"]?.trim() || DEFAULT_RUNTIME,
