@@ -116,7 +116,7 @@ export function ofThisHome(
 
 /**
  * Whether an owner process lives, on this host now (`isOwnerAlive`); the boot id is read once, on the
- * first question. The edge behind the predicates the decisions here take.
+ * first question. The edge behind the predicates the decisions here and in lib/run/reconcile.ts take.
  */
 export function ownerLiveness(): (owner: Owner) => boolean {
   let boot: string | undefined;
