@@ -3,26 +3,19 @@
  * the engine read-only. The engine is asked once (`GET /containers/json?all=1` filtered by moat's label,
  * bounded by the client's timeout, while the records are read); containers are matched to records by the
  * `dev.moat.run-id` label. No record is ever written from here (issue 3): a run that looks lost is shown
- * as `lost`, not recorded so. The same listing finds this MOAT_HOME's containers left behind by a moat
- * process that is gone: one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
+ * as `lost`, not recorded so (the states are decided by `listEntries` in lib/run/reconcile.ts). The same
+ * listing finds this MOAT_HOME's containers left behind by a moat process that is gone (`orphansListed`
+ * in lib/run/orphans.ts): one notice line on stderr, after the list (lib/cli/orphan_notice.ts).
  */
-import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
+import { MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
-import { type OptionSpec, parseCommandArgs } from "./args.ts";
-import { type EngineView, isFinal, reconcile, type ShownState } from "../run/reconcile.ts";
-import { ofThisHome, runIdOf } from "../run/orphans.ts";
-import { maybeHomeId } from "../store/home_id.ts";
-import { bootId, isOwnerAlive } from "../store/owner.ts";
-import {
-  type DamagedRecord,
-  damageText,
-  type RecordDamage,
-  type RunRecord,
-  scanRecords,
-} from "../store/records.ts";
+import { parseCommandArgs } from "./args.ts";
+import { listEntries, type ListEntry, type ListState, liveOwners } from "../run/reconcile.ts";
+import { orphansListed, ownerLiveness } from "../run/orphans.ts";
+import { damageText, type RecordDamage, type RunRecord, scanRecords } from "../store/records.ts";
 import { type CliContext, cliContext, formatAge, formatTable } from "./context.ts";
-import { orphanNotice, orphansAmong, stillListed } from "./orphan_notice.ts";
+import { orphanNotice } from "./orphan_notice.ts";
 
 export const LIST_HELP = `Usage: moat list [OPTIONS]
        moat ls [OPTIONS]
@@ -60,23 +53,12 @@ export interface ParsedListArgs {
   json: boolean;
 }
 
-/** Parse a command whose options are all boolean flags (`--json`, `-h`/`--help`): `moat list` and `moat status`. */
-export function parseFlags<K extends string>(
-  command: string,
-  args: string[],
-  flags: Record<K, { short?: string }>,
-): { values: Partial<Record<K, boolean>>; positionals: string[] } {
-  const options: Record<string, OptionSpec> = {};
-  for (const [name, f] of Object.entries(flags) as Array<[K, { short?: string }]>) {
-    options[name] = f.short ? { type: "boolean", short: f.short } : { type: "boolean" };
-  }
-  const { values, positionals } = parseCommandArgs(command, args, options);
-  return { values: values as Partial<Record<K, boolean>>, positionals };
-}
-
 /** Parse `moat list` arguments; throws `UsageError`. */
 export function parseListArgs(args: string[]): ParsedListArgs {
-  const { values, positionals } = parseFlags("list", args, { help: { short: "h" }, json: {} });
+  const { values, positionals } = parseCommandArgs("list", args, {
+    help: { type: "boolean", short: "h" },
+    json: { type: "boolean" },
+  });
   if (positionals.length > 0 && !values.help) {
     throw new UsageError(
       `Unexpected argument "${positionals[0]}": moat list takes no arguments`,
@@ -84,101 +66,6 @@ export function parseListArgs(args: string[]): ParsedListArgs {
     );
   }
   return { help: values.help ?? false, json: values.json ?? false };
-}
-
-/** The state `moat list` shows: a reconciled state, or `damaged`. */
-export type ListState = ShownState | "damaged";
-
-/** One run as `moat list` shows it. */
-export interface ListEntry {
-  id: string;
-  /** `null` when the run's `run.json` cannot be read. */
-  record: RunRecord | null;
-  /** What is wrong with the run's record, else `null`; `shownState` is then `damaged`. */
-  damage: RecordDamage | null;
-  shownState: ListState;
-  shownExitCode: number | null;
-  /**
-   * The engine's `State` of the run's container (`running`, `exited`, …), `"absent"` when the engine
-   * answered and has no container for the run, `null` when the engine could not be asked.
-   */
-  containerState: string | null;
-}
-
-/**
- * The container of each run, by the `dev.moat.run-id` label. A record's own `containerId` wins; otherwise
- * the first container that is not the short-lived passwd probe (which carries the run's labels too). Pure.
- */
-export function containersByRun(containers: ContainerSummary[]): Map<string, ContainerSummary[]> {
-  const byRun = new Map<string, ContainerSummary[]>();
-  for (const c of containers) {
-    const id = runIdOf(c);
-    if (id === undefined) continue;
-    const list = byRun.get(id);
-    if (list) list.push(c);
-    else byRun.set(id, [c]);
-  }
-  return byRun;
-}
-
-/** The engine's view of one run. `containers` is `undefined` when the engine could not be asked. Pure. */
-export function engineViewOf(
-  record: Pick<RunRecord, "id" | "containerId">,
-  byRun: Map<string, ContainerSummary[]> | undefined,
-): EngineView {
-  if (byRun === undefined) return "unknown";
-  const mine = byRun.get(record.id) ?? [];
-  return mine.find((c) => record.containerId !== null && c.Id === record.containerId) ??
-    mine.find((c) => !labelOf(c, "probe")) ??
-    "absent";
-}
-
-function containerStateOf(view: EngineView): string | null {
-  return view === "unknown" ? null : view === "absent" ? "absent" : view.State;
-}
-
-/** True when `reconcile` will need to know whether the record's owner lives. Pure. */
-export function needsOwnerCheck(record: RunRecord, view: EngineView): boolean {
-  return view === "absent" && !isFinal(record.state);
-}
-
-/**
- * Reconcile every record. `alive` holds the ids of runs whose owner process lives (only consulted where
- * `needsOwnerCheck` said so). `damaged` (from `scanRecords`) come out as `damaged`: those whose `run.json`
- * cannot be read first, then the records in their order, a damaged one with its recorded exit code. Pure.
- */
-export function listEntries(
-  records: RunRecord[],
-  containers: ContainerSummary[] | undefined,
-  alive: ReadonlySet<string>,
-  damaged: readonly DamagedRecord[] = [],
-): ListEntry[] {
-  const byRun = containers === undefined ? undefined : containersByRun(containers);
-  const damageOf = new Map(damaged.map((d) => [d.id, d.damage]));
-  const unreadable: ListEntry[] = damaged.filter((d) => d.record === null).map((d) => ({
-    id: d.id,
-    record: null,
-    damage: d.damage,
-    shownState: "damaged",
-    shownExitCode: null,
-    containerState: containerStateOf(engineViewOf({ id: d.id, containerId: null }, byRun)),
-  }));
-  return [
-    ...unreadable,
-    ...records.map((record): ListEntry => {
-      const view = engineViewOf(record, byRun);
-      const damage = damageOf.get(record.id) ?? null;
-      const { state, exitCode } = reconcile(record, view, alive.has(record.id));
-      return {
-        id: record.id,
-        record,
-        damage,
-        shownState: damage ? "damaged" : state,
-        shownExitCode: exitCode,
-        containerState: containerStateOf(view),
-      };
-    }),
-  ];
 }
 
 /** `gvisor (runsc)`, `none (runc)`, or just the sandbox when the runtime is not known yet. Pure. */
@@ -248,15 +135,6 @@ export async function listManagedContainers(ctx: CliContext): Promise<EngineList
   }
 }
 
-/** Ids of the runs among `records` whose owner process lives, checked only where it matters. */
-export function liveOwners(records: RunRecord[], containers: ContainerSummary[] | undefined): Set<string> {
-  const byRun = containers === undefined ? undefined : containersByRun(containers);
-  const toCheck = records.filter((r) => r.owner && needsOwnerCheck(r, engineViewOf(r, byRun)));
-  if (toCheck.length === 0) return new Set();
-  const boot = bootId();
-  return new Set(toCheck.filter((r) => isOwnerAlive(r.owner!, boot)).map((r) => r.id));
-}
-
 /** The one stderr line when the engine could not be asked. */
 export function engineNotAskedNote(err: MoatError): string {
   return `moat: note: showing recorded states; the engine could not be asked: ${err.message.split("\n")[0]}`;
@@ -279,7 +157,7 @@ export async function command(args: string[]): Promise<number> {
   if ("containers" in listing) containers = listing.containers;
   // With nothing recorded there is nothing to show from records; the notice alone stays silent.
   else if (records.length + damaged.length > 0) ctx.note(engineNotAskedNote(listing.error));
-  const alive = liveOwners(records, containers);
+  const alive = liveOwners(records, containers, ownerLiveness());
   const orphans = containers ? await listedOrphans(ctx, records, containers) : undefined;
   const entries = listEntries(records, containers, alive, damaged);
   const text = opts.json
@@ -304,9 +182,8 @@ async function listedOrphans(
   containers: ContainerSummary[],
 ): Promise<ContainerSummary[] | undefined> {
   const byId = new Map(records.map((r) => [r.id, r]));
-  const mine = ofThisHome(containers, maybeHomeId(ctx.home), (id) => byId.has(id));
   try {
-    return await stillListed(ctx.client(), orphansAmong(mine, (id) => byId.get(id)));
+    return await orphansListed(ctx.client(), ctx.home, containers, byId);
   } catch (err) {
     if (err instanceof MoatError) return undefined;
     throw err;

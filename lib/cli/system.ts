@@ -19,12 +19,13 @@ import {
   type ContainerHome,
   type ContainerRole,
   homeOf,
+  liveContainerOwners,
+  ownerLiveness,
   runIdOf,
 } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { cliContext, formatTable } from "./context.ts";
-import { liveContainerOwners } from "./orphan_notice.ts";
 
 export const SYSTEM_HELP = `Usage: moat system SUBCOMMAND [OPTIONS]
 
@@ -312,7 +313,7 @@ export async function command(args: string[]): Promise<number> {
   if (opts.sub === "containers") {
     const records = listRecords(ctx.home);
     const byRun = new Map(records.map((r) => [r.id, r]));
-    const alive = liveContainerOwners(containers, (id) => byRun.get(id));
+    const alive = liveContainerOwners(containers, (id) => byRun.get(id), ownerLiveness());
     const all = systemContainers(containers, records, (c) => alive.has(c.Id), maybeHomeId(ctx.home));
     const items = opts.allHomes ? all : all.filter((c) => c.home === "this");
     if (!opts.json && all.length === 0) ctx.note("moat: no container on this engine carries moat's labels");

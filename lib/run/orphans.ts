@@ -1,11 +1,21 @@
 /**
- * Which of moat's containers have no live owner. Pure decisions over what the engine lists, the records
- * in this MOAT_HOME, and whether owner processes live (checked at the edge with `isOwnerAlive`, see
- * lib/cli/orphan_notice.ts).
+ * Which of moat's containers have no live owner: containers left behind by a moat process that is gone
+ * (`kill -9`, a host crash). Pure decisions over what the engine lists, the records in this MOAT_HOME, and
+ * whether owner processes live (a predicate; `ownerLiveness` checks /proc with `isOwnerAlive`):
+ * `classifyContainer` decides, `ofThisHome` keeps this MOAT_HOME's containers.
+ *
+ * `findOrphans` puts them together: one engine listing filtered by moat's label (`dev.moat.managed=true`)
+ * through the `EngineClient` it is given, the records of those runs only, and a second listing only when
+ * something looks orphaned. The notice that `moat list`, `logs`, `stop`, `destroy` and `run` print about
+ * them is lib/cli/orphan_notice.ts; `moat status` and `moat system containers` report them with
+ * `liveContainerOwners`; `moat clean` removes them.
  */
-import { labelOf } from "./labels.ts";
+import { labelOf, MANAGED_FILTER } from "./labels.ts";
+import type { EngineClient } from "../docker/client.ts";
 import type { ContainerSummary } from "../docker/types.ts";
-import type { Owner, RunRecord } from "../store/records.ts";
+import { maybeHomeId } from "../store/home_id.ts";
+import { bootId, isOwnerAlive } from "../store/owner.ts";
+import { maybeReadRecord, type Owner, type RunRecord } from "../store/records.ts";
 import { isFinal } from "./reconcile.ts";
 
 /** The run id a container belongs to, from its labels. */
@@ -102,4 +112,87 @@ export function ofThisHome(
   recorded: (runId: string) => boolean,
 ): ContainerSummary[] {
   return containers.filter((c) => homeOf(c, homeId, recorded) === "this");
+}
+
+/**
+ * Whether an owner process lives, on this host now (`isOwnerAlive`); the boot id is read once, on the
+ * first question. The edge behind the predicates the decisions here and in lib/run/reconcile.ts take.
+ */
+export function ownerLiveness(): (owner: Owner) => boolean {
+  let boot: string | undefined;
+  return (owner) => isOwnerAlive(owner, boot ??= bootId());
+}
+
+/** Ids of the containers whose owner (`ownerOf`, from the record when there is one) lives (`isAlive`). */
+export function liveContainerOwners(
+  containers: readonly ContainerSummary[] | undefined,
+  recordOf: (runId: string) => RunRecord | undefined,
+  isAlive: (owner: Owner) => boolean,
+): Set<string> {
+  if (!containers?.length) return new Set();
+  return new Set(
+    containers.filter((c) => {
+      const runId = runIdOf(c);
+      const owner = ownerOf(c, runId === undefined ? undefined : recordOf(runId));
+      return owner !== undefined && isAlive(owner);
+    }).map((c) => c.Id),
+  );
+}
+
+/** The orphaned containers among `containers`, given this MOAT_HOME's records (`recordOf`). */
+export function orphansAmong(
+  containers: readonly ContainerSummary[],
+  recordOf: (runId: string) => RunRecord | undefined,
+  isAlive: (owner: Owner) => boolean,
+): ContainerSummary[] {
+  const alive = liveContainerOwners(containers, recordOf, isAlive);
+  return orphansOf(containers, recordOf, (c) => alive.has(c.Id));
+}
+
+/** A run id as moat makes them (`newRunId`); anything else is not looked up as a path under MOAT_HOME. */
+const RUN_ID = /^[0-9a-f]{1,64}$/;
+
+/** This MOAT_HOME's records of the runs `containers` belong to — only those, not every record. */
+export function recordsOf(home: string, containers: readonly ContainerSummary[]): Map<string, RunRecord> {
+  const ids = [...new Set(containers.map(runIdOf))].filter((id): id is string => !!id && RUN_ID.test(id));
+  const found = ids.map((id) => maybeReadRecord(home, id));
+  return new Map(found.filter((r): r is RunRecord => r !== undefined).map((r) => [r.id, r]));
+}
+
+/**
+ * Drop the orphans the engine no longer lists. A run that ends between the listing and the owner check
+ * (its owner removes the container, then exits) would otherwise be reported as left behind; asking again
+ * only when something looks orphaned costs nothing in the usual case. Throws engine errors.
+ */
+export async function stillListed(
+  client: EngineClient,
+  orphans: ContainerSummary[],
+): Promise<ContainerSummary[]> {
+  if (orphans.length === 0) return orphans;
+  const now = new Set((await client.containerList([MANAGED_FILTER])).map((c) => c.Id));
+  return orphans.filter((c) => now.has(c.Id));
+}
+
+/**
+ * The orphaned containers of this MOAT_HOME (`home`) among one listing of moat's containers, given the
+ * records of their runs (`records`, by run id: all of them, or `recordsOf` the listing). Throws engine
+ * errors (from `stillListed`).
+ */
+export async function orphansListed(
+  client: EngineClient,
+  home: string,
+  containers: readonly ContainerSummary[],
+  records: ReadonlyMap<string, RunRecord>,
+): Promise<ContainerSummary[]> {
+  const mine = ofThisHome(containers, maybeHomeId(home), (id) => records.has(id));
+  return await stillListed(client, orphansAmong(mine, (id) => records.get(id), ownerLiveness()));
+}
+
+/**
+ * The orphaned containers of this MOAT_HOME on the engine (`ofThisHome`: other homes' containers are
+ * theirs to see): one listing (no sizes), the records they need. Throws engine errors.
+ */
+export async function findOrphans(client: EngineClient, home: string): Promise<ContainerSummary[]> {
+  const containers = await client.containerList([MANAGED_FILTER]);
+  return await orphansListed(client, home, containers, recordsOf(home, containers));
 }

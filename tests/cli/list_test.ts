@@ -1,14 +1,7 @@
 /** `moat list`: pure helpers as tables, then the spawned CLI against crafted records and a fake engine. */
 import assert from "node:assert/strict";
-import {
-  containersByRun,
-  engineViewOf,
-  formatListTable,
-  LIST_HEADER,
-  listEntries,
-  parseListArgs,
-  sandboxColumn,
-} from "../../lib/cli/list.ts";
+import { formatListTable, LIST_HEADER, parseListArgs, sandboxColumn } from "../../lib/cli/list.ts";
+import { listEntries } from "../../lib/run/reconcile.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { moat, scratch } from "../engine/helpers.ts";
@@ -56,81 +49,9 @@ for (
   });
 }
 
-Deno.test("a run's container is its recorded containerId, else the first that is not the passwd probe", () => {
-  const rec = record("aaaaaaaaaaa1", { state: "running", containerId: "other" });
-  const probe = summary("aaaaaaaaaaa1", "exited", "Exited (0) 1 second ago", { "dev.moat.probe": "passwd" });
-  const real = { ...summary("aaaaaaaaaaa1", "running", "Up 2 seconds"), Id: "other" };
-  const stray = summary("bbbbbbbbbbb2", "running", "Up 1 second");
-  assert.equal(engineViewOf(rec, containersByRun([probe, real, stray])), real);
-  assert.equal(engineViewOf({ ...rec, containerId: null }, containersByRun([probe, real])), real);
-  assert.equal(engineViewOf(rec, containersByRun([probe])), "absent", "the probe alone is not the run");
-  assert.equal(engineViewOf(rec, containersByRun([])), "absent");
-  assert.equal(engineViewOf(rec, undefined), "unknown");
-});
-
 const NOW = Date.parse("2026-01-01T01:00:00.000Z");
 const running = (id: string, patch = {}) =>
   record(id, { state: "running", exitCode: null, finishedAt: null, removed: false, ...patch });
-
-for (
-  const [label, rec, containers, alive, state, exit, containerState] of [
-    [
-      "a finished run keeps its recorded exit code",
-      record("r1", { exitCode: 7 }),
-      [],
-      [],
-      "exited",
-      7,
-      "absent",
-    ],
-    [
-      "a running record whose container and owner are gone is lost",
-      running("r1"),
-      [],
-      [],
-      "lost",
-      null,
-      "absent",
-    ],
-    [
-      "a running record whose owner lives but has no container yet stays running",
-      running("r1"),
-      [],
-      [
-        "r1",
-      ],
-      "running",
-      null,
-      "absent",
-    ],
-    [
-      "a running record whose container exited shows the engine's exit code",
-      running("r1"),
-      [summary("r1", "exited", "Exited (3) 2 minutes ago")],
-      [],
-      "exited",
-      3,
-      "exited",
-    ],
-    ["the engine unasked leaves the recorded state", running("r1"), undefined, [], "running", null, null],
-    [
-      "a finished record with its kept container shows the container's engine state",
-      record("r1", { kept: true, removed: false }),
-      [summary("r1", "exited", "Exited (0) 1 hour ago")],
-      [],
-      "exited",
-      0,
-      "exited",
-    ],
-  ] as const
-) {
-  Deno.test(`listEntries: ${label}`, () => {
-    const [e] = listEntries([rec], containers ? [...containers] : undefined, new Set<string>(alive));
-    assert.equal(e!.shownState, state);
-    assert.equal(e!.shownExitCode, exit);
-    assert.equal(e!.containerState, containerState);
-  });
-}
 
 for (
   const [rec, col] of [

@@ -1,15 +1,28 @@
-/** Orphan classification (lib/run/orphans.ts): who owns a container, and whether it is active, kept or orphaned. */
+/**
+ * Orphans (lib/run/orphans.ts): who owns a container, and whether it is active, kept or orphaned, as
+ * tables; then `findOrphans` against the fake engine.
+ */
 import assert from "node:assert/strict";
+import { DockerClient } from "../../lib/docker/client.ts";
+import { unixTransport } from "../../lib/docker/transport.ts";
 import type { ContainerSummary } from "../../lib/docker/types.ts";
 import {
   classifyContainer,
   type ContainerRole,
+  findOrphans,
   homeOf,
+  liveContainerOwners,
   ofThisHome,
   orphansOf,
+  ownerLiveness,
   ownerOf,
+  recordsOf,
 } from "../../lib/run/orphans.ts";
+import { currentOwner } from "../../lib/store/owner.ts";
 import type { RunRecord } from "../../lib/store/records.ts";
+import { DEAD_OWNER, homeLabel, OTHER_HOME, record, summary, writeRecords } from "../cli/run_records.ts";
+import { scratch } from "../engine/helpers.ts";
+import { FakeEngine } from "../fake_engine.ts";
 import { baseRecord as base } from "./fixtures.ts";
 
 const finishedKept: RunRecord = { ...base, kept: true, state: "exited", exitCode: 0 };
@@ -184,4 +197,162 @@ Deno.test("ofThisHome keeps this home's containers, in order", () => {
   const old = container("exited", {}, "c3");
   assert.deepEqual(ofThisHome([mine, theirs, old], HOME, () => false).map((c) => c.Id), ["c1"]);
   assert.deepEqual(ofThisHome([mine, theirs, old], HOME, () => true).map((c) => c.Id), ["c1", "c3"]);
+});
+
+// ---- against the fake engine ---------------------------------------------------------------------------
+
+function clientOf(engine: FakeEngine): DockerClient {
+  return new DockerClient(unixTransport(engine.endpoint), { timeoutMs: 3000 });
+}
+
+/** Labels naming an owner process. */
+function ownedBy(o: { pid: number; bootId: string }): Record<string, string> {
+  return { "dev.moat.owner-pid": String(o.pid), "dev.moat.boot-id": o.bootId };
+}
+
+Deno.test("findOrphans picks the containers with no live owner, using this MOAT_HOME's records", async () => {
+  const me = currentOwner();
+  const dead = ownedBy(DEAD_OWNER);
+  const containers = [
+    // Its moat run lives (this process).
+    summary("aaaaaaaaaaa1", "running", "Up 1 minute", ownedBy(me)),
+    // A detached run: the `moat run -d` on the label is gone, its recorder (in the record) lives.
+    summary("bbbbbbbbbbb2", "running", "Up 1 minute", dead),
+    // Killed mid-run: the one orphan.
+    summary("ccccccccccc3", "running", "Up 1 minute", dead),
+    // Kept, from another MOAT_HOME: no record here, the label says so.
+    summary("ddddddddddd4", "exited", "Exited (0) 1 minute ago", { ...dead, "dev.moat.keep": "true" }),
+    // Kept, recorded here as a finished kept run (an older container without the label).
+    summary("eeeeeeeeeee5", "exited", "Exited (0) 1 minute ago", dead),
+  ];
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: containers });
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [
+      record("bbbbbbbbbbb2", { state: "running", exitCode: null, owner: me, detached: true }),
+      record("ccccccccccc3", { state: "running", exitCode: null, owner: DEAD_OWNER }),
+      record("eeeeeeeeeee5", { kept: true, removed: false }),
+      record("fffffffffff6"),
+    ]);
+    const orphans = await findOrphans(clientOf(engine), s.home);
+    assert.deepEqual(orphans.map((c) => c.Labels?.["dev.moat.run-id"]), ["ccccccccccc3"]);
+    const lists = engine.requestsTo("GET /containers/json");
+    assert.equal(lists.length, 2, "one listing, and one more to confirm the orphan is still there");
+    for (const q of lists) {
+      assert.deepEqual(JSON.parse(q.query.get("filters")!), { label: ["dev.moat.managed=true"] });
+      assert.equal(q.query.get("size"), null, "no sizes: they are slow to compute");
+    }
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("findOrphans reports only this MOAT_HOME's containers: not another home's, not an unknown one", async () => {
+  const dead = ownedBy(DEAD_OWNER);
+  await using engine = await FakeEngine.start();
+  const s = await scratch();
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [
+      // Labelled with this home's id: ours, even without a record here (e.g. a leftover probe).
+      summary("aaaaaaaaaaa1", "created", "Created", {
+        ...dead,
+        ...homeLabel(s.home),
+        "dev.moat.probe": "passwd",
+      }),
+      // Another MOAT_HOME's (another user's, another CI job's): not ours to report.
+      summary("bbbbbbbbbbb2", "running", "Up 1 minute", { ...dead, ...OTHER_HOME }),
+      // Made by a moat that did not label its home, and not recorded here: unknown, not reported.
+      summary("ccccccccccc3", "running", "Up 1 minute", dead),
+      // Unlabelled, but its run is recorded here: ours.
+      summary("ddddddddddd4", "running", "Up 1 minute", dead),
+    ],
+  });
+  try {
+    await writeRecords(s.home, [
+      record("ddddddddddd4", { state: "running", exitCode: null, owner: DEAD_OWNER }),
+    ]);
+    const orphans = await findOrphans(clientOf(engine), s.home);
+    assert.deepEqual(orphans.map((c) => c.Labels?.["dev.moat.run-id"]), ["aaaaaaaaaaa1", "ddddddddddd4"]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("findOrphans asks the engine once when nothing is orphaned", async () => {
+  const me = currentOwner();
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [summary("aaaaaaaaaaa1", "running", "Up 1 minute", ownedBy(me))],
+  });
+  const s = await scratch();
+  try {
+    assert.deepEqual(await findOrphans(clientOf(engine), s.home), []);
+    assert.deepEqual(engine.calls(), ["GET /_ping", "GET /containers/json"]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("a container whose run ended between the listing and the owner check is not reported", async () => {
+  await using engine = await FakeEngine.start();
+  let listings = 0;
+  engine.on("GET /containers/json", async (_req, res) => {
+    // First listing: still there. By the second, its owner has removed it (and exited).
+    listings++;
+    await res.json(
+      200,
+      listings === 1
+        ? [summary("aaaaaaaaaaa1", "exited", "Exited (0)", { ...ownedBy(DEAD_OWNER), ...homeLabel(s.home) })]
+        : [],
+    );
+  });
+  const s = await scratch();
+  try {
+    assert.deepEqual(await findOrphans(clientOf(engine), s.home), []);
+    assert.equal(listings, 2);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("recordsOf reads only the records of the runs on the engine, and only run ids", async () => {
+  const s = await scratch();
+  try {
+    await writeRecords(s.home, [record("aaaaaaaaaaa1"), record("bbbbbbbbbbb2")]);
+    const got = recordsOf(s.home, [
+      summary("aaaaaaaaaaa1", "exited", "Exited (0)"),
+      summary("aaaaaaaaaaa1", "created", "Created", { "dev.moat.probe": "passwd" }),
+      summary("ccccccccccc3", "exited", "Exited (0)"),
+      summary("../runs/bbbbbbbbbbb2", "exited", "Exited (0)"),
+    ]);
+    assert.deepEqual([...got.keys()], ["aaaaaaaaaaa1"]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("liveContainerOwners takes the record's owner over the labels", () => {
+  const me = currentOwner();
+  const mine = summary("aaaaaaaaaaa1", "running", "Up", ownedBy(DEAD_OWNER));
+  const labelled = summary("bbbbbbbbbbb2", "running", "Up", ownedBy(me));
+  const rec = record("aaaaaaaaaaa1", { owner: me });
+  const alive = liveContainerOwners(
+    [mine, labelled],
+    (id) => id === rec.id ? rec : undefined,
+    ownerLiveness(),
+  );
+  assert.deepEqual([...alive].sort(), [mine.Id, labelled.Id].sort());
+  const none = liveContainerOwners([mine], () => undefined, ownerLiveness());
+  assert.deepEqual([...none], [], "the labelled owner is dead");
+});
+
+Deno.test("ownerLiveness: this process lives; an owner of another boot, or a pid that is not it, does not", () => {
+  const isAlive = ownerLiveness();
+  const me = currentOwner();
+  assert.equal(isAlive(me), true);
+  assert.equal(isAlive(DEAD_OWNER), false);
+  assert.equal(isAlive({ ...me, startTicks: me.startTicks + 1 }), false, "a reused pid is not the owner");
 });
