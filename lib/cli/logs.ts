@@ -24,7 +24,7 @@ import {
 import { newestRun, resolveRunOrDamaged } from "../store/refs.ts";
 import { type CliContext, cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
-import { exitCodeOfEnd, type RunEnd, RunWatcher, waitForEnd } from "./wait.ts";
+import { exitCodeOfEnd, type RunEnd, RunWatcher, watchIo } from "../run/watch.ts";
 
 export const LOGS_HELP = `Usage: moat logs [OPTIONS] [RUN]
 
@@ -354,7 +354,7 @@ export async function command(args: string[]): Promise<number> {
     // Without -f, print the same snapshot the lines were counted in.
     if (!opts.follow) limit = tail.limit;
   }
-  const watcher = opts.follow ? new RunWatcher(ctx, rec!) : undefined;
+  const watcher = opts.follow ? new RunWatcher(rec!.id, watchIo(ctx.home, () => ctx.client())) : undefined;
   await printFrom(ctx, id, path, start, limit, opts, watcher);
   // Read again: a followed run's record got its last word after the output.
   const incomplete = (opts.follow ? maybeReadRecord(ctx.home, id) : rec)?.outputIncomplete;
@@ -363,7 +363,7 @@ export async function command(args: string[]): Promise<number> {
   }
   if (watcher && opts.exitCode) {
     // Printing may have stopped early (stdout's reader went away): the run's end is still waited for.
-    const code = exitCodeOfEnd(watcher.end ?? await waitForEnd(watcher));
+    const code = exitCodeOfEnd(watcher.end ?? await watcher.waitForEnd());
     await printOrphanNotice(ctx, orphans);
     return code;
   }

@@ -1,7 +1,7 @@
-/** `moat wait`: its arguments and the exit-code decision as tables, then the command black-box. */
+/** `moat wait`: its arguments as a table, then the command black-box (the exit-code decision: tests/run/watch_test.ts). */
 import assert from "node:assert/strict";
-import { exitCodeOfEnd, parseWaitArgs, type RunEnd } from "../../lib/cli/wait.ts";
-import { MoatError, UsageError } from "../../lib/errors.ts";
+import { parseWaitArgs } from "../../lib/cli/wait.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { RunStore } from "../../lib/store/records.ts";
 import { moat, moatEnv, ROOT } from "../engine/helpers.ts";
@@ -33,52 +33,6 @@ for (
 }
 
 const ID = "aaaa00000001";
-for (
-  const [label, end, code] of [
-    ["a final record gives its exit code", { kind: "final", record: record(ID, { exitCode: 3 }) }, 3],
-    ["an interrupted run gives 128 + signal", {
-      kind: "final",
-      record: record(ID, { state: "interrupted", exitCode: 130 }),
-    }, 130],
-    ["a container that exited after its moat process died gives the container's code", {
-      kind: "abandoned",
-      id: ID,
-      why: "x",
-      exitCode: 5,
-    }, 5],
-  ] as const
-) {
-  Deno.test(`exitCodeOfEnd: ${label}`, () => assert.equal(exitCodeOfEnd(end as RunEnd), code));
-}
-
-for (
-  const [label, end, message] of [
-    [
-      "a run that failed before its command ran",
-      { kind: "final", record: record(ID, { state: "failed", exitCode: null, error: "No image\nhint" }) },
-      `Run ${ID} ended (failed) without an exit code: No image`,
-    ],
-    [
-      "a removed record",
-      { kind: "removed", id: ID },
-      `Run ${ID} was removed before it ended: its exit code is unknown`,
-    ],
-    [
-      "a run nobody records whose container's code cannot be had",
-      { kind: "abandoned", id: ID, why: "the moat process that ran it is gone", exitCode: undefined },
-      `Run ${ID} has no exit code: the moat process that ran it is gone`,
-    ],
-  ] as const
-) {
-  Deno.test(`exitCodeOfEnd: ${label} is an error (exit 125)`, () => {
-    assert.throws(() => exitCodeOfEnd(end as RunEnd), (e: unknown) => {
-      assert.ok(e instanceof MoatError && !(e instanceof UsageError));
-      assert.equal(e.message, message);
-      assert.equal(e.exitCode, 125);
-      return true;
-    });
-  });
-}
 
 // ---- black box ------------------------------------------------------------------------------------------
 
