@@ -1,7 +1,8 @@
 /**
  * A command module parses flags, prints and maps errors; what it decides lives in lib/run and below. So no
  * command module imports another (issue 12): `moat status` reconciles runs with lib/run/reconcile.ts, not
- * with `moat list`'s module. The command modules are the ones main.ts loads by name.
+ * with `moat list`'s module; `destroy` ends runs with lib/run/stop.ts, `logs -f` watches them with
+ * lib/run/watch.ts. The command modules are the ones main.ts loads by name, and `run`.
  */
 import assert from "node:assert/strict";
 
@@ -26,8 +27,7 @@ Deno.test("main.ts names the command modules (so the check below can see them)",
   assert.deepEqual(cliImportsOf("list.ts").filter((f) => f === "args.ts"), ["args.ts"]);
 });
 
-// The other commands join this list as their shared code moves to lib/run (issue 12).
-for (const file of ["list.ts", "status.ts"]) {
+for (const file of new Set([...commandModules(), "run.ts"])) {
   Deno.test(`lib/cli/${file} imports no other command module`, () => {
     const commands = commandModules();
     assert.deepEqual(cliImportsOf(file).filter((f) => f !== file && commands.has(f)), []);
