@@ -6,8 +6,11 @@
  *   creating ─created→ created ─started→ running ─ended→ exited | interrupted
  *        └──────────────────────┴──────────┴─failed→ failed | interrupted
  *
+ * and, for a run whose moat process is gone, `finalPatch` ends it from what the engine shows (moat stop).
+ *
  * `at` is the moment of the transition; the writer passes the clock in.
  */
+import type { ContainerInspect } from "../docker/types.ts";
 import type { RunRecord } from "../store/records.ts";
 import { isFinal } from "./reconcile.ts";
 
@@ -95,4 +98,52 @@ export function recorded(onDisk: RunRecord, e: RecordedEnding, at: Date): Record
     };
   }
   return { ...patch, state: e.exitCode === null ? "failed" : "exited", exitCode: e.exitCode };
+}
+
+/** Engine timestamps of a container that never started/ended are the zero time `0001-01-01T…`. Pure. */
+function engineTime(t: string | undefined): string | null {
+  if (!t || t.startsWith("0001-")) return null;
+  return Number.isNaN(Date.parse(t)) ? null : t;
+}
+
+/**
+ * The record patch that ends a run, from what the engine shows now (`undefined`: the container is gone).
+ * Pure given `now`.
+ *
+ * - the container exited: `exited` with `State.ExitCode` (143 after SIGTERM, 137 after SIGKILL);
+ * - it never started (`created`): `failed`, the command never ran;
+ * - it is gone: `failed` with the reason; the exit code is unknown.
+ */
+export function finalPatch(
+  record: RunRecord,
+  container: ContainerInspect | undefined,
+  now: string,
+): Partial<RunRecord> {
+  if (container === undefined) {
+    return {
+      state: "failed",
+      error: record.containerId
+        ? `The container ${record.containerId.slice(0, 12)} no longer exists and the moat process that ` +
+          "drove the run is gone; the exit code is unknown"
+        : "The run ended before it had a container: the moat process that drove it is gone",
+      finishedAt: now,
+      removed: record.containerId !== null,
+    };
+  }
+  const s = container.State;
+  if (s.Status === "created") {
+    return {
+      state: "failed",
+      error: "The command never started: the moat process that drove the run ended before starting it",
+      finishedAt: now,
+    };
+  }
+  return {
+    state: "exited",
+    exitCode: s.ExitCode,
+    finishedAt: engineTime(s.FinishedAt) ?? now,
+    startedAt: record.startedAt ?? engineTime(s.StartedAt),
+    runtime: record.runtime ?? container.HostConfig.Runtime ?? null,
+    ...(s.OOMKilled ? { error: "The container ran out of memory (OOM killed)" } : {}),
+  };
 }

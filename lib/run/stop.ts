@@ -9,9 +9,10 @@
  * (`State.ExitCode`). A run without a live owner is always recorded by `stopRun`. Stopping a run that
  * already ended is not an error.
  *
- * The decisions (`parseGrace`, `finalPatch`, `newestRunning`) are pure; the engine comes in as an
+ * The decisions (`parseGrace`, `newestRunning`, and the record transition `finalPatch` in record_life.ts) are pure; the engine comes in as an
  * `EngineClient`, the lines to print go out through a `note` callback.
  */
+import * as life from "./record_life.ts";
 import type { EngineClient } from "../docker/client.ts";
 import type { ContainerInspect, ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
@@ -48,54 +49,6 @@ export function summaryOf(c: ContainerInspect): ContainerSummary {
     Status: "",
     Labels: c.Config.Labels ?? null,
     Created: 0,
-  };
-}
-
-/** Engine timestamps of a container that never started/ended are the zero time `0001-01-01T…`. Pure. */
-function engineTime(t: string | undefined): string | null {
-  if (!t || t.startsWith("0001-")) return null;
-  return Number.isNaN(Date.parse(t)) ? null : t;
-}
-
-/**
- * The record patch that ends a run, from what the engine shows now (`undefined`: the container is gone).
- * Pure given `now`.
- *
- * - the container exited: `exited` with `State.ExitCode` (143 after SIGTERM, 137 after SIGKILL);
- * - it never started (`created`): `failed`, the command never ran;
- * - it is gone: `failed` with the reason; the exit code is unknown.
- */
-export function finalPatch(
-  record: RunRecord,
-  container: ContainerInspect | undefined,
-  now: string,
-): Partial<RunRecord> {
-  if (container === undefined) {
-    return {
-      state: "failed",
-      error: record.containerId
-        ? `The container ${record.containerId.slice(0, 12)} no longer exists and the moat process that ` +
-          "drove the run is gone; the exit code is unknown"
-        : "The run ended before it had a container: the moat process that drove it is gone",
-      finishedAt: now,
-      removed: record.containerId !== null,
-    };
-  }
-  const s = container.State;
-  if (s.Status === "created") {
-    return {
-      state: "failed",
-      error: "The command never started: the moat process that drove the run ended before starting it",
-      finishedAt: now,
-    };
-  }
-  return {
-    state: "exited",
-    exitCode: s.ExitCode,
-    finishedAt: engineTime(s.FinishedAt) ?? now,
-    startedAt: record.startedAt ?? engineTime(s.StartedAt),
-    runtime: record.runtime ?? container.HostConfig.Runtime ?? null,
-    ...(s.OOMKilled ? { error: "The container ran out of memory (OOM killed)" } : {}),
   };
 }
 
@@ -204,7 +157,7 @@ export async function stopRun(
   } else {
     container = undefined;
   }
-  store.update(finalPatch(store.record, container, new Date().toISOString()));
+  store.update(life.finalPatch(store.record, container, new Date().toISOString()));
   return { stopped, record: store.record, writtenBy: "stop" };
 }
 

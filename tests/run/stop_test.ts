@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import type { EngineClient } from "../../lib/docker/client.ts";
 import type { ContainerInspect, ContainerSummary } from "../../lib/docker/types.ts";
 import { UsageError } from "../../lib/errors.ts";
-import { DEFAULT_STOP_GRACE_S, finalPatch, newestRunning, parseGrace, stopRun } from "../../lib/run/stop.ts";
+import { finalPatch } from "../../lib/run/record_life.ts";
+import { DEFAULT_STOP_GRACE_S, newestRunning, parseGrace, stopRun } from "../../lib/run/stop.ts";
 import { maybeReadRecord, type Owner, type RunRecord } from "../../lib/store/records.ts";
 import { baseRecord } from "./fixtures.ts";
 
