@@ -111,7 +111,7 @@ async function record(home: string, runId: string): Promise<number> {
       "The recorder is started by moat run -d; it is not meant to be run by hand",
     );
   }
-  store.update({ owner: currentOwner() });
+  store.update(life.ownedBy(currentOwner()));
   try {
     const outcome = await recordDetached(clientFromEnv(Deno.env.toObject()), containerId, {
       record: store,

@@ -11,10 +11,15 @@
  * `at` is the moment of the transition; the writer passes the clock in.
  */
 import type { ContainerInspect } from "../docker/types.ts";
-import type { RunRecord } from "../store/records.ts";
+import type { Owner, RunRecord } from "../store/records.ts";
 import { isFinal } from "./reconcile.ts";
 
 export type RecordPatch = Partial<RunRecord>;
+
+/** A process took the run over (a detached run's recorder): it now drives the run and writes its end. */
+export function ownedBy(owner: Owner): RecordPatch {
+  return { owner };
+}
 
 /** The container exists. */
 export function created(containerId: string): RecordPatch {

@@ -40,6 +40,11 @@ Deno.test("ended: an interrupt, the engine's runtime, an OOM kill and incomplete
   });
 });
 
+Deno.test("ownedBy names the process that drives the run now", () => {
+  const owner = { pid: 42, bootId: "b", startTicks: 7 };
+  assert.deepEqual(life.ownedBy(owner), { owner });
+});
+
 Deno.test("failed: failed without a signal, interrupted with one", () => {
   assert.deepEqual(life.failed("boom", null, AT), {
     state: "failed",
