@@ -17,6 +17,9 @@ import { damageText, type RecordDamage, type RunRecord, scanRecords } from "../s
 import { type CliContext, cliContext, formatAge, formatTable } from "./context.ts";
 import { orphanNotice } from "./orphan_notice.ts";
 
+/** Runs the table shows without `-a` (older runs that need attention are shown too). */
+export const TABLE_LIMIT = 20;
+
 export const LIST_HELP = `Usage: moat list [OPTIONS]
        moat ls [OPTIONS]
 
@@ -38,12 +41,18 @@ Columns:
   AGE      time since it was created
   EXIT     the command's exit code, or - while running or when unknown
 
+The table shows the newest ${TABLE_LIMIT} runs, and any older run still in progress, lost or
+damaged; one line on stderr says how many are left out. -a shows every run; --json always
+lists every run.
+
 Options:
-      --json     Print a JSON array of runs instead (schema: docs/reference/cli.md#moat-list)
+  -a, --all      Show every run in the table
+      --json     Print a JSON array of every run instead (schema: docs/reference/cli.md#moat-list)
   -h, --help     Print this help
 
 Examples:
   moat list
+  moat list -a
   moat ls --json | jq -r '.[] | select(.shownState == "lost") | .id'
   MOAT_HOME=/srv/moat moat list
 `;
@@ -51,6 +60,7 @@ Examples:
 export interface ParsedListArgs {
   help: boolean;
   json: boolean;
+  all: boolean;
 }
 
 /** Parse `moat list` arguments; throws `UsageError`. */
@@ -58,6 +68,7 @@ export function parseListArgs(args: string[]): ParsedListArgs {
   const { values, positionals } = parseCommandArgs("list", args, {
     help: { type: "boolean", short: "h" },
     json: { type: "boolean" },
+    all: { type: "boolean", short: "a" },
   });
   if (positionals.length > 0 && !values.help) {
     throw new UsageError(
@@ -65,7 +76,20 @@ export function parseListArgs(args: string[]): ParsedListArgs {
       "List every run:  moat list",
     );
   }
-  return { help: values.help ?? false, json: values.json ?? false };
+  return { help: values.help ?? false, json: values.json ?? false, all: values.all ?? false };
+}
+
+/** A run in progress, lost or damaged: shown in the table however old it is. */
+function needsAttention(e: ListEntry): boolean {
+  return e.shownState !== "exited" && e.shownState !== "interrupted" && e.shownState !== "failed";
+}
+
+/**
+ * The entries the table shows without `-a`: the newest `limit`, and every older one that needs attention,
+ * in the order given (newest first). Pure.
+ */
+export function tableEntries(entries: ListEntry[], limit = TABLE_LIMIT): ListEntry[] {
+  return entries.filter((e, i) => i < limit || needsAttention(e));
 }
 
 /** `gvisor (runsc)`, `none (runc)`, or just the sandbox when the runtime is not known yet. Pure. */
@@ -160,9 +184,10 @@ export async function command(args: string[]): Promise<number> {
   const alive = liveOwners(records, containers, ownerLiveness());
   const orphans = containers ? await listedOrphans(ctx, records, containers) : undefined;
   const entries = listEntries(records, containers, alive, damaged);
+  const shown = opts.json || opts.all ? entries : tableEntries(entries);
   const text = opts.json
     ? JSON.stringify(listJsonItems(entries), null, 2) + "\n"
-    : formatListTable(entries, Date.now());
+    : formatListTable(shown, Date.now());
   try {
     await ctx.out(text);
   } catch (err) {
@@ -170,6 +195,11 @@ export async function command(args: string[]): Promise<number> {
     if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
   }
   for (const d of damaged) ctx.note(damageWarning(d));
+  if (shown.length < entries.length) {
+    ctx.note(
+      `moat: showing ${shown.length} of ${entries.length} runs, the newest first; every run:  moat list -a`,
+    );
+  }
   const notice = orphanNotice(orphans);
   if (notice) ctx.note(notice);
   return 0;

@@ -1,6 +1,12 @@
 /** `moat list`: pure helpers as tables, then the spawned CLI against crafted records and a fake engine. */
 import assert from "node:assert/strict";
-import { formatListTable, LIST_HEADER, parseListArgs, sandboxColumn } from "../../lib/cli/list.ts";
+import {
+  formatListTable,
+  LIST_HEADER,
+  parseListArgs,
+  sandboxColumn,
+  tableEntries,
+} from "../../lib/cli/list.ts";
 import { listEntries } from "../../lib/run/reconcile.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
@@ -21,10 +27,12 @@ import {
 
 for (
   const [args, expected] of [
-    [[], { help: false, json: false }],
-    [["--json"], { help: false, json: true }],
-    [["-h"], { help: true, json: false }],
-    [["--help", "stray"], { help: true, json: false }],
+    [[], { help: false, json: false, all: false }],
+    [["--json"], { help: false, json: true, all: false }],
+    [["-a"], { help: false, json: false, all: true }],
+    [["--all", "--json"], { help: false, json: true, all: true }],
+    [["-h"], { help: true, json: false, all: false }],
+    [["--help", "stray"], { help: true, json: false, all: false }],
   ] as const
 ) {
   Deno.test(`parseListArgs reads ${JSON.stringify(args)}`, () => {
@@ -407,6 +415,63 @@ Deno.test("moat list shows damaged records as damaged, with the file and what is
       "exited",
       null,
     ]);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+// ---- the table's limit -----------------------------------------------------------------------------------
+
+/** `n` finished runs, newest first, ids `r…01` (newest) to `r…n`; created a minute apart. */
+function finishedRuns(n: number) {
+  return Array.from({ length: n }, (_, i) => {
+    const k = String(n - i).padStart(2, "0");
+    return record(`aaaaaaaaaa${k}`, {
+      createdAt: new Date(Date.parse("2026-01-01T00:00:00Z") + (n - i) * 60_000).toISOString(),
+    });
+  });
+}
+
+Deno.test("tableEntries keeps the newest runs up to the limit, and older ones in progress, lost or damaged", () => {
+  const recs = finishedRuns(6);
+  recs[4] = running(recs[4]!.id, { createdAt: recs[4]!.createdAt });
+  const entries = listEntries(recs, undefined, new Set([recs[4]!.id]), []);
+  assert.deepEqual(tableEntries(entries, 3).map((e) => [e.id, e.shownState]), [
+    ["aaaaaaaaaa06", "exited"],
+    ["aaaaaaaaaa05", "exited"],
+    ["aaaaaaaaaa04", "exited"],
+    ["aaaaaaaaaa02", "running"],
+  ]);
+  assert.equal(tableEntries(entries, 10).length, 6);
+  const lost = listEntries([running("bbbbbbbbbbb1")], [], new Set(), []);
+  assert.equal(tableEntries([...entries.slice(0, 3), ...lost], 3).at(-1)!.shownState, "lost");
+});
+
+Deno.test("moat list shows the newest 20 runs and says how many are left out; -a and --json show every run", async () => {
+  const s = await scratch();
+  try {
+    const recs = finishedRuns(25);
+    recs[24] = running(recs[24]!.id, { createdAt: recs[24]!.createdAt, owner: currentOwner() });
+    await writeRecords(s.home, recs);
+    const env = { DOCKER_HOST: "unix:///nonexistent/moat-list-limit.sock" };
+    const table = await moat(["list"], { home: s.home, env });
+    assert.equal(table.code, 0, table.stderr);
+    const ids = table.out.trimEnd().split("\n").slice(1).map((l) => l.split(/ {2,}/)[1]);
+    assert.deepEqual(
+      ids,
+      [...recs.slice(0, 20).map((r) => r.id), recs[24]!.id],
+      "the oldest, still running, too",
+    );
+    assert.match(
+      table.stderr,
+      /^moat: showing 21 of 25 runs, the newest first; every run: {2}moat list -a$/m,
+    );
+    const all = await moat(["list", "-a"], { home: s.home, env });
+    assert.equal(all.out.trimEnd().split("\n").length, 1 + 25);
+    assert.doesNotMatch(all.stderr, /showing \d+ of/);
+    const json = await moat(["list", "--json"], { home: s.home, env });
+    assert.equal(JSON.parse(json.out).length, 25);
+    assert.doesNotMatch(json.stderr, /showing \d+ of/);
   } finally {
     await s.cleanup();
   }
