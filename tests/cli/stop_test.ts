@@ -1,29 +1,12 @@
 /** Black-box `moat stop` against crafted records and a fake engine: who records the end, and when. */
 import assert from "node:assert/strict";
-import type { ContainerInspect } from "../../lib/docker/types.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { DEAD_OWNER, liveOwner, readRecord, record, summary, writeRecord } from "./records_fixture.ts";
 import { homeLabel } from "./run_records.ts";
+import { CID, inspect } from "../run/fixtures.ts";
 
-const CID = "c".repeat(64);
 const NO_ENGINE = "unix:///nonexistent/moat-test/docker.sock";
-
-function inspect(status: string, exitCode = 0, running = status === "running"): ContainerInspect {
-  return {
-    Id: CID,
-    Name: "/moat-x",
-    State: {
-      Status: status,
-      Running: running,
-      ExitCode: exitCode,
-      StartedAt: "2026-01-01T00:00:01.000000000Z",
-      FinishedAt: running ? "0001-01-01T00:00:00Z" : "2026-01-01T00:00:09.000000000Z",
-    },
-    Config: { Labels: { "dev.moat.managed": "true", "dev.moat.run-id": "aaaaaaaaaaaa" } },
-    HostConfig: { Runtime: "runsc" },
-  };
-}
 
 async function stop(args: string[], home: string, dockerHost: string) {
   return await moat(["stop", ...args], { home, env: { DOCKER_HOST: dockerHost } });

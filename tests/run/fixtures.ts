@@ -1,4 +1,5 @@
 /** Data the run tests share: a run spec and a run record to vary with `{ ...spread }`. */
+import type { ContainerInspect } from "../../lib/docker/types.ts";
 import type { RunSpec } from "../../lib/run/plan.ts";
 import type { RunRecord } from "../../lib/store/records.ts";
 
@@ -37,3 +38,23 @@ export const baseRecord: RunRecord = {
   finishedAt: null,
   moatVersion: "0",
 };
+
+/** The container id of `inspect`. */
+export const CID = "c".repeat(64);
+
+/** An inspect of container CID in `status`, as the engine answers for a moat run's container. */
+export function inspect(status: string, exitCode = 0, running = status === "running"): ContainerInspect {
+  return {
+    Id: CID,
+    Name: "/moat-x",
+    State: {
+      Status: status,
+      Running: running,
+      ExitCode: exitCode,
+      StartedAt: "2026-01-01T00:00:01.000000000Z",
+      FinishedAt: running ? "0001-01-01T00:00:00Z" : "2026-01-01T00:00:09.000000000Z",
+    },
+    Config: { Labels: { "dev.moat.managed": "true", "dev.moat.run-id": "aaaaaaaaaaaa" } },
+    HostConfig: { Runtime: "runsc" },
+  };
+}

@@ -9,25 +9,7 @@ import { UsageError } from "../../lib/errors.ts";
 import { finalPatch } from "../../lib/run/record_life.ts";
 import { DEFAULT_STOP_GRACE_S, newestRunning, parseGrace, stopRun } from "../../lib/run/stop.ts";
 import { maybeReadRecord, type Owner, type RunRecord } from "../../lib/store/records.ts";
-import { baseRecord } from "./fixtures.ts";
-
-const CID = "c".repeat(64);
-
-function inspect(status: string, exitCode = 0, running = status === "running"): ContainerInspect {
-  return {
-    Id: CID,
-    Name: "/moat-x",
-    State: {
-      Status: status,
-      Running: running,
-      ExitCode: exitCode,
-      StartedAt: "2026-01-01T00:00:01.000000000Z",
-      FinishedAt: running ? "0001-01-01T00:00:00Z" : "2026-01-01T00:00:09.000000000Z",
-    },
-    Config: { Labels: { "dev.moat.managed": "true", "dev.moat.run-id": "aaaaaaaaaaaa" } },
-    HostConfig: { Runtime: "runsc" },
-  };
-}
+import { baseRecord, CID, inspect } from "./fixtures.ts";
 
 Deno.test("finalPatch ends a run from what the engine shows", async (t) => {
   const now = "2026-03-03T00:00:00.000Z";
