@@ -14,7 +14,7 @@ import type { Sink } from "../run/lifecycle.ts";
 import { parseEnvArg, type UserRef } from "../run/plan.ts";
 import { checkNameFree } from "../run/names.ts";
 import { profileFor, type ProfileSettings } from "../run/profile.ts";
-import { resolveMounts } from "../run/mounts.ts";
+import { type PathKind, resolveMounts } from "../run/mounts.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import type { MoatConfig } from "../config/types.ts";
 import { decideSandbox } from "../sandbox/decide.ts";
@@ -431,6 +431,8 @@ async function prepareAndRun(
     detach: opts.detach,
     profile: profileFor({ ...settings, mounts }),
     mounts,
+    // What each source is, next to what the image has at its target: a directory onto a file fails.
+    mountSourceKinds: mounts.map((m): PathKind => Deno.statSync(m.source).isDirectory ? "directory" : "file"),
     mountEntries: config.mounts ?? [],
     home,
     owner: currentOwner(),
@@ -445,7 +447,7 @@ async function prepareAndRun(
       ...(terminal ? { terminal } : {}),
       now: () => Date.now(),
     },
-    consoleSize: terminal?.size(),
+    consoleSize: () => terminal?.size(),
     orphanNotice: orphans.then(orphanNotice),
     ...(detach ? { startRecorder: detach.startRecorder } : {}),
   }, {

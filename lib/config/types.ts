@@ -1,8 +1,6 @@
 import type { ConfigPosition } from "../errors.ts";
 import type { MountEntry } from "../run/mounts.ts";
 
-export type { ConfigPosition };
-
 /** The validated config (`moat.yaml`). Every field is optional; absent means "use the default". */
 export interface MoatConfig {
   name?: string;

@@ -5,8 +5,8 @@
  */
 import type { Profile, ProfileMount } from "../store/records.ts";
 
-/** The recorded profile's types live with the record (lib/store sits below lib/run). */
-export type { Profile, ProfileMount };
+/** The recorded profile's type lives with the record (lib/store sits below lib/run). */
+export type { Profile };
 
 /**
  * Capabilities kept after dropping all of them. They only matter when the command runs as root (uid 0);
@@ -39,6 +39,7 @@ export const DEFAULT_PIDS = 1024;
  */
 export const GVISOR_MIN_HOST_PIDS = 1024;
 
+/** The settings a user may change; everything else in the profile is fixed. */
 export interface ProfileSettings {
   pids?: number;
   memory?: number;

@@ -61,7 +61,7 @@ export function ended(record: RunRecord, e: RunEnding, at: Date): RecordPatch {
   };
 }
 
-/** The run failed with `error` (its first line is kept), or was interrupted (`signal`) before it ended. */
+/** The run failed with `error` (moat's message, without its hint), or was interrupted (`signal`) before it ended. */
 export function failed(error: string, signal: string | null, at: Date): RecordPatch {
   return {
     state: signal ? "interrupted" : "failed",

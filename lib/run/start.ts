@@ -36,7 +36,7 @@ import {
 import * as life from "./record_life.ts";
 
 /** Seconds an interrupted run's command gets between SIGTERM and SIGKILL. */
-export const STOP_GRACE_SECONDS = 5;
+const STOP_GRACE_SECONDS = 5;
 
 /** Everything about the run, decided from flags, config and environment. */
 export interface RunRequest {
@@ -56,8 +56,9 @@ export interface RunRequest {
   tty: boolean;
   detach: boolean;
   profile: Profile;
-  /** The extra mounts, resolved on the host, and the config entries they came from (for errors). */
+  /** The extra mounts, resolved on the host, what each source is, and the config entries they came from. */
   mounts: ResolvedMount[];
+  mountSourceKinds: PathKind[];
   mountEntries: readonly MountEntry[];
   home: string;
   owner: Owner;
@@ -85,11 +86,11 @@ export interface RunEdge {
   force: AbortSignal;
   /** stdout, stderr (and stdin, the terminal for `-t`): everything the lifecycle writes but the record. */
   io: Omit<LifecycleIO, "record">;
-  /** The terminal's size at create, for `-t`. */
-  consoleSize: { rows: number; cols: number } | undefined;
+  /** The terminal's size, read when the container is planned, for `-t`. */
+  consoleSize(): { rows: number; cols: number } | undefined;
   /** The notice about containers left behind, looked for alongside the checks; shown before start. */
   orphanNotice: Promise<string | undefined>;
-  /** `-d`: start the recorder process of `runId`; the reason when it did not take the run over. */
+  /** `-d` (required then): start the recorder process of `runId`; the reason when it did not take over. */
   startRecorder?(home: string, runId: string): Promise<string | undefined>;
 }
 
@@ -117,6 +118,13 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
       call.then(resolve, reject).finally(() => interrupt.removeEventListener("abort", onAbort));
     });
   const { decision, home } = req;
+  if (req.detach && !edge.startRecorder) {
+    throw new MoatError(
+      "A detached run needs a recorder, and none was given",
+      "This is a bug in moat; please report it",
+    );
+  }
+  const env = { ...req.env }; // the container's; HOME may be added below
   let runtime: string | undefined;
   const newRecord = (): RunRecord => ({
     schema: 1,
@@ -171,18 +179,19 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     );
     checkInterrupt();
 
+    const size = edge.consoleSize();
     const spec: RunSpec = {
       runId: req.runId,
       name: req.name,
       image: req.image,
       command: req.command,
-      env: req.env,
+      env,
       workspace: req.workspace,
       user: req.user.user,
       runtime,
       interactive: req.interactive,
       tty: req.tty,
-      ...(edge.consoleSize ? { consoleSize: edge.consoleSize } : {}),
+      ...(size ? { consoleSize: size } : {}),
       keep: req.keep,
       profile: req.profile,
       moatVersion: VERSION,
@@ -201,17 +210,14 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
         runtime,
         targetsToProbe(req.mounts),
       );
-      const sourceKinds = req.mounts.map((m): PathKind =>
-        Deno.statSync(m.source).isDirectory ? "directory" : "file"
-      );
-      const bad = checkMountKinds(req.mountEntries, sourceKinds, targetKinds, req.image);
+      const bad = checkMountKinds(req.mountEntries, req.mountSourceKinds, targetKinds, req.image);
       if (bad) throw mountKindError(bad);
       checkInterrupt();
     }
-    if (needsFallbackHome(req.env, req.user.who, undefined)) {
+    if (needsFallbackHome(env, req.user.who, undefined)) {
       await check.done; // the probe is a container: it runs only under a runtime that passed the check
       const passwd = await readImagePasswd(client, home, imageInfo.Id, runLabels(spec), runtime);
-      if (needsFallbackHome(req.env, req.user.who, passwd)) req.env["HOME"] = FALLBACK_HOME;
+      if (needsFallbackHome(env, req.user.who, passwd)) env["HOME"] = FALLBACK_HOME;
       checkInterrupt();
     }
     plan = planContainer(spec);
@@ -342,7 +348,7 @@ async function startDetachedRun(
       },
     }, { keep: req.keep, interrupt, admit: check.done });
     // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
-    const failure = await edge.startRecorder!(req.home, runId);
+    const failure = await edge.startRecorder!(req.home, runId); // present: checked in startRun
     if (failure !== undefined) {
       await client.containerKill(containerId).catch(() => {});
       const removed = req.keep
@@ -375,7 +381,7 @@ function endFailedRun(store: RunStore, err: unknown, interrupt: AbortSignal, che
 }
 
 /** The line that says the exit code 137 was the memory limit, and what to change. */
-export function oomMessage(runId: string, limit: unknown): string {
+function oomMessage(runId: string, limit: unknown): string {
   const mib = typeof limit === "number" ? ` (${Math.round(limit / 2 ** 20)} MiB)` : "";
   return `moat: run ${runId}: the command ran out of memory and was killed by the memory limit${mib}; ` +
     "raise it with --memory or memory: in moat.yaml";

@@ -52,7 +52,6 @@ export interface Profile {
   mounts: ProfileMount[];
 }
 
-/** The settings a user may change; everything else in the profile is fixed. */
 /** Schema version 1 of `run.json`. Fields are only ever added. */
 export interface RunRecord {
   schema: 1;
