@@ -1,7 +1,7 @@
 /**
  * moat's entry point: argv in, exit code out. The only place that prints errors and calls `Deno.exit`.
  */
-import { exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
+import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
 import { versionLine } from "./lib/version.ts";
 
 const encoder = new TextEncoder();
@@ -36,7 +36,7 @@ async function main(args: string[]): Promise<number> {
       // Asked for: help on stdout. No command at all is a usage error: help on stderr, exit 2.
       if (cmd === undefined) {
         Deno.stderr.writeSync(encoder.encode(MAIN_HELP));
-        return 2;
+        return EXIT.usage;
       }
       await Deno.stdout.write(encoder.encode(MAIN_HELP));
       return 0;

@@ -5,7 +5,7 @@
  */
 import * as life from "../run/record_life.ts";
 import { clientFromEnv } from "../docker/client.ts";
-import { MoatError } from "../errors.ts";
+import { EXIT, MoatError } from "../errors.ts";
 import { isFinal } from "../run/reconcile.ts";
 import { recordDetached, recorderInvocation } from "../run/recorder.ts";
 import { currentOwner } from "../store/owner.ts";
@@ -124,7 +124,7 @@ async function record(home: string, runId: string): Promise<number> {
       ...outcome,
       outputIncomplete: outcome.outputIncomplete ?? store.outputNotWritten,
     }, new Date()));
-    return outcome.exitCode === null ? 125 : 0;
+    return outcome.exitCode === null ? EXIT.failure : EXIT.ok;
   } catch (err) {
     await store.close().catch(() => {});
     const fresh = RunStore.open(home, runId) ?? store;
