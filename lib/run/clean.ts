@@ -17,7 +17,7 @@ import { labelOf } from "./labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import type { DamagedRecord, Owner, RecordDamage, RunRecord } from "../store/records.ts";
 import { classifyContainer, isLive, ownerOf, runIdOf } from "./orphans.ts";
-import { type EngineView, isFinal, reconcile, type ShownState } from "./reconcile.ts";
+import { engineViewOf, isFinal, reconcile, type ShownState } from "./reconcile.ts";
 
 /** Why an item is cleanable. */
 export type CleanReason =
@@ -121,8 +121,7 @@ export function planClean(facts: CleanFacts): CleanItem[] {
     const owner = record.owner ?? mine.map((c) => ownerOf(c, undefined)).find((o) => o !== undefined);
     if (ownerAlive(owner ?? undefined)) continue;
     if (mine.some((c) => classifyContainer(c, record, ownerAlive(ownerOf(c, record))) === "active")) continue;
-    const view: EngineView = mine.find((c) => record.containerId !== null && c.Id === record.containerId) ??
-      mine.find((c) => !labelOf(c, "probe")) ?? "absent";
+    const view = engineViewOf(record, byRun);
     const shown = reconcile(record, view, false);
     const damage = damageOf.get(record.id);
     const reason: CleanReason = damage

@@ -18,9 +18,8 @@ import type { ContainerInspect, ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type Owner, type RunRecord, RunStore } from "../store/records.ts";
-import { labelOf } from "./labels.ts";
 import { isLive, ownerOf } from "./orphans.ts";
-import { type EngineView, isFinal } from "./reconcile.ts";
+import { containersByRun, engineViewOf, isFinal } from "./reconcile.ts";
 
 /** Default grace period, in seconds (docker's own default for `docker stop`). */
 export const DEFAULT_STOP_GRACE_S = 10;
@@ -161,18 +160,12 @@ export async function stopRun(
   return { stopped, record: store.record, writtenBy: "stop" };
 }
 
-/** The engine's view of each non-final record's container, for choosing the newest running run. */
-function viewOf(record: RunRecord, containers: ContainerSummary[]): EngineView {
-  const mine = containers.filter((c) => labelOf(c, "runId") === record.id);
-  return mine.find((c) => c.Id === record.containerId) ??
-    mine.find((c) => !labelOf(c, "probe")) ?? "absent";
-}
-
 /** The newest unfinished record whose container is live on the engine. Pure. */
 export function newestRunning(records: RunRecord[], containers: ContainerSummary[]): RunRecord | undefined {
   // Running means its container runs (a record that says so without a container is not stoppable).
+  const byRun = containersByRun(containers);
   return records.find((r) => {
-    const view = viewOf(r, containers);
+    const view = engineViewOf(r, byRun);
     return !isFinal(r.state) && typeof view === "object" && isLive(view.State);
   });
 }
