@@ -110,3 +110,18 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(
   }
   return { values: values as OptionValues<O>, positionals, beforeTerminator };
 }
+
+/** Default grace period of `moat stop` and `moat destroy --force`, in seconds (docker's for `docker stop`). */
+export const DEFAULT_STOP_GRACE_S = 10;
+
+/** `--time` of `moat stop` and `moat destroy`: whole seconds, 0 to 86400. Pure; throws `UsageError`. */
+export function parseGrace(raw: string | undefined, command: string): number {
+  if (raw === undefined) return DEFAULT_STOP_GRACE_S;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) > 86400) {
+    throw new UsageError(
+      `--time "${raw}" is not a whole number of seconds between 0 and 86400`,
+      `For example:  moat ${command} --time 30`,
+    );
+  }
+  return Number(raw);
+}

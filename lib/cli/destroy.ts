@@ -7,10 +7,10 @@
  */
 import { LABELS, MANAGED_FILTER } from "../run/labels.ts";
 import { MoatError, UsageError } from "../errors.ts";
-import { parseCommandArgs } from "./args.ts";
+import { parseCommandArgs, parseGrace } from "./args.ts";
 import { isLive, ownerOf } from "../run/orphans.ts";
 import { isFinal } from "../run/reconcile.ts";
-import { parseGrace, stopRun } from "../run/stop.ts";
+import { stopRun } from "../run/stop.ts";
 import { isOwnerAlive } from "../store/owner.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { resolveRunRef } from "../store/refs.ts";

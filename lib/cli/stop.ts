@@ -6,9 +6,9 @@
  */
 import { MANAGED_FILTER } from "../run/labels.ts";
 import { UsageError } from "../errors.ts";
-import { parseCommandArgs } from "./args.ts";
+import { DEFAULT_STOP_GRACE_S, parseCommandArgs, parseGrace } from "./args.ts";
 import { isFinal } from "../run/reconcile.ts";
-import { DEFAULT_STOP_GRACE_S, newestRunning, parseGrace, stopRun } from "../run/stop.ts";
+import { newestRunning, stopRun } from "../run/stop.ts";
 import { listRecords, type RunRecord } from "../store/records.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";

@@ -9,34 +9,20 @@
  * (`State.ExitCode`). A run without a live owner is always recorded by `stopRun`. Stopping a run that
  * already ended is not an error.
  *
- * The decisions (`parseGrace`, `newestRunning`, and the record transition `finalPatch` in record_life.ts) are pure; the engine comes in as an
+ * The decisions (`newestRunning`, and the record transition `finalPatch` in record_life.ts) are pure; the engine comes in as an
  * `EngineClient`, the lines to print go out through a `note` callback.
  */
 import * as life from "./record_life.ts";
 import type { EngineClient } from "../docker/client.ts";
 import type { ContainerInspect, ContainerSummary } from "../docker/types.ts";
-import { MoatError, UsageError } from "../errors.ts";
+import { MoatError } from "../errors.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type Owner, type RunRecord, RunStore } from "../store/records.ts";
 import { isLive, ownerOf } from "./orphans.ts";
 import { containersByRun, engineViewOf, isFinal } from "./reconcile.ts";
 
-/** Default grace period, in seconds (docker's own default for `docker stop`). */
-export const DEFAULT_STOP_GRACE_S = 10;
 /** How long to wait, after the container stopped, for a live owner to record the end itself. */
 export const OWNER_GRACE_MS = 5000;
-
-/** Parse `--time`: a whole number of seconds, 0 or more. Pure; throws `UsageError`. */
-export function parseGrace(raw: string | undefined, command: string): number {
-  if (raw === undefined) return DEFAULT_STOP_GRACE_S;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) > 86400) {
-    throw new UsageError(
-      `--time "${raw}" is not a whole number of seconds between 0 and 86400`,
-      `For example:  moat ${command} --time 30`,
-    );
-  }
-  return Number(raw);
-}
 
 /** The summary-shaped view of an inspect, for the helpers that read labels and states. Pure. */
 export function summaryOf(c: ContainerInspect): ContainerSummary {

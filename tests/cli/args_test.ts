@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { parseArgs } from "node:util";
 import { parseCommandArgs } from "../../lib/cli/args.ts";
 import { UsageError } from "../../lib/errors.ts";
+import { DEFAULT_STOP_GRACE_S, parseGrace } from "../../lib/cli/args.ts";
 
 const OPTIONS = {
   help: { type: "boolean", short: "h" },
@@ -121,4 +122,24 @@ Deno.test("a command without positionals refuses one, naming the command", () =>
 Deno.test("an option named like an Object property is unknown, not inherited", () => {
   assert.throws(() => parseCommandArgs("run", ["--constructor"], OPTIONS), UsageError);
   assert.throws(() => parseCommandArgs("run", ["--__proto__=x"], OPTIONS), UsageError);
+});
+
+Deno.test("parseGrace takes whole seconds from 0 to 86400 and defaults to docker's 10", async (t) => {
+  const ok: [string | undefined, number][] = [[undefined, DEFAULT_STOP_GRACE_S], ["0", 0], ["30", 30], [
+    "86400",
+    86400,
+  ]];
+  for (const [raw, want] of ok) {
+    await t.step(`${JSON.stringify(raw)} is ${want}`, () => assert.equal(parseGrace(raw, "stop"), want));
+  }
+  for (const raw of ["", "-1", "1.5", "10s", "86401", "ten"]) {
+    await t.step(`${JSON.stringify(raw)} is a usage error naming the command`, () => {
+      assert.throws(() => parseGrace(raw, "destroy --force"), (err: unknown) => {
+        assert.ok(err instanceof UsageError);
+        assert.equal(err.message, `--time "${raw}" is not a whole number of seconds between 0 and 86400`);
+        assert.equal(err.hint, "For example:  moat destroy --force --time 30");
+        return true;
+      });
+    });
+  }
 });

@@ -5,9 +5,8 @@
 import assert from "node:assert/strict";
 import type { EngineClient } from "../../lib/docker/client.ts";
 import type { ContainerInspect, ContainerSummary } from "../../lib/docker/types.ts";
-import { UsageError } from "../../lib/errors.ts";
 import { finalPatch } from "../../lib/run/record_life.ts";
-import { DEFAULT_STOP_GRACE_S, newestRunning, parseGrace, stopRun } from "../../lib/run/stop.ts";
+import { newestRunning, stopRun } from "../../lib/run/stop.ts";
 import { maybeReadRecord, type Owner, type RunRecord } from "../../lib/store/records.ts";
 import { baseRecord, CID, inspect } from "./fixtures.ts";
 
@@ -51,26 +50,6 @@ Deno.test("finalPatch ends a run from what the engine shows", async (t) => {
     assert.equal(p.removed, false);
     assert.match(p.error!, /before it had a container/);
   });
-});
-
-Deno.test("parseGrace takes whole seconds from 0 to 86400 and defaults to docker's 10", async (t) => {
-  const ok: [string | undefined, number][] = [[undefined, DEFAULT_STOP_GRACE_S], ["0", 0], ["30", 30], [
-    "86400",
-    86400,
-  ]];
-  for (const [raw, want] of ok) {
-    await t.step(`${JSON.stringify(raw)} is ${want}`, () => assert.equal(parseGrace(raw, "stop"), want));
-  }
-  for (const raw of ["", "-1", "1.5", "10s", "86401", "ten"]) {
-    await t.step(`${JSON.stringify(raw)} is a usage error naming the command`, () => {
-      assert.throws(() => parseGrace(raw, "destroy --force"), (err: unknown) => {
-        assert.ok(err instanceof UsageError);
-        assert.equal(err.message, `--time "${raw}" is not a whole number of seconds between 0 and 86400`);
-        assert.equal(err.hint, "For example:  moat destroy --force --time 30");
-        return true;
-      });
-    });
-  }
 });
 
 function summary(
