@@ -18,6 +18,7 @@ import { type RunRecord, RunStore } from "../../lib/store/records.ts";
 import { moat, moatEnv, ROOT } from "../engine/helpers.ts";
 import { concat, FakeEngine } from "../fake_engine.ts";
 import { outFrame } from "../store/output_frames.ts";
+import { withHome } from "../temp_home.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -255,15 +256,6 @@ function record(id: string, over: Partial<RunRecord> = {}): RunRecord {
     detached: false,
     ...over,
   };
-}
-
-async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
-  const home = await Deno.makeTempDir({ prefix: "moat-logs-home-" });
-  try {
-    await fn(home);
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
 }
 
 async function craft(home: string, rec: RunRecord, output?: Uint8Array): Promise<void> {

@@ -7,6 +7,7 @@ import { RunStore } from "../../lib/store/records.ts";
 import { moat, moatEnv, ROOT } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { DEAD_OWNER, record, writeRecords } from "./run_records.ts";
+import { withHome } from "../temp_home.ts";
 
 const NO_ENGINE = { DOCKER_HOST: "unix:///nonexistent/moat-wait-test.sock" };
 
@@ -35,15 +36,6 @@ for (
 const ID = "aaaa00000001";
 
 // ---- black box ------------------------------------------------------------------------------------------
-
-async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
-  const home = await Deno.makeTempDir({ prefix: "moat-wait-home-" });
-  try {
-    await fn(home);
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
-}
 
 Deno.test("moat wait of a finished run prints its exit code and exits 0, with no engine", async () => {
   await withHome(async (home) => {

@@ -9,6 +9,7 @@ import {
   scanRecords,
   sortNewestFirst,
 } from "../../lib/store/records.ts";
+import { withHome } from "../temp_home.ts";
 
 const record: RunRecord = {
   schema: 1,
@@ -31,16 +32,6 @@ const record: RunRecord = {
   finishedAt: null,
   moatVersion: "0.1.0",
 };
-
-/** Run `fn` with a fresh temporary MOAT_HOME, removed afterwards. */
-async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
-  const home = await Deno.makeTempDir();
-  try {
-    await fn(home);
-  } finally {
-    await Deno.remove(home, { recursive: true });
-  }
-}
 
 Deno.test("moatHome is MOAT_HOME, else ~/.moat", () => {
   assert.equal(moatHome({ MOAT_HOME: "/m", HOME: "/h" }), "/m");
