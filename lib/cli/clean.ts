@@ -10,7 +10,7 @@ import { MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { type CleanItem, ownerKey, ownersToCheck, planClean } from "../run/clean.ts";
+import { type CleanItem, liveOwnersSettled, ownerKey, planClean } from "../run/clean.ts";
 import { formatBytes } from "./format.ts";
 import { directorySize } from "../store/disk_usage.ts";
 import { ofThisHome } from "../run/orphans.ts";
@@ -181,15 +181,18 @@ export async function command(args: string[]): Promise<number> {
   const containers = opts.allHomes ? listed : ofThisHome(listed, maybeHomeId(ctx.home), (id) => here.has(id));
 
   const boot = bootId();
-  const owners = ownersToCheck(records, containers);
-  const alive = new Set<string>();
-  for (const o of owners) if (isOwnerAlive(o, boot)) alive.add(ownerKey(o));
-  const items = planClean({
+  const { scan, alive } = liveOwnersSettled(
     records,
+    () => scanRecords(ctx.home),
+    containers,
+    (o) => isOwnerAlive(o, boot),
+  );
+  const items = planClean({
+    records: scan.records,
     containers,
     ownerAlive: (o) => o !== undefined && alive.has(ownerKey(o)),
     ...(workspace ? { workspace } : {}),
-    damaged,
+    damaged: scan.damaged,
   });
   if (items.length === 0) {
     ctx.note(`moat: nothing to clean${workspace ? ` for ${workspace}` : ""}`);

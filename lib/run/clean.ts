@@ -15,7 +15,7 @@
  */
 import { labelOf } from "./labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
-import type { DamagedRecord, Owner, RecordDamage, RunRecord } from "../store/records.ts";
+import type { DamagedRecord, Owner, RecordDamage, RecordScan, RunRecord } from "../store/records.ts";
 import { classifyContainer, isLive, ownerOf, runIdOf } from "./orphans.ts";
 import { engineViewOf, isFinal, reconcile, type ShownState } from "./reconcile.ts";
 
@@ -70,6 +70,30 @@ export function ownersToCheck(records: RunRecord[], containers: ContainerSummary
     if (o) out.push(o);
   }
   return out;
+}
+
+/**
+ * Which owners live, checked so that a run that changed hands during the check counts as its new owner's:
+ * a detached run's recorder writes itself into the record, then `moat run -d` exits, so an owner from
+ * `first` found gone may already have handed over. The records are read again after the check (`reread`)
+ * and their owners checked too; plan with the records it returns.
+ */
+export function liveOwnersSettled(
+  first: RunRecord[],
+  reread: () => RecordScan,
+  containers: ContainerSummary[],
+  isAlive: (o: Owner) => boolean,
+): { scan: RecordScan; alive: Set<string> } {
+  const alive = new Set<string>();
+  const check = (records: RunRecord[]) => {
+    for (const o of ownersToCheck(records, containers)) {
+      if (!alive.has(ownerKey(o)) && isAlive(o)) alive.add(ownerKey(o));
+    }
+  };
+  check(first);
+  const scan = reread();
+  check(scan.records);
+  return { scan, alive };
 }
 
 /** A key that identifies one owner process, for a `Set` of live ones. Pure. */

@@ -185,7 +185,14 @@ export async function orphansListed(
   records: ReadonlyMap<string, RunRecord>,
 ): Promise<ContainerSummary[]> {
   const mine = ofThisHome(containers, maybeHomeId(home), (id) => records.has(id));
-  return await stillListed(client, orphansAmong(mine, (id) => records.get(id), ownerLiveness()));
+  const isAlive = ownerLiveness();
+  const candidates = orphansAmong(mine, (id) => records.get(id), isAlive);
+  if (candidates.length === 0) return candidates;
+  // A record read before its run changed hands names an owner that may be gone by the time it is checked:
+  // a detached run's recorder writes itself into the record, then `moat run -d` exits. Read the candidates'
+  // records again, after the check: only a run whose current owner is gone is left behind.
+  const fresh = recordsOf(home, candidates);
+  return await stillListed(client, orphansAmong(candidates, (id) => fresh.get(id), isAlive));
 }
 
 /**

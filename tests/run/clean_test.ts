@@ -1,7 +1,7 @@
 /** `planClean`: which runs and containers `moat clean` removes, from records, containers and live owners. */
 import assert from "node:assert/strict";
 import type { ContainerSummary } from "../../lib/docker/types.ts";
-import { ownersToCheck, planClean } from "../../lib/run/clean.ts";
+import { liveOwnersSettled, ownerKey, ownersToCheck, planClean } from "../../lib/run/clean.ts";
 import type { DamagedRecord, Owner, RunRecord } from "../../lib/store/records.ts";
 import { DEAD_OWNER, record, summary } from "../cli/records_fixture.ts";
 
@@ -247,4 +247,37 @@ Deno.test("ownersToCheck names the record owners and the owners labelled on cont
     [summary(c1, "zzz", {}, { "dev.moat.owner-pid": "12", "dev.moat.boot-id": "b" })],
   );
   assert.deepEqual(owners, [DEAD_OWNER, { pid: 12, bootId: "b", startTicks: 0 }]);
+});
+
+Deno.test("a run that changed hands while its owner was checked is its new owner's, and not cleaned", () => {
+  // Read with `moat run -d` as owner (gone by the check); read again, the recorder (alive) owns it.
+  const gone = { pid: 100, bootId: "b", startTicks: 1 };
+  const recorder = { pid: 200, bootId: "b", startTicks: 2 };
+  const before = record({
+    id: "r1",
+    state: "running",
+    exitCode: null,
+    containerId: "c1",
+    removed: false,
+    owner: gone,
+  });
+  const after: RunRecord = { ...before, owner: recorder };
+  const containers = [summary("c1", "r1", { State: "running", Status: "Up 1 minute" })];
+  const isAlive = (o: { pid: number }) => o.pid === recorder.pid;
+  const { scan, alive } = liveOwnersSettled(
+    [before],
+    () => ({ records: [after], damaged: [] }),
+    containers,
+    isAlive,
+  );
+  assert.deepEqual([...alive], [ownerKey(recorder)]);
+  const plan = (records: RunRecord[]) =>
+    planClean({
+      records,
+      containers,
+      ownerAlive: (o) => o !== undefined && alive.has(ownerKey(o)),
+      damaged: [],
+    });
+  assert.deepEqual(plan(scan.records), [], "the re-read record names the live recorder");
+  assert.equal(plan([before]).length, 1, "the first read alone would clean a live run");
 });

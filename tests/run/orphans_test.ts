@@ -13,6 +13,7 @@ import {
   homeOf,
   liveContainerOwners,
   ofThisHome,
+  orphansListed,
   orphansOf,
   ownerLiveness,
   ownerOf,
@@ -355,4 +356,24 @@ Deno.test("ownerLiveness: this process lives; an owner of another boot, or a pid
   assert.equal(isAlive(me), true);
   assert.equal(isAlive(DEAD_OWNER), false);
   assert.equal(isAlive({ ...me, startTicks: me.startTicks + 1 }), false, "a reused pid is not the owner");
+});
+
+Deno.test("a run that changed hands after its record was read is not reported: the record is read again", async () => {
+  // The snapshot names `moat run -d` (gone now); on disk the recorder that took the run over (this process).
+  await using engine = await FakeEngine.start();
+  const c = summary("aaaaaaaaaaa1", "running", "Up 1 minute", ownedBy(DEAD_OWNER));
+  engine.on("GET /containers/json", { status: 200, json: [c] });
+  const s = await scratch();
+  try {
+    const snapshot = record("aaaaaaaaaaa1", { state: "running", owner: DEAD_OWNER, removed: false });
+    await writeRecords(s.home, [{ ...snapshot, owner: currentOwner() }]);
+    const orphans = await orphansListed(clientOf(engine), s.home, [c], new Map([[snapshot.id, snapshot]]));
+    assert.deepEqual(orphans, []);
+    // Without the hand-off (the record on disk names the gone owner too), it is left behind.
+    await writeRecords(s.home, [snapshot]);
+    const left = await orphansListed(clientOf(engine), s.home, [c], new Map([[snapshot.id, snapshot]]));
+    assert.deepEqual(left.map((o) => o.Id), [c.Id]);
+  } finally {
+    await s.cleanup();
+  }
 });
