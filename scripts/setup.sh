@@ -210,8 +210,11 @@ elif [[ -n $runsc_have_date ]] && ((runsc_have_date >= RUNSC_MIN_DATE)); then
 else
   die "could not query Debian $RUNSC_SUITE for runsc and no usable runsc (>= $RUNSC_MIN_DATE) is installed"
 fi
-RUNSC_VERSION=$("$RUNSC_PATH" --version 2>&1 | head -n1) ||
+# The whole output, then its first line: `| head -n1` under pipefail fails when runsc is still writing its
+# second line as head exits (SIGPIPE), which happened on a busy machine.
+RUNSC_VERSION=$("$RUNSC_PATH" --version 2>&1) ||
   die "$RUNSC_PATH --version failed: $RUNSC_VERSION"
+RUNSC_VERSION=${RUNSC_VERSION%%$'\n'*}
 [[ $(version_date "$RUNSC_VERSION") -ge $RUNSC_MIN_DATE ]] ||
   die "$RUNSC_PATH is too old ($RUNSC_VERSION; need >= $RUNSC_MIN_DATE)"
 say "runsc: $RUNSC_VERSION"
