@@ -16,7 +16,8 @@ import { directorySize } from "../store/disk_usage.ts";
 import { ofThisHome } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
-import { damageText, scanRecords } from "../store/records.ts";
+import { damageText, removeRunDir } from "../store/records.ts";
+import { asScan, rebuildIndex, scanRuns } from "../store/run_index.ts";
 import { cliContext, formatTable } from "./context.ts";
 
 export const CLEAN_HELP = `Usage: moat clean [OPTIONS]
@@ -173,7 +174,8 @@ export async function command(args: string[]): Promise<number> {
   }
   ctx.checkEnv();
   const workspace = opts.workspace === undefined ? undefined : await resolveWorkspace(opts.workspace);
-  const { records, damaged } = scanRecords(ctx.home);
+  // Everything read from the run directories (and the index rebuilt from them): clean acts on what is there.
+  const { records, damaged } = asScan(rebuildIndex(ctx.home));
   const client = ctx.client();
   const listed = await client.containerList([MANAGED_FILTER], { size: true });
   // Other MOAT_HOMEs' containers are theirs to clean, unless asked (`--all-homes`).
@@ -183,7 +185,7 @@ export async function command(args: string[]): Promise<number> {
   const boot = bootId();
   const { scan, alive } = liveOwnersSettled(
     records,
-    () => scanRecords(ctx.home),
+    () => scanRuns(ctx.home),
     containers,
     (o) => isOwnerAlive(o, boot),
   );
@@ -248,16 +250,12 @@ export async function command(args: string[]): Promise<number> {
         ctx.note(`moat: kept the record of ${label} (${dir}) because its container is still there`);
       } else {
         try {
-          await Deno.remove(dir, { recursive: true });
+          await removeRunDir(ctx.home, item.runId);
           done.push("record");
         } catch (err) {
-          if (err instanceof Deno.errors.NotFound) {
-            done.push("record");
-          } else {
-            ok = false;
-            ctx.note(`moat: could not remove the record of ${label} (${dir}): ${firstLine(err)}`);
-            ctx.note(`  Check its permissions:  ls -ld ${dir}`);
-          }
+          ok = false;
+          ctx.note(`moat: could not remove the record of ${label} (${dir}): ${firstLine(err)}`);
+          ctx.note(`  Check its permissions:  ls -ld ${dir}`);
         }
       }
     }

@@ -13,7 +13,7 @@ export interface CliContext {
   /** Created on first use, so commands that never need the engine never touch it. */
   client(): DockerClient;
   /** Write to stdout (all of it). */
-  out(text: string): Promise<void>;
+  out(text: string | Uint8Array): Promise<void>;
   /** One line on stderr. */
   note(line: string): void;
   stdoutIsTerminal: boolean;
@@ -34,8 +34,8 @@ export function cliContext(): CliContext {
       return moatHome(env);
     },
     client: () => client ??= clientFromEnv(env),
-    async out(text: string) {
-      const bytes = encoder.encode(text);
+    async out(text: string | Uint8Array) {
+      const bytes = typeof text === "string" ? encoder.encode(text) : text;
       let off = 0;
       while (off < bytes.byteLength) off += await Deno.stdout.write(bytes.subarray(off));
     },

@@ -9,10 +9,10 @@ import { LABELS, MANAGED_FILTER } from "../run/labels.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs, parseGrace } from "./args.ts";
 import { isLive, ownerOf } from "../run/orphans.ts";
-import { isFinal } from "../run/reconcile.ts";
 import { stopRun } from "../run/stop.ts";
 import { isOwnerAlive } from "../store/owner.ts";
-import { listRecords, type RunRecord } from "../store/records.ts";
+import { isFinal, removeRunDir, type RunRecord } from "../store/records.ts";
+import { listRuns } from "../store/run_index.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
@@ -94,7 +94,7 @@ export async function command(args: string[]): Promise<number> {
   }
   ctx.checkEnv();
   const orphans = orphansLater(ctx);
-  const record = resolveRunRef(listRecords(ctx.home), opts.ref);
+  const record = resolveRunRef(listRuns(ctx.home), opts.ref);
   const id = record.id;
   const client = ctx.client();
   const containers = await client.containerList([
@@ -136,16 +136,14 @@ export async function command(args: string[]): Promise<number> {
   }
   const dir = `${ctx.home}/runs/${id}`;
   try {
-    await Deno.remove(dir, { recursive: true });
+    await removeRunDir(ctx.home, id);
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) {
-      throw new MoatError(
-        `Could not remove the record of run ${id} (${dir}): ${
-          err instanceof Error ? err.message : String(err)
-        }`,
-        `Check its permissions:  ls -ld ${dir}`,
-      );
-    }
+    throw new MoatError(
+      `Could not remove the record of run ${id} (${dir}): ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+      `Check its permissions:  ls -ld ${dir}`,
+    );
   }
   ctx.note(
     `moat: destroyed run ${id}${record.name ? ` (${record.name})` : ""}: ${

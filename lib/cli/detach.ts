@@ -6,7 +6,7 @@
 import * as life from "../run/record_life.ts";
 import { clientFromEnv } from "../docker/client.ts";
 import { EXIT, MoatError } from "../errors.ts";
-import { isFinal } from "../run/reconcile.ts";
+import { isFinal } from "../store/records.ts";
 import { recordDetached, recorderInvocation } from "../run/recorder.ts";
 import { currentOwner } from "../store/owner.ts";
 import { maybeReadRecord, RunStore } from "../store/records.ts";

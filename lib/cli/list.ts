@@ -11,9 +11,23 @@ import { MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { listEntries, type ListEntry, type ListState, liveOwners } from "../run/reconcile.ts";
+import {
+  containersByRun,
+  listEntries,
+  type ListEntry,
+  type ListState,
+  liveOwners,
+} from "../run/reconcile.ts";
 import { orphansListed, ownerLiveness } from "../run/orphans.ts";
-import { damageText, type RecordDamage, type RunRecord, scanRecords } from "../store/records.ts";
+import {
+  type DamagedRecord,
+  damageText,
+  isFinal,
+  type Owner,
+  type RecordDamage,
+  type RunRecord,
+} from "../store/records.ts";
+import { type IndexedRun, readRuns, recheckRun } from "../store/run_index.ts";
 import { type CliContext, cliContext, formatAge, formatTable } from "./context.ts";
 import { orphanNotice } from "./orphan_notice.ts";
 
@@ -88,7 +102,7 @@ function needsAttention(e: ListEntry): boolean {
  * The entries the table shows without `-a`: the newest `limit`, and every older one that needs attention,
  * in the order given (newest first). Pure.
  */
-export function tableEntries(entries: ListEntry[], limit = TABLE_LIMIT): ListEntry[] {
+export function tableEntries<T extends ListEntry>(entries: T[], limit = TABLE_LIMIT): T[] {
   return entries.filter((e, i) => i < limit || needsAttention(e));
 }
 
@@ -133,14 +147,132 @@ export type ListJsonItem = Partial<RunRecord> & {
   damage: RecordDamage | null;
 };
 
-export function listJsonItems(entries: ListEntry[]): ListJsonItem[] {
-  return entries.map((e) => ({
+export function listJsonItem(e: ListEntry): ListJsonItem {
+  return {
     ...(e.record ?? { id: e.id }),
     shownState: e.shownState,
     shownExitCode: e.shownExitCode,
     containerState: e.containerState,
     damage: e.damage,
-  }));
+  };
+}
+
+/**
+ * `moat list --json`, in UTF-8: a JSON array, one run per line. A settled run's item is its record's JSON
+ * text as the index holds it, with the shown fields added, never parsed: what keeps listing thousands of
+ * runs fast (docs/performance.md).
+ */
+export function listJsonBytes(entries: readonly ListRow[]): Uint8Array {
+  if (entries.length === 0) return encoder.encode("[]\n");
+  // The shown fields of settled runs: a few kinds only (by state and exit code; one container state).
+  const tails = new Map<ListState, Map<number | null, Uint8Array>>();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const add = (b: Uint8Array) => {
+    parts.push(b);
+    size += b.byteLength;
+  };
+  add(encoder.encode("[\n  "));
+  entries.forEach((e, i) => {
+    if (i > 0) add(SEPARATOR);
+    if (!e.run) return add(encoder.encode(JSON.stringify(listJsonItem(e))));
+    const json = e.run.json();
+    add(json.subarray(0, json.byteLength - 1)); // the record without its closing brace
+    let byCode = tails.get(e.shownState);
+    if (!byCode) tails.set(e.shownState, byCode = new Map());
+    let tail = byCode.get(e.shownExitCode);
+    if (!tail) {
+      tail = encoder.encode(
+        `,"shownState":${JSON.stringify(e.shownState)},"shownExitCode":${e.shownExitCode},` +
+          `"containerState":${JSON.stringify(e.containerState)},"damage":null}`,
+      );
+      byCode.set(e.shownExitCode, tail);
+    }
+    add(tail);
+  });
+  add(encoder.encode("\n]\n"));
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+const encoder = new TextEncoder();
+const SEPARATOR = encoder.encode(",\n  ");
+
+/** A `ListEntry`, and for a settled run (`listRows`) the index's run, whose record is read when shown. */
+export type ListRow = ListEntry & { run?: IndexedRun };
+
+/**
+ * Every run as `moat list` shows it, newest first after those whose `run.json` cannot be read (as
+ * `listEntries` orders them). A finished run the engine has no container of is settled: shown as recorded
+ * from its index summary, its record not read. The others (in progress, damaged, with a container) are
+ * reconciled by `listEntries` from their records; `isAlive` is asked only for those. Pure given `isAlive`.
+ */
+export function listRows(
+  runs: readonly IndexedRun[],
+  unreadable: readonly DamagedRecord[],
+  containers: ContainerSummary[] | undefined,
+  isAlive: (owner: Owner) => boolean,
+): { rows: ListRow[]; checked: RunRecord[] } {
+  const byRun = containers === undefined ? undefined : containersByRun(containers);
+  const settled = (r: IndexedRun) => isFinal(r.state) && !r.damage && !byRun?.has(r.id);
+  const checked = runs.filter((r) => !settled(r)).map((r) => r.record);
+  const damaged = [...unreadable];
+  for (const r of runs) if (r.damage) damaged.push({ id: r.id, damage: r.damage, record: r.record });
+  const entries = listEntries(checked, containers, liveOwners(checked, containers, isAlive), damaged);
+  const byId = new Map(entries.map((e) => [e.id, e]));
+  const containerState = containers === undefined ? null : "absent";
+  const rows: ListRow[] = entries.slice(0, unreadable.length);
+  for (const run of runs) {
+    rows.push(settled(run) ? new SettledRow(run, containerState) : byId.get(run.id)!);
+  }
+  return { rows, checked };
+}
+
+/**
+ * The rows the table shows, each settled run read from its directory (`recheckRun`): the table shows what is
+ * on disk, and a run damaged since it ended as `damaged`.
+ */
+function readShown(home: string, rows: ListRow[]): ListRow[] {
+  return rows.map((row) => {
+    if (!(row instanceof SettledRow)) return row;
+    const now = recheckRun(home, row.run);
+    if (!now?.damage) return row;
+    return {
+      id: row.id,
+      record: now.record,
+      damage: now.damage,
+      shownState: "damaged",
+      shownExitCode: now.record?.exitCode ?? null,
+      containerState: row.containerState,
+    };
+  });
+}
+
+/** A finished run the engine has no container of, shown as recorded; its record is read when shown. */
+class SettledRow implements ListRow {
+  readonly id: string;
+  readonly damage = null;
+  readonly shownState: ListState;
+  readonly shownExitCode: number | null;
+  readonly containerState: "absent" | null;
+  readonly run: IndexedRun;
+
+  constructor(run: IndexedRun, containerState: "absent" | null) {
+    this.id = run.id;
+    this.shownState = run.state;
+    this.shownExitCode = run.exitCode;
+    this.containerState = containerState;
+    this.run = run;
+  }
+
+  get record(): RunRecord {
+    return this.run.record;
+  }
 }
 
 /** What one engine listing said: the containers, or the error (first line) that kept us from asking. */
@@ -175,26 +307,24 @@ export async function command(args: string[]): Promise<number> {
   // The one listing serves both the states and the orphan notice, so it is asked even with no records.
   // Asked first: the engine's connect and answer overlap reading the records.
   const asked = listManagedContainers(ctx);
-  const { records, damaged } = scanRecords(ctx.home);
+  const { runs, unreadable } = readRuns(ctx.home);
   const listing = await asked;
   let containers: ContainerSummary[] | undefined;
   if ("containers" in listing) containers = listing.containers;
   // With nothing recorded there is nothing to show from records; the notice alone stays silent.
-  else if (records.length + damaged.length > 0) ctx.note(engineNotAskedNote(listing.error));
-  const alive = liveOwners(records, containers, ownerLiveness());
-  const orphans = containers ? await listedOrphans(ctx, records, containers) : undefined;
-  const entries = listEntries(records, containers, alive, damaged);
-  const shown = opts.json || opts.all ? entries : tableEntries(entries);
-  const text = opts.json
-    ? JSON.stringify(listJsonItems(entries), null, 2) + "\n"
-    : formatListTable(shown, Date.now());
+  else if (runs.length + unreadable.length > 0) ctx.note(engineNotAskedNote(listing.error));
+  const { rows: entries, checked } = listRows(runs, unreadable, containers, ownerLiveness());
+  // Every run with a container is among those checked: the records the orphan check looks up.
+  const orphans = containers ? await listedOrphans(ctx, checked, containers) : undefined;
+  const shown = opts.json ? entries : readShown(ctx.home, opts.all ? entries : tableEntries(entries));
+  const text = opts.json ? listJsonBytes(entries) : formatListTable(shown, Date.now());
   try {
     await ctx.out(text);
   } catch (err) {
     // `moat list | head -1`: a reader that stopped reading is not an error.
     if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
   }
-  for (const d of damaged) ctx.note(damageWarning(d));
+  for (const e of shown) if (e.damage) ctx.note(damageWarning({ id: e.id, damage: e.damage }));
   if (shown.length < entries.length) {
     ctx.note(
       `moat: showing ${shown.length} of ${entries.length} runs, the newest first; every run:  moat list -a`,

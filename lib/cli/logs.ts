@@ -19,8 +19,8 @@ import {
   damageText,
   maybeReadRecord,
   type RunRecord,
-  scanRecords,
 } from "../store/records.ts";
+import { scanRuns } from "../store/run_index.ts";
 import { newestRun, resolveRunOrDamaged } from "../store/refs.ts";
 import { type CliContext, cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
@@ -325,7 +325,7 @@ export async function command(args: string[]): Promise<number> {
   ctx.checkEnv();
   // Asked while the output is read; awaited (bounded by the engine timeout) once it is printed.
   const orphans = orphansLater(ctx);
-  const { records, damaged: damagedRuns } = scanRecords(ctx.home);
+  const { records, damaged: damagedRuns } = scanRuns(ctx.home);
   let rec: RunRecord | null;
   if (opts.ref !== undefined) {
     const found = resolveRunOrDamaged(records, damagedRuns, opts.ref);

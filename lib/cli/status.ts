@@ -22,7 +22,8 @@ import {
 } from "../run/reconcile.ts";
 import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
 import { maybeHomeId } from "../store/home_id.ts";
-import { type DamagedRecord, type RunRecord, scanRecords } from "../store/records.ts";
+import type { DamagedRecord, RunRecord } from "../store/records.ts";
+import { scanRuns } from "../store/run_index.ts";
 import { cliContext } from "./context.ts";
 
 export const STATUS_HELP = `Usage: moat status [OPTIONS]
@@ -157,7 +158,7 @@ export interface StatusFacts {
   timeoutMs: number;
   runtimeName: string;
   records: RunRecord[];
-  /** The damaged ones among the runs (`scanRecords`). */
+  /** The damaged ones among the runs (`scanRuns`). */
   damaged: DamagedRecord[];
   /** Ids of runs whose owner lives (see `liveOwners`). */
   liveRuns: ReadonlySet<string>;
@@ -449,7 +450,7 @@ export async function command(args: string[]): Promise<number> {
   // Asked first (neither rejects): the engine's answers and the size walk overlap reading the records.
   const pinned = Boolean(ctx.env["DOCKER_API_VERSION"]?.trim());
   const asked = Promise.all([askEngine(ctx.client, pinned), directorySize(runsDir).then((n) => n ?? 0)]);
-  const { records, damaged } = scanRecords(home);
+  const { records, damaged } = scanRuns(home);
   const [engine, bytes] = await asked;
   const byId = new Map(records.map((r) => [r.id, r]));
   const isAlive = ownerLiveness();

@@ -7,9 +7,9 @@
 import { MANAGED_FILTER } from "../run/labels.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_STOP_GRACE_S, parseCommandArgs, parseGrace } from "./args.ts";
-import { isFinal } from "../run/reconcile.ts";
 import { newestRunning, stopRun } from "../run/stop.ts";
-import { listRecords, type RunRecord } from "../store/records.ts";
+import { isFinal, type RunRecord } from "../store/records.ts";
+import { listRuns } from "../store/run_index.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
@@ -78,7 +78,7 @@ export async function command(args: string[]): Promise<number> {
   }
   ctx.checkEnv();
   const orphans = orphansLater(ctx);
-  const records = listRecords(ctx.home);
+  const records = listRuns(ctx.home);
   let record: RunRecord;
   if (opts.ref !== undefined) {
     record = resolveRunRef(records, opts.ref);

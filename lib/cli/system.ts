@@ -24,7 +24,8 @@ import {
   runIdOf,
 } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
-import { listRecords, type RunRecord } from "../store/records.ts";
+import type { RunRecord } from "../store/records.ts";
+import { listRuns } from "../store/run_index.ts";
 import { cliContext, formatTable } from "./context.ts";
 
 export const SYSTEM_HELP = `Usage: moat system SUBCOMMAND [OPTIONS]
@@ -311,7 +312,7 @@ export async function command(args: string[]): Promise<number> {
   const containers = await client.containerList([MANAGED_FILTER]);
   let text: string;
   if (opts.sub === "containers") {
-    const records = listRecords(ctx.home);
+    const records = listRuns(ctx.home);
     const byRun = new Map(records.map((r) => [r.id, r]));
     const alive = liveContainerOwners(containers, (id) => byRun.get(id), ownerLiveness());
     const all = systemContainers(containers, records, (c) => alive.has(c.Id), maybeHomeId(ctx.home));

@@ -6,7 +6,8 @@
 import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { exitCodeOfEnd, RunWatcher, watchIo } from "../run/watch.ts";
-import { damagedRecordError, scanRecords } from "../store/records.ts";
+import { damagedRecordError } from "../store/records.ts";
+import { scanRuns } from "../store/run_index.ts";
 import { resolveRunOrDamaged } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
 
@@ -58,7 +59,7 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   ctx.checkEnv();
-  const { records, damaged } = scanRecords(ctx.home);
+  const { records, damaged } = scanRuns(ctx.home);
   const found = resolveRunOrDamaged(records, damaged, opts.ref);
   if ("damaged" in found) {
     const d = found.damaged;

@@ -17,7 +17,8 @@ import { labelOf } from "./labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import type { DamagedRecord, Owner, RecordDamage, RecordScan, RunRecord } from "../store/records.ts";
 import { classifyContainer, isLive, ownerOf, runIdOf } from "./orphans.ts";
-import { engineViewOf, isFinal, reconcile, type ShownState } from "./reconcile.ts";
+import { engineViewOf, reconcile, type ShownState } from "./reconcile.ts";
+import { isFinal } from "../store/records.ts";
 
 /** Why an item is cleanable. */
 export type CleanReason =

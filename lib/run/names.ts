@@ -8,8 +8,9 @@
  */
 import { MoatError } from "../errors.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
-import { listRecords, type Owner, type RunRecord } from "../store/records.ts";
-import { isFinal } from "./reconcile.ts";
+import type { Owner, RunRecord } from "../store/records.ts";
+import { listRuns } from "../store/run_index.ts";
+import { isFinal } from "../store/records.ts";
 
 /**
  * The newest run among `records` (newest first) that holds `name`: not final, and its owner lives
@@ -40,7 +41,7 @@ export function nameInUseError(name: string, holder: RunRecord): MoatError {
  */
 export function checkNameFree(home: string, name: string | undefined): void {
   if (name === undefined) return;
-  const records = listRecords(home).filter((r) => r.name === name);
+  const records = listRuns(home).filter((r) => r.name === name);
   if (records.length === 0) return;
   const boot = bootId();
   const holder = runHoldingName(records, name, (o) => isOwnerAlive(o, boot));

@@ -16,7 +16,7 @@ import type { ContainerSummary } from "../docker/types.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type Owner, type RunRecord } from "../store/records.ts";
-import { isFinal } from "./reconcile.ts";
+import { isFinal } from "../store/records.ts";
 
 /** The run id a container belongs to, from its labels. */
 export function runIdOf(c: ContainerSummary): string | undefined {

@@ -8,19 +8,20 @@
  */
 import { labelOf } from "./labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
-import type { DamagedRecord, Owner, RecordDamage, RunRecord, RunState } from "../store/records.ts";
+import {
+  type DamagedRecord,
+  isFinal,
+  type Owner,
+  type RecordDamage,
+  type RunRecord,
+  type RunState,
+} from "../store/records.ts";
 
 /** A record's state, plus `lost`: it claims to be in progress, but its container and its owner are gone. */
 export type ShownState = RunState | "lost";
 
 /** How the engine sees a run's container: a summary, absent, or unknown (engine unreachable or slow). */
 export type EngineView = ContainerSummary | "absent" | "unknown";
-
-const FINAL: ReadonlySet<RunState> = new Set(["exited", "interrupted", "failed"]);
-
-export function isFinal(state: RunState): boolean {
-  return FINAL.has(state);
-}
 
 /** The exit code in a `docker ps` status such as `Exited (7) 3 minutes ago`. Pure. */
 export function exitCodeFromStatus(status: string): number | undefined {

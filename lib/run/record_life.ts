@@ -12,7 +12,7 @@
  */
 import type { ContainerInspect } from "../docker/types.ts";
 import type { Owner, RunRecord } from "../store/records.ts";
-import { isFinal } from "./reconcile.ts";
+import { isFinal } from "../store/records.ts";
 
 export type RecordPatch = Partial<RunRecord>;
 

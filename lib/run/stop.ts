@@ -19,7 +19,8 @@ import { MoatError } from "../errors.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type Owner, type RunRecord, RunStore } from "../store/records.ts";
 import { isLive, ownerOf } from "./orphans.ts";
-import { containersByRun, engineViewOf, isFinal } from "./reconcile.ts";
+import { containersByRun, engineViewOf } from "./reconcile.ts";
+import { isFinal } from "../store/records.ts";
 
 /** How long to wait, after the container stopped, for a live owner to record the end itself. */
 export const OWNER_GRACE_MS = 5000;

@@ -14,7 +14,7 @@ import type { ContainerInspect } from "../docker/types.ts";
 import { firstLineOf, MoatError } from "../errors.ts";
 import { isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type Owner, type RunRecord } from "../store/records.ts";
-import { isFinal } from "./reconcile.ts";
+import { isFinal } from "../store/records.ts";
 
 /** How a watched run ended, as far as moat can tell. */
 export type RunEnd =

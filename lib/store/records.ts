@@ -9,8 +9,16 @@
  */
 import { firstLineOf, MoatError } from "../errors.ts";
 import { after } from "../timer.ts";
+import { appendToIndex } from "./index_file.ts";
 
 export type RunState = "creating" | "created" | "running" | "exited" | "interrupted" | "failed";
+
+const FINAL: ReadonlySet<RunState> = new Set(["exited", "interrupted", "failed"]);
+
+/** A state a run never leaves: it has ended. */
+export function isFinal(state: RunState): boolean {
+  return FINAL.has(state);
+}
 
 /** The moat process responsible for a run: a pid is only meaningful with its boot and start time. */
 export interface Owner {
@@ -208,6 +216,14 @@ export function maybeReadRecord(home: string, id: string): RunRecord | undefined
 /** A directory name moat gives a run (`newRunId`). Other directories under `runs/` are not moat's. */
 const RUN_DIR = /^[0-9a-f]{12}$/;
 
+/**
+ * Whether `name` can be a run directory's: one moat gives (`newRunId`), or another that holds the record of a
+ * run of that id (`scanRunDir` reads those too). Pure.
+ */
+export function isRunDirName(name: string): boolean {
+  return name !== "" && name !== "." && name !== ".." && !name.includes("/") && !name.includes("\0");
+}
+
 const STATES: ReadonlySet<string> = new Set([
   "creating",
   "created",
@@ -232,11 +248,7 @@ export function recordProblem(rec: unknown, id: string): string | undefined {
  * directory is gone, or is not a run's (its name is not a run id and it holds no record of that id).
  * `checkOutput`: also check that `output.bin` is there when the record says moat created it.
  */
-export function scanRunDir(
-  home: string,
-  id: string,
-  checkOutput = true,
-): { record: RunRecord | null; damage: RecordDamage | null } | undefined {
+export function scanRunDir(home: string, id: string, checkOutput = true): RunDir | undefined {
   const dir = `${home}/runs/${id}`;
   const path = `${dir}/run.json`;
   const bad = (problem: string) => RUN_DIR.test(id) ? { record: null, damage: { path, problem } } : undefined;
@@ -278,7 +290,8 @@ export function scanRunDir(
   return { record, damage: null };
 }
 
-function runDirNames(home: string): string[] {
+/** The names of the directories under `MOAT_HOME/runs` (none when it is not there). */
+export function runDirNames(home: string): string[] {
   const ids: string[] = [];
   try {
     for (const e of Deno.readDirSync(`${home}/runs`)) if (e.isDirectory) ids.push(e.name);
@@ -292,28 +305,36 @@ function runDirNames(home: string): string[] {
   return ids;
 }
 
-/** Every readable record under `home`, newest first. Damaged entries are left out (see `scanRecords`). */
-export function listRecords(home: string): RunRecord[] {
-  const records = runDirNames(home).map((id) => maybeReadRecord(home, id));
-  return sortNewestFirst(records.filter((r): r is RunRecord => r !== undefined));
+/** One run directory as `scanRunDir` found it. */
+export interface RunDir {
+  record: RunRecord | null;
+  damage: RecordDamage | null;
 }
 
 /**
- * Every run under `home`: the readable records, and the damaged ones with what is wrong — a `run.json`
- * that is missing, not a file, not JSON or not a run's record, an `output.bin` that the record says moat
- * created and that is gone. Directories whose names are not run ids are not moat's and are skipped.
+ * Every run under `home`, read from every run directory: the readable records, and the damaged ones with
+ * what is wrong — a `run.json` that is missing, not a file, not JSON or not a run's record, an `output.bin`
+ * that the record says moat created and that is gone. Directories whose names are not run ids are not
+ * moat's and are skipped. Commands read the runs through the index instead (lib/store/run_index.ts
+ * `scanRuns`), which this rebuilds.
  */
 export function scanRecords(home: string): RecordScan {
+  const found = new Map<string, RunDir>();
+  for (const id of runDirNames(home)) {
+    const dir = scanRunDir(home, id);
+    if (dir) found.set(id, dir);
+  }
+  return orderScan(found);
+}
+
+/** Run directories as `RecordScan` gives them: the records newest first, the damaged in their order. Pure. */
+export function orderScan(found: ReadonlyMap<string, RunDir>): RecordScan {
   const records: RunRecord[] = [];
   const unreadable: DamagedRecord[] = [];
   const damagedOutput: DamagedRecord[] = [];
-  for (const id of runDirNames(home)) {
-    const found = scanRunDir(home, id);
-    if (!found) continue;
-    if (found.record) records.push(found.record);
-    if (found.damage) {
-      (found.record ? damagedOutput : unreadable).push({ id, damage: found.damage, record: found.record });
-    }
+  for (const [id, { record, damage }] of found) {
+    if (record) records.push(record);
+    if (damage) (record ? damagedOutput : unreadable).push({ id, damage, record });
   }
   unreadable.sort((a, b) => ordinal(a.id, b.id));
   const sorted = sortNewestFirst(records);
@@ -342,7 +363,10 @@ const FLUSH_DELAY_MS = 100;
 
 /** Writes one run's files: the record synchronously (small), the output asynchronously with backpressure. */
 export class RunStore {
+  #home: string;
   #dir: string;
+  /** `run.json` is in its place (not in the temporary directory of `create`): saves go to the index too. */
+  #placed = true;
   record: RunRecord;
   #output: Deno.FsFile | undefined;
   #buf = new Uint8Array(OUTPUT_BUFFER_SIZE);
@@ -356,10 +380,11 @@ export class RunStore {
   /** Open an existing run's record for updates (e.g. by `moat stop`, or a detached run's recorder). */
   static open(home: string, id: string): RunStore | undefined {
     const record = maybeReadRecord(home, id);
-    return record ? new RunStore(`${home}/runs/${id}`, record) : undefined;
+    return record ? new RunStore(home, `${home}/runs/${id}`, record) : undefined;
   }
 
-  private constructor(dir: string, record: RunRecord) {
+  private constructor(home: string, dir: string, record: RunRecord) {
+    this.#home = home;
     this.#dir = dir;
     this.record = record;
   }
@@ -378,7 +403,8 @@ export class RunStore {
     const dir = `${home}/runs/${record.id}`;
     // A leading dot: never taken for a run (`RUN_DIR`), should this process die before the rename.
     const tmp = `${home}/runs/.${record.id}.${Deno.pid}.tmp`;
-    const store = new RunStore(tmp, { ...record, outputFile: true });
+    const store = new RunStore(home, tmp, { ...record, outputFile: true });
+    store.#placed = false;
     try {
       Deno.mkdirSync(tmp, { recursive: true, mode: 0o700 });
       Deno.writeFileSync(`${tmp}/output.bin`, new Uint8Array(), { mode: 0o600 });
@@ -394,6 +420,8 @@ export class RunStore {
       );
     }
     store.#dir = dir;
+    store.#placed = true;
+    appendToIndex(home, [{ run: store.record }]);
     return store;
   }
 
@@ -410,6 +438,7 @@ export class RunStore {
     } catch {
       // Best effort: the refusal is what the user needs to see.
     }
+    appendToIndex(this.#home, [{ gone: this.record.id }]);
   }
 
   /**
@@ -445,8 +474,14 @@ export class RunStore {
    * Write `run.json`: a temp file renamed over it, so readers never see half a record. When the disk is full
    * the temp file cannot be written: it is removed, and the record is rewritten in place, which needs no
    * new room as long as it fits the blocks the old one holds (the final record of a run on a full disk).
+   * Then the record goes to the index (lib/store/index_file.ts), which forgets itself when it has no room.
    */
   save(): void {
+    this.#write();
+    if (this.#placed) appendToIndex(this.#home, [{ run: this.record }]);
+  }
+
+  #write(): void {
     // One temp name per process: a detached run's recorder and `moat stop` may save at the same time.
     const tmp = `${this.dir}/run.json.${Deno.pid}.tmp`;
     const text = JSON.stringify(this.record, null, 2) + "\n";
@@ -538,6 +573,19 @@ export class RunStore {
       this.#output = undefined;
     }
   }
+}
+
+/**
+ * Remove a run's directory, and the run from the index: `moat destroy`, `moat clean`. A directory that is
+ * gone already is fine; throws when it cannot be removed.
+ */
+export async function removeRunDir(home: string, id: string): Promise<void> {
+  try {
+    await Deno.remove(`${home}/runs/${id}`, { recursive: true });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  appendToIndex(home, [{ gone: id }]);
 }
 
 /** The disk (or the user's quota) is full. */

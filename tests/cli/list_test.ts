@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import {
   formatListTable,
   LIST_HEADER,
+  listJsonBytes,
+  listJsonItem,
   parseListArgs,
   sandboxColumn,
   tableEntries,
@@ -417,6 +419,47 @@ Deno.test("moat list shows damaged records as damaged, with the file and what is
     ]);
   } finally {
     await s.cleanup();
+  }
+});
+
+Deno.test("a finished run damaged after it was indexed: --json shows the index, the table reads the directory", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    const id = "aaaaaaaaaaa1";
+    await writeRecords(s.home, [record(id, { outputFile: true })], { [id]: new Uint8Array([1]) });
+    const env = { DOCKER_HOST: `unix://${engine.endpoint.path}` };
+    const shown = async () => {
+      const j = await moat(["list", "--json"], { home: s.home, env });
+      assert.equal(j.code, 0, j.stderr);
+      return (JSON.parse(j.out) as Array<Record<string, unknown>>).map((i) => i.shownState);
+    };
+    assert.deepEqual(await shown(), ["exited"]); // the index is made
+    await Deno.remove(`${s.home}/runs/${id}/output.bin`);
+    assert.deepEqual(await shown(), ["exited"], "a finished run is read from the index");
+    const r = await moat(["list"], { home: s.home, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.out.trimEnd().split("\n")[1]!.split(/ {2,}/).slice(1, 3), [id, "damaged"]);
+    assert.match(r.stderr, new RegExp(`^moat: warning: damaged run record ${id}: .*output\\.bin: missing`));
+    assert.deepEqual(await shown(), ["damaged"], "what the table found, the index now knows");
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("listJsonBytes: a JSON array of listJsonItem, one run per line", () => {
+  const runs = [
+    record("aaaaaaaaaaa2", { name: "ünïcode ✓", createdAt: "2026-01-01T00:00:02.000Z" }),
+    record("aaaaaaaaaaa1", { state: "running", exitCode: null }),
+  ];
+  const entries = listEntries(runs, [], new Set());
+  for (const list of [[], entries]) {
+    const text = new TextDecoder().decode(listJsonBytes(list));
+    assert.deepEqual(JSON.parse(text), list.map(listJsonItem));
+    if (list.length) {
+      assert.equal(text.split("\n").length, list.length + 3, "[, one line per run, ], and the end");
+    } else assert.equal(text, "[]\n");
   }
 });
 

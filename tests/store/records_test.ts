@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { listRuns, scanRuns } from "../../lib/store/run_index.ts";
 import {
   decodeOutput,
-  listRecords,
   moatHome,
   newRunId,
   type RunRecord,
@@ -237,7 +237,8 @@ Deno.test("scanRecords reports each damaged run with the file at fault and what 
         ],
       ],
     );
-    // listRecords: the readable records, as before.
-    assert.deepEqual(listRecords(home).map((r) => r.id), scan.records.map((r) => r.id));
+    // Through the index: the same runs, in the same order.
+    assert.deepEqual(scanRuns(home), scan);
+    assert.deepEqual(listRuns(home).map((r) => r.id), scan.records.map((r) => r.id));
   });
 });
