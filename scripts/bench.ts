@@ -197,8 +197,8 @@ const ws = `${tmp}/ws`;
 const home = `${tmp}/home`;
 /** MOAT_HOME with nothing in it, for `moat list` (empty). */
 const emptyHome = `${tmp}/empty-home`;
-/** MOAT_HOME with 500 synthetic records. */
-const manyHome = `${tmp}/many`;
+/** MOAT_HOME with `n` synthetic records (`writeManyRecords`). */
+const manyHome = (n: number) => `${tmp}/many-${n}`;
 const emptyScript = `${tmp}/empty.ts`;
 /** A copy of dist/moat.js outside the repository, as users have it: no deno.json or lock file beside it. */
 const bundleCopy = `${tmp}/moat.js`;
@@ -242,12 +242,19 @@ async function clearRuns() {
   await Deno.remove(`${home}/runs`, { recursive: true }).catch(() => {});
 }
 
-async function writeManyRecords() {
-  // Mostly finished runs, some "running" ones whose owner is gone (so the owner check runs too).
-  for (let i = 0; i < 500; i++) {
+/**
+ * A MOAT_HOME of `n` synthetic runs: 10 of them "running" with an owner that is gone (so the owner check
+ * runs too), the others finished, so that homes of 500 and 5,000 runs differ only in their finished runs.
+ * Its `runs/` is dated a minute back, as in a home whose last run was made a while ago (a listing of `runs/`
+ * is remembered only once it has been left alone; lib/store/run_index.ts). The index is made by the first
+ * `moat list`, the untimed warm-up.
+ */
+async function writeManyRecords(n: number): Promise<string> {
+  const home = manyHome(n);
+  for (let i = 0; i < n; i++) {
     const id = i.toString(16).padStart(12, "0");
     const t = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
-    const inProgress = i % 50 === 0;
+    const inProgress = i % (n / 10) === 0;
     const record = {
       schema: 1,
       id,
@@ -270,9 +277,12 @@ async function writeManyRecords() {
       moatVersion: "bench",
       owner: { pid: 1, bootId: "bench-boot-id-that-is-not-this-one", startTicks: 1 },
     };
-    await Deno.mkdir(`${manyHome}/runs/${id}`, { recursive: true });
-    await Deno.writeTextFile(`${manyHome}/runs/${id}/run.json`, JSON.stringify(record, null, 2) + "\n");
+    await Deno.mkdir(`${home}/runs/${id}`, { recursive: true });
+    await Deno.writeTextFile(`${home}/runs/${id}/run.json`, JSON.stringify(record, null, 2) + "\n");
   }
+  const past = new Date(Date.now() - 60_000);
+  await Deno.utime(`${home}/runs`, past, past);
+  return home;
 }
 
 async function buildBundle(): Promise<number> {
@@ -474,21 +484,28 @@ const measures: Measure[] = [
     },
   },
   {
-    name: "list 500",
+    name: "list",
     async run() {
       await needBundle();
-      await writeManyRecords();
+      const few = { MOAT_HOME: await writeManyRecords(500) };
+      const many = { MOAT_HOME: await writeManyRecords(5000) };
       const r = rounds(21);
-      const many = { MOAT_HOME: manyHome };
       const cmds = {
-        src: moatSrc(["list", "--json"], many),
-        bundle: moatBundle(["list", "--json"], many),
+        src: moatSrc(["list", "--json"], few),
+        bundle: moatBundle(["list", "--json"], few),
+        bundleMany: moatBundle(["list", "--json"], many),
+        table: moatBundle(["list"], few),
+        tableMany: moatBundle(["list"], many),
         docker: docker(["ps", "-a", "--filter", "label=dev.moat.managed=true"]),
       };
-      const s = await interleave("list 500", cmds, r);
+      const s = await interleave("list", cmds, r);
       const vs = "vs `docker ps -a --filter label=dev.moat.managed=true`";
       timeRow(`\`moat list --json\`, 500 runs (main.ts) ${vs}`, s.src!, s.docker!, 1.5);
       timeRow(`\`moat list --json\`, 500 runs (dist/moat.js) ${vs}`, s.bundle!, s.docker!, 1.5);
+      timeRow(`\`moat list --json\`, 5,000 runs (dist/moat.js) ${vs}`, s.bundleMany!, s.docker!, 1.5);
+      const flat = "5,000 runs vs 500 (10 in progress in both)";
+      timeRow(`\`moat list --json\` (dist/moat.js), ${flat}`, s.bundleMany!, s.bundle!, 1.2);
+      timeRow(`\`moat list\` table (dist/moat.js), ${flat}`, s.tableMany!, s.table!, 1.2);
     },
   },
   {
@@ -727,8 +744,11 @@ ${notes.length ? `\n${notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
   size over the whole command's wall time (container start included, on both sides); the ratio is moat's
   MiB/s over docker's. moat also writes the whole output into its run record under \`MOAT_HOME\` (a
   temporary directory on the same disk), which is part of its cost; the records are deleted after each round.
-- **\`moat list --json\`** with 500 synthetic run records (10 of them "running" with an owner that is gone),
-  from source and bundle, against \`docker ps -a --filter label=dev.moat.managed=true\`.
+- **\`moat list --json\`** with 500 and 5,000 synthetic run records (10 of them "running" with an owner that is
+  gone, the others finished; \`runs/\` last changed a minute before), from source and bundle, against
+  \`docker ps -a --filter label=dev.moat.managed=true\`; and the bundle with 5,000 runs against 500, for
+  \`--json\` and for the table: "flat" means ten times the finished runs cost at most 20% more. The first
+  \`moat list\` of each home, the untimed warm-up, makes its records index.
 - **Peak RSS**: \`ru_maxrss\` of the \`deno run -A main.ts run …\` process (\`/usr/bin/time -f %M\`) while it
   streams the file under gVisor, for two sizes 8× apart. "Flat" means the larger one peaks at most 8 MiB
   higher.

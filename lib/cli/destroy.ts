@@ -12,7 +12,7 @@ import { isLive, ownerOf } from "../run/orphans.ts";
 import { stopRun } from "../run/stop.ts";
 import { isOwnerAlive } from "../store/owner.ts";
 import { isFinal, removeRunDir, type RunRecord } from "../store/records.ts";
-import { listRuns } from "../store/run_index.ts";
+import { readRuns } from "../store/run_index.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
@@ -94,7 +94,7 @@ export async function command(args: string[]): Promise<number> {
   }
   ctx.checkEnv();
   const orphans = orphansLater(ctx);
-  const record = resolveRunRef(listRuns(ctx.home), opts.ref);
+  const record = resolveRunRef(readRuns(ctx.home).runs, opts.ref).record;
   const id = record.id;
   const client = ctx.client();
   const containers = await client.containerList([

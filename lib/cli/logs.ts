@@ -20,7 +20,7 @@ import {
   maybeReadRecord,
   type RunRecord,
 } from "../store/records.ts";
-import { scanRuns } from "../store/run_index.ts";
+import { damagedOf, readRuns } from "../store/run_index.ts";
 import { newestRun, resolveRunOrDamaged } from "../store/refs.ts";
 import { type CliContext, cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
@@ -325,14 +325,15 @@ export async function command(args: string[]): Promise<number> {
   ctx.checkEnv();
   // Asked while the output is read; awaited (bounded by the engine timeout) once it is printed.
   const orphans = orphansLater(ctx);
-  const { records, damaged: damagedRuns } = scanRuns(ctx.home);
+  const all = readRuns(ctx.home);
+  const damagedRuns = damagedOf(all);
   let rec: RunRecord | null;
   if (opts.ref !== undefined) {
-    const found = resolveRunOrDamaged(records, damagedRuns, opts.ref);
-    rec = "record" in found ? found.record : null;
+    const found = resolveRunOrDamaged(all.runs, damagedRuns, opts.ref);
+    rec = "record" in found ? found.record.record : null;
     if (!rec && "damaged" in found) return await logsOfUnreadable(ctx, found.damaged, opts, orphans);
   } else {
-    rec = newestRun(records, () => true, "recorded");
+    rec = newestRun(all.runs, () => true, "recorded").record;
     ctx.note(`moat: showing logs of run ${rec.id}${rec.name ? ` (${rec.name})` : ""}`);
   }
   const id = rec!.id;

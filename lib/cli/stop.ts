@@ -9,7 +9,7 @@ import { UsageError } from "../errors.ts";
 import { DEFAULT_STOP_GRACE_S, parseCommandArgs, parseGrace } from "./args.ts";
 import { newestRunning, stopRun } from "../run/stop.ts";
 import { isFinal, type RunRecord } from "../store/records.ts";
-import { listRuns } from "../store/run_index.ts";
+import { readRuns } from "../store/run_index.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
@@ -78,12 +78,12 @@ export async function command(args: string[]): Promise<number> {
   }
   ctx.checkEnv();
   const orphans = orphansLater(ctx);
-  const records = listRuns(ctx.home);
+  const { runs } = readRuns(ctx.home);
   let record: RunRecord;
   if (opts.ref !== undefined) {
-    record = resolveRunRef(records, opts.ref);
+    record = resolveRunRef(runs, opts.ref).record;
   } else {
-    const pending = records.filter((r) => !isFinal(r.state));
+    const pending = runs.filter((r) => !isFinal(r.state)).map((r) => r.record);
     const containers = pending.length ? await ctx.client().containerList([MANAGED_FILTER]) : [];
     const found = newestRunning(pending, containers);
     if (!found) {

@@ -25,7 +25,7 @@ import {
 } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import type { RunRecord } from "../store/records.ts";
-import { listRuns } from "../store/run_index.ts";
+import { readRuns } from "../store/run_index.ts";
 import { cliContext, formatTable } from "./context.ts";
 
 export const SYSTEM_HELP = `Usage: moat system SUBCOMMAND [OPTIONS]
@@ -312,7 +312,9 @@ export async function command(args: string[]): Promise<number> {
   const containers = await client.containerList([MANAGED_FILTER]);
   let text: string;
   if (opts.sub === "containers") {
-    const records = listRuns(ctx.home);
+    // The records of the runs the containers belong to (read from the index's summaries, not every one).
+    const ids = new Set(containers.map(runIdOf));
+    const records = readRuns(ctx.home).runs.filter((r) => ids.has(r.id)).map((r) => r.record);
     const byRun = new Map(records.map((r) => [r.id, r]));
     const alive = liveContainerOwners(containers, (id) => byRun.get(id), ownerLiveness());
     const all = systemContainers(containers, records, (c) => alive.has(c.Id), maybeHomeId(ctx.home));

@@ -7,7 +7,7 @@ import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { exitCodeOfEnd, RunWatcher, watchIo } from "../run/watch.ts";
 import { damagedRecordError } from "../store/records.ts";
-import { scanRuns } from "../store/run_index.ts";
+import { damagedOf, readRuns } from "../store/run_index.ts";
 import { resolveRunOrDamaged } from "../store/refs.ts";
 import { cliContext } from "./context.ts";
 
@@ -59,8 +59,8 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   ctx.checkEnv();
-  const { records, damaged } = scanRuns(ctx.home);
-  const found = resolveRunOrDamaged(records, damaged, opts.ref);
+  const all = readRuns(ctx.home);
+  const found = resolveRunOrDamaged(all.runs, damagedOf(all), opts.ref);
   if ("damaged" in found) {
     const d = found.damaged;
     throw damagedRecordError(d.id, d.damage, "Its exit code cannot be read.\nRemove it:  moat clean");

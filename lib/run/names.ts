@@ -9,7 +9,7 @@
 import { MoatError } from "../errors.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import type { Owner, RunRecord } from "../store/records.ts";
-import { listRuns } from "../store/run_index.ts";
+import { readRuns } from "../store/run_index.ts";
 import { isFinal } from "../store/records.ts";
 
 /**
@@ -41,7 +41,10 @@ export function nameInUseError(name: string, holder: RunRecord): MoatError {
  */
 export function checkNameFree(home: string, name: string | undefined): void {
   if (name === undefined) return;
-  const records = listRuns(home).filter((r) => r.name === name);
+  // By the index's summaries: only the records of runs in progress under this name are read.
+  const records = readRuns(home).runs.filter((r) => r.name === name && !isFinal(r.state)).map((r) =>
+    r.record
+  );
   if (records.length === 0) return;
   const boot = bootId();
   const holder = runHoldingName(records, name, (o) => isOwnerAlive(o, boot));

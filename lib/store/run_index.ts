@@ -523,19 +523,19 @@ export function recheckRun(home: string, run: IndexedRun): RunDir | undefined {
   return dir;
 }
 
-/** Runs as a `RecordScan` (as `scanRecords` orders them): every record read. */
-export function asScan({ runs, unreadable }: Runs): RecordScan {
+/** The damaged runs, as `RecordScan` has them: those whose `run.json` cannot be read, then the others. */
+export function damagedOf({ runs, unreadable }: Runs): DamagedRecord[] {
   const damaged: DamagedRecord[] = [...unreadable];
   for (const r of runs) if (r.damage) damaged.push({ id: r.id, damage: r.damage, record: r.record });
-  return { records: IndexedRun.records(runs), damaged };
+  return damaged;
+}
+
+/** Runs as a `RecordScan` (as `scanRecords` orders them): every record read. */
+export function asScan(runs: Runs): RecordScan {
+  return { records: IndexedRun.records(runs.runs), damaged: damagedOf(runs) };
 }
 
 /** `readRuns` as a `RecordScan`: every record read. */
 export function scanRuns(home: string): RecordScan {
   return asScan(readRuns(home));
-}
-
-/** Every readable record under `home`, newest first, from the index. */
-export function listRuns(home: string): RunRecord[] {
-  return IndexedRun.records(readRuns(home).runs);
 }

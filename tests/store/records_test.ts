@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { listRuns, scanRuns } from "../../lib/store/run_index.ts";
+import { readRuns, scanRuns } from "../../lib/store/run_index.ts";
 import {
   decodeOutput,
   moatHome,
@@ -239,6 +239,6 @@ Deno.test("scanRecords reports each damaged run with the file at fault and what 
     );
     // Through the index: the same runs, in the same order.
     assert.deepEqual(scanRuns(home), scan);
-    assert.deepEqual(listRuns(home).map((r) => r.id), scan.records.map((r) => r.id));
+    assert.deepEqual(readRuns(home).runs.map((r) => r.id), scan.records.map((r) => r.id));
   });
 });
