@@ -18,7 +18,7 @@ import {
   type ListState,
   liveOwners,
 } from "../run/reconcile.ts";
-import { orphansListed, ownerLiveness } from "../run/orphans.ts";
+import { orphansListed, ownerLiveness, recordsOf, runIdOf } from "../run/orphans.ts";
 import {
   type DamagedRecord,
   damageText,
@@ -27,7 +27,7 @@ import {
   type RecordDamage,
   type RunRecord,
 } from "../store/records.ts";
-import { type IndexedRun, readRuns, recheckRun } from "../store/run_index.ts";
+import { type IndexedRun, readRecent, readRuns, recheckRun } from "../store/run_index.ts";
 import { type CliContext, cliContext, formatAge, formatTable } from "./context.ts";
 import { orphanNotice } from "./orphan_notice.ts";
 
@@ -158,26 +158,16 @@ export function listJsonItem(e: ListEntry): ListJsonItem {
 }
 
 /**
- * `moat list --json`, in UTF-8: a JSON array, one run per line. A settled run's item is its record's JSON
- * text as the index holds it, with the shown fields added, never parsed: what keeps listing thousands of
- * runs fast (docs/performance.md).
+ * `moat list --json`, in UTF-8, in chunks of at most `CHUNK` bytes: a JSON array, one run per line. A settled
+ * run's item is its record's JSON text as the index holds it, with the shown fields added, never parsed:
+ * what keeps listing thousands of runs fast (docs/performance.md). The chunks share one buffer: each is good
+ * until the next is asked for.
  */
-export function listJsonBytes(entries: readonly ListRow[]): Uint8Array {
-  if (entries.length === 0) return encoder.encode("[]\n");
+export function* listJsonChunks(entries: readonly ListRow[]): Generator<Uint8Array> {
+  if (entries.length === 0) return yield encoder.encode("[]\n");
   // The shown fields of settled runs: a few kinds only (by state and exit code; one container state).
   const tails = new Map<ListState, Map<number | null, Uint8Array>>();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  const add = (b: Uint8Array) => {
-    parts.push(b);
-    size += b.byteLength;
-  };
-  add(encoder.encode("[\n  "));
-  entries.forEach((e, i) => {
-    if (i > 0) add(SEPARATOR);
-    if (!e.run) return add(encoder.encode(JSON.stringify(listJsonItem(e))));
-    const json = e.run.json();
-    add(json.subarray(0, json.byteLength - 1)); // the record without its closing brace
+  const tailOf = (e: ListRow): Uint8Array => {
     let byCode = tails.get(e.shownState);
     if (!byCode) tails.set(e.shownState, byCode = new Map());
     let tail = byCode.get(e.shownExitCode);
@@ -188,20 +178,43 @@ export function listJsonBytes(entries: readonly ListRow[]): Uint8Array {
       );
       byCode.set(e.shownExitCode, tail);
     }
-    add(tail);
-  });
-  add(encoder.encode("\n]\n"));
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
+    return tail;
+  };
+  // One buffer, given out whenever the next piece would not fit (a bigger piece goes out alone): an output
+  // of megabytes is never held whole, so it costs no garbage collection of its size.
+  const buf = new Uint8Array(CHUNK);
+  let used = 0;
+  for (let i = 0; i <= entries.length; i++) {
+    const e = entries[i];
+    let pieces: Uint8Array[];
+    if (!e) pieces = [CLOSE];
+    else if (!e.run) pieces = [i ? SEPARATOR : OPEN, encoder.encode(JSON.stringify(listJsonItem(e)))];
+    else {
+      const json = e.run.json();
+      // The record without its closing brace, then the shown fields.
+      pieces = [i ? SEPARATOR : OPEN, json.subarray(0, json.byteLength - 1), tailOf(e)];
+    }
+    for (const piece of pieces) {
+      if (used + piece.byteLength > CHUNK && used > 0) {
+        yield buf.subarray(0, used);
+        used = 0;
+      }
+      if (piece.byteLength > CHUNK) yield piece;
+      else {
+        buf.set(piece, used);
+        used += piece.byteLength;
+      }
+    }
   }
-  return out;
+  if (used > 0) yield buf.subarray(0, used);
 }
 
+/** Bytes `listJsonChunks` gives at a time. */
+const CHUNK = 64 * 1024;
 const encoder = new TextEncoder();
 const SEPARATOR = encoder.encode(",\n  ");
+const OPEN = encoder.encode("[\n  ");
+const CLOSE = encoder.encode("\n]\n");
 
 /** A `ListEntry`, and for a settled run (`listRows`) the index's run, whose record is read when shown. */
 export type ListRow = ListEntry & { run?: IndexedRun };
@@ -307,28 +320,30 @@ export async function command(args: string[]): Promise<number> {
   // The one listing serves both the states and the orphan notice, so it is asked even with no records.
   // Asked first: the engine's connect and answer overlap reading the records.
   const asked = listManagedContainers(ctx);
-  const { runs, unreadable } = readRuns(ctx.home);
+  // The table needs only the newest runs and those in progress: the index gives those without reading every
+  // summary when it can (`readRecent`), else every run is read.
+  const recent = opts.json || opts.all ? undefined : readRecent(ctx.home, TABLE_LIMIT);
+  const { runs, unreadable } = recent ?? readRuns(ctx.home);
+  const total = recent?.total ?? runs.length + unreadable.length;
   const listing = await asked;
   let containers: ContainerSummary[] | undefined;
   if ("containers" in listing) containers = listing.containers;
   // With nothing recorded there is nothing to show from records; the notice alone stays silent.
   else if (runs.length + unreadable.length > 0) ctx.note(engineNotAskedNote(listing.error));
   const { rows: entries, checked } = listRows(runs, unreadable, containers, ownerLiveness());
-  // Every run with a container is among those checked: the records the orphan check looks up.
+  // The runs with a container are among those checked when every run was read.
   const orphans = containers ? await listedOrphans(ctx, checked, containers) : undefined;
   const shown = opts.json ? entries : readShown(ctx.home, opts.all ? entries : tableEntries(entries));
-  const text = opts.json ? listJsonBytes(entries) : formatListTable(shown, Date.now());
   try {
-    await ctx.out(text);
+    if (!opts.json) await ctx.out(formatListTable(shown, Date.now()));
+    else for (const chunk of listJsonChunks(entries)) await ctx.out(chunk);
   } catch (err) {
     // `moat list | head -1`: a reader that stopped reading is not an error.
     if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
   }
   for (const e of shown) if (e.damage) ctx.note(damageWarning({ id: e.id, damage: e.damage }));
-  if (shown.length < entries.length) {
-    ctx.note(
-      `moat: showing ${shown.length} of ${entries.length} runs, the newest first; every run:  moat list -a`,
-    );
+  if (shown.length < total) {
+    ctx.note(`moat: showing ${shown.length} of ${total} runs, the newest first; every run:  moat list -a`);
   }
   const notice = orphanNotice(orphans);
   if (notice) ctx.note(notice);
@@ -342,6 +357,9 @@ async function listedOrphans(
   containers: ContainerSummary[],
 ): Promise<ContainerSummary[] | undefined> {
   const byId = new Map(records.map((r) => [r.id, r]));
+  // A container of a run that was not read (an old finished run the table does not show): its record.
+  const unread = containers.filter((c) => !byId.has(runIdOf(c) ?? ""));
+  for (const [id, r] of recordsOf(ctx.home, unread)) byId.set(id, r);
   try {
     return await orphansListed(ctx.client(), ctx.home, containers, byId);
   } catch (err) {

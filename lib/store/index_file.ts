@@ -5,7 +5,10 @@
  * - `runs.index`, the summaries: JSON lines. The first is the header (`indexHeader`); then one line per
  *   change: a run's summary (`summaryLine`: id, state, exit code, creation time, name, and where its record
  *   is in `runs.records`), a damaged run, a removed one, or a stamp of `runs/` (`IndexLine`). For a run,
- *   the last line about it wins.
+ *   the last line about it wins. A rewrite puts the finished runs first, one line each, oldest first (the
+ *   _sorted_ lines), then its own lines for the others (runs in progress, damaged ones, the stamp); appends
+ *   follow. The header says how many of each there are, so a reader that wants only the newest runs reads
+ *   the last sorted lines and what follows them (lib/store/run_index.ts `readRecent`).
  * - `runs.records`: the records the summaries point into, each the JSON text of `run.json` and a newline,
  *   after a header line. A command that shows every record (`moat list --json`) reads this one file.
  *
@@ -56,9 +59,33 @@ export function newGeneration(): string {
   );
 }
 
+/** What the header of `runs.index` says besides its format. */
+export interface IndexLayout {
+  /** Of the records file. */
+  generation: string;
+  /** Lines after the header that are the sorted summaries of finished runs, oldest first. */
+  sorted: number;
+  /** Their size in bytes, newlines included. */
+  sortedBytes: number;
+  /** Lines the rewrite wrote after them, about other runs than theirs (and the stamp). */
+  own: number;
+}
+
 /** The first line of `runs.index`. Pure. */
-export function indexHeader(generation: string): string {
-  return `{"moatRunsIndex":${FORMAT},"records":"${generation}"}`;
+export function indexHeader(h: IndexLayout): string {
+  return `{"moatRunsIndex":${FORMAT},"records":"${h.generation}","sorted":${h.sorted},` +
+    `"sortedBytes":${h.sortedBytes},"own":${h.own}}`;
+}
+
+const HEADER = new RegExp(
+  `^\\{"moatRunsIndex":${FORMAT},"records":"([0-9a-f]{16})","sorted":(\\d+),"sortedBytes":(\\d+),"own":(\\d+)\\}$`,
+);
+
+/** An index header's layout (`indexHeader`); `undefined` for any other line. Pure. */
+export function parseIndexHeader(line: string): IndexLayout | undefined {
+  const m = HEADER.exec(line);
+  if (!m) return undefined;
+  return { generation: m[1]!, sorted: Number(m[2]), sortedBytes: Number(m[3]), own: Number(m[4]) };
 }
 
 /** The first line of `runs.records`. Pure. */
@@ -66,13 +93,9 @@ export function recordsHeader(generation: string): string {
   return `{"moatRunsRecords":${FORMAT},"generation":"${generation}"}`;
 }
 
-const GENERATION = /^[0-9a-f]{16}$/;
-
 /** The generation an index header (`indexHeader`) names; `undefined` for any other line. Pure. */
 export function indexGeneration(line: string): string | undefined {
-  const prefix = `{"moatRunsIndex":${FORMAT},"records":"`;
-  const gen = line.startsWith(prefix) && line.endsWith('"}') ? line.slice(prefix.length, -2) : "";
-  return GENERATION.test(gen) ? gen : undefined;
+  return parseIndexHeader(line)?.generation;
 }
 
 /**
@@ -209,16 +232,17 @@ export function forgetIndex(home: string): void {
 
 /**
  * Replace both files: `records` (the records file's lines after its header, each a record's JSON text in
- * UTF-8, without its newline) and `summaries` (the index's lines after its header), of a new `generation`.
- * Each is written to a temporary file, then renamed into place, the records first. Called inside
- * `withIndexLocked`. Throws when they cannot be written.
+ * UTF-8, without its newline) and `summaries` (the index's lines after its header `layout`, of a new
+ * generation). Each is written to a temporary file, then renamed into place, the records first. Called
+ * inside `withIndexLocked`. Throws when they cannot be written.
  */
 export function replaceIndex(
   home: string,
-  generation: string,
+  layout: IndexLayout,
   records: readonly Uint8Array[],
   summaries: string,
 ): void {
+  const generation = layout.generation;
   const tmp = [`${recordsPath(home)}.${Deno.pid}.tmp`, `${indexPath(home)}.${Deno.pid}.tmp`] as const;
   try {
     const file = Deno.openSync(tmp[0], { write: true, create: true, truncate: true, mode: 0o600 });
@@ -232,7 +256,7 @@ export function replaceIndex(
     } finally {
       file.close();
     }
-    Deno.writeTextFileSync(tmp[1], `${indexHeader(generation)}\n${summaries}`, { mode: 0o600 });
+    Deno.writeTextFileSync(tmp[1], `${indexHeader(layout)}\n${summaries}`, { mode: 0o600 });
     Deno.renameSync(tmp[0], recordsPath(home));
     Deno.renameSync(tmp[1], indexPath(home));
   } catch (err) {

@@ -21,9 +21,11 @@ import {
   appendToIndex,
   forgetIndex,
   indexGeneration,
+  type IndexLayout,
   type IndexLine,
   indexPath,
   newGeneration,
+  parseIndexHeader,
   readBytesIfThere,
   readIfThere,
   recordsHeader,
@@ -100,6 +102,8 @@ export class IndexedRun {
   readonly name: string | null;
   /** What is wrong with its directory (its `output.bin` is gone), else `null`. */
   readonly damage: RecordDamage | null;
+  /** It comes from one of the index's sorted lines (lib/store/index_file.ts `IndexLayout`). */
+  sorted = false;
   // TypeScript's `private`, not `#` fields: thousands of runs are made per read, and `#` fields cost twice
   // as much to set in code that runs once (`moat list` of 5,000 runs).
   private home: string;
@@ -108,13 +112,21 @@ export class IndexedRun {
   private offset = 0;
   private length = 0;
 
-  private constructor(home: string, summary: Summary, damage: RecordDamage | null) {
+  private constructor(
+    home: string,
+    id: string,
+    state: RunState,
+    exitCode: number | null,
+    createdAt: string,
+    name: string | null,
+    damage: RecordDamage | null,
+  ) {
     this.home = home;
-    this.id = summary.id;
-    this.state = summary.state;
-    this.exitCode = summary.exitCode;
-    this.createdAt = summary.createdAt;
-    this.name = summary.name;
+    this.id = id;
+    this.state = state;
+    this.exitCode = exitCode;
+    this.createdAt = createdAt;
+    this.name = name;
     this.damage = damage;
   }
 
@@ -122,14 +134,30 @@ export class IndexedRun {
   static of(home: string, record: RunRecord, damage: RecordDamage | null): IndexedRun {
     const exitCode = typeof record.exitCode === "number" ? record.exitCode : null;
     const name = typeof record.name === "string" ? record.name : null;
-    const run = new IndexedRun(home, { ...record, exitCode, name }, damage);
+    const run = new IndexedRun(home, record.id, record.state, exitCode, record.createdAt, name, damage);
     run.rec = record;
     return run;
   }
 
-  /** A run from its summary line, its record at `offset` in `file`. */
-  static at(home: string, summary: Summary, file: RecordsFile, offset: number, length: number): IndexedRun {
-    const run = new IndexedRun(home, summary, null);
+  /**
+   * A run from a summary line (lib/store/index_file.ts `summaryLine`), parsed, its record in `file`;
+   * `undefined` when it is not one. Indexed, not destructured: thousands are read at a time.
+   */
+  static fromSummary(home: string, file: RecordsFile, a: unknown[]): IndexedRun | undefined {
+    const id = a[0],
+      state = a[1],
+      exitCode = a[2],
+      createdAt = a[3],
+      name = a[4],
+      offset = a[5],
+      length = a[6];
+    if (
+      a.length !== 7 || typeof id !== "string" || !isRunDirName(id) || typeof state !== "string" ||
+      !STATES.has(state) || (exitCode !== null && typeof exitCode !== "number") ||
+      typeof createdAt !== "string" || (name !== null && typeof name !== "string") ||
+      typeof offset !== "number" || !(offset >= 0) || typeof length !== "number" || !(length >= 2)
+    ) return undefined;
+    const run = new IndexedRun(home, id, state as RunState, exitCode as number | null, createdAt, name, null);
     run.file = file;
     run.offset = offset;
     run.length = length;
@@ -191,15 +219,6 @@ export class IndexedRun {
   }
 }
 
-/** What a run's summary line holds besides where its record is. */
-interface Summary {
-  id: string;
-  state: RunState;
-  exitCode: number | null;
-  createdAt: string;
-  name: string | null;
-}
-
 const STATES: ReadonlySet<string> = new Set([
   "creating",
   "created",
@@ -208,19 +227,6 @@ const STATES: ReadonlySet<string> = new Set([
   "interrupted",
   "failed",
 ]);
-
-/** A summary line's fields, checked (lib/store/index_file.ts `summaryLine`); `undefined` when not one. Pure. */
-function summaryOf(a: unknown[]): [Summary, number, number] | undefined {
-  const [id, state, exitCode, createdAt, name, offset, length] = a;
-  if (
-    a.length !== 7 || typeof id !== "string" || !isRunDirName(id) || typeof state !== "string" ||
-    !STATES.has(state) ||
-    (exitCode !== null && typeof exitCode !== "number") || typeof createdAt !== "string" ||
-    (name !== null && typeof name !== "string") || !Number.isSafeInteger(offset) || (offset as number) < 0 ||
-    !Number.isSafeInteger(length) || (length as number) < 2
-  ) return undefined;
-  return [{ id, state: state as RunState, exitCode, createdAt, name }, offset as number, length as number];
-}
 
 function isDamage(v: unknown): v is RecordDamage {
   const d = v as { path?: unknown; problem?: unknown } | null;
@@ -239,17 +245,56 @@ function damagedOfLine(value: unknown): DamagedRecord | undefined {
 
 /** What `runs.index` says. */
 export interface IndexContents {
-  generation: string;
+  layout: IndexLayout;
   /** The runs with a readable record, by id, in the order they came into the index. */
   runs: Map<string, IndexedRun>;
   /** Damaged runs whose `run.json` cannot be read, by id. */
   unreadable: Map<string, DamagedRecord>;
   /** The last stamp of `runs/` (`dirStamp`). */
   stamp: string | undefined;
-  /** Lines after the header. */
-  lines: number;
+  /** Lines appended since the index was written. */
+  appended: number;
+  /** Whether one of them is about a run among the sorted lines (which `readRecent` cannot read past). */
+  touched: boolean;
   /** The records file the runs' records are in. */
   file: RecordsFile;
+}
+
+/** One line of `runs.index` (after the header), checked. */
+type Line =
+  | { id: string; run: IndexedRun | DamagedRecord }
+  | { id: string; gone: true }
+  | { dir: string };
+
+/** What a parsed line (`JSON.parse` of it) says; `undefined` when it is not a line moat writes. */
+function lineFrom(home: string, file: RecordsFile, line: unknown): Line | undefined {
+  if (Array.isArray(line)) {
+    const run = IndexedRun.fromSummary(home, file, line);
+    return run && { id: run.id, run };
+  }
+  const keys = line && typeof line === "object" ? Object.keys(line) : [];
+  const v = line as { damaged?: unknown; gone?: unknown; dir?: unknown };
+  if (keys.length !== 1) return undefined;
+  if (keys[0] === "damaged") {
+    const d = damagedOfLine(v.damaged);
+    return d && { id: d.id, run: d.record ? IndexedRun.of(home, d.record, d.damage) : d };
+  }
+  if (keys[0] === "gone" && typeof v.gone === "string") return { id: v.gone, gone: true };
+  if (keys[0] === "dir" && typeof v.dir === "string") return { dir: v.dir };
+  return undefined;
+}
+
+/**
+ * Lines of JSON text, parsed; `undefined` when one is not JSON. One parse of every line at once: a JSON
+ * parse per line costs three times as much (thousands of runs). A line break never occurs inside a JSON text
+ * as moat writes it.
+ */
+function parseLines(text: string): unknown[] | undefined {
+  try {
+    return JSON.parse(`[${text.replaceAll("\n", ",")}]`);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -259,48 +304,53 @@ export interface IndexContents {
 export function parseIndex(home: string, text: string): IndexContents | undefined {
   const first = text.indexOf("\n");
   const last = text.lastIndexOf("\n");
-  const generation = first < 0 ? undefined : indexGeneration(text.slice(0, first));
-  if (!generation) return undefined;
-  let lines: unknown;
-  try {
-    // One parse of every line at once: a JSON parse per line costs three times as much (`moat list` of
-    // thousands of runs). A line break never occurs inside a JSON text as moat writes it.
-    lines = JSON.parse(`[${text.slice(first + 1, last).replaceAll("\n", ",")}]`);
-  } catch {
-    return undefined;
-  }
-  const file = new RecordsFile(home, generation);
+  const layout = first < 0 ? undefined : parseIndexHeader(text.slice(0, first));
+  if (!layout) return undefined;
+  const lines = last > first ? parseLines(text.slice(first + 1, last)) : [];
+  if (!lines || lines.length < layout.sorted + layout.own) return undefined;
+  const file = new RecordsFile(home, layout.generation);
   const index: IndexContents = {
-    generation,
+    layout,
     runs: new Map(),
     unreadable: new Map(),
     stamp: undefined,
-    lines: (lines as unknown[]).length,
+    appended: lines.length - layout.sorted - layout.own,
+    touched: false,
     file,
   };
-  for (const line of lines as unknown[]) {
-    if (Array.isArray(line)) {
-      const s = summaryOf(line);
-      if (!s) return undefined;
-      place(index, s[0].id, IndexedRun.at(home, s[0], file, s[1], s[2]));
+  const seen = new Set<string>();
+  let newestSorted: IndexedRun | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lineFrom(home, file, lines[i]);
+    if (!line || (i < layout.sorted && !("run" in line && line.run instanceof IndexedRun))) return undefined;
+    if ("dir" in line) {
+      index.stamp = line.dir;
       continue;
     }
-    const keys = line && typeof line === "object" ? Object.keys(line) : [];
-    const v = line as { damaged?: unknown; gone?: unknown; dir?: unknown };
-    if (keys.length !== 1) return undefined;
-    if (keys[0] === "damaged") {
-      const d = damagedOfLine(v.damaged);
-      if (!d) return undefined;
-      place(index, d.id, d.record ? IndexedRun.of(home, d.record, d.damage) : d);
-    } else if (keys[0] === "gone" && typeof v.gone === "string") {
-      place(index, v.gone, undefined);
-    } else if (keys[0] === "dir" && typeof v.dir === "string") {
-      index.stamp = v.dir;
+    if (i < layout.sorted) {
+      newestSorted = (line as { run: IndexedRun }).run;
+      newestSorted.sorted = true;
     } else {
-      return undefined;
+      if (i >= layout.sorted + layout.own) index.touched ||= !keepsSorted(line, seen, newestSorted);
+      seen.add(line.id);
     }
+    place(index, line.id, "run" in line ? line.run : undefined);
   }
   return index;
+}
+
+/**
+ * Whether a line appended to an index leaves its sorted runs as they are (what `readRecent` needs): it is
+ * about a run named since the sorted lines (`seen`), or about a run made after every sorted one
+ * (`newestSorted`, the last of them). A line about another run may be about a sorted one. Pure.
+ */
+function keepsSorted(
+  line: { id: string; run?: IndexedRun | DamagedRecord },
+  seen: ReadonlySet<string>,
+  newestSorted: IndexedRun | undefined,
+): boolean {
+  if (!newestSorted || seen.has(line.id)) return true;
+  return line.run instanceof IndexedRun && madeBefore(newestSorted, line.run);
 }
 
 /**
@@ -371,8 +421,9 @@ function readIndex(home: string): IndexContents | undefined {
 }
 
 /**
- * Write both files of the index anew (inside `withIndexLocked`): `runs` oldest first, the damaged runs
- * without a record, and the stamp `runs/` had when they were all in it. Throws when they cannot be written.
+ * Write both files of the index anew (inside `withIndexLocked`): the finished runs sorted, oldest first, then
+ * the others (in progress, damaged), the damaged runs without a record, and the stamp `runs/` had when they
+ * were all in it (lib/store/index_file.ts `IndexLayout`). Throws when they cannot be written.
  */
 function writeIndex(
   home: string,
@@ -383,20 +434,34 @@ function writeIndex(
   const generation = newGeneration();
   const records: Uint8Array[] = [];
   let offset = encoder.encode(recordsHeader(generation) + "\n").byteLength;
-  let summaries = "";
-  for (const run of runs) {
+  const settled: IndexedRun[] = [];
+  const others: IndexedRun[] = [];
+  for (const run of runs) (isFinal(run.state) && !run.damage ? settled : others).push(run);
+  settled.sort((a, b) => madeBefore(a, b) ? -1 : 1);
+  const lineOfRun = (run: IndexedRun): string => {
     if (run.damage) {
-      summaries += JSON.stringify({ damaged: { id: run.id, damage: run.damage, record: run.record } }) + "\n";
-      continue;
+      return JSON.stringify({ damaged: { id: run.id, damage: run.damage, record: run.record } });
     }
     const json = run.json();
     records.push(json);
-    summaries += summaryLine(run, offset, json.byteLength) + "\n";
+    const line = summaryLine(run, offset, json.byteLength);
     offset += json.byteLength + 1;
-  }
-  for (const d of unreadable) summaries += JSON.stringify({ damaged: d }) + "\n";
-  if (stamp !== undefined) summaries += JSON.stringify({ dir: stamp }) + "\n";
-  replaceIndex(home, generation, records, summaries);
+    return line;
+  };
+  let sorted = "";
+  for (const run of settled) sorted += lineOfRun(run) + "\n";
+  let own = "";
+  for (const run of others) own += lineOfRun(run) + "\n";
+  const rest: IndexLine[] = [...unreadable].map((d) => ({ damaged: d }));
+  if (stamp !== undefined) rest.push({ dir: stamp });
+  for (const line of rest) own += JSON.stringify(line) + "\n";
+  const layout = {
+    generation,
+    sorted: settled.length,
+    sortedBytes: encoder.encode(sorted).byteLength,
+    own: others.length + rest.length,
+  };
+  replaceIndex(home, layout, records, sorted + own);
 }
 
 /** The runs of a MOAT_HOME: newest first, and those whose `run.json` cannot be read, by id. */
@@ -464,10 +529,11 @@ export function compactIndex(home: string): void {
   }
 }
 
-/** Lines an index may have per run before it is compacted (each run appends one line per state change). */
-const COMPACT_RATIO = 2;
-/** … plus these, so a small index is not rewritten at every read. */
-const COMPACT_SLACK = 256;
+/**
+ * Lines appended to an index before its reader rewrites it (each run appends one per change of state, four
+ * or five in all): `readRecent` reads them all, so they are kept few.
+ */
+export const MAX_APPENDED = 256;
 
 /**
  * Every run under `home`, from the index, as `scanRecords` finds them. Makes or repairs the index as needed
@@ -484,6 +550,7 @@ export function readRuns(home: string): Runs {
     const names = new Set(runDirNames(home));
     for (const id of [...index.runs.keys(), ...index.unreadable.keys()]) {
       if (names.has(id)) continue;
+      index.touched ||= index.runs.get(id)?.sorted === true;
       place(index, id, undefined);
       fixes.push({ gone: id });
     }
@@ -506,8 +573,8 @@ export function readRuns(home: string): Runs {
   }
   for (const id of [...index.unreadable.keys()]) place(index, id, found(home, id, scanRunDir(home, id)));
   appendToIndex(home, fixes);
-  const size = index.runs.size + index.unreadable.size;
-  if (index.lines + fixes.length > COMPACT_RATIO * size + COMPACT_SLACK) compactIndex(home);
+  // Rewritten when `readRecent` would read too much of it, or could not use it (a sorted run changed).
+  if (index.appended + fixes.length > MAX_APPENDED || index.touched) compactIndex(home);
   return runsOf(index);
 }
 
@@ -528,6 +595,80 @@ export function damagedOf({ runs, unreadable }: Runs): DamagedRecord[] {
   const damaged: DamagedRecord[] = [...unreadable];
   for (const r of runs) if (r.damage) damaged.push({ id: r.id, damage: r.damage, record: r.record });
   return damaged;
+}
+
+/** What `readRecent` found. */
+export interface Recent extends Runs {
+  /** How many runs there are (damaged ones included): `runs` has only the newest and those in progress. */
+  total: number;
+}
+
+/**
+ * The newest `limit` runs, every run in progress or damaged, and how many runs there are, without reading
+ * every summary: the last `limit` sorted lines of the index and the lines after them (lib/store/
+ * index_file.ts `IndexLayout`). Their records are not read. `undefined` when the index cannot answer so: it
+ * is missing or damaged, `runs/` changed since its last stamp, more than `MAX_APPENDED` lines were appended
+ * to it, or one of them may be about a sorted run (`keepsSorted`). `readRuns` reads all of it then, and
+ * rewrites it when that was what stood in the way.
+ */
+export function readRecent(home: string, limit: number): Recent | undefined {
+  const info = statRuns(home);
+  if (!info) return { runs: [], unreadable: [], total: 0 };
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = readBytesIfThere(indexPath(home));
+  } catch {
+    return undefined;
+  }
+  const headerEnd = bytes ? bytes.indexOf(0x0a) : -1;
+  if (!bytes || headerEnd < 0) return undefined;
+  const layout = parseIndexHeader(decoder.decode(bytes.subarray(0, headerEnd)));
+  if (!layout) return undefined;
+  const sortedStart = headerEnd + 1;
+  const sortedEnd = sortedStart + layout.sortedBytes;
+  const end = bytes.lastIndexOf(0x0a) + 1; // after the last whole line
+  if (sortedEnd > end || bytes[sortedEnd - 1] !== 0x0a) return undefined;
+  const tail = end > sortedEnd ? parseLines(decoder.decode(bytes.subarray(sortedEnd, end - 1))) : [];
+  if (!tail || tail.length < layout.own || tail.length - layout.own > MAX_APPENDED) return undefined;
+  const file = new RecordsFile(home, layout.generation);
+  // The newest sorted runs: the last lines of them, read back from their end.
+  const newest: IndexedRun[] = [];
+  // At least one: the newest sorted run is what tells a line about a run made since (`keepsSorted`).
+  for (let lineEnd = sortedEnd - 1; newest.length < Math.min(Math.max(limit, 1), layout.sorted);) {
+    const start = Math.max(sortedStart, bytes.lastIndexOf(0x0a, lineEnd - 1) + 1);
+    const [parsed] = parseLines(decoder.decode(bytes.subarray(start, lineEnd))) ?? [];
+    const line = lineFrom(home, file, parsed);
+    if (!line || !("run" in line) || !(line.run instanceof IndexedRun)) return undefined;
+    newest.push(line.run);
+    lineEnd = start - 1;
+  }
+  const index: Pick<IndexContents, "runs" | "unreadable"> = { runs: new Map(), unreadable: new Map() };
+  const seen = new Set<string>();
+  let stamp: string | undefined;
+  for (let i = 0; i < tail.length; i++) {
+    const line = lineFrom(home, file, tail[i]);
+    if (!line) return undefined;
+    if ("dir" in line) {
+      stamp = line.dir;
+      continue;
+    }
+    if (i >= layout.own && !keepsSorted(line, seen, newest[0])) return undefined;
+    seen.add(line.id);
+    place(index, line.id, "run" in line ? line.run : undefined);
+  }
+  if (stamp === undefined || stamp !== dirStamp(info)) return undefined;
+  // Every run after the sorted ones that is in progress or damaged, read from disk (as `readRuns` does).
+  for (const run of index.runs.values()) {
+    if (!isFinal(run.state) || run.damage) {
+      place(index, run.id, found(home, run.id, scanRunDir(home, run.id)));
+    }
+  }
+  for (const id of [...index.unreadable.keys()]) place(index, id, found(home, id, scanRunDir(home, id)));
+  const runs = runsOf({
+    runs: new Map([...newest.map((r) => [r.id, r] as const), ...index.runs]),
+    unreadable: index.unreadable,
+  });
+  return { ...runs, total: layout.sorted + index.runs.size + index.unreadable.size };
 }
 
 /** Runs as a `RecordScan` (as `scanRecords` orders them): every record read. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import {
   formatListTable,
   LIST_HEADER,
-  listJsonBytes,
+  listJsonChunks,
   listJsonItem,
   parseListArgs,
   sandboxColumn,
@@ -448,17 +448,33 @@ Deno.test("a finished run damaged after it was indexed: --json shows the index, 
   }
 });
 
-Deno.test("listJsonBytes: a JSON array of listJsonItem, one run per line", () => {
-  const runs = [
-    record("aaaaaaaaaaa2", { name: "ünïcode ✓", createdAt: "2026-01-01T00:00:02.000Z" }),
-    record("aaaaaaaaaaa1", { state: "running", exitCode: null }),
+Deno.test("listJsonChunks: a JSON array of listJsonItem, one run per line, in chunks of up to 64 KiB", () => {
+  const many = Array.from({ length: 300 }, (_, i) =>
+    record(`aaaaaaaa${i.toString(16).padStart(4, "0")}`, {
+      workspace: `/w/${"x".repeat(300)}`,
+      createdAt: new Date(Date.UTC(2026, 0, 1) + i).toISOString(),
+    }));
+  const cases = [
+    [],
+    [
+      record("aaaaaaaaaaa2", { name: "ünïcode ✓", createdAt: "2026-01-01T00:00:02.000Z" }),
+      record("aaaaaaaaaaa1", { state: "running", exitCode: null }),
+    ],
+    many,
   ];
-  const entries = listEntries(runs, [], new Set());
-  for (const list of [[], entries]) {
-    const text = new TextDecoder().decode(listJsonBytes(list));
-    assert.deepEqual(JSON.parse(text), list.map(listJsonItem));
-    if (list.length) {
-      assert.equal(text.split("\n").length, list.length + 3, "[, one line per run, ], and the end");
+  for (const runs of cases) {
+    const entries = listEntries(runs, [], new Set());
+    let text = "";
+    const sizes: number[] = [];
+    const decoder = new TextDecoder();
+    for (const chunk of listJsonChunks(entries)) {
+      sizes.push(chunk.byteLength);
+      text += decoder.decode(chunk, { stream: true }); // each chunk is good until the next is asked for
+    }
+    assert.ok(sizes.every((n) => n <= 64 * 1024), `${sizes}`);
+    assert.deepEqual(JSON.parse(text), entries.map(listJsonItem));
+    if (entries.length) {
+      assert.equal(text.split("\n").length, entries.length + 3, "[, one line per run, ], end");
     } else assert.equal(text, "[]\n");
   }
 });

@@ -1,10 +1,20 @@
 import assert from "node:assert/strict";
-import { indexHeader, indexPath, readIfThere, recordsPath, summaryLine } from "../../lib/store/index_file.ts";
+import {
+  appendToIndex,
+  indexHeader,
+  indexPath,
+  readIfThere,
+  recordsPath,
+  summaryLine,
+} from "../../lib/store/index_file.ts";
 import {
   asScan,
   compactIndex,
   dirStamp,
+  type IndexedRun,
+  MAX_APPENDED,
   parseIndex,
+  readRecent,
   readRuns,
   rebuildIndex,
   settledStamp,
@@ -14,7 +24,7 @@ import { removeRunDir, type RunRecord, RunStore, scanRecords } from "../../lib/s
 import { record, writeRecord } from "../cli/records_fixture.ts";
 import { withHome } from "../temp_home.ts";
 
-const HEADER = indexHeader("0123456789abcdef");
+const HEADER = indexHeader({ generation: "0123456789abcdef", sorted: 0, sortedBytes: 0, own: 0 });
 const at = (id: string, over: Partial<RunRecord> = {}) => record({ id, ...over });
 const summary = (id: string, state = "exited", offset = 60, length = 100) =>
   summaryLine({ ...at(id), state: state as RunRecord["state"] }, offset, length);
@@ -58,7 +68,7 @@ Deno.test("parseIndex: which runs an index holds, the last line about a run winn
     assert.deepEqual([...parsed.runs.keys()], c.runs, c.name);
     assert.deepEqual([...parsed.unreadable.keys()], c.unreadable ?? [], c.name);
     assert.equal(parsed.stamp, c.stamp, c.name);
-    assert.equal(parsed.lines, c.lines.length, c.name);
+    assert.equal(parsed.appended, c.lines.length, c.name);
   }
   // The state of a run is the one its last summary gives.
   const twice = parseIndex("/h", [HEADER, summary(A, "running"), summary(A, "exited"), ""].join("\n"))!;
@@ -247,6 +257,118 @@ Deno.test("moat processes appending while the index is compacted lose no line", 
       const i = parseInt(run.id.slice(6), 16);
       assert.deepEqual([run.state, run.exitCode], ["exited", i % 7], run.id);
       assert.deepEqual(run.record, JSON.parse(Deno.readTextFileSync(`${home}/runs/${run.id}/run.json`)));
+    }
+  });
+});
+
+/** What the table of `moat list` takes from the runs: the newest `limit`, those in progress or damaged, the count. */
+function tableOf(runs: IndexedRun[], unreadable: { id: string }[], total: number, limit: number) {
+  return {
+    newest: runs.slice(0, limit).map((r) => [r.id, r.state, r.exitCode]),
+    attention: runs.filter((r) => !["exited", "interrupted", "failed"].includes(r.state) || r.damage)
+      .map((r) => r.id),
+    unreadable: unreadable.map((d) => d.id),
+    total,
+  };
+}
+
+/** `readRecent`, which must answer, next to `readRuns` (which reads every line). */
+function bothWays(home: string, limit: number) {
+  const recent = readRecent(home, limit);
+  assert.ok(recent, "readRecent answers");
+  const all = readRuns(home);
+  return {
+    recent: tableOf(recent.runs, recent.unreadable, recent.total, limit),
+    all: tableOf(all.runs, all.unreadable, all.runs.length + all.unreadable.length, limit),
+  };
+}
+
+/** Date runs/ back, then let a full read remember its stamp: `readRecent` needs it to match. */
+function settle(home: string): void {
+  const past = new Date(Date.now() - 10 * STAMP_SETTLE_MS);
+  Deno.utimeSync(`${home}/runs`, past, past);
+  readRuns(home);
+}
+
+const runAt = (i: number, over: Partial<RunRecord> = {}) =>
+  at(`aaaaaa${i.toString(16).padStart(6, "0")}`, {
+    createdAt: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(),
+    exitCode: i % 5,
+    ...over,
+  });
+
+Deno.test("readRecent gives the newest runs, those in progress and the count, as readRuns does", async () => {
+  await withHome(async (home) => {
+    for (let i = 0; i < 60; i++) await writeRecord(home, runAt(i, i % 17 === 3 ? { state: "running" } : {}));
+    await Deno.mkdir(`${home}/runs/ccccccccccc1`); // damaged: no run.json
+    settle(home);
+    let { recent, all } = bothWays(home, 5);
+    assert.deepEqual(recent, all, "after a rebuild");
+    assert.equal(recent.total, 61);
+    assert.deepEqual(recent.attention.length, 4);
+    // Runs made since, by moat: appended, newer than every sorted one.
+    const fresh = RunStore.create(home, runAt(100, { state: "creating", exitCode: null }));
+    await RunStore.create(home, runAt(101)).close();
+    settle(home);
+    ({ recent, all } = bothWays(home, 5));
+    assert.deepEqual(recent, all, "after runs were made");
+    fresh.update({ state: "exited", exitCode: 7 });
+    await fresh.close();
+    ({ recent, all } = bothWays(home, 5));
+    assert.deepEqual(recent, all, "after a run made since ended");
+    assert.deepEqual(recent.newest[1], [fresh.record.id, "exited", 7]);
+    // A run in progress among the sorted ones' era changes on disk: read from there, as readRuns does.
+    await writeRecord(home, runAt(3, { state: "exited", exitCode: 9 }));
+    ({ recent, all } = bothWays(home, 5));
+    assert.deepEqual(recent, all, "a run in progress that ended without the index");
+  });
+});
+
+Deno.test("readRecent reads only the newest sorted lines", async () => {
+  await withHome(async (home) => {
+    for (let i = 0; i < 40; i++) await writeRecord(home, runAt(i));
+    settle(home);
+    const before = readRecent(home, 5)!;
+    // Spoil an old sorted line (same length, so the layout holds): readRecent never reads it; readRuns does,
+    // and rebuilds the index.
+    const text = Deno.readTextFileSync(indexPath(home));
+    const old = text.indexOf(`["${runAt(10).id}"`);
+    Deno.writeTextFileSync(indexPath(home), text.slice(0, old) + "x" + text.slice(old + 1));
+    const after = readRecent(home, 5)!;
+    assert.deepEqual(after.runs.map((r) => r.id), before.runs.map((r) => r.id));
+    assert.equal(after.total, 40);
+    assert.equal(readRuns(home).runs.length, 40);
+    assert.ok(!Deno.readTextFileSync(indexPath(home)).includes(`x"${runAt(10).id}"`), "rebuilt");
+  });
+});
+
+Deno.test("readRecent declines what it cannot answer, and readRuns makes it answer again", async () => {
+  await withHome(async (home) => {
+    for (let i = 0; i < 30; i++) await writeRecord(home, runAt(i));
+    settle(home);
+    assert.ok(readRecent(home, 5));
+    const cases: Array<[string, () => Promise<void> | void]> = [
+      ["runs/ changed since its stamp", () => writeRecord(home, runAt(200)).then(() => {})],
+      ["a sorted run removed", () => removeRunDir(home, runAt(1).id)],
+      ["a run made before the newest sorted one, appended", () => {
+        RunStore.create(home, runAt(15.5 as number, { id: "bbbbbbbbbbb1" })).close();
+      }],
+      ["too many lines appended", () => {
+        const s = RunStore.create(home, runAt(300));
+        for (let i = 0; i <= MAX_APPENDED; i++) s.update({ exitCode: i });
+        return s.close();
+      }],
+    ];
+    for (const [what, change] of cases) {
+      await change();
+      if (what !== "runs/ changed since its stamp") {
+        // The index told that runs/ is as it knows it: the lines alone stand in the way.
+        appendToIndex(home, [{ dir: dirStamp(Deno.statSync(`${home}/runs`))! }]);
+      }
+      assert.equal(readRecent(home, 5), undefined, what);
+      settle(home); // a full read: it rewrites the index when that was what stood in the way
+      const { recent, all } = bothWays(home, 5);
+      assert.deepEqual(recent, all, `${what}: answered again`);
     }
   });
 });
