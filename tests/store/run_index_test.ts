@@ -23,6 +23,7 @@ import {
 import { removeRunDir, type RunRecord, RunStore, scanRecords } from "../../lib/store/records.ts";
 import { record, writeRecord } from "../cli/records_fixture.ts";
 import { withHome } from "../temp_home.ts";
+import { MoatError } from "../../lib/errors.ts";
 
 const HEADER = indexHeader({ generation: "0123456789abcdef", sorted: 0, sortedBytes: 0, own: 0 });
 const at = (id: string, over: Partial<RunRecord> = {}) => record({ id, ...over });
@@ -372,3 +373,28 @@ Deno.test("readRecent declines what it cannot answer, and readRuns makes it answ
     }
   });
 });
+
+Deno.test("a record the index's copy of is spoilt is read from run.json, and neither is an error saying so", async () => {
+  await withHome(async (home) => {
+    await writeRecord(home, at("aaaaaaaaaaa1", { image: "kept" }));
+    readRuns(home);
+    // Spoil the copy in runs.records (same length, so the offsets hold).
+    const records = Deno.readTextFileSync(recordsPath(home));
+    Deno.writeTextFileSync(recordsPath(home), records.replace('"image":"kept"', '"image":"kept'));
+    assert.equal(indexedRunOf(home).record.image, "kept", "from run.json");
+    await Deno.writeTextFile(`${home}/runs/aaaaaaaaaaa1/run.json`, "{");
+    assert.throws(
+      () => indexedRunOf(home).record,
+      (err: unknown) =>
+        err instanceof MoatError &&
+        err.message === `Cannot read the record of run aaaaaaaaaaa1: its run.json is unreadable, and ` +
+            `${home}/runs.index does not hold it` &&
+        err.hint === "See what is wrong:  moat clean --dry-run",
+    );
+  });
+});
+
+/** The one run of `home` as the index has it (its record not read yet). */
+function indexedRunOf(home: string): IndexedRun {
+  return parseIndex(home, Deno.readTextFileSync(indexPath(home)))!.runs.get("aaaaaaaaaaa1")!;
+}
