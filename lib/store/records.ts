@@ -233,6 +233,11 @@ const STATES: ReadonlySet<string> = new Set([
   "failed",
 ]);
 
+/** Whether `s` is a `RunState`. Pure. */
+export function isRunState(s: string): s is RunState {
+  return STATES.has(s);
+}
+
 /** Why parsed JSON is not the record of run `id`; `undefined` when it is one. Pure. */
 export function recordProblem(rec: unknown, id: string): string | undefined {
   if (!rec || typeof rec !== "object" || Array.isArray(rec)) return "not a JSON object";

@@ -38,6 +38,7 @@ import {
   type DamagedRecord,
   isFinal,
   isRunDirName,
+  isRunState,
   maybeReadRecord,
   type RecordDamage,
   recordProblem,
@@ -153,7 +154,7 @@ export class IndexedRun {
       length = a[6];
     if (
       a.length !== 7 || typeof id !== "string" || !isRunDirName(id) || typeof state !== "string" ||
-      !STATES.has(state) || (exitCode !== null && typeof exitCode !== "number") ||
+      !isRunState(state) || (exitCode !== null && typeof exitCode !== "number") ||
       typeof createdAt !== "string" || (name !== null && typeof name !== "string") ||
       typeof offset !== "number" || !(offset >= 0) || typeof length !== "number" || !(length >= 2)
     ) return undefined;
@@ -218,15 +219,6 @@ export class IndexedRun {
     return (this.rec ? undefined : this.stored()) ?? encoder.encode(JSON.stringify(this.record));
   }
 }
-
-const STATES: ReadonlySet<string> = new Set([
-  "creating",
-  "created",
-  "running",
-  "exited",
-  "interrupted",
-  "failed",
-]);
 
 function isDamage(v: unknown): v is RecordDamage {
   const d = v as { path?: unknown; problem?: unknown } | null;

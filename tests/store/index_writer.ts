@@ -4,31 +4,25 @@
  * digits), each through every state a foreground run writes, the last with exit code (i % 7).
  */
 import { RunStore } from "../../lib/store/records.ts";
+import { record } from "../cli/records_fixture.ts";
 
 const [home, prefix, count] = Deno.args;
 for (let i = 0; i < Number(count); i++) {
   const id = `${prefix}${i.toString(16).padStart(6, "0")}`;
-  const store = RunStore.create(home!, {
-    schema: 1,
-    id,
-    name: `w-${id}`,
-    workspace: "/ws",
-    image: "busybox",
-    command: ["true"],
-    sandbox: "gvisor",
-    runtime: null,
-    containerId: null,
-    state: "creating",
-    exitCode: null,
-    signal: null,
-    error: null,
-    kept: false,
-    removed: false,
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    moatVersion: "0.0.0-test",
-  });
+  const store = RunStore.create(
+    home!,
+    record({
+      id,
+      name: `w-${id}`,
+      state: "creating",
+      exitCode: null,
+      runtime: null,
+      removed: false,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+    }),
+  );
   store.update({ state: "created", containerId: id.padEnd(64, "0"), runtime: "runsc" });
   store.update({ state: "running", startedAt: new Date().toISOString() });
   store.update({ state: "exited", exitCode: i % 7, finishedAt: new Date().toISOString(), removed: true });
