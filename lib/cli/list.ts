@@ -331,7 +331,7 @@ export async function command(args: string[]): Promise<number> {
   // With nothing recorded there is nothing to show from records; the notice alone stays silent.
   else if (runs.length + unreadable.length > 0) ctx.note(engineNotAskedNote(listing.error));
   const { rows: entries, checked } = listRows(runs, unreadable, containers, ownerLiveness());
-  // The runs with a container are among those checked when every run was read.
+  // The records of the runs with a container: those checked, and `listedOrphans` reads any other.
   const orphans = containers ? await listedOrphans(ctx, checked, containers) : undefined;
   const shown = opts.json ? entries : readShown(ctx.home, opts.all ? entries : tableEntries(entries));
   try {

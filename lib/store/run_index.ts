@@ -246,7 +246,7 @@ export interface IndexContents {
   stamp: string | undefined;
   /** Lines appended since the index was written. */
   appended: number;
-  /** Whether one of them is about a run among the sorted lines (which `readRecent` cannot read past). */
+  /** Whether one of them may be about a run among the sorted lines (`keepsSorted`): `readRecent` declines. */
   touched: boolean;
   /** The records file the runs' records are in. */
   file: RecordsFile;
