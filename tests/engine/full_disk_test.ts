@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { containersFor, moat, requireEngine, TEST_IMAGE, withScratch } from "./helpers.ts";
+import { record, writeRecord } from "../cli/records_fixture.ts";
 
 async function sh(cmd: string, ...args: string[]): Promise<void> {
   const { code, stderr } = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
@@ -68,6 +69,34 @@ Deno.test("a full disk under MOAT_HOME: every byte reaches stdout, exit code kep
         logs.stderr,
         /^moat: warning: the recorded output of run [0-9a-f]{12} is incomplete: it could not be written: No space left on device/m,
       );
+    } finally {
+      await sh("umount", home);
+    }
+  });
+});
+
+Deno.test("a MOAT_HOME where the records index cannot be written: moat list still lists every run", async () => {
+  await requireEngine();
+  await withScratch(async ({ home }) => {
+    await sh("mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", home);
+    try {
+      const ids = ["aaaaaaaaaaa1", "aaaaaaaaaaa2", "aaaaaaaaaaa3"];
+      for (const [i, id] of ids.entries()) {
+        await writeRecord(home, record({ id, exitCode: i, createdAt: `2026-01-01T00:00:0${i}.000Z` }));
+      }
+      await sh("mount", "-o", "remount,ro", home);
+      const listed = async (args: string[]) => {
+        const r = await moat(args, { home });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stderr, "");
+        return new TextDecoder().decode(r.stdout);
+      };
+      const items = JSON.parse(await listed(["list", "--json"])) as Array<
+        { id: string; shownExitCode: number }
+      >;
+      assert.deepEqual(items.map((i) => [i.id, i.shownExitCode]), [[ids[2], 2], [ids[1], 1], [ids[0], 0]]);
+      assert.match(await listed(["list"]), new RegExp(`${ids[2]}.*\\n.*${ids[1]}.*\\n.*${ids[0]}`));
+      assert.deepEqual([...Deno.readDirSync(home)].map((e) => e.name), ["runs"], "no index was made");
     } finally {
       await sh("umount", home);
     }
