@@ -6,6 +6,7 @@ import { UsageError } from "../errors.ts";
 import * as containers from "./containers.ts";
 import { type Endpoint, resolveEndpoint } from "./endpoint.ts";
 import * as images from "./images.ts";
+import * as networks from "./networks.ts";
 import * as system from "./system.ts";
 import { EngineHttp, type Transport, unixTransport } from "./transport.ts";
 import type {
@@ -15,6 +16,8 @@ import type {
   ContainerSummary,
   ImageInspect,
   ImageSummary,
+  NetworkCreateBody,
+  NetworkInspect,
   PingResult,
   SystemInfo,
 } from "./types.ts";
@@ -52,6 +55,13 @@ export interface EngineClient {
   maybeContainerArchiveInfo(id: string, path: string): Promise<containers.PathStat | undefined>;
   /** A container's output stream from its start; `follow` keeps it open while the container runs. */
   containerLogs(id: string, opts: { follow: boolean; since?: number }): Promise<containers.LogStream>;
+  /** Create a network; its id. */
+  networkCreate(body: NetworkCreateBody): Promise<string>;
+  maybeNetworkInspect(id: string): Promise<NetworkInspect | undefined>;
+  /** Remove a network; one that is gone already is fine. */
+  networkRemove(id: string): Promise<void>;
+  /** Every network carrying all `labels`. */
+  networkList(labels: string[]): Promise<NetworkInspect[]>;
 }
 
 export interface ClientOptions {
@@ -139,6 +149,18 @@ export class DockerClient implements EngineClient {
   }
   containerLogs(id: string, opts: { follow: boolean; since?: number }) {
     return containers.containerLogs(this.http, id, opts);
+  }
+  networkCreate(body: NetworkCreateBody) {
+    return networks.networkCreate(this.http, body);
+  }
+  maybeNetworkInspect(id: string) {
+    return networks.maybeNetworkInspect(this.http, id);
+  }
+  networkRemove(id: string) {
+    return networks.networkRemove(this.http, id);
+  }
+  networkList(labels: string[]) {
+    return networks.networkList(this.http, labels);
   }
 }
 

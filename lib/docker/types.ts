@@ -109,3 +109,38 @@ export interface WaitResponse {
   StatusCode: number;
   Error?: { Message?: string } | null;
 }
+
+/** One `IPAM.Config` entry of a network. */
+export interface IpamConfig {
+  Subnet?: string;
+  Gateway?: string;
+  IPRange?: string;
+}
+
+/** `POST /networks/create` body (`NetworkCreateRequest`), the fields moat sets. */
+export interface NetworkCreateBody {
+  Name: string;
+  Driver?: string;
+  /** No route out of the network: its containers reach only each other (and the bridge's own address). */
+  Internal?: boolean;
+  Attachable?: boolean;
+  EnableIPv6?: boolean;
+  CheckDuplicate?: boolean;
+  IPAM?: { Driver?: string; Config?: IpamConfig[] };
+  /** Driver options, e.g. `com.docker.network.bridge.inhibit_ipv4`. */
+  Options?: Record<string, string>;
+  Labels?: Record<string, string>;
+}
+
+/** `GET /networks/{id}` and the elements of `GET /networks` (`Network`), the fields moat reads. */
+export interface NetworkInspect {
+  Name: string;
+  Id: string;
+  Driver?: string;
+  Internal?: boolean;
+  IPAM?: { Config?: IpamConfig[] | null };
+  Options?: Record<string, string> | null;
+  Labels?: Record<string, string> | null;
+  /** The containers on it, by container id (from `GET /networks/{id}` only). */
+  Containers?: Record<string, { Name?: string; IPv4Address?: string }> | null;
+}

@@ -1,0 +1,90 @@
+/** A run's network: the create body, and the subnet moat picks (tables). */
+import assert from "node:assert/strict";
+import {
+  addressIn,
+  formatCidr,
+  freeSubnet,
+  isolatedNetworkBody,
+  overlaps,
+  parseCidr,
+  SUBNET_POOL,
+} from "../../lib/run/network.ts";
+
+Deno.test("parseCidr reads IPv4 CIDRs, host bits cleared, and refuses anything else", () => {
+  const cases: Array<[string, string | undefined]> = [
+    ["10.237.0.0/28", "10.237.0.0/28"],
+    ["10.237.0.5/28", "10.237.0.0/28"],
+    ["172.17.0.0/16", "172.17.0.0/16"],
+    [" 192.168.1.1/32 ", "192.168.1.1/32"],
+    ["0.0.0.0/0", "0.0.0.0/0"],
+    ["255.255.255.255/1", "128.0.0.0/1"],
+    ["10.0.0.256/24", undefined],
+    ["10.0.0.0/33", undefined],
+    ["10.0.0/24", undefined],
+    ["10.0.0.0", undefined],
+    ["fd00::/64", undefined],
+    ["", undefined],
+  ];
+  for (const [text, want] of cases) {
+    const c = parseCidr(text);
+    assert.equal(c === undefined ? undefined : formatCidr(c), want, text);
+  }
+});
+
+Deno.test("overlaps: two subnets that share an address", () => {
+  const cases: Array<[string, string, boolean]> = [
+    ["10.237.0.0/28", "10.237.0.0/28", true],
+    ["10.237.0.0/28", "10.237.0.16/28", false],
+    ["10.237.0.0/24", "10.237.0.16/28", true],
+    ["10.237.0.16/28", "10.237.0.0/24", true],
+    ["10.0.0.0/8", "10.237.3.0/28", true],
+    ["172.17.0.0/16", "10.237.0.0/16", false],
+    ["0.0.0.0/0", "192.168.0.0/16", true],
+  ];
+  for (const [a, b, want] of cases) assert.equal(overlaps(parseCidr(a)!, parseCidr(b)!), want, `${a} ${b}`);
+});
+
+Deno.test("freeSubnet takes the first /28 of the pool that no network of the engine overlaps", () => {
+  const cases: Array<[string, string[], string | undefined]> = [
+    ["nothing used", [], "10.237.0.0/28"],
+    ["Docker's defaults", ["172.17.0.0/16", "172.18.0.0/16", "192.168.0.0/20"], "10.237.0.0/28"],
+    ["the first taken", ["10.237.0.0/28"], "10.237.0.16/28"],
+    ["a bigger one over the start", ["10.237.0.0/24"], "10.237.1.0/28"],
+    ["gaps are used", ["10.237.0.0/28", "10.237.0.32/28"], "10.237.0.16/28"],
+    ["IPv6 and unreadable ones are ignored", ["fd00::/64", "nonsense", ""], "10.237.0.0/28"],
+    ["the whole pool covered", ["10.0.0.0/8"], undefined],
+  ];
+  for (const [name, used, want] of cases) assert.equal(freeSubnet(used), want, name);
+  // Every /28 of a small pool, then none.
+  assert.equal(freeSubnet(["10.1.0.0/28", "10.1.0.16/28"], "10.1.0.0/27"), undefined);
+  assert.equal(freeSubnet(["10.1.0.0/28"], "10.1.0.0/27"), "10.1.0.16/28");
+  assert.equal(freeSubnet([], "10.1.0.0/30"), undefined, "a pool smaller than a run's subnet");
+  assert.equal(SUBNET_POOL, "10.237.0.0/16");
+});
+
+Deno.test("addressIn: the nth address of a subnet, neither its own address nor its broadcast", () => {
+  assert.equal(addressIn("10.237.0.16/28", 1), "10.237.0.17");
+  assert.equal(addressIn("10.237.0.16/28", 2), "10.237.0.18");
+  assert.equal(addressIn("10.237.0.16/28", 14), "10.237.0.30");
+  assert.equal(addressIn("10.237.0.16/28", 15), undefined, "the broadcast address");
+  assert.equal(addressIn("10.237.0.16/28", 0), undefined, "the network's own address");
+  assert.equal(addressIn("nonsense", 1), undefined);
+});
+
+Deno.test("a run's network is internal, its bridge has no IPv4 address on the host, its subnet moat's", () => {
+  const body = isolatedNetworkBody("moat-net-abc", "10.237.0.16/28", { "dev.moat.managed": "true" });
+  assert.deepEqual(body, {
+    Name: "moat-net-abc",
+    Driver: "bridge",
+    Internal: true,
+    Attachable: false,
+    EnableIPv6: false,
+    CheckDuplicate: true,
+    IPAM: { Driver: "default", Config: [{ Subnet: "10.237.0.16/28" }] },
+    Options: {
+      "com.docker.network.bridge.inhibit_ipv4": "true",
+      "com.docker.network.bridge.enable_icc": "true",
+    },
+    Labels: { "dev.moat.managed": "true" },
+  });
+});
