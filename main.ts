@@ -23,6 +23,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   clean: () => import("./lib/cli/clean.ts"),
   system: () => import("./lib/cli/system.ts"),
   doctor: () => import("./lib/cli/doctor.ts"),
+  // Internal: moat's relay inside a run's relay container (lib/net/relay.ts); not in the help.
+  relay: () => import("./lib/cli/relay.ts"),
 };
 
 async function main(args: string[]): Promise<number> {

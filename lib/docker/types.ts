@@ -54,6 +54,8 @@ export interface ContainerCreateBody {
     ConsoleSize?: [number, number];
     [key: string]: unknown;
   };
+  /** The container's address on a network it joins at create (`EndpointSettings.IPAMConfig`). */
+  NetworkingConfig?: { EndpointsConfig: Record<string, { IPAMConfig?: { IPv4Address?: string } }> };
 }
 
 /** `POST /containers/create` 201 body. */

@@ -1,0 +1,49 @@
+/**
+ * `moat relay --socket PATH --port N …`: moat's relay (lib/net/relay.ts), run by moat inside a run's relay
+ * container (lib/run/relay_plan.ts). Not for people to type; not in `moat --help`.
+ */
+import { UsageError } from "../errors.ts";
+import { runRelay } from "../net/relay.ts";
+import { parseCommandArgs } from "./args.ts";
+import { cliContext } from "./context.ts";
+
+export const RELAY_HELP = `Usage: moat relay --socket PATH --port N [--port N ...]
+
+moat's own helper on a run's network: moat starts it inside the run's relay container, where it
+passes each connection made to one of its ports to moat, over the unix socket PATH. Not for
+people to type.
+`;
+
+/** Parse `moat relay` arguments; throws `UsageError`. */
+export function parseRelayArgs(args: string[]): { help: boolean; socket: string; ports: number[] } {
+  const { values, positionals } = parseCommandArgs("relay", args, {
+    help: { type: "boolean", short: "h" },
+    socket: { type: "string" },
+    port: { type: "string", multiple: true },
+  });
+  if (values.help) return { help: true, socket: "", ports: [] };
+  const hint = "moat starts its relay itself: see  moat run --help";
+  if (positionals.length > 0) {
+    throw new UsageError(`Unexpected argument "${positionals[0]}" to moat relay`, hint);
+  }
+  if (!values.socket) throw new UsageError("moat relay needs --socket PATH", hint);
+  const ports = (values.port ?? []).map((p) => {
+    const n = Number(p);
+    if (!/^\d+$/.test(p) || n < 1 || n > 65535) {
+      throw new UsageError(`moat relay: "${p}" is not a port`, hint);
+    }
+    return n;
+  });
+  if (ports.length === 0) throw new UsageError("moat relay needs at least one --port N", hint);
+  return { help: false, socket: values.socket, ports };
+}
+
+export async function command(args: string[]): Promise<number> {
+  const opts = parseRelayArgs(args);
+  if (opts.help) {
+    await cliContext().out(RELAY_HELP);
+    return 0;
+  }
+  await runRelay({ socket: opts.socket, ports: opts.ports });
+  return 0;
+}

@@ -1,0 +1,150 @@
+/**
+ * A run's relay container (lib/net/relay.ts): moat itself, `moat relay`, on the run's network. Pure: what to
+ * ask the engine for, given the files moat runs from.
+ *
+ * Nothing is pulled or built for it, so it works on a host without a registry: its image is the run's own
+ * (already there), used only as a root filesystem, and moat brings everything it runs from the host, read
+ * only: the executable that runs moat (Deno, or a compiled moat), the shared libraries that executable is
+ * running with now, its dynamic loader among them, and moat's code. The loader is started directly with the
+ * libraries' directory, so the image needs no C library of its own (a busybox image will do). The relay runs
+ * under runc, as the user moat runs as (its unix socket is that user's), with no capability, on a read-only
+ * root; ports below 1024 are opened to it by the network namespace's `ip_unprivileged_port_start` sysctl.
+ */
+import type { ContainerCreateBody } from "../docker/types.ts";
+
+/** What moat runs from, on the host. */
+export interface MoatRuntime {
+  /** The executable: Deno, or a compiled moat. */
+  executable: string;
+  /** The shared libraries it runs with, the dynamic loader among them (`mappedLibraries`). */
+  libraries: string[];
+  /** moat's code for Deno to run: its source directory (with main.ts), or the bundle; none when compiled. */
+  code?: { source: string } | { bundle: string };
+}
+
+/** Where the relay's container sees moat's files. */
+export const RELAY_ROOT = "/opt/moat";
+/** Where it sees the directory of moat's unix socket. */
+export const RELAY_SOCKET_DIR = "/run/moat";
+/** The socket's name in that directory. */
+export const RELAY_SOCKET = "relay.sock";
+
+const basename = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+
+/** A dynamic loader's file name (glibc's `ld-linux…`, musl's `ld-musl…`). Pure. */
+export function isLoader(path: string): boolean {
+  return /^ld-(linux|musl)[^/]*\.so(\.\d+)*$/.test(basename(path));
+}
+
+/**
+ * The shared libraries mapped into a process, from the text of its `/proc/<pid>/maps`: each once, in the
+ * order first mapped. Pure.
+ */
+export function mappedLibraries(maps: string): string[] {
+  const found = new Set<string>();
+  for (const line of maps.split("\n")) {
+    const path = line.trim().split(/\s+/)[5];
+    if (path?.startsWith("/") && /\.so(\.\d+)*$/.test(basename(path))) found.add(path);
+  }
+  return [...found];
+}
+
+/** The relay's command line in its container, from its loader (when there is one) to its ports. Pure. */
+export function relayCommand(rt: MoatRuntime, ports: readonly number[]): string[] {
+  const loader = rt.libraries.find(isLoader);
+  const exe = `${RELAY_ROOT}/bin/${basename(rt.executable)}`;
+  const start = loader
+    ? [`${RELAY_ROOT}/lib/${basename(loader)}`, "--library-path", `${RELAY_ROOT}/lib`, exe]
+    : [exe];
+  const code = rt.code === undefined
+    ? []
+    : ["run", "-A", "--no-config", "--no-lock", "--quiet", codeEntry(rt.code)];
+  return [
+    ...start,
+    ...code,
+    "relay",
+    "--socket",
+    `${RELAY_SOCKET_DIR}/${RELAY_SOCKET}`,
+    ...ports.flatMap((p) => ["--port", String(p)]),
+  ];
+}
+
+function codeEntry(code: NonNullable<MoatRuntime["code"]>): string {
+  return "source" in code ? `${RELAY_ROOT}/code/main.ts` : `${RELAY_ROOT}/code/${basename(code.bundle)}`;
+}
+
+/** What a run's relay container is made of. */
+export interface RelayPlan {
+  /** The run's image. */
+  image: string;
+  /** The run's network (lib/run/network.ts) and the relay's fixed address on it. */
+  network: string;
+  address: string;
+  runtime: MoatRuntime;
+  /** The host directory of moat's unix socket for this run. */
+  socketDir: string;
+  ports: number[];
+  /** The user moat runs as, `uid:gid`. */
+  user: string;
+  labels: Record<string, string>;
+}
+
+/** The engine's body for a run's relay container. Pure. */
+export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
+  const [entrypoint, ...cmd] = relayCommand(p.runtime, p.ports);
+  const code = p.runtime.code;
+  const binds = [
+    `${p.runtime.executable}:${RELAY_ROOT}/bin/${basename(p.runtime.executable)}:ro`,
+    ...p.runtime.libraries.map((l) => `${l}:${RELAY_ROOT}/lib/${basename(l)}:ro`),
+    ...(code === undefined
+      ? []
+      : "source" in code
+      ? [`${code.source}:${RELAY_ROOT}/code:ro`]
+      : [`${code.bundle}:${RELAY_ROOT}/code/${basename(code.bundle)}:ro`]),
+    `${p.socketDir}:${RELAY_SOCKET_DIR}`,
+  ];
+  return {
+    Image: p.image,
+    Entrypoint: [entrypoint!],
+    Cmd: cmd,
+    User: p.user,
+    Env: ["DENO_DIR=/tmp/deno", "HOME=/tmp", "NO_COLOR=1"],
+    WorkingDir: "/tmp",
+    Labels: p.labels,
+    HostConfig: {
+      Runtime: "runc",
+      NetworkMode: p.network,
+      Binds: binds,
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      ReadonlyRootfs: true,
+      Tmpfs: { "/tmp": "rw,nosuid,nodev,size=64m" },
+      Sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
+      PidsLimit: 64,
+      Memory: 256 * 1024 * 1024,
+      Init: true,
+    },
+    NetworkingConfig: { EndpointsConfig: { [p.network]: { IPAMConfig: { IPv4Address: p.address } } } },
+  };
+}
+
+/**
+ * What this moat process runs from (the edge behind `MoatRuntime`): its executable, the libraries mapped
+ * into it (`/proc/self/maps`), and its main module when that is a file on disk (a compiled moat's is not).
+ */
+export function moatRuntime(): MoatRuntime {
+  const executable = Deno.execPath();
+  const libraries = mappedLibraries(Deno.readTextFileSync("/proc/self/maps"));
+  const main = new URL(Deno.mainModule);
+  let onDisk = false;
+  try {
+    onDisk = main.protocol === "file:" && Deno.statSync(main.pathname).isFile;
+  } catch { /* a compiled moat's main module is inside the executable */ }
+  if (!onDisk) return { executable, libraries };
+  const path = decodeURIComponent(main.pathname);
+  return {
+    executable,
+    libraries,
+    code: path.endsWith(".ts") ? { source: path.slice(0, path.lastIndexOf("/")) } : { bundle: path },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * A run's relay on the real engine: moat's own files, run by the host's dynamic loader inside a container
+ * of a busybox image (no C library of its own), on a run's network (lib/run/network.ts). A sandbox under
+ * gVisor on that network reaches moat on the host only through the relay's ports: each connection arrives
+ * on moat's unix socket with a PROXY header naming the sandbox and the port it asked for. Only containers
+ * and networks the test made are talked to.
+ */
+import assert from "node:assert/strict";
+import { clientFromEnv } from "../../lib/docker/client.ts";
+import { decodeProxyHeader } from "../../lib/net/proxy_header.ts";
+import { addressIn, freeSubnet, isolatedNetworkBody } from "../../lib/run/network.ts";
+import { mappedLibraries, RELAY_SOCKET, relayContainerBody } from "../../lib/run/relay_plan.ts";
+import { docker, requireEngine, TEST_IMAGE } from "./helpers.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+
+/** moat's side of the socket, for the test: says when the relay is ready, answers each connection with its header. */
+function serveMoat(listener: Deno.Listener, ready: () => void): Promise<void> {
+  return (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(256);
+        let got = 0;
+        let header;
+        while (!header) {
+          const n = await conn.read(buf.subarray(got));
+          if (n === null) break;
+          got += n;
+          header = decodeProxyHeader(buf.subarray(0, got));
+        }
+        if (header && !("local" in header.connection)) {
+          const c = header.connection;
+          await conn.write(
+            new TextEncoder().encode(`moat: ${c.destination.port} from ${c.source.address}\n`),
+          );
+        } else if (header) ready();
+        conn.close();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+}
+
+Deno.test("a sandbox on a run's network reaches moat on the host through the relay's ports, and nothing else", async () => {
+  await requireEngine();
+  const client = clientFromEnv(Deno.env.toObject());
+  const tag = crypto.randomUUID().slice(0, 8);
+  const network = `moat-test-relay-${tag}`;
+  const dir = await Deno.makeTempDir({ prefix: "moat-relay-" });
+  const listener = Deno.listen({ transport: "unix", path: `${dir}/${RELAY_SOCKET}` });
+  const ready = Promise.withResolvers<void>();
+  const served = serveMoat(listener, ready.resolve);
+  let networkId: string | undefined;
+  let relayId: string | undefined;
+  try {
+    const used = (await client.networkList([])).flatMap((n) =>
+      n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []
+    );
+    const subnet = freeSubnet(used)!;
+    const labels = { "dev.moat.test": "relay" };
+    networkId = await client.networkCreate(isolatedNetworkBody(network, subnet, labels));
+    const relayAddress = addressIn(subnet, 2)!;
+    const body = relayContainerBody({
+      image: TEST_IMAGE,
+      network,
+      address: relayAddress,
+      runtime: {
+        executable: Deno.execPath(),
+        libraries: mappedLibraries(Deno.readTextFileSync("/proc/self/maps")),
+        code: { source: ROOT },
+      },
+      socketDir: dir,
+      ports: [80, 3128],
+      user: `${Deno.uid()}:${Deno.gid()}`,
+      labels,
+    });
+    relayId = (await client.containerCreate(body, `${network}-relay`)).Id;
+    await client.containerStart(relayId);
+    // Ready, or gone: then its output says why.
+    const exited = docker("wait", relayId).then(async () => {
+      throw new Error(`the relay exited: ${await docker("logs", relayId!).catch((e) => String(e))}`);
+    });
+    await Promise.race([ready.promise, exited]);
+    exited.catch(() => {});
+
+    const script = [80, 3128, 22]
+      .map((port) => `nc -w 3 ${relayAddress} ${port} </dev/null || echo "nothing on ${port}"`)
+      .join("; ");
+    const out = await docker(
+      "run",
+      "--rm",
+      "--runtime=runsc",
+      "--network",
+      network,
+      "--label",
+      "dev.moat.test=relay",
+      TEST_IMAGE,
+      "sh",
+      "-c",
+      script,
+    );
+    const lines = out.trim().split("\n");
+    assert.equal(lines.length, 3, out);
+    const from = /^moat: (\d+) from (\d+\.\d+\.\d+\.\d+)$/;
+    assert.deepEqual(lines.slice(0, 2).map((l) => from.exec(l)?.[1]), ["80", "3128"], out);
+    const sandbox = from.exec(lines[0]!)![2]!;
+    assert.ok(sandbox !== relayAddress && sandbox.startsWith(subnet.split(".").slice(0, 3).join(".")), out);
+    assert.equal(lines[2], "nothing on 22", "a port the relay does not listen on is closed");
+  } finally {
+    if (relayId) await client.containerRemove(relayId);
+    if (networkId) await client.networkRemove(networkId);
+    listener.close();
+    await served;
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.equal(await docker("ps", "-aq", "--filter", "label=dev.moat.test=relay"), "");
+});

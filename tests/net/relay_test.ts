@@ -1,0 +1,122 @@
+/**
+ * The relay in this process, on loopback: each TCP connection reaches moat's unix socket with a PROXY
+ * header naming its source and the port it was made to, and carries bytes both ways, half closes included.
+ */
+import assert from "node:assert/strict";
+import { decodeProxyHeader, type ProxiedConnection } from "../../lib/net/proxy_header.ts";
+import { runRelay } from "../../lib/net/relay.ts";
+
+async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(4096);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    chunks.push(buf.slice(0, n));
+  }
+  const out = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) out.set(c, at), at += c.byteLength;
+  return out;
+}
+
+/**
+ * moat's side, for the test: each connection's header, then an answer naming it and echoing it. `onLocal`
+ * is called for the relay's ready connection.
+ */
+async function serveMoat(
+  listener: Deno.Listener,
+  seen: Array<ProxiedConnection | "local">,
+  onLocal: () => void = () => {},
+) {
+  for await (const conn of listener) {
+    (async () => {
+      const bytes = await readAll(conn); // the relay half-closes once the client has sent everything
+      const h = decodeProxyHeader(bytes)!;
+      if ("local" in h.connection) {
+        seen.push("local");
+        conn.close();
+        onLocal();
+        return;
+      }
+      seen.push(h.connection);
+      const rest = new TextDecoder().decode(bytes.subarray(h.size));
+      await conn.write(new TextEncoder().encode(`to ${h.connection.destination.port}: ${rest}`));
+      conn.close();
+    })();
+  }
+}
+
+Deno.test("the relay passes each connection to moat's socket with its header, and the answer back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "moat-relay-" });
+  const socket = `${dir}/relay.sock`;
+  const moat = Deno.listen({ transport: "unix", path: socket });
+  const seen: Array<ProxiedConnection | "local"> = [];
+  const served = serveMoat(moat, seen);
+  const stop = new AbortController();
+  let ports: number[] = [];
+  const listening = Promise.withResolvers<void>();
+  const relay = runRelay({
+    socket,
+    ports: [0, 0],
+    hostname: "127.0.0.1",
+    onListening: (p) => {
+      ports = p;
+      listening.resolve();
+    },
+  }, stop.signal);
+  try {
+    await listening.promise;
+    const ask = async (port: number, text: string) => {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      await c.write(new TextEncoder().encode(text));
+      await c.closeWrite();
+      const answer = new TextDecoder().decode(await readAll(c));
+      c.close();
+      return answer;
+    };
+    assert.equal(await ask(ports[0]!, "ping"), `to ${ports[0]}: ping`);
+    assert.equal(await ask(ports[1]!, "pong"), `to ${ports[1]}: pong`);
+    assert.equal(seen[0], "local", "moat is told first that the relay listens");
+    const conns = seen.slice(1) as ProxiedConnection[];
+    assert.deepEqual(conns.map((c) => [c.transport, c.source.address, c.destination]), [
+      ["stream", "127.0.0.1", { address: "127.0.0.1", port: ports[0] }],
+      ["stream", "127.0.0.1", { address: "127.0.0.1", port: ports[1] }],
+    ]);
+  } finally {
+    stop.abort();
+    await relay;
+    moat.close();
+    await served.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a connection the relay cannot pass (moat's socket gone) is closed, and the relay goes on", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "moat-relay-" });
+  const socket = `${dir}/relay.sock`;
+  const moat = Deno.listen({ transport: "unix", path: socket });
+  const seen: Array<ProxiedConnection | "local"> = [];
+  const ready = Promise.withResolvers<void>();
+  const served = serveMoat(moat, seen, ready.resolve);
+  const stop = new AbortController();
+  const listening = Promise.withResolvers<number>();
+  const relay = runRelay(
+    { socket, ports: [0], hostname: "127.0.0.1", onListening: (p) => listening.resolve(p[0]!) },
+    stop.signal,
+  );
+  try {
+    const port = await listening.promise;
+    await ready.promise;
+    moat.close(); // removes the socket too
+    await served.catch(() => {});
+    await Deno.remove(socket).catch(() => {});
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.equal((await readAll(c)).byteLength, 0, "closed without an answer");
+    c.close();
+  } finally {
+    stop.abort();
+    await relay;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
