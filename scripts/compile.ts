@@ -33,6 +33,8 @@ try {
 const { code, stderr } = await new Deno.Command(Deno.execPath(), {
   args: [
     "compile",
+    // The relay of a run's network listens on UDP (DNS): Deno.listenDatagram is behind this flag.
+    "--unstable-net",
     "--allow-read",
     "--allow-write",
     "--allow-net",

@@ -7,7 +7,7 @@ import { runRelay } from "../net/relay.ts";
 import { parseCommandArgs } from "./args.ts";
 import { cliContext } from "./context.ts";
 
-export const RELAY_HELP = `Usage: moat relay --socket PATH --port N [--port N ...]
+export const RELAY_HELP = `Usage: moat relay --socket PATH --port N [--port N ...] [--udp-port N ...]
 
 moat's own helper on a run's network: moat starts it inside the run's relay container, where it
 passes each connection made to one of its ports to moat, over the unix socket PATH. Not for
@@ -15,27 +15,34 @@ people to type.
 `;
 
 /** Parse `moat relay` arguments; throws `UsageError`. */
-export function parseRelayArgs(args: string[]): { help: boolean; socket: string; ports: number[] } {
+export function parseRelayArgs(
+  args: string[],
+): { help: boolean; socket: string; ports: number[]; udpPorts: number[] } {
   const { values, positionals } = parseCommandArgs("relay", args, {
     help: { type: "boolean", short: "h" },
     socket: { type: "string" },
     port: { type: "string", multiple: true },
+    "udp-port": { type: "string", multiple: true },
   });
-  if (values.help) return { help: true, socket: "", ports: [] };
+  if (values.help) return { help: true, socket: "", ports: [], udpPorts: [] };
   const hint = "moat starts its relay itself: see  moat run --help";
   if (positionals.length > 0) {
     throw new UsageError(`Unexpected argument "${positionals[0]}" to moat relay`, hint);
   }
   if (!values.socket) throw new UsageError("moat relay needs --socket PATH", hint);
-  const ports = (values.port ?? []).map((p) => {
+  const port = (p: string) => {
     const n = Number(p);
     if (!/^\d+$/.test(p) || n < 1 || n > 65535) {
       throw new UsageError(`moat relay: "${p}" is not a port`, hint);
     }
     return n;
-  });
-  if (ports.length === 0) throw new UsageError("moat relay needs at least one --port N", hint);
-  return { help: false, socket: values.socket, ports };
+  };
+  const ports = (values.port ?? []).map(port);
+  const udpPorts = (values["udp-port"] ?? []).map(port);
+  if (ports.length + udpPorts.length === 0) {
+    throw new UsageError("moat relay needs at least one --port N or --udp-port N", hint);
+  }
+  return { help: false, socket: values.socket, ports, udpPorts };
 }
 
 export async function command(args: string[]): Promise<number> {
@@ -44,6 +51,6 @@ export async function command(args: string[]): Promise<number> {
     await cliContext().out(RELAY_HELP);
     return 0;
   }
-  await runRelay({ socket: opts.socket, ports: opts.ports });
+  await runRelay({ socket: opts.socket, ports: opts.ports, udpPorts: opts.udpPorts });
   return 0;
 }

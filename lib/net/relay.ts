@@ -5,7 +5,13 @@
  * protocol v2 header (lib/net/proxy_header.ts) saying who connected and to which port, then carries the
  * bytes both ways. It holds no secret and decides nothing: what a connection may do is moat's to say on the
  * host. Once every port listens it connects once with a `LOCAL` header: moat's sign that it is ready.
+ *
+ * UDP ports (DNS) are passed the same way, one socket connection per datagram: the header (transport
+ * `datagram`), then the datagram framed as DNS over TCP frames its messages (a 2-byte big-endian length,
+ * RFC 1035 4.2.2); moat answers with one framed datagram, which goes back to the sender. Deno listens on UDP
+ * only with `--unstable-net`.
  */
+import { after } from "../timer.ts";
 import { encodeLocalHeader, encodeProxyHeader } from "./proxy_header.ts";
 
 export interface RelayOptions {
@@ -13,10 +19,71 @@ export interface RelayOptions {
   socket: string;
   /** TCP ports to listen on, on every address of the container. */
   ports: number[];
+  /** UDP ports to listen on (DNS). */
+  udpPorts?: number[];
   /** Address to listen on (default every address). */
   hostname?: string;
   /** Called once every port listens (port 0 is given one by the system), before moat is told. */
-  onListening?: (ports: number[]) => void;
+  onListening?: (ports: number[], udpPorts: number[]) => void;
+}
+
+/** The longest a datagram's answer may take from moat before the relay gives up on it. */
+export const DATAGRAM_ANSWER_MS = 5000;
+/** The largest datagram passed either way (DNS over TCP's own limit). */
+const MAX_DATAGRAM = 65535;
+
+/** Read exactly `n` bytes; `undefined` when the connection ends first. */
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array | undefined> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const r = await conn.read(out.subarray(got));
+    if (r === null) return undefined;
+    got += r;
+  }
+  return out;
+}
+
+/** Pass one datagram to moat and send its answer, if one comes in time, back to `from`. */
+async function passDatagram(
+  listener: Deno.DatagramConn,
+  data: Uint8Array,
+  from: Deno.NetAddr,
+  socket: string,
+): Promise<void> {
+  if (data.byteLength > MAX_DATAGRAM) return;
+  let upstream: Deno.UnixConn;
+  try {
+    upstream = await Deno.connect({ transport: "unix", path: socket });
+  } catch {
+    return; // moat is gone: the sender's resolver times out
+  }
+  const stop = after(DATAGRAM_ANSWER_MS, () => upstream.close());
+  try {
+    const to = listener.addr as Deno.NetAddr;
+    const header = encodeProxyHeader({
+      transport: "datagram",
+      source: { address: from.hostname, port: from.port },
+      destination: { address: to.hostname, port: to.port },
+    });
+    const framed = new Uint8Array(header.byteLength + 2 + data.byteLength);
+    framed.set(header);
+    framed[header.byteLength] = data.byteLength >> 8;
+    framed[header.byteLength + 1] = data.byteLength & 0xff;
+    framed.set(data, header.byteLength + 2);
+    await writeAll(upstream, framed);
+    const length = await readExactly(upstream, 2);
+    if (!length) return;
+    const answer = await readExactly(upstream, (length[0]! << 8) | length[1]!);
+    if (answer) await listener.send(answer, from);
+  } catch {
+    /* moat went away, or took too long: no answer */
+  } finally {
+    stop();
+    try {
+      upstream.close();
+    } catch { /* closed by the deadline */ }
+  }
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
@@ -85,11 +152,22 @@ async function pass(conn: Deno.TcpConn, socket: string): Promise<void> {
  * when a port cannot be listened on or moat cannot be told.
  */
 export async function runRelay(opts: RelayOptions, signal?: AbortSignal): Promise<void> {
-  const listeners = opts.ports.map((port) => Deno.listen({ hostname: opts.hostname ?? "0.0.0.0", port }));
-  const stop = () => listeners.forEach((l) => l.close());
+  const hostname = opts.hostname ?? "0.0.0.0";
+  const listeners = opts.ports.map((port) => Deno.listen({ hostname, port }));
+  const datagrams = (opts.udpPorts ?? []).map((port) =>
+    (Deno as unknown as { listenDatagram(o: object): Deno.DatagramConn }).listenDatagram({
+      hostname,
+      port,
+      transport: "udp",
+    })
+  );
+  const stop = () => [...listeners, ...datagrams].forEach((l) => l.close());
   signal?.addEventListener("abort", stop, { once: true });
   try {
-    opts.onListening?.(listeners.map((l) => (l.addr as Deno.NetAddr).port));
+    opts.onListening?.(
+      listeners.map((l) => (l.addr as Deno.NetAddr).port),
+      datagrams.map((d) => (d.addr as Deno.NetAddr).port),
+    );
     const ready = await Deno.connect({ transport: "unix", path: opts.socket });
     try {
       await writeAll(ready, encodeLocalHeader());
@@ -97,20 +175,32 @@ export async function runRelay(opts: RelayOptions, signal?: AbortSignal): Promis
       ready.close();
     }
     const open = new Set<Promise<void>>();
-    await Promise.all(listeners.map(async (listener) => {
+    const track = (p: Promise<void>) => {
+      open.add(p);
+      p.finally(() => open.delete(p));
+    };
+    const streams = listeners.map(async (listener) => {
       try {
-        for await (const conn of listener) {
-          const p = pass(conn, opts.socket).finally(() => open.delete(p));
-          open.add(p);
+        for await (const conn of listener) track(pass(conn, opts.socket));
+      } catch (err) {
+        if (!signal?.aborted) throw err;
+      }
+    });
+    const packets = datagrams.map(async (d) => {
+      try {
+        for (;;) {
+          const [data, from] = await d.receive();
+          track(passDatagram(d, data, from as Deno.NetAddr, opts.socket));
         }
       } catch (err) {
         if (!signal?.aborted) throw err;
       }
-    }));
+    });
+    await Promise.all([...streams, ...packets]);
     await Promise.all(open);
   } finally {
     signal?.removeEventListener("abort", stop);
-    for (const l of listeners) {
+    for (const l of [...listeners, ...datagrams]) {
       try {
         l.close();
       } catch { /* closed by stop */ }

@@ -50,7 +50,11 @@ export function mappedLibraries(maps: string): string[] {
 }
 
 /** The relay's command line in its container, from its loader (when there is one) to its ports. Pure. */
-export function relayCommand(rt: MoatRuntime, ports: readonly number[]): string[] {
+export function relayCommand(
+  rt: MoatRuntime,
+  ports: readonly number[],
+  udpPorts: readonly number[] = [],
+): string[] {
   const loader = rt.libraries.find(isLoader);
   const exe = `${RELAY_ROOT}/bin/${basename(rt.executable)}`;
   const start = loader
@@ -58,7 +62,7 @@ export function relayCommand(rt: MoatRuntime, ports: readonly number[]): string[
     : [exe];
   const code = rt.code === undefined
     ? []
-    : ["run", "-A", "--no-config", "--no-lock", "--quiet", codeEntry(rt.code)];
+    : ["run", "-A", "--unstable-net", "--no-config", "--no-lock", "--quiet", codeEntry(rt.code)];
   return [
     ...start,
     ...code,
@@ -66,6 +70,7 @@ export function relayCommand(rt: MoatRuntime, ports: readonly number[]): string[
     "--socket",
     `${RELAY_SOCKET_DIR}/${RELAY_SOCKET}`,
     ...ports.flatMap((p) => ["--port", String(p)]),
+    ...udpPorts.flatMap((p) => ["--udp-port", String(p)]),
   ];
 }
 
@@ -84,6 +89,8 @@ export interface RelayPlan {
   /** The host directory of moat's unix socket for this run. */
   socketDir: string;
   ports: number[];
+  /** UDP ports (DNS). */
+  udpPorts?: number[];
   /** The user moat runs as, `uid:gid`. */
   user: string;
   labels: Record<string, string>;
@@ -91,7 +98,7 @@ export interface RelayPlan {
 
 /** The engine's body for a run's relay container. Pure. */
 export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
-  const [entrypoint, ...cmd] = relayCommand(p.runtime, p.ports);
+  const [entrypoint, ...cmd] = relayCommand(p.runtime, p.ports, p.udpPorts);
   const code = p.runtime.code;
   const binds = [
     `${p.runtime.executable}:${RELAY_ROOT}/bin/${basename(p.runtime.executable)}:ro`,

@@ -14,26 +14,41 @@ import { docker, requireEngine, TEST_IMAGE } from "./helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
-/** moat's side of the socket, for the test: says when the relay is ready, answers each connection with its header. */
-function serveMoat(listener: Deno.Listener, ready: () => void): Promise<void> {
+/**
+ * moat's side of the socket, for the test: says when the relay is ready, answers each TCP connection with
+ * what its header says, and each DNS question (a datagram) with "no such name", its question kept.
+ */
+function serveMoat(listener: Deno.Listener, ready: () => void, questions: string[]): Promise<void> {
   return (async () => {
     for await (const conn of listener) {
       (async () => {
-        const buf = new Uint8Array(256);
+        const buf = new Uint8Array(2048);
         let got = 0;
         let header;
-        while (!header) {
+        for (;;) {
           const n = await conn.read(buf.subarray(got));
           if (n === null) break;
           got += n;
-          header = decodeProxyHeader(buf.subarray(0, got));
+          header ??= decodeProxyHeader(buf.subarray(0, got));
+          if (!header || "local" in header.connection || header.connection.transport === "stream") break;
+          const length = got >= header.size + 2 ? (buf[header.size]! << 8) | buf[header.size + 1]! : Infinity;
+          if (got >= header.size + 2 + length) break;
         }
-        if (header && !("local" in header.connection)) {
-          const c = header.connection;
+        const c = header?.connection;
+        if (!c) return conn.close();
+        if ("local" in c) ready();
+        else if (c.transport === "stream") {
           await conn.write(
             new TextEncoder().encode(`moat: ${c.destination.port} from ${c.source.address}\n`),
           );
-        } else if (header) ready();
+        } else {
+          // A DNS question: the same message back as an answer saying the name does not exist (NXDOMAIN).
+          const query = buf.slice(header!.size + 2, got);
+          questions.push(`${c.destination.port}:${query.byteLength}`);
+          query[2] = query[2]! | 0x80;
+          query[3] = (query[3]! & 0xf0) | 3;
+          await conn.write(new Uint8Array([query.byteLength >> 8, query.byteLength & 255, ...query]));
+        }
         conn.close();
       })().catch(() => {});
     }
@@ -48,7 +63,8 @@ Deno.test("a sandbox on a run's network reaches moat on the host through the rel
   const dir = await Deno.makeTempDir({ prefix: "moat-relay-" });
   const listener = Deno.listen({ transport: "unix", path: `${dir}/${RELAY_SOCKET}` });
   const ready = Promise.withResolvers<void>();
-  const served = serveMoat(listener, ready.resolve);
+  const questions: string[] = [];
+  const served = serveMoat(listener, ready.resolve, questions);
   let networkId: string | undefined;
   let relayId: string | undefined;
   try {
@@ -70,6 +86,7 @@ Deno.test("a sandbox on a run's network reaches moat on the host through the rel
       },
       socketDir: dir,
       ports: [80, 3128],
+      udpPorts: [53],
       user: `${Deno.uid()}:${Deno.gid()}`,
       labels,
     });
@@ -84,6 +101,7 @@ Deno.test("a sandbox on a run's network reaches moat on the host through the rel
 
     const script = [80, 3128, 22]
       .map((port) => `nc -w 3 ${relayAddress} ${port} </dev/null || echo "nothing on ${port}"`)
+      .concat(`nslookup -timeout=3 example.com ${relayAddress} 2>&1 | grep -c NXDOMAIN`)
       .join("; ");
     const out = await docker(
       "run",
@@ -99,12 +117,15 @@ Deno.test("a sandbox on a run's network reaches moat on the host through the rel
       script,
     );
     const lines = out.trim().split("\n");
-    assert.equal(lines.length, 3, out);
+    assert.equal(lines.length, 4, out);
     const from = /^moat: (\d+) from (\d+\.\d+\.\d+\.\d+)$/;
     assert.deepEqual(lines.slice(0, 2).map((l) => from.exec(l)?.[1]), ["80", "3128"], out);
     const sandbox = from.exec(lines[0]!)![2]!;
     assert.ok(sandbox !== relayAddress && sandbox.startsWith(subnet.split(".").slice(0, 3).join(".")), out);
     assert.equal(lines[2], "nothing on 22", "a port the relay does not listen on is closed");
+    // DNS over UDP: each question reached moat as a datagram to port 53, and moat's answer came back.
+    assert.ok(Number(lines[3]) >= 1, out);
+    assert.ok(questions.length >= 1 && questions.every((q) => q.startsWith("53:")), `${questions}`);
   } finally {
     if (relayId) await client.containerRemove(relayId);
     if (networkId) await client.networkRemove(networkId);

@@ -120,3 +120,75 @@ Deno.test("a connection the relay cannot pass (moat's socket gone) is closed, an
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the relay passes each datagram to moat's socket, framed after its header, and the answer back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "moat-relay-" });
+  const socket = `${dir}/relay.sock`;
+  const moat = Deno.listen({ transport: "unix", path: socket });
+  const seen: ProxiedConnection[] = [];
+  const served = (async () => {
+    for await (const conn of moat) {
+      const bytes = new Uint8Array(1024);
+      let got = 0;
+      let header;
+      // The ready connection ends; a datagram's connection waits for its answer.
+      for (;;) {
+        const n = await conn.read(bytes.subarray(got));
+        if (n === null) break;
+        got += n;
+        header = decodeProxyHeader(bytes.subarray(0, got));
+        if (header && "local" in header.connection) break;
+        if (
+          header && got >= header.size + 2 &&
+          got >= header.size + 2 + ((bytes[header.size]! << 8) | bytes[header.size + 1]!)
+        ) break;
+      }
+      if (header && !("local" in header.connection)) {
+        seen.push(header.connection);
+        const question = new TextDecoder().decode(bytes.subarray(header.size + 2, got));
+        const answer = new TextEncoder().encode(`answer to ${question}`);
+        await conn.write(new Uint8Array([answer.byteLength >> 8, answer.byteLength & 255, ...answer]));
+      }
+      conn.close();
+    }
+  })().catch(() => {});
+  const stop = new AbortController();
+  const listening = Promise.withResolvers<number>();
+  const relay = runRelay(
+    {
+      socket,
+      ports: [],
+      udpPorts: [0],
+      hostname: "127.0.0.1",
+      onListening: (_, udp) => listening.resolve(udp[0]!),
+    },
+    stop.signal,
+  );
+  const client = (Deno as unknown as { listenDatagram(o: object): Deno.DatagramConn }).listenDatagram({
+    hostname: "127.0.0.1",
+    port: 0,
+    transport: "udp",
+  });
+  try {
+    const port = await listening.promise;
+    await client.send(new TextEncoder().encode("who is example.com"), {
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port,
+    });
+    const [reply] = await client.receive();
+    assert.equal(new TextDecoder().decode(reply), "answer to who is example.com");
+    assert.deepEqual(seen.map((c) => [c.transport, c.source.address, c.destination.port]), [[
+      "datagram",
+      "127.0.0.1",
+      port,
+    ]]);
+  } finally {
+    client.close();
+    stop.abort();
+    await relay;
+    moat.close();
+    await served;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -53,7 +53,7 @@ Deno.test("relayCommand: the loader with the libraries' directory, then Deno and
     "/opt/moat/lib",
     "/opt/moat/bin/deno",
   ];
-  const run = ["run", "-A", "--no-config", "--no-lock", "--quiet"];
+  const run = ["run", "-A", "--unstable-net", "--no-config", "--no-lock", "--quiet"];
   assert.deepEqual(relayCommand(RUNTIME, [53, 443]), [...deno, ...run, "/opt/moat/code/main.ts", ...tail]);
   assert.deepEqual(
     relayCommand({ ...RUNTIME, code: { bundle: "/home/me/bin/moat.js" } }, [53, 443]),
@@ -63,6 +63,7 @@ Deno.test("relayCommand: the loader with the libraries' directory, then Deno and
     relayCommand({ executable: "/usr/local/bin/moat", libraries: RUNTIME.libraries }, [53, 443]),
     ["/opt/moat/lib/ld-linux-x86-64.so.2", "--library-path", "/opt/moat/lib", "/opt/moat/bin/moat", ...tail],
   );
+  assert.deepEqual(relayCommand(RUNTIME, [80], [53]).slice(-4), ["--port", "80", "--udp-port", "53"]);
   assert.deepEqual(relayCommand({ executable: "/static/moat", libraries: [] }, [80]), [
     "/opt/moat/bin/moat",
     "relay",
@@ -114,11 +115,13 @@ Deno.test("the relay container: the run's image and network, a fixed address, ho
 });
 
 Deno.test("parseRelayArgs: a socket and ports, or a usage error", () => {
-  assert.deepEqual(parseRelayArgs(["--socket", "/s", "--port", "53", "--port", "443"]), {
+  assert.deepEqual(parseRelayArgs(["--socket", "/s", "--port", "80", "--port", "443", "--udp-port", "53"]), {
     help: false,
     socket: "/s",
-    ports: [53, 443],
+    ports: [80, 443],
+    udpPorts: [53],
   });
+  assert.deepEqual(parseRelayArgs(["--socket", "/s", "--udp-port", "53"]).ports, []);
   for (
     const args of [[], ["--socket", "/s"], ["--port", "80"], ["--socket", "/s", "--port", "0"], [
       "--socket",
