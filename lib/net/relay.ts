@@ -86,7 +86,8 @@ async function passDatagram(
   }
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** Write all of `bytes` to `conn`. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
 }
@@ -95,28 +96,35 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
  * Copy `from` into `to` until `from` ends, then end `to`'s writing side (a half close, so the other
  * direction goes on: a client that ends its request still gets the answer). Errors end the copy.
  */
-async function copyThenCloseWrite(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+async function copyThenCloseWrite(from: Deno.Conn, to: Deno.Conn): Promise<number> {
   const buf = new Uint8Array(64 * 1024);
+  let copied = 0;
   try {
     for (;;) {
       const n = await from.read(buf);
       if (n === null) break;
       await writeAll(to, buf.subarray(0, n));
+      copied += n;
     }
   } catch { /* either side went away: the connection is over */ }
   try {
     await to.closeWrite();
   } catch { /* closed already */ }
+  return copied;
 }
 
-/** Carry bytes both ways between `a` and `b` until both directions have ended; then close both. */
-export async function splice(a: Deno.Conn, b: Deno.Conn): Promise<void> {
-  await Promise.all([copyThenCloseWrite(a, b), copyThenCloseWrite(b, a)]);
+/**
+ * Carry bytes both ways between `a` and `b` until both directions have ended; then close both. The bytes
+ * carried from `a` to `b`, and back.
+ */
+export async function splice(a: Deno.Conn, b: Deno.Conn): Promise<{ sent: number; received: number }> {
+  const [sent, received] = await Promise.all([copyThenCloseWrite(a, b), copyThenCloseWrite(b, a)]);
   for (const c of [a, b]) {
     try {
       c.close();
     } catch { /* closed already */ }
   }
+  return { sent, received };
 }
 
 /** Pass one accepted connection to moat: the header, then its bytes both ways. */

@@ -1,0 +1,447 @@
+/**
+ * moat's policy point: the host end of a run's relay (lib/net/relay.ts). Every connection the sandbox makes
+ * arrives here, from the relay's unix socket, after a PROXY header that says which of the relay's ports it
+ * was made to, and so what it is:
+ *
+ * - 53, a DNS question (a datagram): answered here, never passed on. An allowed name gets the relay's
+ *   address (so the sandbox's connection comes back here); any other name does not exist (NXDOMAIN).
+ * - 3128, the explicit proxy: `CONNECT host:port`, or a plain-HTTP request in absolute form.
+ * - 80, plain HTTP made straight to a name (by a client without proxy settings): by its `Host` header.
+ * - 443, TLS made straight to a name: by the server name of its ClientHello, passed through without being
+ *   decrypted.
+ * - a port of the policy's `tcp` map: to the one upstream mapped to it.
+ *
+ * Each is decided against the allow list (lib/net/host_policy.ts) and logged (`Decision`). An allowed one is
+ * connected by `Upstreams.dial` to the name it asked for (moat resolves it; an address the sandbox chose is
+ * never used), and its bytes carried both ways. A denied one is told why where its protocol can say so (an
+ * HTTP 403 naming the host and what to add to moat.yaml), else closed. A plain-HTTP request is sent upstream
+ * with `Connection: close`, so each connection carries one request: a second one, which could name another
+ * host, is never read unchecked.
+ */
+import { after } from "../timer.ts";
+import { buildAnswer, type DnsQuery, formErrorFor, parseQuery, TYPE_A, TYPE_AAAA } from "./dns.ts";
+import { allowedBy, type HostPattern, normalizeHost } from "./host_policy.ts";
+import { originFormHead, readRequestHead, redactQuery, type RequestHead } from "./http_head.ts";
+import { decodeProxyHeader, type ProxiedConnection } from "./proxy_header.ts";
+import { splice, writeAll } from "./relay.ts";
+import { readClientHello } from "./tls_hello.ts";
+
+/** The relay's ports for each service (the `tcp` map's come on top). */
+export interface ServicePorts {
+  dns: number;
+  proxy: number;
+  http: number;
+  tls: number;
+}
+
+/** The relay's usual ports. */
+export const PORTS: Readonly<ServicePorts> = { dns: 53, proxy: 3128, http: 80, tls: 443 };
+
+/** What a run's sandbox may reach. */
+export interface Policy {
+  allow: readonly HostPattern[];
+  /** Relay ports passed to one upstream each (`tcp:` in moat.yaml), e.g. 22 → github.com:22. */
+  tcp: ReadonlyMap<number, { host: string; port: number }>;
+  /** The relay's address on the run's network: the answer to a DNS question for an allowed name. */
+  relayAddress: string;
+}
+
+/** One decision, for the run's network log. */
+export interface Decision {
+  /** ISO 8601. */
+  time: string;
+  via: "dns" | "proxy" | "http" | "tls" | "tcp";
+  /** The sandbox's address and port. */
+  source: string;
+  host: string | null;
+  port: number | null;
+  /** For HTTP: the method, and the path with its query string redacted. */
+  method?: string;
+  path?: string;
+  decision: "allow" | "deny";
+  /** The allow-list entry that allowed it. */
+  rule?: string;
+  /** Why it was denied, or why an allowed one failed. */
+  reason?: string;
+  /** Bytes from the sandbox upstream, and back, once the connection is over. */
+  sent?: number;
+  received?: number;
+}
+
+/** How moat reaches an upstream the policy allowed. */
+export interface Upstreams {
+  /** Connect to `host` on `port`, allowed by `rule`; throws with a message saying why it cannot. */
+  dial(host: string, port: number, rule: HostPattern): Promise<Deno.Conn>;
+}
+
+/** The longest moat waits for the start of a connection (its header, request head, or ClientHello). */
+export const FIRST_BYTES_MS = 10_000;
+
+const encoder = new TextEncoder();
+
+/** Bytes read so far from a connection, and a way to read more of them. */
+class Reader {
+  #conn: Deno.Conn;
+  bytes = new Uint8Array(0);
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** Read more; false when the connection ended. */
+  async more(): Promise<boolean> {
+    const buf = new Uint8Array(16 * 1024);
+    const n = await this.#conn.read(buf);
+    if (n === null) return false;
+    const next = new Uint8Array(this.bytes.byteLength + n);
+    next.set(this.bytes);
+    next.set(buf.subarray(0, n), this.bytes.byteLength);
+    this.bytes = next;
+    return true;
+  }
+
+  /** Read until `parse` says something other than "more" (`undefined` when the connection ends first). */
+  async until<T extends { kind: string }>(
+    parse: (b: Uint8Array) => T,
+  ): Promise<Exclude<T, { kind: "more" }> | undefined> {
+    for (;;) {
+      const r = parse(this.bytes);
+      if (r.kind !== "more") return r as Exclude<T, { kind: "more" }>;
+      if (!(await this.more())) return undefined;
+    }
+  }
+}
+
+/** The allow-list entry to add for `host:port` (what a denial tells the sandbox's user). */
+export function allowHint(host: string, port: number): string {
+  return port === 80 || port === 443 ? host : `${host}:${port}`;
+}
+
+/** The body of a 403 for a denied HTTP request or CONNECT. Pure. */
+export function deniedText(host: string, port: number): string {
+  return `moat: ${host}:${port} is not allowed by this run's network policy.\n` +
+    `To allow it, add to moat.yaml:\n  network:\n    allow:\n      - ${allowHint(host, port)}\n`;
+}
+
+/** An HTTP response that ends the connection. Pure. */
+function httpResponse(status: number, reason: string, body: string): Uint8Array {
+  const bytes = encoder.encode(body);
+  return encoder.encode(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${bytes.byteLength}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** A request head to send upstream: origin form, without hop-by-hop `Connection`s, then `Connection: close`. */
+export function upstreamHead(head: RequestHead, raw: Uint8Array): Uint8Array {
+  const text = new TextDecoder().decode(originFormHead(head, raw));
+  const lines = text.slice(0, -4).split("\r\n");
+  const kept = lines.filter((l, i) => i === 0 || !/^(connection|keep-alive|proxy-connection)\s*:/i.test(l));
+  return encoder.encode(`${kept.join("\r\n")}\r\nConnection: close\r\n\r\n`);
+}
+
+export class PolicyPoint {
+  #policy: Policy;
+  #upstreams: Upstreams;
+  #log: (d: Decision) => void;
+  #ports: ServicePorts;
+
+  /** `ports`: the relay's ports for each service, when not the usual ones (`PORTS`; tests). */
+  constructor(
+    policy: Policy,
+    upstreams: Upstreams,
+    log: (d: Decision) => void,
+    ports: Partial<ServicePorts> = {},
+  ) {
+    this.#policy = policy;
+    this.#upstreams = upstreams;
+    this.#log = log;
+    this.#ports = { ...PORTS, ...ports };
+  }
+
+  /** Serve every connection of `listener` (the relay's socket) until it is closed. */
+  async serve(listener: Deno.Listener, onReady?: () => void): Promise<void> {
+    const open = new Set<Promise<void>>();
+    try {
+      for await (const conn of listener) {
+        const p = this.handle(conn, onReady).catch(() => {}).finally(() => open.delete(p));
+        open.add(p);
+      }
+    } catch { /* closed */ }
+    await Promise.all(open);
+  }
+
+  /** One connection from the relay: its header, then what it carries. `onReady` for the relay's own. */
+  async handle(conn: Deno.Conn, onReady?: () => void): Promise<void> {
+    const reader = new Reader(conn);
+    const cancel = after(FIRST_BYTES_MS, () => conn.close());
+    let header;
+    try {
+      header = await reader.until((b) => {
+        const h = decodeProxyHeader(b);
+        return h ? { kind: "header" as const, ...h } : { kind: "more" as const };
+      });
+    } catch {
+      cancel();
+      return close(conn); // not from the relay: nothing to say to it
+    }
+    if (!header) return (cancel(), close(conn));
+    if ("local" in header.connection) {
+      cancel();
+      onReady?.();
+      return close(conn);
+    }
+    const c = header.connection;
+    reader.bytes = reader.bytes.subarray(header.size);
+    const port = c.destination.port;
+    try {
+      if (c.transport === "datagram") return await this.#dns(conn, reader, c, cancel);
+      if (port === this.#ports.proxy) return await this.#proxy(conn, reader, c, cancel);
+      if (port === this.#ports.http) return await this.#http(conn, reader, c, cancel);
+      if (port === this.#ports.tls) return await this.#tls(conn, reader, c, cancel);
+      const mapped = this.#policy.tcp.get(port);
+      cancel();
+      if (mapped) return await this.#tcp(conn, reader, c, mapped);
+      this.#decide({ via: "tcp", c, host: null, port, decision: "deny", reason: "no service on that port" });
+      close(conn);
+    } finally {
+      cancel();
+    }
+  }
+
+  #decide(d: Omit<Decision, "time" | "source"> & { c: ProxiedConnection }): void {
+    const { c, ...rest } = d;
+    this.#log({ time: new Date().toISOString(), source: `${c.source.address}:${c.source.port}`, ...rest });
+  }
+
+  /** Whether `name` may be asked for at all (on some port), for DNS. */
+  #knownName(name: string): HostPattern | undefined {
+    const host = normalizeHost(name);
+    return this.#policy.allow.find((p) => p.wildcard ? host.endsWith(`.${p.host}`) : host === p.host) ??
+      [...this.#policy.tcp.values()].map((t) => ({ text: `tcp ${t.host}:${t.port}`, host: t.host })).find((
+        t,
+      ) => t.host === host) as HostPattern | undefined;
+  }
+
+  async #dns(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
+    const framed = await reader.until((b) => {
+      if (b.byteLength < 2) return { kind: "more" as const };
+      const n = (b[0]! << 8) | b[1]!;
+      return b.byteLength < 2 + n
+        ? { kind: "more" as const }
+        : { kind: "message" as const, message: b.slice(2, 2 + n) };
+    });
+    cancel();
+    if (!framed) return close(conn);
+    let query: DnsQuery;
+    let answer: Uint8Array | undefined;
+    try {
+      query = parseQuery(framed.message);
+    } catch (err) {
+      answer = formErrorFor(framed.message);
+      this.#decide({ via: "dns", c, host: null, port: null, decision: "deny", reason: String(err) });
+      if (answer) await writeAll(conn, frame(answer));
+      return close(conn);
+    }
+    const name = query.question.name;
+    const rule = this.#knownName(name);
+    if (!rule) {
+      answer = buildAnswer(query, { kind: "nxdomain" });
+      this.#decide({
+        via: "dns",
+        c,
+        host: name,
+        port: null,
+        decision: "deny",
+        reason: "not in the allow list",
+      });
+    } else {
+      const type = query.question.type;
+      answer = buildAnswer(
+        query,
+        type === TYPE_A ? { kind: "a", addresses: [this.#policy.relayAddress], ttl: 60 } : { kind: "empty" },
+      );
+      this.#decide({
+        via: "dns",
+        c,
+        host: name,
+        port: null,
+        decision: "allow",
+        rule: rule.text,
+        ...(type === TYPE_A || type === TYPE_AAAA ? {} : { reason: `type ${type} has no answer` }),
+      });
+    }
+    await writeAll(conn, frame(answer));
+    close(conn);
+  }
+
+  async #proxy(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
+    const r = await reader.until(readRequestHead);
+    cancel();
+    if (!r) return close(conn);
+    if (r.kind === "bad") {
+      this.#decide({ via: "proxy", c, host: null, port: null, decision: "deny", reason: r.reason });
+      await writeAll(conn, httpResponse(r.status, "Bad Request", `moat: ${r.reason}\n`)).catch(() => {});
+      return close(conn);
+    }
+    if (r.kind !== "head") return close(conn);
+    const head = r.head;
+    const host = head.host!;
+    const port = head.port!;
+    const what = { via: "proxy" as const, c, host, port, method: head.method, path: redactQuery(head.path) };
+    if (head.form !== "authority" && head.form !== "absolute") {
+      this.#decide({ ...what, decision: "deny", reason: "not a proxy request (CONNECT, or a URL)" });
+      await writeAll(conn, httpResponse(400, "Bad Request", "moat: send CONNECT host:port or a full URL\n"))
+        .catch(() => {});
+      return close(conn);
+    }
+    const rule = allowedBy(this.#policy.allow, host, port);
+    if (!rule) {
+      this.#decide({ ...what, decision: "deny", reason: "not in the allow list" });
+      await writeAll(conn, httpResponse(403, "Forbidden", deniedText(host, port))).catch(() => {});
+      return close(conn);
+    }
+    const upstream = await this.#dial(what, host, port, rule, async (reason) => {
+      await writeAll(conn, httpResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
+        () => {},
+      );
+    });
+    if (!upstream) return close(conn);
+    const rest = reader.bytes.subarray(r.size);
+    if (head.form === "authority") {
+      await writeAll(conn, encoder.encode("HTTP/1.1 200 Connection Established\r\n\r\n"));
+    } else {
+      await writeAll(upstream, upstreamHead(head, reader.bytes));
+    }
+    await this.#carry(what, rule, conn, upstream, rest);
+  }
+
+  async #http(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
+    const r = await reader.until(readRequestHead);
+    cancel();
+    if (!r) return close(conn);
+    if (r.kind === "bad") {
+      this.#decide({ via: "http", c, host: null, port: PORTS.http, decision: "deny", reason: r.reason });
+      await writeAll(conn, httpResponse(r.status, "Bad Request", `moat: ${r.reason}\n`)).catch(() => {});
+      return close(conn);
+    }
+    if (r.kind !== "head") return close(conn);
+    const head = r.head;
+    const host = head.host;
+    const port = PORTS.http;
+    const what = {
+      via: "http" as const,
+      c,
+      host: host ?? null,
+      port,
+      method: head.method,
+      path: redactQuery(head.path),
+    };
+    const rule = host === undefined ? undefined : allowedBy(this.#policy.allow, host, port);
+    if (!rule || host === undefined) {
+      this.#decide({ ...what, decision: "deny", reason: host ? "not in the allow list" : "no Host header" });
+      const body = host
+        ? deniedText(host, port)
+        : "moat: a request without a Host header cannot be checked\n";
+      await writeAll(conn, httpResponse(403, "Forbidden", body)).catch(() => {});
+      return close(conn);
+    }
+    const upstream = await this.#dial(what, host, port, rule, async (reason) => {
+      await writeAll(conn, httpResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
+        () => {},
+      );
+    });
+    if (!upstream) return close(conn);
+    await writeAll(upstream, upstreamHead(head, reader.bytes));
+    await this.#carry(what, rule, conn, upstream, reader.bytes.subarray(r.size));
+  }
+
+  async #tls(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
+    const r = await reader.until(readClientHello);
+    cancel();
+    const port = PORTS.tls;
+    if (!r) return close(conn);
+    if (r.kind !== "hello" || r.serverName === undefined) {
+      const reason = r.kind === "not-tls" ? `not TLS: ${r.reason}` : "a TLS hello without a server name";
+      this.#decide({ via: "tls", c, host: null, port, decision: "deny", reason });
+      return close(conn);
+    }
+    const host = r.serverName;
+    const what = { via: "tls" as const, c, host, port };
+    const rule = allowedBy(this.#policy.allow, host, port);
+    if (!rule) {
+      this.#decide({ ...what, decision: "deny", reason: "not in the allow list" });
+      return close(conn);
+    }
+    const upstream = await this.#dial(what, host, port, rule, () => Promise.resolve());
+    if (!upstream) return close(conn);
+    await this.#carry(what, rule, conn, upstream, reader.bytes);
+  }
+
+  async #tcp(
+    conn: Deno.Conn,
+    reader: Reader,
+    c: ProxiedConnection,
+    mapped: { host: string; port: number },
+  ): Promise<void> {
+    const what = { via: "tcp" as const, c, host: mapped.host, port: mapped.port };
+    const rule = {
+      text: `tcp ${c.destination.port}=${mapped.host}:${mapped.port}`,
+      host: mapped.host,
+      wildcard: false,
+      ports: [mapped.port],
+    };
+    const upstream = await this.#dial(what, mapped.host, mapped.port, rule, () => Promise.resolve());
+    if (!upstream) return close(conn);
+    await this.#carry(what, rule, conn, upstream, reader.bytes);
+  }
+
+  /**
+   * Send upstream what the sandbox sent already (`first`: after a request head, or the ClientHello), then
+   * carry bytes both ways until the connection is over, and log it with the bytes each way (the request
+   * head moat read is not counted; what it passed on unread is).
+   */
+  async #carry(
+    what: Omit<Decision, "time" | "source" | "decision"> & { c: ProxiedConnection },
+    rule: HostPattern,
+    conn: Deno.Conn,
+    upstream: Deno.Conn,
+    first: Uint8Array,
+  ): Promise<void> {
+    if (first.byteLength) await writeAll(upstream, first);
+    const { sent, received } = await splice(conn, upstream);
+    this.#decide({ ...what, decision: "allow", rule: rule.text, sent: sent + first.byteLength, received });
+  }
+
+  /** Dial an allowed upstream; when it fails, log why, let `tell` say it to the sandbox, and give `undefined`. */
+  async #dial(
+    what: Omit<Decision, "time" | "source" | "decision"> & { c: ProxiedConnection },
+    host: string,
+    port: number,
+    rule: HostPattern,
+    tell: (reason: string) => Promise<void>,
+  ): Promise<Deno.Conn | undefined> {
+    try {
+      return await this.#upstreams.dial(host, port, rule);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.#decide({ ...what, decision: "allow", rule: rule.text, reason: `cannot connect: ${reason}` });
+      await tell(reason);
+      return undefined;
+    }
+  }
+}
+
+function frame(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(2 + message.byteLength);
+  out[0] = message.byteLength >> 8;
+  out[1] = message.byteLength & 0xff;
+  out.set(message, 2);
+  return out;
+}
+
+function close(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed already */ }
+}

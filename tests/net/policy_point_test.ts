@@ -1,0 +1,239 @@
+/**
+ * The policy point with a relay in this process, on loopback: DNS, the explicit proxy, plain HTTP and TLS
+ * made straight to a name, and a mapped TCP port, each allowed or denied by the allow list and logged.
+ * Upstreams are servers of the test's own on 127.0.0.1, reached through a dialer that maps the test's names
+ * to them: no traffic leaves this machine.
+ */
+import assert from "node:assert/strict";
+import { type HostPattern, parseHostPattern } from "../../lib/net/host_policy.ts";
+import { type Decision, PolicyPoint, type Upstreams } from "../../lib/net/policy_point.ts";
+import { runRelay } from "../../lib/net/relay.ts";
+import { readClientHello } from "../../lib/net/tls_hello.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+  const chunks: number[] = [];
+  const buf = new Uint8Array(4096);
+  for (;;) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) break;
+    chunks.push(...buf.subarray(0, n));
+  }
+  return new Uint8Array(chunks);
+}
+
+/** A TCP server on loopback that keeps what each connection sent and echoes it back. */
+function echoServer() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const received: Uint8Array[] = [];
+  const done = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(65536);
+        const got: number[] = [];
+        for (;;) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          got.push(...buf.subarray(0, n));
+          received.push(new Uint8Array(got)); // kept before the echo, which the client may act on at once
+          await conn.write(buf.subarray(0, n)).catch(() => {});
+        }
+        conn.close();
+      })();
+    }
+  })().catch(() => {});
+  return { port: (listener.addr as Deno.NetAddr).port, received, close: () => (listener.close(), done) };
+}
+
+/** An HTTP server on loopback that answers with the Host, path and Connection header it was sent. */
+function httpServer() {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    (req) => {
+      const url = new URL(req.url);
+      return new Response(
+        `host=${req.headers.get("host")} path=${url.pathname} connection=${req.headers.get("connection")}`,
+      );
+    },
+  );
+  return { port: server.addr.port, close: () => (ac.abort(), server.finished) };
+}
+
+/** A query for `name` (type A or AAAA), as a stub resolver sends it. */
+function query(name: string, type = 1): Uint8Array {
+  const labels = name.split(".").flatMap((l) => [l.length, ...encoder.encode(l)]);
+  return new Uint8Array([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, ...labels, 0, 0, type, 0, 1]);
+}
+
+Deno.test("the policy point answers, passes or refuses each kind of connection, and logs each", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "moat-policy-" });
+  const socket = `${dir}/relay.sock`;
+  const echo = echoServer();
+  const web = httpServer();
+  const upstreamOf: Record<string, number> = {
+    "api.allowed.test": echo.port,
+    "tls.allowed.test": echo.port,
+    "web.allowed.test": web.port,
+    "git.allowed.test": echo.port,
+  };
+  const dialed: string[] = [];
+  const upstreams: Upstreams = {
+    dial(host, port, rule: HostPattern) {
+      dialed.push(`${host}:${port} by ${rule.text}`);
+      const at = upstreamOf[host];
+      if (at === undefined) return Promise.reject(new Error("no address for it"));
+      return Deno.connect({ hostname: "127.0.0.1", port: at });
+    },
+  };
+  const allow = ["api.allowed.test", "*.allowed.test", "lost.example:443"].map((t) =>
+    parseHostPattern(t) as HostPattern
+  );
+  const log: Decision[] = [];
+  const listener = Deno.listen({ transport: "unix", path: socket });
+  const relayReady = Promise.withResolvers<{ tcp: number[]; udp: number[] }>();
+  const stop = new AbortController();
+  const relay = runRelay({
+    socket,
+    ports: [0, 0, 0, 0, 0],
+    udpPorts: [0],
+    hostname: "127.0.0.1",
+    onListening: (tcp, udp) => relayReady.resolve({ tcp, udp }),
+  }, stop.signal);
+  const { tcp, udp } = await relayReady.promise;
+  const [proxy, http, tls, mapped, nothing] = tcp as [number, number, number, number, number];
+  const point = new PolicyPoint(
+    { allow, tcp: new Map([[mapped, { host: "git.allowed.test", port: 22 }]]), relayAddress: "10.237.0.2" },
+    upstreams,
+    (d) => log.push(d),
+    { dns: udp[0]!, proxy, http, tls },
+  );
+  const served = point.serve(listener);
+  const client = (Deno as unknown as { listenDatagram(o: object): Deno.DatagramConn }).listenDatagram({
+    hostname: "127.0.0.1",
+    port: 0,
+    transport: "udp",
+  });
+  const talk = async (port: number, text: string | Uint8Array) => {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    await c.write(typeof text === "string" ? encoder.encode(text) : text);
+    await c.closeWrite();
+    const answer = decoder.decode(await readAll(c));
+    c.close();
+    return answer;
+  };
+  try {
+    // DNS: an allowed name gets the relay's address; any other does not exist; AAAA gets nothing.
+    const ask = async (name: string, type = 1) => {
+      await client.send(query(name, type), { transport: "udp", hostname: "127.0.0.1", port: udp[0]! });
+      const [reply] = await client.receive();
+      return {
+        rcode: reply[3]! & 0x0f,
+        answers: (reply[6]! << 8) | reply[7]!,
+        last4: [...reply.slice(-4)].join("."),
+      };
+    };
+    assert.deepEqual(await ask("API.allowed.test"), { rcode: 0, answers: 1, last4: "10.237.0.2" });
+    assert.deepEqual(await ask("deep.sub.allowed.test"), { rcode: 0, answers: 1, last4: "10.237.0.2" });
+    assert.equal((await ask("evil.example")).rcode, 3, "NXDOMAIN");
+    assert.equal((await ask("allowed.test")).rcode, 3, "a wildcard does not cover its own domain");
+    assert.deepEqual((await ask("api.allowed.test", 28)).answers, 0, "no AAAA: IPv4 only");
+
+    // The explicit proxy: CONNECT allowed (the tunnel's bytes both ways), CONNECT denied (a 403 saying what to add).
+    assert.equal(
+      await talk(proxy, "CONNECT api.allowed.test:443 HTTP/1.1\r\nHost: api.allowed.test:443\r\n\r\nhello"),
+      "HTTP/1.1 200 Connection Established\r\n\r\nhello",
+    );
+    const denied = await talk(proxy, "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n");
+    assert.match(denied, /^HTTP\/1\.1 403 Forbidden\r\n/);
+    assert.match(
+      denied,
+      /moat: evil\.example:443 is not allowed by this run's network policy\.\n.*\n.*\n.*\n {6}- evil\.example\n$/,
+    );
+    assert.match(
+      await talk(proxy, "CONNECT api.allowed.test:8443 HTTP/1.1\r\nHost: api.allowed.test:8443\r\n\r\n"),
+      /403 Forbidden[\s\S]*- api\.allowed\.test:8443\n$/,
+      "another port must be named",
+    );
+    // The proxy with a URL: sent upstream in origin form, one request per connection.
+    const viaUrl = await talk(
+      proxy,
+      "GET http://web.allowed.test/a/b?token=secret HTTP/1.1\r\nHost: web.allowed.test\r\n\r\n",
+    );
+    assert.match(
+      viaUrl,
+      /^HTTP\/1\.1 200 OK\r\n[\s\S]*host=web\.allowed\.test path=\/a\/b connection=close$/,
+    );
+    // An allowed name moat cannot connect to: a 502 saying so.
+    assert.match(
+      await talk(proxy, "CONNECT lost.example:443 HTTP/1.1\r\n\r\n"),
+      /^HTTP\/1\.1 502 [\s\S]*no address for it/,
+    );
+
+    // Plain HTTP straight to a name: by its Host header.
+    assert.match(
+      await talk(http, "GET /x HTTP/1.1\r\nHost: web.allowed.test\r\nConnection: keep-alive\r\n\r\n"),
+      /path=\/x connection=close$/,
+    );
+    assert.match(await talk(http, "GET /x HTTP/1.1\r\nHost: evil.example\r\n\r\n"), /^HTTP\/1\.1 403/);
+
+    // TLS straight to a name: by the server name of its hello, passed through as it came.
+    const hello = async (serverName: string) => {
+      const tcpConn = await Deno.connect({ hostname: "127.0.0.1", port: tls });
+      // The hello goes out with the handshake, which then fails: what comes back is not a server's.
+      const t = await Deno.startTls(tcpConn, { hostname: serverName });
+      await t.handshake().catch(() => {});
+      t.close();
+    };
+    const before = echo.received.length;
+    await hello("tls.allowed.test");
+    const passed = echo.received.slice(before).map((b) => readClientHello(b)).find((r) => r.kind === "hello");
+    assert.deepEqual(passed && "serverName" in passed ? passed.serverName : undefined, "tls.allowed.test");
+    await hello("evil.example");
+
+    // A mapped TCP port: to its one upstream; a port with nothing behind it: closed.
+    assert.equal(await talk(mapped, "SSH-2.0-test\r\n"), "SSH-2.0-test\r\n");
+    assert.equal(await talk(nothing, "hi"), "");
+  } finally {
+    client.close();
+    stop.abort();
+    await relay;
+    listener.close();
+    await served;
+    await echo.close();
+    await web.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+  // An allowed connection is logged when it is over (with its bytes), so in the order the connections end.
+  const sorted = (rows: unknown[][]) => rows.map((r) => JSON.stringify(r)).sort();
+  const summary = log.map((d) => [d.via, d.host, d.decision, d.rule ?? d.reason]);
+  assert.deepEqual(
+    sorted(summary),
+    sorted([
+      ["dns", "api.allowed.test", "allow", "api.allowed.test"],
+      ["dns", "deep.sub.allowed.test", "allow", "*.allowed.test"],
+      ["dns", "evil.example", "deny", "not in the allow list"],
+      ["dns", "allowed.test", "deny", "not in the allow list"],
+      ["dns", "api.allowed.test", "allow", "api.allowed.test"],
+      ["proxy", "api.allowed.test", "allow", "api.allowed.test"],
+      ["proxy", "evil.example", "deny", "not in the allow list"],
+      ["proxy", "api.allowed.test", "deny", "not in the allow list"],
+      ["proxy", "web.allowed.test", "allow", "*.allowed.test"],
+      ["proxy", "lost.example", "allow", "lost.example:443"],
+      ["http", "web.allowed.test", "allow", "*.allowed.test"],
+      ["http", "evil.example", "deny", "not in the allow list"],
+      ["tls", "tls.allowed.test", "allow", "*.allowed.test"],
+      ["tls", "evil.example", "deny", "not in the allow list"],
+      ["tcp", "git.allowed.test", "allow", `tcp ${log.find((d) => d.via === "tcp")?.rule?.split(" ")[1]}`],
+      ["tcp", null, "deny", "no service on that port"],
+    ]),
+  );
+  const url = log.find((d) => d.via === "proxy" && d.method === "GET")!;
+  assert.equal(url.path, "/a/b", "the query string is not logged");
+  assert.match(log.find((d) => d.host === "lost.example")!.reason!, /^cannot connect: no address for it$/);
+  const tunnel = log.find((d) => d.via === "proxy" && d.decision === "allow")!;
+  assert.deepEqual([tunnel.sent, tunnel.received], [5, 5], "bytes each way, once the connection is over");
+  assert.ok(dialed.every((d) => !d.startsWith("evil")), "nothing denied was dialed");
+});
