@@ -6,13 +6,9 @@
  * and networks the test made are talked to.
  */
 import assert from "node:assert/strict";
-import { clientFromEnv } from "../../lib/docker/client.ts";
 import { decodeProxyHeader } from "../../lib/net/proxy_header.ts";
-import { addressIn, freeSubnet, isolatedNetworkBody } from "../../lib/run/network.ts";
-import { mappedLibraries, RELAY_SOCKET, relayContainerBody } from "../../lib/run/relay_plan.ts";
-import { docker, requireEngine, TEST_IMAGE } from "./helpers.ts";
-
-const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+import { docker, requireEngine } from "./helpers.ts";
+import { inSandbox, withRunNetwork } from "./run_network.ts";
 
 /**
  * moat's side of the socket, for the test: says when the relay is ready, answers each TCP connection with
@@ -57,81 +53,31 @@ function serveMoat(listener: Deno.Listener, ready: () => void, questions: string
 
 Deno.test("a sandbox on a run's network reaches moat on the host through the relay's ports, and nothing else", async () => {
   await requireEngine();
-  const client = clientFromEnv(Deno.env.toObject());
-  const tag = crypto.randomUUID().slice(0, 8);
-  const network = `moat-test-relay-${tag}`;
-  const dir = await Deno.makeTempDir({ prefix: "moat-relay-" });
-  const listener = Deno.listen({ transport: "unix", path: `${dir}/${RELAY_SOCKET}` });
-  const ready = Promise.withResolvers<void>();
   const questions: string[] = [];
-  const served = serveMoat(listener, ready.resolve, questions);
-  let networkId: string | undefined;
-  let relayId: string | undefined;
-  try {
-    const used = (await client.networkList([])).flatMap((n) =>
-      n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []
-    );
-    const subnet = freeSubnet(used)!;
-    const labels = { "dev.moat.test": "relay" };
-    networkId = await client.networkCreate(isolatedNetworkBody(network, subnet, labels));
-    const relayAddress = addressIn(subnet, 2)!;
-    const body = relayContainerBody({
-      image: TEST_IMAGE,
-      network,
-      address: relayAddress,
-      runtime: {
-        executable: Deno.execPath(),
-        libraries: mappedLibraries(Deno.readTextFileSync("/proc/self/maps")),
-        code: { source: ROOT },
-      },
-      socketDir: dir,
-      ports: [80, 3128],
-      udpPorts: [53],
-      user: `${Deno.uid()}:${Deno.gid()}`,
-      labels,
-    });
-    relayId = (await client.containerCreate(body, `${network}-relay`)).Id;
-    await client.containerStart(relayId);
-    // Ready, or gone: then its output says why.
-    const exited = docker("wait", relayId).then(async () => {
-      throw new Error(`the relay exited: ${await docker("logs", relayId!).catch((e) => String(e))}`);
-    });
-    await Promise.race([ready.promise, exited]);
-    exited.catch(() => {});
-
-    const script = [80, 3128, 22]
-      .map((port) => `nc -w 3 ${relayAddress} ${port} </dev/null || echo "nothing on ${port}"`)
-      .concat(`nslookup -timeout=3 example.com ${relayAddress} 2>&1 | grep -c NXDOMAIN`)
-      .join("; ");
-    const out = await docker(
-      "run",
-      "--rm",
-      "--runtime=runsc",
-      "--network",
-      network,
-      "--label",
-      "dev.moat.test=relay",
-      TEST_IMAGE,
-      "sh",
-      "-c",
-      script,
-    );
-    const lines = out.trim().split("\n");
-    assert.equal(lines.length, 4, out);
-    const from = /^moat: (\d+) from (\d+\.\d+\.\d+\.\d+)$/;
-    assert.deepEqual(lines.slice(0, 2).map((l) => from.exec(l)?.[1]), ["80", "3128"], out);
-    const sandbox = from.exec(lines[0]!)![2]!;
-    assert.ok(sandbox !== relayAddress && sandbox.startsWith(subnet.split(".").slice(0, 3).join(".")), out);
-    assert.equal(lines[2], "nothing on 22", "a port the relay does not listen on is closed");
-    // DNS over UDP: each question reached moat as a datagram to port 53, and moat's answer came back.
-    assert.ok(Number(lines[3]) >= 1, out);
-    assert.ok(questions.length >= 1 && questions.every((q) => q.startsWith("53:")), `${questions}`);
-  } finally {
-    if (relayId) await client.containerRemove(relayId);
-    if (networkId) await client.networkRemove(networkId);
-    listener.close();
-    await served;
-    await Deno.remove(dir, { recursive: true });
-  }
+  await withRunNetwork(
+    "relay",
+    { tcp: [80, 3128], udp: [53] },
+    (listener, ready) => serveMoat(listener, ready, questions),
+    async (n) => {
+      const script = [80, 3128, 22]
+        .map((port) => `nc -w 3 ${n.relayAddress} ${port} </dev/null || echo "nothing on ${port}"`)
+        .concat(`nslookup -timeout=3 example.com ${n.relayAddress} 2>&1 | grep -c NXDOMAIN`)
+        .join("; ");
+      const lines = (await inSandbox(n, script)).trim().split("\n");
+      const out = lines.join("\n");
+      assert.equal(lines.length, 4, out);
+      const from = /^moat: (\d+) from (\d+\.\d+\.\d+\.\d+)$/;
+      assert.deepEqual(lines.slice(0, 2).map((l) => from.exec(l)?.[1]), ["80", "3128"], out);
+      const sandbox = from.exec(lines[0]!)![2]!;
+      assert.ok(
+        sandbox !== n.relayAddress && sandbox.startsWith(n.subnet.split(".").slice(0, 3).join(".")),
+        out,
+      );
+      assert.equal(lines[2], "nothing on 22", "a port the relay does not listen on is closed");
+      // DNS over UDP: each question reached moat as a datagram to port 53, and moat's answer came back.
+      assert.ok(Number(lines[3]) >= 1, out);
+      assert.ok(questions.length >= 1 && questions.every((q) => q.startsWith("53:")), `${questions}`);
+    },
+  );
   assert.equal(await docker("ps", "-aq", "--filter", "label=dev.moat.test=relay"), "");
 });
