@@ -214,13 +214,21 @@ export class PolicyPoint {
     this.#log({ time: new Date().toISOString(), source: `${c.source.address}:${c.source.port}`, ...rest });
   }
 
-  /** Whether `name` may be asked for at all (on some port), for DNS. */
+  /**
+   * The rule that lets the sandbox ask for `name` at all, for DNS: an allow-list entry for it (on any of
+   * its ports), or a mapped TCP port's upstream (so `git@github.com` reaches the port mapped to
+   * github.com:22 by name).
+   */
   #knownName(name: string): HostPattern | undefined {
     const host = normalizeHost(name);
-    return this.#policy.allow.find((p) => p.wildcard ? host.endsWith(`.${p.host}`) : host === p.host) ??
-      [...this.#policy.tcp.values()].map((t) => ({ text: `tcp ${t.host}:${t.port}`, host: t.host })).find((
-        t,
-      ) => t.host === host) as HostPattern | undefined;
+    const allowed = this.#policy.allow.find((p) =>
+      p.wildcard ? host.endsWith(`.${p.host}`) : host === p.host
+    );
+    if (allowed) return allowed;
+    for (const [port, t] of this.#policy.tcp) {
+      if (normalizeHost(t.host) === host) return tcpRule(port, t);
+    }
+    return undefined;
   }
 
   async #dns(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
@@ -385,12 +393,7 @@ export class PolicyPoint {
     mapped: { host: string; port: number },
   ): Promise<void> {
     const what = { via: "tcp" as const, c, host: mapped.host, port: mapped.port };
-    const rule = {
-      text: `tcp ${c.destination.port}=${mapped.host}:${mapped.port}`,
-      host: mapped.host,
-      wildcard: false,
-      ports: [mapped.port],
-    };
+    const rule = tcpRule(c.destination.port, mapped);
     const upstream = await this.#dial(what, mapped.host, mapped.port, rule, () => Promise.resolve());
     if (!upstream) return close(conn);
     await this.#carry(what, rule, conn, upstream, reader.bytes);
@@ -430,6 +433,16 @@ export class PolicyPoint {
       return undefined;
     }
   }
+}
+
+/** The rule a mapped TCP port stands for, as the log names it: `tcp 22=github.com:22`. Pure. */
+function tcpRule(port: number, to: { host: string; port: number }): HostPattern {
+  return {
+    text: `tcp ${port}=${to.host}:${to.port}`,
+    host: normalizeHost(to.host),
+    wildcard: false,
+    ports: [to.port],
+  };
 }
 
 function frame(message: Uint8Array): Uint8Array {
