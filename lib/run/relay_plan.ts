@@ -11,15 +11,33 @@
  * root; ports below 1024 are opened to it by the network namespace's `ip_unprivileged_port_start` sysctl.
  */
 import type { ContainerCreateBody } from "../docker/types.ts";
+import { sonameOf } from "./elf.ts";
 
 /** What moat runs from, on the host. */
 export interface MoatRuntime {
   /** The executable: Deno, or a compiled moat. */
   executable: string;
-  /** The shared libraries it runs with, the dynamic loader among them (`mappedLibraries`). */
-  libraries: string[];
+  /**
+   * The shared libraries it runs with, the dynamic loader among them (`mappedLibraries`): each file, and
+   * the name the loader looks for it by (its soname, lib/run/elf.ts; else its file name).
+   */
+  libraries: Library[];
   /** moat's code for Deno to run: its source directory (with main.ts), or the bundle; none when compiled. */
   code?: { source: string } | { bundle: string };
+}
+
+/** A shared library: its file on the host, and the name it is bound under in the relay's container. */
+export interface Library {
+  path: string;
+  name: string;
+}
+
+/** Libraries named by their sonames (`soname`; a library without one keeps its file name). Pure. */
+export function librariesOf(
+  paths: readonly string[],
+  soname: (path: string) => string | undefined,
+): Library[] {
+  return paths.map((path) => ({ path, name: soname(path) ?? basename(path) }));
 }
 
 /** Where the relay's container sees moat's files. */
@@ -55,7 +73,7 @@ export function relayCommand(
   ports: readonly number[],
   udpPorts: readonly number[] = [],
 ): string[] {
-  const loader = rt.libraries.find(isLoader);
+  const loader = rt.libraries.find((l) => isLoader(l.name))?.name;
   const exe = `${RELAY_ROOT}/bin/${basename(rt.executable)}`;
   const start = loader
     ? [`${RELAY_ROOT}/lib/${basename(loader)}`, "--library-path", `${RELAY_ROOT}/lib`, exe]
@@ -102,7 +120,7 @@ export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
   const code = p.runtime.code;
   const binds = [
     `${p.runtime.executable}:${RELAY_ROOT}/bin/${basename(p.runtime.executable)}:ro`,
-    ...p.runtime.libraries.map((l) => `${l}:${RELAY_ROOT}/lib/${basename(l)}:ro`),
+    ...p.runtime.libraries.map((l) => `${l.path}:${RELAY_ROOT}/lib/${l.name}:ro`),
     ...(code === undefined
       ? []
       : "source" in code
@@ -141,7 +159,7 @@ export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
  */
 export function moatRuntime(): MoatRuntime {
   const executable = Deno.execPath();
-  const libraries = mappedLibraries(Deno.readTextFileSync("/proc/self/maps"));
+  const libraries = librariesOf(mappedLibraries(Deno.readTextFileSync("/proc/self/maps")), sonameOf);
   const main = new URL(Deno.mainModule);
   let onDisk = false;
   try {

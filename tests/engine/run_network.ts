@@ -5,7 +5,8 @@
  */
 import { clientFromEnv, type DockerClient } from "../../lib/docker/client.ts";
 import { addressIn, freeSubnet, isolatedNetworkBody } from "../../lib/run/network.ts";
-import { mappedLibraries, RELAY_SOCKET, relayContainerBody } from "../../lib/run/relay_plan.ts";
+import { librariesOf, mappedLibraries, RELAY_SOCKET, relayContainerBody } from "../../lib/run/relay_plan.ts";
+import { sonameOf } from "../../lib/run/elf.ts";
 import { docker, TEST_IMAGE } from "./helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -57,7 +58,7 @@ export async function withRunNetwork(
       address: relayAddress,
       runtime: {
         executable: Deno.execPath(),
-        libraries: mappedLibraries(Deno.readTextFileSync("/proc/self/maps")),
+        libraries: librariesOf(mappedLibraries(Deno.readTextFileSync("/proc/self/maps")), sonameOf),
         code: { source: ROOT },
       },
       socketDir: dir,

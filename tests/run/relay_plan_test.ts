@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   isLoader,
+  librariesOf,
   mappedLibraries,
   type MoatRuntime,
   relayCommand,
@@ -23,7 +24,8 @@ const MAPS = `55d0a0000000-55d0a1000000 r--p 00000000 fe:01 123 /usr/lib/node_mo
 
 const RUNTIME: MoatRuntime = {
   executable: "/usr/lib/node_modules/deno/deno",
-  libraries: mappedLibraries(MAPS),
+  // Named by their file names here (as on Debian, where they are their sonames).
+  libraries: librariesOf(mappedLibraries(MAPS), () => undefined),
   code: { source: "/src/moat" },
 };
 
