@@ -8,6 +8,7 @@ import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
 import { ConfigError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
+import { parseHostPattern } from "../net/host_policy.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
 import { chooseImage, maybeImageRefProblem } from "../run/image.ts";
 import type { Sink } from "../run/lifecycle.ts";
@@ -42,6 +43,8 @@ export interface ParsedRunArgs {
   cpus: string | undefined;
   pids: string | undefined;
   network: string | undefined;
+  /** `--allow HOST`: an allow-list entry (implies `--network allowlist`). */
+  allow: string[];
   readOnly: boolean;
   /** `-d`: start the container, print the run id, return; a recorder process records the output. */
   detach: boolean;
@@ -75,6 +78,7 @@ export function parseRunArgs(
     cpus: { type: "string" },
     pids: { type: "string" },
     network: { type: "string" },
+    allow: { type: "string", multiple: true },
     "read-only": { type: "boolean" },
     detach: { type: "boolean", short: "d" },
     "record-detached": { type: "string" },
@@ -104,10 +108,37 @@ export function parseRunArgs(
       "Drop one of them, e.g.:  moat run -d -- make test",
     );
   }
-  if (values.network !== undefined && values.network !== "default" && values.network !== "none") {
+  if (
+    values.network !== undefined && values.network !== "default" && values.network !== "none" &&
+    values.network !== "allowlist"
+  ) {
     throw new UsageError(
-      `--network "${values.network}" is not one of default, none`,
-      "Use  --network none  for loopback only, or leave it out for the engine's default network",
+      `--network "${values.network}" is not one of default, none, allowlist`,
+      "Use  --network none  for loopback only, --allow HOST to reach only the hosts named, or leave it " +
+        "out for the engine's default network",
+    );
+  }
+  const allow = values.allow ?? [];
+  for (const entry of allow) {
+    const pattern = parseHostPattern(entry);
+    if (typeof pattern === "string") {
+      throw new UsageError(
+        `--allow "${entry}": ${pattern}`,
+        "For example:  --allow api.github.com  --allow '*.npmjs.org'",
+      );
+    }
+  }
+  if (allow.length > 0 && values.network !== undefined && values.network !== "allowlist") {
+    throw new UsageError(
+      `--allow names hosts a run may reach, which --network ${values.network} does not limit`,
+      "Drop --network, or use  --network allowlist",
+    );
+  }
+  if (values.detach && (allow.length > 0 || values.network === "allowlist")) {
+    throw new UsageError(
+      "-d (detach) cannot be combined with --allow or --network allowlist yet: the policy is enforced by " +
+        "the moat process that runs in the foreground",
+      "Run it in the foreground:  moat run --allow HOST -- COMMAND",
     );
   }
   if (values.detach && values.tty) {
@@ -136,7 +167,8 @@ export function parseRunArgs(
     memory: values.memory,
     cpus: values.cpus,
     pids: values.pids,
-    network: values.network,
+    network: allow.length > 0 ? "allowlist" : values.network,
+    allow,
     readOnly: values["read-only"] ?? false,
     detach: values.detach ?? false,
     recordDetached: values["record-detached"],
@@ -157,7 +189,7 @@ const encoder = new TextEncoder();
  * is a usage error. `hostCpus`: more CPUs than the host has is refused here, as the engine would.
  */
 export function resourceSettings(
-  opts: Pick<ParsedRunArgs, "memory" | "cpus" | "pids" | "network" | "readOnly">,
+  opts: Pick<ParsedRunArgs, "memory" | "cpus" | "pids" | "network" | "readOnly"> & { allow?: string[] },
   config: MoatConfig,
   hostCpus: number | undefined,
 ): ProfileSettings {
@@ -194,6 +226,7 @@ export function resourceSettings(
   if (cpus !== undefined) settings.cpus = cpus;
   if (pids !== undefined) settings.pids = pids;
   if (network !== undefined) settings.network = network;
+  if (network === "allowlist") settings.allow = opts.allow ?? [];
   if (opts.readOnly || config.readOnly) settings.readOnly = true;
   return settings;
 }
@@ -438,6 +471,7 @@ async function prepareAndRun(
     owner: currentOwner(),
   }, {
     client,
+    env,
     interrupt: signals.interrupt,
     force: signals.force,
     io: {

@@ -38,6 +38,36 @@ export interface RunSpec {
   owner?: { pid: number; bootId: string };
   /** The id of the MOAT_HOME the run is recorded in (`ensureHomeId`); labelled so each home sees its own. */
   homeId?: string;
+  /** With the `allowlist` network: the run's own network, and what the sandbox needs on it (lib/run/egress.ts). */
+  egress?: EgressSpec;
+}
+
+/** Where a run with the `allowlist` network is joined: its network, its relay, its resolver file. */
+export interface EgressSpec {
+  network: string;
+  relayAddress: string;
+  /** Host path of the `resolv.conf` naming the relay as the only nameserver. */
+  resolvConf: string;
+}
+
+/** The relay's explicit proxy port (lib/net/policy_point.ts `PORTS.proxy`). */
+const PROXY_PORT = 3128;
+
+/**
+ * The environment a sandbox on a run's network gets for its proxy: every usual spelling, the relay's address
+ * (no name to resolve), loopback excepted. A variable the user set is left as set. Pure.
+ */
+export function proxyEnv(relayAddress: string, env: Record<string, string>): Record<string, string> {
+  const proxy = `http://${relayAddress}:${PROXY_PORT}`;
+  const wanted: Record<string, string> = {
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    http_proxy: proxy,
+    https_proxy: proxy,
+    NO_PROXY: "localhost,127.0.0.1,::1",
+    no_proxy: "localhost,127.0.0.1,::1",
+  };
+  return Object.fromEntries(Object.entries(wanted).filter(([k]) => !(k in env)));
 }
 
 /** The labels every container moat creates carries; `dev.moat.managed=true` finds them all. */
@@ -68,9 +98,14 @@ export function containerName(spec: RunSpec): string {
 /** Build the create body. */
 export function planContainer(spec: RunSpec): { name: string; body: ContainerCreateBody } {
   const profile = spec.profile ?? profileFor({});
+  // Fail closed: a run whose policy is an allow list never gets the engine's default network.
+  if (profile.network === "allowlist" && !spec.egress) {
+    throw new Error("a run with the allowlist network needs its own network (EgressSpec): none was given");
+  }
   const body: ContainerCreateBody = {
     Image: spec.image,
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries({ ...spec.env, ...(spec.egress ? proxyEnv(spec.egress.relayAddress, spec.env) : {}) })
+      .map(([k, v]) => `${k}=${v}`),
     WorkingDir: WORKSPACE_TARGET,
     User: spec.user,
     Labels: runLabels(spec),
@@ -90,6 +125,10 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
           Target: m.target,
           ReadOnly: m.readonly,
         })),
+        // The relay is the only resolver: Docker's own (127.0.0.11) would pass questions on.
+        ...(spec.egress
+          ? [{ Type: "bind", Source: spec.egress.resolvConf, Target: "/etc/resolv.conf", ReadOnly: true }]
+          : []),
       ],
       AutoRemove: false,
       ...profileHostConfig(profile, spec.runtime !== undefined),
@@ -100,6 +139,7 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
   if (spec.tty && spec.consoleSize) {
     body.HostConfig.ConsoleSize = [spec.consoleSize.rows, spec.consoleSize.cols];
   }
+  if (spec.egress) body.HostConfig.NetworkMode = spec.egress.network;
   // Left unset when the sandbox is off, so the daemon's default runtime applies.
   if (spec.runtime !== undefined) body.HostConfig.Runtime = spec.runtime;
   return { name: containerName(spec), body };

@@ -44,7 +44,9 @@ export interface ProfileSettings {
   pids?: number;
   memory?: number;
   cpus?: number;
-  network?: "default" | "none";
+  network?: "default" | "none" | "allowlist";
+  /** With `allowlist`: the allow list's entries. */
+  allow?: string[];
   readOnly?: boolean;
   mounts?: ProfileMount[];
 }
@@ -59,6 +61,7 @@ export function profileFor(settings: ProfileSettings): Profile {
     memory: settings.memory ?? null,
     cpus: settings.cpus ?? null,
     network: settings.network ?? "default",
+    ...(settings.network === "allowlist" ? { allow: settings.allow ?? [] } : {}),
     readOnly: settings.readOnly ?? false,
     mounts: settings.mounts ?? [],
   };

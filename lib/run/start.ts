@@ -13,6 +13,7 @@ import { noSandboxWarning, resolveRuntime, type SandboxDecision } from "../sandb
 import { ensureHomeId } from "../store/home_id.ts";
 import { isNoSpace, type Owner, type Profile, type RunRecord, RunStore } from "../store/records.ts";
 import { VERSION } from "../version.ts";
+import { type Egress, startEgress } from "./egress.ts";
 import { ensureImage } from "./image.ts";
 import { imagePathKinds } from "./image_paths.ts";
 import { driveRun, type LifecycleIO, startDetached } from "./lifecycle.ts";
@@ -81,6 +82,8 @@ export interface RunDisplay {
 /** What lies outside moat's process: the engine, stdio, the terminal, the recorder process. */
 export interface RunEdge {
   client: EngineClient;
+  /** moat's environment (`MOAT_TEST_UPSTREAMS`, lib/run/egress.ts). */
+  env: Record<string, string | undefined>;
   /** Aborted with the signal name when the user interrupts; `force` by a second interrupt. */
   interrupt: AbortSignal;
   force: AbortSignal;
@@ -153,7 +156,9 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
   });
 
   let store: RunStore;
-  let plan: { name: string; body: ContainerCreateBody };
+  let plan: { name: string; body: ContainerCreateBody } | undefined;
+  let spec: RunSpec;
+  let imageId: string;
   const check: SandboxCheck = { done: Promise.resolve(), failure: undefined };
   try {
     // The sandbox check (/info only when the sandbox is on) runs alongside the image check and create:
@@ -179,8 +184,9 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     );
     checkInterrupt();
 
+    imageId = imageInfo.Id;
     const size = edge.consoleSize();
-    const spec: RunSpec = {
+    spec = {
       runId: req.runId,
       name: req.name,
       image: req.image,
@@ -220,7 +226,8 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
       if (needsFallbackHome(env, req.user.who, passwd)) env["HOME"] = FALLBACK_HOME;
       checkInterrupt();
     }
-    plan = planContainer(spec);
+    // With the allowlist network the plan waits for the run's own network (below).
+    if (req.profile.network !== "allowlist") plan = planContainer(spec);
     store = RunStore.create(home, newRecord());
   } catch (err) {
     // Interrupted while the engine was being checked: nothing was created, but the run still gets a
@@ -238,11 +245,46 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     throw stopped;
   }
 
-  const notice = await edge.orphanNotice;
-  if (notice) display.say(notice);
+  // The allowlist network: the run's own network, moat's policy point and the relay, in place before the
+  // sandbox is created. The relay is a container: made only once the sandbox check has passed.
+  let egress: Egress | undefined;
+  if (req.profile.network === "allowlist") {
+    if (req.detach) {
+      throw new MoatError(
+        "A detached run cannot have the allowlist network yet",
+        "This is a bug in moat (moat run refuses the combination); please report it",
+      );
+    }
+    try {
+      await check.done;
+      checkInterrupt();
+      display.phase("Starting the run's network…");
+      egress = await unlessInterrupted(startEgress(client, {
+        runId: req.runId,
+        runDir: store.dir,
+        image: imageId,
+        allow: req.profile.allow ?? [],
+        labels: runLabels(spec),
+      }, edge.env));
+      plan = planContainer({ ...spec, egress: egress.spec });
+      checkInterrupt();
+    } catch (err) {
+      await egress?.stop();
+      endFailedRun(store, err, interrupt, check);
+      throw err;
+    }
+  }
 
-  if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check);
-  return { exitCode: await runInForeground(req, edge, display, plan, store, check) };
+  if (!plan) throw new Error("unreachable: the container was not planned");
+  try {
+    const notice = await edge.orphanNotice;
+    if (notice) display.say(notice);
+
+    if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check);
+    return { exitCode: await runInForeground(req, edge, display, plan, store, check) };
+  } finally {
+    await egress?.stop();
+  }
 }
 
 async function runInForeground(

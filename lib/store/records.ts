@@ -53,7 +53,12 @@ export interface Profile {
   /** CPUs the command may use; `null`: unlimited. */
   cpus: number | null;
   /** `none`: loopback only. */
-  network: "default" | "none";
+  network: "default" | "none" | "allowlist";
+  /**
+   * With `allowlist`: the hosts the run may reach, as given (`--allow`; lib/net/host_policy.ts). Absent
+   * otherwise.
+   */
+  allow?: string[];
   /** Read-only root filesystem, with a writable `/tmp`. */
   readOnly: boolean;
   /** Extra bind mounts besides the workspace. */

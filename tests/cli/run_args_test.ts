@@ -85,14 +85,38 @@ for (const [label, args, dirs, unexpected, hint] of misplaced) {
   });
 }
 
-Deno.test("run args: resource flags are kept as written; --network must be default or none", () => {
+Deno.test("run args: resource flags are kept as written; --network must be default, none or allowlist", () => {
   const a = parseRunArgs(["-m", "2g", "--cpus", "1.5", "--pids", "64", "--network", "none", "--read-only"]);
   assert.deepEqual([a.memory, a.cpus, a.pids, a.network, a.readOnly], ["2g", "1.5", "64", "none", true]);
   assert.throws(
     () => parseRunArgs(["--network", "host"]),
     (err: unknown) =>
-      err instanceof UsageError && /--network "host" is not one of default, none/.test(err.message),
+      err instanceof UsageError &&
+      /--network "host" is not one of default, none, allowlist/.test(err.message),
   );
+});
+
+Deno.test("run args: --allow names hosts and means the allowlist network; what cannot go with it", () => {
+  const a = parseRunArgs(["--allow", "api.github.com", "--allow", "*.npmjs.org"]);
+  assert.deepEqual([a.network, a.allow], ["allowlist", ["api.github.com", "*.npmjs.org"]]);
+  const b = parseRunArgs(["--network", "allowlist"]);
+  assert.deepEqual([b.network, b.allow], ["allowlist", []], "an empty list: nothing is reachable");
+  assert.deepEqual(parseRunArgs(["--network", "allowlist", "--allow", "x.io"]).allow, ["x.io"]);
+  const refused: Array<[string[], RegExp]> = [
+    [["--allow", "api.*.com"], /--allow "api\.\*\.com": a wildcard is only allowed as the whole first label/],
+    [["--allow", "x.io:99999"], /--allow "x\.io:99999": "99999" is not a port/],
+    [["--allow", "x.io", "--network", "none"], /which --network none does not limit/],
+    [["--allow", "x.io", "--network", "default"], /which --network default does not limit/],
+    [["-d", "--allow", "x.io"], /-d \(detach\) cannot be combined with --allow or --network allowlist yet/],
+    [["-d", "--network", "allowlist"], /-d \(detach\) cannot be combined/],
+  ];
+  for (const [args, message] of refused) {
+    assert.throws(
+      () => parseRunArgs(args),
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+      args.join(" "),
+    );
+  }
 });
 
 type Flags = Parameters<typeof resourceSettings>[0];

@@ -9,6 +9,8 @@ import {
   parseCidr,
   SUBNET_POOL,
 } from "../../lib/run/network.ts";
+import { planContainer, proxyEnv } from "../../lib/run/plan.ts";
+import { profileFor } from "../../lib/run/profile.ts";
 
 Deno.test("parseCidr reads IPv4 CIDRs, host bits cleared, and refuses anything else", () => {
   const cases: Array<[string, string | undefined]> = [
@@ -87,4 +89,45 @@ Deno.test("a run's network is internal, its bridge has no IPv4 address on the ho
     },
     Labels: { "dev.moat.managed": "true" },
   });
+});
+
+Deno.test("a run on its own network: its network, the relay as resolver and proxy, the user's proxy settings kept", () => {
+  const spec = {
+    runId: "abc",
+    name: undefined,
+    image: "img",
+    command: ["true"],
+    env: { HTTPS_PROXY: "http://mine:1" },
+    workspace: "/ws",
+    user: "1000:1000",
+    runtime: "runsc",
+    interactive: false,
+    moatVersion: "0",
+    profile: profileFor({ network: "allowlist", allow: ["x.io"] }),
+  };
+  assert.throws(
+    () => planContainer(spec),
+    /allowlist network needs its own network/,
+    "never the default network",
+  );
+  const { body } = planContainer({
+    ...spec,
+    egress: { network: "moat-net-abc", relayAddress: "10.237.0.2", resolvConf: "/h/runs/abc/resolv.conf" },
+  });
+  assert.equal(body.HostConfig.NetworkMode, "moat-net-abc");
+  assert.deepEqual((body.HostConfig["Mounts"] as Array<{ Target: string }>).at(-1), {
+    Type: "bind",
+    Source: "/h/runs/abc/resolv.conf",
+    Target: "/etc/resolv.conf",
+    ReadOnly: true,
+  });
+  assert.deepEqual(body.Env?.sort(), [
+    "HTTPS_PROXY=http://mine:1",
+    "HTTP_PROXY=http://10.237.0.2:3128",
+    "NO_PROXY=localhost,127.0.0.1,::1",
+    "http_proxy=http://10.237.0.2:3128",
+    "https_proxy=http://10.237.0.2:3128",
+    "no_proxy=localhost,127.0.0.1,::1",
+  ]);
+  assert.deepEqual(proxyEnv("10.237.0.2", {}).HTTP_PROXY, "http://10.237.0.2:3128");
 });

@@ -1,0 +1,149 @@
+/**
+ * A run's egress policy in place (`--network allowlist`, `--allow HOST`): its own network
+ * (lib/run/network.ts), moat's policy point on a unix socket (lib/net/policy_point.ts), and the relay
+ * container that passes the sandbox's connections to it (lib/run/relay_plan.ts), ready before the sandbox is
+ * created; and all of it removed when the run ends. The policy point runs in this moat process: the run is
+ * in the foreground.
+ *
+ * Every decision goes to `network.jsonl` in the run's directory, one JSON object per line
+ * (lib/net/policy_point.ts `Decision`).
+ */
+import type { EngineClient } from "../docker/client.ts";
+import { MoatError } from "../errors.ts";
+import { type HostPattern, parseHostPattern } from "../net/host_policy.ts";
+import { type Decision, PolicyPoint, PORTS, type Upstreams } from "../net/policy_point.ts";
+import { hostUpstreams } from "../net/upstream.ts";
+import { after } from "../timer.ts";
+import { LABELS } from "./labels.ts";
+import { addressIn, freeSubnet, isolatedNetworkBody } from "./network.ts";
+import type { EgressSpec } from "./plan.ts";
+import { moatRuntime, RELAY_SOCKET, relayContainerBody } from "./relay_plan.ts";
+
+/** How long the relay may take to say it is ready. */
+export const RELAY_READY_MS = 30_000;
+
+/** The longest unix socket path the kernel takes (108 bytes with its NUL), with room to spare. */
+const MAX_SOCKET_PATH = 100;
+
+export interface EgressRequest {
+  runId: string;
+  /** The run's directory (`runs/<id>`): the decision log and the resolver file go there. */
+  runDir: string;
+  /** The run's image (its id): the relay's bare root filesystem. */
+  image: string;
+  allow: readonly string[];
+  /** The run's labels; the relay and the network carry them, the relay marked as a helper. */
+  labels: Record<string, string>;
+}
+
+/** A run's egress in place: what the sandbox joins, and how to take it all down. */
+export interface Egress {
+  spec: EgressSpec;
+  /** Remove the relay and the network, stop the policy point. Never throws. */
+  stop(): Promise<void>;
+}
+
+/**
+ * How moat reaches upstreams: the host's resolver, or — for moat's own tests only — `MOAT_TEST_UPSTREAMS`,
+ * a JSON object of names to `address:port` on this machine (the tests' own servers).
+ */
+export function upstreamsFor(env: Record<string, string | undefined>): Upstreams {
+  const override = env["MOAT_TEST_UPSTREAMS"];
+  if (!override) return hostUpstreams();
+  const map = JSON.parse(override) as Record<string, string>;
+  return {
+    dial(host) {
+      const to = map[host];
+      if (!to) return Promise.reject(new Error(`${host} is not in MOAT_TEST_UPSTREAMS`));
+      const colon = to.lastIndexOf(":");
+      return Deno.connect({ hostname: to.slice(0, colon), port: Number(to.slice(colon + 1)) });
+    },
+  };
+}
+
+/** Put a run's egress in place; on failure, whatever was made is removed and the error thrown. */
+export async function startEgress(
+  client: EngineClient,
+  req: EgressRequest,
+  env: Record<string, string | undefined>,
+): Promise<Egress> {
+  const allow = req.allow.map((a) => parseHostPattern(a) as HostPattern);
+  const undo: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const step of undo.reverse()) await step().catch(() => {});
+    undo.length = 0;
+  };
+  try {
+    const used = (await client.networkList([])).flatMap((n) =>
+      n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []
+    );
+    const subnet = freeSubnet(used);
+    if (!subnet) {
+      throw new MoatError(
+        "No free subnet is left for the run's network: the engine's networks cover all of 10.237.0.0/16",
+        "Remove networks left behind:  moat clean",
+      );
+    }
+    const network = `moat-net-${req.runId}`;
+    const networkId = await client.networkCreate(isolatedNetworkBody(network, subnet, req.labels));
+    undo.push(() => client.networkRemove(networkId));
+    const relayAddress = addressIn(subnet, 2)!;
+
+    // moat's socket: in the run's directory, or a short directory of this user's when that path is too long.
+    let dir = `${req.runDir}/net`;
+    if (`${dir}/${RELAY_SOCKET}`.length > MAX_SOCKET_PATH) {
+      dir = Deno.makeTempDirSync({ prefix: `moat-${req.runId}-` });
+      undo.push(() => Deno.remove(dir, { recursive: true }));
+    } else {
+      Deno.mkdirSync(dir, { mode: 0o700 });
+    }
+    const resolvConf = `${req.runDir}/resolv.conf`;
+    Deno.writeTextFileSync(resolvConf, `nameserver ${relayAddress}\noptions ndots:0 timeout:2 attempts:2\n`);
+    const log = Deno.openSync(`${req.runDir}/network.jsonl`, { append: true, create: true, mode: 0o600 });
+    undo.push(() => Promise.resolve(log.close()));
+    const encoder = new TextEncoder();
+    const record = (d: Decision) => {
+      try {
+        log.writeSync(encoder.encode(JSON.stringify(d) + "\n"));
+      } catch { /* a full disk: the run goes on; the log is what is lost */ }
+    };
+    const listener = Deno.listen({ transport: "unix", path: `${dir}/${RELAY_SOCKET}` });
+    const ready = Promise.withResolvers<void>();
+    const point = new PolicyPoint({ allow, tcp: new Map(), relayAddress }, upstreamsFor(env), record);
+    const served = point.serve(listener, ready.resolve);
+    undo.push(async () => {
+      listener.close();
+      await served;
+    });
+
+    const body = relayContainerBody({
+      image: req.image,
+      network,
+      address: relayAddress,
+      runtime: moatRuntime(),
+      socketDir: dir,
+      ports: [PORTS.proxy, PORTS.http, PORTS.tls],
+      udpPorts: [PORTS.dns],
+      user: `${Deno.uid()}:${Deno.gid()}`,
+      labels: { ...req.labels, [LABELS.probe]: "relay" },
+    });
+    const relay = await client.containerCreate(body, `${network}-relay`);
+    undo.push(() => client.containerRemove(relay.Id));
+    await client.containerStart(relay.Id);
+    let cancel = () => {};
+    const late = new Promise<never>((_, reject) => {
+      cancel = after(RELAY_READY_MS, () =>
+        reject(
+          new MoatError(
+            `The run's network relay did not get ready within ${RELAY_READY_MS / 1000} s`,
+            `See its output:  docker logs ${relay.Id.slice(0, 12)}`,
+          ),
+        ));
+    });
+    await Promise.race([ready.promise, late]).finally(cancel);
+    return { spec: { network, relayAddress, resolvConf }, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * `moat run --allow HOST` on the real engine, under gVisor: the run gets its own network, relay and policy
+ * point; the command reaches the allowed name (by DNS and plain HTTP without proxy settings, and through the
+ * proxy moat sets in its environment) and nothing else; every decision is in the run's `network.jsonl`; and
+ * nothing of the run is left once it ends. The "upstream" is an HTTP server of the test's own on loopback,
+ * named through `MOAT_TEST_UPSTREAMS`: no traffic leaves this machine.
+ */
+import assert from "node:assert/strict";
+import { docker, moat, onlyRecord, requireEngine, withScratch } from "./helpers.ts";
+
+Deno.test("moat run --allow: the command reaches the allowed host only, each decision logged, nothing left", async () => {
+  await requireEngine();
+  const ac = new AbortController();
+  const web = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    (req) => new Response(`host=${req.headers.get("host")} path=${new URL(req.url).pathname}\n`),
+  );
+  try {
+    await withScratch(async ({ ws, home }) => {
+      const script = [
+        `getent hosts web.allowed.test | cut -d' ' -f2- | tr -s ' '`,
+        `getent hosts evil.example || echo "no evil.example"`,
+        `exec 3<>/dev/tcp/web.allowed.test/80 && printf 'GET /direct HTTP/1.0\\r\\nHost: web.allowed.test\\r\\n\\r\\n' >&3 && timeout 5 cat <&3 | tail -1`,
+        // The proxy moat set: its address from the environment, as a client would read it.
+        `p=\${HTTP_PROXY#http://}; exec 4<>/dev/tcp/\${p%:*}/\${p##*:} && printf 'CONNECT evil.example:443 HTTP/1.1\\r\\n\\r\\n' >&4 && timeout 5 head -1 <&4 | tr -d '\\r'`,
+      ].join("\n");
+      const r = await moat(
+        [
+          "run",
+          "--allow",
+          "web.allowed.test",
+          "--image",
+          "debian:bookworm-slim",
+          ws,
+          "--",
+          "bash",
+          "-c",
+          script,
+        ],
+        {
+          home,
+          env: { MOAT_TEST_UPSTREAMS: JSON.stringify({ "web.allowed.test": `127.0.0.1:${web.addr.port}` }) },
+        },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.out.trim().split("\n"), [
+        "web.allowed.test",
+        "no evil.example",
+        "host=web.allowed.test path=/direct",
+        "HTTP/1.1 403 Forbidden",
+      ], r.stderr);
+      const record = await onlyRecord(home) as { id: string; profile: { network: string; allow: string[] } };
+      assert.deepEqual([record.profile.network, record.profile.allow], ["allowlist", ["web.allowed.test"]]);
+      const decisions = (await Deno.readTextFile(`${home}/runs/${record.id}/network.jsonl`)).trim().split(
+        "\n",
+      )
+        .map((l) => JSON.parse(l) as { via: string; host: string | null; decision: string });
+      for (
+        const want of [
+          "dns web.allowed.test allow",
+          "dns evil.example deny",
+          "http web.allowed.test allow",
+          "proxy evil.example deny",
+        ]
+      ) {
+        assert.ok(
+          decisions.some((d) => `${d.via} ${d.host} ${d.decision}` === want),
+          `${want}: ${JSON.stringify(decisions)}`,
+        );
+      }
+      // Nothing of the run is left: no container (the relay neither), no network.
+      assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${record.id}`), "");
+      assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${record.id}`), "");
+    });
+  } finally {
+    ac.abort();
+    await web.finished;
+  }
+});
