@@ -259,13 +259,15 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
       await check.done;
       checkInterrupt();
       display.phase("Starting the run's network…");
-      egress = await unlessInterrupted(startEgress(client, {
+      // Not cut short by an interrupt: what it makes must be known to be removed (its engine calls are
+      // bounded); the interrupt is acted on right after.
+      egress = await startEgress(client, {
         runId: req.runId,
         runDir: store.dir,
         image: imageId,
         allow: req.profile.allow ?? [],
         labels: runLabels(spec),
-      }, edge.env));
+      }, edge.env);
       plan = planContainer({ ...spec, egress: egress.spec });
       checkInterrupt();
     } catch (err) {

@@ -6,7 +6,16 @@
  * named through `MOAT_TEST_UPSTREAMS`: no traffic leaves this machine.
  */
 import assert from "node:assert/strict";
-import { docker, moat, onlyRecord, requireEngine, withScratch } from "./helpers.ts";
+import {
+  docker,
+  moat,
+  moatEnv,
+  onlyRecord,
+  requireEngine,
+  ROOT,
+  TEST_IMAGE,
+  withScratch,
+} from "./helpers.ts";
 
 Deno.test("moat run --allow: the command reaches the allowed host only, each decision logged, nothing left", async () => {
   await requireEngine();
@@ -76,4 +85,62 @@ Deno.test("moat run --allow: the command reaches the allowed host only, each dec
     ac.abort();
     await web.finished;
   }
+});
+
+Deno.test("moat run --allow interrupted while its command runs: exit 130, and its relay and network are gone", async () => {
+  await requireEngine();
+  await withScratch(async ({ ws, home }) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}/main.ts`,
+        "run",
+        "--allow",
+        "x.example",
+        "--image",
+        TEST_IMAGE,
+        ws,
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 60",
+      ],
+      env: moatEnv(home),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Once the command has written its line, the network, the relay and the sandbox are all there.
+    const reader = child.stdout.getReader();
+    let out = "";
+    while (!out.includes("started\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    const runId = [...Deno.readDirSync(`${home}/runs`)].map((e) => e.name).find((n) =>
+      /^[0-9a-f]{12}$/.test(n)
+    )!;
+    assert.notEqual(
+      await docker("network", "ls", "-q", "--filter", `name=moat-net-${runId}`),
+      "",
+      "the network is there",
+    );
+    child.kill("SIGINT");
+    const status = await child.status;
+    await child.stdout.cancel().catch(() => {});
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    assert.equal(status.code, 130, stderr);
+    assert.equal(
+      await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${runId}`),
+      "",
+      "no container, relay included",
+    );
+    assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${runId}`), "", "no network");
+    const record = JSON.parse(await Deno.readTextFile(`${home}/runs/${runId}/run.json`));
+    assert.deepEqual([record.state, record.signal], ["interrupted", "SIGINT"]);
+  });
 });
