@@ -6,7 +6,7 @@
  * `GET /containers/json?size=1`, owner liveness), lists the items, asks, and removes. A run whose owner
  * process lives is never touched.
  */
-import { MANAGED_FILTER } from "../run/labels.ts";
+import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
@@ -228,6 +228,16 @@ export async function command(args: string[]): Promise<number> {
     }
   }
 
+  // A run's own network (`moat run --allow`), removed with the run once its containers are gone. Asked for
+  // only when a run to clean had one: its record says so, or its relay is among its containers.
+  const networks = new Map<string, string>();
+  const hadNetwork = items.some((i) =>
+    i.record?.profile?.network === "allowlist" || i.containers.some((c) => labelOf(c, "probe") === "relay")
+  );
+  for (const n of hadNetwork ? await client.networkList([MANAGED_FILTER]) : []) {
+    const runId = labelOf(n, "runId");
+    if (runId && n.Name === `moat-net-${runId}`) networks.set(runId, n.Id);
+  }
   let failed = 0;
   let freed = 0;
   for (const [i, item] of items.entries()) {
@@ -242,6 +252,17 @@ export async function command(args: string[]): Promise<number> {
         ok = false;
         ctx.note(`moat: could not remove container ${c.Id.slice(0, 12)} of ${label}: ${firstLine(err)}`);
         ctx.note(`  Remove it by hand:  docker rm -f ${c.Id}`);
+      }
+    }
+    const network = item.runId ? networks.get(item.runId) : undefined;
+    if (network && ok) {
+      try {
+        await client.networkRemove(network);
+        done.push(`network moat-net-${item.runId}`);
+      } catch (err) {
+        ok = false;
+        ctx.note(`moat: could not remove the network of ${label}: ${firstLine(err)}`);
+        ctx.note(`  Remove it by hand:  docker network rm moat-net-${item.runId}`);
       }
     }
     if (hasRecordDir(item)) {

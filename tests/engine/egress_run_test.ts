@@ -144,3 +144,60 @@ Deno.test("moat run --allow interrupted while its command runs: exit 130, and it
     assert.deepEqual([record.state, record.signal], ["interrupted", "SIGINT"]);
   });
 });
+
+Deno.test("an --allow run whose moat is killed (kill -9): moat clean removes its relay, its sandbox and its network", async () => {
+  await requireEngine();
+  await withScratch(async ({ ws, home }) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}/main.ts`,
+        "run",
+        "--allow",
+        "x.example",
+        "--image",
+        TEST_IMAGE,
+        ws,
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 60",
+      ],
+      env: moatEnv(home),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    let out = "";
+    while (!out.includes("started\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    const runId = [...Deno.readDirSync(`${home}/runs`)].map((e) => e.name).find((n) =>
+      /^[0-9a-f]{12}$/.test(n)
+    )!;
+    assert.notEqual(
+      await docker("network", "ls", "-q", "--filter", `name=moat-net-${runId}`),
+      "",
+      "left behind",
+    );
+    const r = await moat(["clean", "-f"], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.out,
+      new RegExp(
+        `removed ${runId}: container [0-9a-f]{12}, container [0-9a-f]{12}, network moat-net-${runId}, record`,
+      ),
+    );
+    assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${runId}`), "");
+    assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${runId}`), "");
+  });
+});
