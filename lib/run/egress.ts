@@ -129,6 +129,9 @@ export async function startEgress(
     });
     const relay = await client.containerCreate(body, `${network}-relay`);
     undo.push(() => client.containerRemove(relay.Id));
+    // Registered before the start (as a run's own wait is): a relay that exits at once is seen to.
+    const exit = await client.containerWait(relay.Id, "next-exit");
+    undo.push(() => Promise.resolve(exit.close()));
     await client.containerStart(relay.Id);
     let cancel = () => {};
     const late = new Promise<never>((_, reject) => {
@@ -140,7 +143,16 @@ export async function startEgress(
           ),
         ));
     });
-    await Promise.race([ready.promise, late]).finally(cancel);
+    const exited = exit.result.then((r) => {
+      throw new MoatError(
+        `The run's network relay exited (code ${r.StatusCode}) before it was ready`,
+        `See its output:  docker logs ${
+          relay.Id.slice(0, 12)
+        }\nThis is a bug in moat; please report it with that output`,
+      );
+    });
+    exited.catch(() => {});
+    await Promise.race([ready.promise, late, exited]).finally(cancel);
     return { spec: { network, relayAddress, resolvConf }, stop };
   } catch (err) {
     await stop();
