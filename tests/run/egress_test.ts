@@ -1,0 +1,65 @@
+/**
+ * A run's egress set up against the fake engine: a relay that exits before it is ready fails the set-up at
+ * once with what to do, and everything made so far (the relay, the network) is removed.
+ */
+import assert from "node:assert/strict";
+import { DockerClient } from "../../lib/docker/client.ts";
+import { unixTransport } from "../../lib/docker/transport.ts";
+import { MoatError } from "../../lib/errors.ts";
+import { startEgress } from "../../lib/run/egress.ts";
+import { FakeEngine } from "../fake_engine.ts";
+import { withHome } from "../temp_home.ts";
+
+Deno.test("a relay that exits before it is ready: the set-up fails at once, and the relay and the network go", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /networks", {
+    status: 200,
+    json: [{ Name: "bridge", Id: "b", IPAM: { Config: [{ Subnet: "172.17.0.0/16" }] } }],
+  });
+  engine.on("POST /networks/create", { status: 201, json: { Id: "net1" } });
+  engine.on("POST /containers/create", { status: 201, json: { Id: "relay1", Warnings: [] } });
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await res.delay(20);
+    await res.chunk(`{"StatusCode":1}\n`);
+    await res.endChunks();
+  });
+  engine.on("POST /containers/:id/start", { status: 204 });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  engine.on("DELETE /networks/:id", { status: 204 });
+  const client = new DockerClient(unixTransport(engine.endpoint), { timeoutMs: 5000 });
+  await withHome(async (home) => {
+    const runDir = `${home}/runs/0123456789ab`;
+    await Deno.mkdir(runDir, { recursive: true });
+    const started = performance.now();
+    await assert.rejects(
+      startEgress(client, { runId: "0123456789ab", runDir, image: "img", allow: ["x.io"], labels: {} }, {}),
+      (err: unknown) =>
+        err instanceof MoatError &&
+        err.message === "The run's network relay exited (code 1) before it was ready" &&
+        /docker logs relay1/.test(err.hint ?? ""),
+    );
+    assert.ok(performance.now() - started < 10_000, "not after the 30 s the relay may take to be ready");
+    const create = engine.requestsTo("POST /networks/create")[0]!.json as {
+      Name: string;
+      Internal: boolean;
+      IPAM: { Config: Array<{ Subnet: string }> };
+    };
+    assert.deepEqual([create.Name, create.Internal, create.IPAM.Config[0]!.Subnet], [
+      "moat-net-0123456789ab",
+      true,
+      "10.237.0.0/28",
+    ]);
+    const relay = engine.requestsTo("POST /containers/create")[0]!;
+    assert.equal(relay.query.get("name"), "moat-net-0123456789ab-relay");
+    assert.deepEqual(
+      engine.calls().filter((c) => c.startsWith("DELETE")),
+      ["DELETE /containers/relay1", "DELETE /networks/net1"],
+      "the relay first, then its network",
+    );
+    assert.equal(
+      await Deno.readTextFile(`${runDir}/resolv.conf`),
+      "nameserver 10.237.0.2\noptions ndots:0 timeout:2 attempts:2\n",
+    );
+  });
+});
