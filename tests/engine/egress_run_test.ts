@@ -6,16 +6,8 @@
  * named through `MOAT_TEST_UPSTREAMS`: no traffic leaves this machine.
  */
 import assert from "node:assert/strict";
-import {
-  docker,
-  moat,
-  moatEnv,
-  onlyRecord,
-  requireEngine,
-  ROOT,
-  TEST_IMAGE,
-  withScratch,
-} from "./helpers.ts";
+import { startBackgroundRun } from "./background_run.ts";
+import { docker, moat, onlyRecord, requireEngine, withScratch } from "./helpers.ts";
 
 Deno.test("moat run --allow: the command reaches the allowed host only, each decision logged, nothing left", async () => {
   await requireEngine();
@@ -89,107 +81,42 @@ Deno.test("moat run --allow: the command reaches the allowed host only, each dec
 
 Deno.test("moat run --allow interrupted while its command runs: exit 130, and its relay and network are gone", async () => {
   await requireEngine();
-  await withScratch(async ({ ws, home }) => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${ROOT}/main.ts`,
-        "run",
-        "--allow",
-        "x.example",
-        "--image",
-        TEST_IMAGE,
-        ws,
-        "--",
-        "sh",
-        "-c",
-        "echo started; sleep 60",
-      ],
-      env: moatEnv(home),
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    // Once the command has written its line, the network, the relay and the sandbox are all there.
-    const reader = child.stdout.getReader();
-    let out = "";
-    while (!out.includes("started\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
-    }
-    reader.releaseLock();
-    const runId = [...Deno.readDirSync(`${home}/runs`)].map((e) => e.name).find((n) =>
-      /^[0-9a-f]{12}$/.test(n)
-    )!;
+  await withScratch(async (s) => {
+    // Once its command runs, the network, the relay and the sandbox are all there.
+    const run = await startBackgroundRun(s, ["--allow", "x.example"], 60);
+    const runId = onlyRunId(s.home);
     assert.notEqual(
       await docker("network", "ls", "-q", "--filter", `name=moat-net-${runId}`),
       "",
       "the network is there",
     );
-    child.kill("SIGINT");
-    const status = await child.status;
-    await child.stdout.cancel().catch(() => {});
-    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
-    assert.equal(status.code, 130, stderr);
+    run.child.kill("SIGINT");
+    const { code, stderr } = await run.done;
+    assert.equal(code, 130, stderr);
     assert.equal(
       await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${runId}`),
       "",
       "no container, relay included",
     );
     assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${runId}`), "", "no network");
-    const record = JSON.parse(await Deno.readTextFile(`${home}/runs/${runId}/run.json`));
+    const record = JSON.parse(await Deno.readTextFile(`${s.home}/runs/${runId}/run.json`));
     assert.deepEqual([record.state, record.signal], ["interrupted", "SIGINT"]);
   });
 });
 
 Deno.test("an --allow run whose moat is killed (kill -9): moat clean removes its relay, its sandbox and its network", async () => {
   await requireEngine();
-  await withScratch(async ({ ws, home }) => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${ROOT}/main.ts`,
-        "run",
-        "--allow",
-        "x.example",
-        "--image",
-        TEST_IMAGE,
-        ws,
-        "--",
-        "sh",
-        "-c",
-        "echo started; sleep 60",
-      ],
-      env: moatEnv(home),
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const reader = child.stdout.getReader();
-    let out = "";
-    while (!out.includes("started\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      out += new TextDecoder().decode(value);
-    }
-    reader.releaseLock();
-    child.kill("SIGKILL");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
-    const runId = [...Deno.readDirSync(`${home}/runs`)].map((e) => e.name).find((n) =>
-      /^[0-9a-f]{12}$/.test(n)
-    )!;
+  await withScratch(async (s) => {
+    const run = await startBackgroundRun(s, ["--allow", "x.example"], 60);
+    run.child.kill("SIGKILL");
+    await run.done;
+    const runId = onlyRunId(s.home);
     assert.notEqual(
       await docker("network", "ls", "-q", "--filter", `name=moat-net-${runId}`),
       "",
       "left behind",
     );
-    const r = await moat(["clean", "-f"], { home });
+    const r = await moat(["clean", "-f"], { home: s.home });
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.out,
@@ -201,3 +128,12 @@ Deno.test("an --allow run whose moat is killed (kill -9): moat clean removes its
     assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${runId}`), "");
   });
 });
+
+/** The id of the one run under `home`. */
+function onlyRunId(home: string): string {
+  const ids = [...Deno.readDirSync(`${home}/runs`)].map((e) => e.name).filter((n) =>
+    /^[0-9a-f]{12}$/.test(n)
+  );
+  assert.equal(ids.length, 1, `${ids}`);
+  return ids[0]!;
+}
