@@ -37,9 +37,10 @@ Deno.test("hasEnded is true for a zombie or dead process, whatever its name", ()
 });
 
 Deno.test("an owner that exited but is not reaped yet (a zombie) is not alive", async () => {
-  // `sleep 0` becomes a child of the `sleep 5` that replaces the shell, which never reaps it.
+  // A child of the shell that ends only once the shell has become `sleep 5` (by exec), which never reaps it.
+  // Had it ended before the exec, the shell could have reaped it (it sometimes did, on a busy machine).
   const child = new Deno.Command("sh", {
-    args: ["-c", "sleep 0 & echo $!; exec sleep 5"],
+    args: ["-c", `sh -c 'until [ "$(cat /proc/$PPID/comm)" = sleep ]; do :; done' & echo $!; exec sleep 5`],
     stdout: "piped",
     stderr: "null",
   }).spawn();
