@@ -259,6 +259,12 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
       await check.done;
       checkInterrupt();
       display.phase("Starting the run's network…");
+      if (edge.env["MOAT_TEST_UPSTREAMS"]) {
+        display.say(
+          "moat: warning: MOAT_TEST_UPSTREAMS is set: the hosts it names are reached at the addresses it gives, " +
+            "private ones included (it is for moat's own tests)",
+        );
+      }
       // Not cut short by an interrupt: what it makes must be known to be removed (its engine calls are
       // bounded); the interrupt is acted on right after.
       egress = await startEgress(client, {

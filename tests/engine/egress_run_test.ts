@@ -44,6 +44,7 @@ Deno.test("moat run --allow: the command reaches the allowed host only, each dec
         },
       );
       assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^moat: warning: MOAT_TEST_UPSTREAMS is set: /m, "the override is never silent");
       assert.deepEqual(r.out.trim().split("\n"), [
         "web.allowed.test",
         "no evil.example",
