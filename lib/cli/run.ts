@@ -108,12 +108,13 @@ export function parseRunArgs(
       "Drop one of them, e.g.:  moat run -d -- make test",
     );
   }
+  if (values.network === "open") values.network = "default";
   if (
     values.network !== undefined && values.network !== "default" && values.network !== "none" &&
     values.network !== "allowlist"
   ) {
     throw new UsageError(
-      `--network "${values.network}" is not one of default, none, allowlist`,
+      `--network "${values.network}" is not one of default (or open), none, allowlist`,
       "Use  --network none  for loopback only, --allow HOST to reach only the hosts named, or leave it " +
         "out for the engine's default network",
     );
@@ -226,7 +227,11 @@ export function resourceSettings(
   if (cpus !== undefined) settings.cpus = cpus;
   if (pids !== undefined) settings.pids = pids;
   if (network !== undefined) settings.network = network;
-  if (network === "allowlist") settings.allow = opts.allow ?? [];
+  // The hosts of moat.yaml's allow list, and those of --allow on top.
+  if (network === "allowlist") {
+    const fromConfig = config.network === "allowlist" ? config.allow ?? [] : [];
+    settings.allow = [...new Set([...fromConfig, ...(opts.allow ?? [])])];
+  }
   if (opts.readOnly || config.readOnly) settings.readOnly = true;
   return settings;
 }
@@ -440,10 +445,17 @@ async function prepareAndRun(
   detach?.checkRecorderAllowed();
   const terminal = opts.tty ? hostTerminal() : undefined;
 
+  const settings = resourceSettings(opts, config, navigator.hardwareConcurrency);
+  if (opts.detach && settings.network === "allowlist") {
+    throw new UsageError(
+      "-d (detach) cannot be combined with an allowlist network yet (network: in the config): the policy is " +
+        "enforced by the moat process that runs in the foreground",
+      "Run it in the foreground, or give this run another network:  moat run -d --network none -- COMMAND",
+    );
+  }
   const client: EngineClient = clientFromEnv(env);
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
-  const settings = resourceSettings(opts, config, navigator.hardwareConcurrency);
   // Extra mounts are checked on the host before anything is created on the engine.
   const mounts = await resolveMounts(config.mounts ?? [], workspace.path, client.endpoint.path, {
     readOnly: settings.readOnly ?? false,

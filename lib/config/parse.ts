@@ -10,10 +10,14 @@ import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/reso
 import { SANDBOX_VALUES } from "../sandbox/decide.ts";
 import type { ConfigMount, MoatConfig } from "./types.ts";
 import { readYaml, showPath, whereOf } from "./yaml.ts";
+import { parseHostPattern } from "../net/host_policy.ts";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const NETWORK_VALUES = ["default", "none"] as const;
+/** `network:` as a word; `open` is another name for `default` (the engine's default network). */
+const NETWORK_VALUES = ["default", "open", "none", "allowlist"] as const;
+/** Keys `network:` may have as a map (`tcp` is recognised, and refused as not there yet). */
+const NETWORK_KEYS = ["policy", "allow", "tcp"];
 
 /** The resource parsers by field; each also gives the words for its errors. */
 const RESOURCES: Record<string, (v: string | number) => ParseResult<number>> = {
@@ -51,7 +55,8 @@ const schema = z.strictObject({
   memory: z.optional(resource("memory")),
   cpus: z.optional(resource("cpus")),
   pids: z.optional(resource("pids")),
-  network: z.optional(z.enum(NETWORK_VALUES)),
+  // A word or a map: checked by `checkNetwork`, which says where exactly what is wrong.
+  network: z.optional(z.unknown()),
   read_only: z.optional(z.boolean()),
   mounts: z.optional(z.array(mount)),
 });
@@ -70,7 +75,7 @@ const EXPECT: Record<string, string> = {
   memory: "a size such as 512m or 2g",
   cpus: "a number of CPUs such as 1.5 or 2",
   pids: "a whole number of processes such as 1024",
-  network: `one of ${NETWORK_VALUES.map((v) => `"${v}"`).join(", ")}`,
+  network: 'one of "default" (or "open"), "none", "allowlist", or a map such as {allow: [api.github.com]}',
   read_only: "true or false",
   mounts: "a list of mounts, each a map such as {source: ./data, target: /data}",
 };
@@ -89,7 +94,9 @@ const HINT: Record<string, string> = {
   memory: "Write a size with its unit, e.g.  memory: 2g   (k, m, g and t are powers of 1024)",
   cpus: "Write a number of CPUs, e.g.  cpus: 1.5",
   pids: "Write a whole number, e.g.  pids: 4096",
-  network: "Write  network: none  for loopback only, or leave network out for the default network",
+  network:
+    "Write  network: none  for loopback only,  network: {allow: [api.github.com]}  to reach only the " +
+    "hosts named, or leave network out for the default network",
   read_only: "Write  read_only: true  or  read_only: false",
   mounts: "Write each mount as a map, e.g.\n" +
     "  mounts:\n" +
@@ -129,6 +136,11 @@ export function parseConfig(text: string, file: string): MoatConfig {
     );
     // Checked against the host only at run time, so the value's position travels with it.
     if (config.cpus !== undefined) config.cpusWhere = { file, ...position(offsetOf(["cpus"])) };
+    const network = (value as { network?: unknown }).network;
+    if (network !== undefined) {
+      const keyOf = (path: (string | number)[]) => whereOf(where, path).where.key ?? offsetOf(path);
+      Object.assign(config, checkNetwork(network, offsetOf, keyOf, fail));
+    }
     const bad = checkMountTargets(config.mounts ?? [], { readOnly: config.readOnly ?? false });
     if (bad) {
       fail(offsetOf(["mounts", bad.index, "target"]), `mounts[${bad.index}].target`, bad.problem, bad.hint);
@@ -234,7 +246,6 @@ function normalise(
   if (data.memory !== undefined) out.memory = parsed("memory", data.memory);
   if (data.cpus !== undefined) out.cpus = parsed("cpus", data.cpus);
   if (data.pids !== undefined) out.pids = parsed("pids", data.pids);
-  if (data.network !== undefined) out.network = data.network;
   if (data.read_only !== undefined) out.readOnly = data.read_only;
   if (data.mounts !== undefined) {
     out.mounts = data.mounts.map((m, i) => ({
@@ -246,6 +257,90 @@ function normalise(
   }
   return out;
 }
+
+/**
+ * `network:` checked: a word (`default`/`open`, `none`, `allowlist`), or a map of `policy` and `allow` (the
+ * hosts a run may reach, lib/net/host_policy.ts; `policy` then defaults to `allowlist`). Each problem is
+ * reported where it is written.
+ */
+function checkNetwork(
+  v: unknown,
+  at: (path: (string | number)[]) => number,
+  keyAt: (path: (string | number)[]) => number,
+  fail: (offset: number, path: string, problem: string, hint?: string) => never,
+): Pick<MoatConfig, "network" | "allow"> {
+  const mode = (w: unknown, path: (string | number)[]): "default" | "none" | "allowlist" => {
+    if (typeof w === "string" && (NETWORK_VALUES as readonly string[]).includes(w)) {
+      return w === "open" ? "default" : w as "default" | "none" | "allowlist";
+    }
+    return fail(
+      at(path),
+      showPath(path),
+      `must be ${EXPECT["network"]}; got ${describeValue(w)}`,
+      HINT["network"],
+    );
+  };
+  if (!isMap(v)) {
+    const m = mode(v, ["network"]);
+    return m === "allowlist" ? { network: m, allow: [] } : { network: m };
+  }
+  for (const key of Object.keys(v)) {
+    if (key === "tcp") {
+      fail(
+        keyAt(["network", "tcp"]),
+        "network.tcp",
+        "mapped TCP ports are not supported yet",
+        "Remove tcp: for now",
+      );
+    }
+    if (!NETWORK_KEYS.includes(key)) {
+      const near = nearest(key, NETWORK_KEYS);
+      fail(
+        keyAt(["network", key]),
+        `network.${key}`,
+        `unknown key "${key}" in network`,
+        near ? `Did you mean "${near}"?` : "Known keys of network: policy, allow",
+      );
+    }
+  }
+  const policy = v.policy === undefined ? "allowlist" : mode(v.policy, ["network", "policy"]);
+  const list = v.allow ?? [];
+  if (!Array.isArray(list)) {
+    fail(
+      at(["network", "allow"]),
+      "network.allow",
+      `must be a list of hosts; got ${describeValue(list)}`,
+      ALLOW_HINT,
+    );
+  }
+  const allow = (list as unknown[]).map((entry, i) => {
+    const path = ["network", "allow", i];
+    if (typeof entry !== "string") {
+      fail(
+        at(path),
+        showPath(path),
+        `must be a host, such as api.github.com; got ${describeValue(entry)}` +
+          (isMap(entry) ? " (rules per host are not supported yet)" : ""),
+        ALLOW_HINT,
+      );
+    }
+    const pattern = parseHostPattern(entry as string);
+    if (typeof pattern === "string") return fail(at(path), showPath(path), pattern, ALLOW_HINT);
+    return entry as string;
+  });
+  if (policy !== "allowlist" && allow.length > 0) {
+    fail(
+      keyAt(["network", "allow"]),
+      "network.allow",
+      `names hosts a run may reach, which policy ${policy === "default" ? "open" : policy} does not limit`,
+      "Drop policy (a network with allow is an allowlist), or write  policy: allowlist",
+    );
+  }
+  return policy === "allowlist" ? { network: "allowlist", allow } : { network: policy };
+}
+
+const ALLOW_HINT =
+  'Write each host on its own line, e.g.\n  network:\n    allow:\n      - api.github.com\n      - "*.npmjs.org"';
 
 function getPath(value: unknown, path: string[]): unknown {
   let v = value;

@@ -19,8 +19,10 @@ export interface MoatConfig {
   cpusWhere?: ConfigPosition;
   /** Most processes and threads at once (`pids: 1024`); absent: moat's default. */
   pids?: number;
-  /** `none`: loopback only. */
-  network?: "default" | "none";
+  /** `none`: loopback only; `allowlist`: only the hosts of `allow` (`network:` as a map). */
+  network?: "default" | "none" | "allowlist";
+  /** With `allowlist`: the hosts a run may reach, as written (lib/net/host_policy.ts). */
+  allow?: string[];
   /** `read_only: true` in the file: read-only root filesystem with a writable `/tmp`. */
   readOnly?: boolean;
   /** Extra bind mounts, as written; targets already checked, sources checked at run time. */

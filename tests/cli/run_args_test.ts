@@ -92,13 +92,14 @@ Deno.test("run args: resource flags are kept as written; --network must be defau
     () => parseRunArgs(["--network", "host"]),
     (err: unknown) =>
       err instanceof UsageError &&
-      /--network "host" is not one of default, none, allowlist/.test(err.message),
+      /--network "host" is not one of default \(or open\), none, allowlist/.test(err.message),
   );
 });
 
 Deno.test("run args: --allow names hosts and means the allowlist network; what cannot go with it", () => {
   const a = parseRunArgs(["--allow", "api.github.com", "--allow", "*.npmjs.org"]);
   assert.deepEqual([a.network, a.allow], ["allowlist", ["api.github.com", "*.npmjs.org"]]);
+  assert.equal(parseRunArgs(["--network", "open"]).network, "default", "open is the default network");
   const b = parseRunArgs(["--network", "allowlist"]);
   assert.deepEqual([b.network, b.allow], ["allowlist", []], "an empty list: nothing is reachable");
   assert.deepEqual(parseRunArgs(["--network", "allowlist", "--allow", "x.io"]).allow, ["x.io"]);
@@ -129,6 +130,23 @@ const noFlags: Flags = {
 };
 const settingsCases: [string, Partial<Flags>, MoatConfig, ProfileSettings][] = [
   ["nothing set: the defaults apply later", {}, {}, {}],
+  ["the config's allow list", {}, { network: "allowlist", allow: ["a.io"] }, {
+    network: "allowlist",
+    allow: ["a.io"],
+  }],
+  ["--allow adds to the config's allow list", { network: "allowlist", allow: ["b.io", "a.io"] }, {
+    network: "allowlist",
+    allow: ["a.io"],
+  }, { network: "allowlist", allow: ["a.io", "b.io"] }],
+  ["--allow makes an allowlist of a config's other network", { network: "allowlist", allow: ["b.io"] }, {
+    network: "none",
+  }, { network: "allowlist", allow: ["b.io"] }],
+  ["--network beats the config's allowlist", { network: "default" }, {
+    network: "allowlist",
+    allow: ["a.io"],
+  }, {
+    network: "default",
+  }],
   ["config values", {}, { memory: 2 ** 30, cpus: 1, pids: 99, network: "none", readOnly: true }, {
     memory: 2 ** 30,
     cpus: 1,

@@ -323,7 +323,8 @@ function assertValidConfig(c: MoatConfig) {
     cpus: (v) => typeof v === "number" && Number.isFinite(v),
     cpusWhere: where,
     pids: (v) => Number.isInteger(v),
-    network: (v) => v === "default" || v === "none",
+    network: (v) => v === "default" || v === "none" || v === "allowlist",
+    allow: (v) => Array.isArray(v) && v.every(str),
     readOnly: (v) => typeof v === "boolean",
     mounts: (v) =>
       Array.isArray(v) &&

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { startBackgroundRun } from "./background_run.ts";
 import { docker, moat, onlyRecord, requireEngine, withScratch } from "./helpers.ts";
 
-Deno.test("moat run --allow: the command reaches the allowed host only, each decision logged, nothing left", async () => {
+Deno.test("a run with network: allow in moat.yaml reaches the allowed host only, each decision logged, nothing left", async () => {
   await requireEngine();
   const ac = new AbortController();
   const web = Deno.serve(
@@ -25,11 +25,11 @@ Deno.test("moat run --allow: the command reaches the allowed host only, each dec
         // The proxy moat set: its address from the environment, as a client would read it.
         `p=\${HTTP_PROXY#http://}; exec 4<>/dev/tcp/\${p%:*}/\${p##*:} && printf 'CONNECT evil.example:443 HTTP/1.1\\r\\n\\r\\n' >&4 && timeout 5 head -1 <&4 | tr -d '\\r'`,
       ].join("\n");
+      // The allow list from moat.yaml (the interrupt and kill tests below give theirs with --allow).
+      await Deno.writeTextFile(`${ws}/moat.yaml`, "network:\n  allow:\n    - web.allowed.test\n");
       const r = await moat(
         [
           "run",
-          "--allow",
-          "web.allowed.test",
           "--image",
           "debian:bookworm-slim",
           ws,
