@@ -22,7 +22,9 @@ import {
 } from "../store/records.ts";
 import { damagedOf, readRuns } from "../store/run_index.ts";
 import { newestRun, resolveRunOrDamaged } from "../store/refs.ts";
-import { type CliContext, cliContext } from "./context.ts";
+import { type CliContext, cliContext, formatTable } from "./context.ts";
+import type { Decision } from "../net/policy_point.ts";
+import { NETWORK_LOG, parseNetworkLog } from "../run/egress.ts";
 import { orphansLater, printOrphanNotice } from "./orphan_notice.ts";
 import { exitCodeOfEnd, type RunEnd, RunWatcher, watchIo } from "../run/watch.ts";
 
@@ -38,6 +40,9 @@ Options:
       --exit-code    With -f: exit with the run's own exit code once it has ended (125 when it
                      has none), instead of 0
   -t, --timestamps   Start each line with the time moat received it (ISO 8601, UTC)
+      --network      Print the run's network decisions instead (a run with --allow or
+                     network: allow): each DNS question and connection, allowed or denied
+      --json         With --network: a JSON array of the decisions
   -h, --help         Show this help
 
 Exit codes: 0 printed (with --exit-code: the run's exit code); 2 usage error, no such run;
@@ -49,6 +54,7 @@ Examples:
   moat logs -f 3f2a                # follow the run whose id starts with 3f2a until it ends
   id=$(moat run -d -- make test) && moat logs -f --exit-code "$id"   # fails when the tests fail
   moat logs 3f2a 2>/dev/null       # its stdout only
+  moat logs --network fix-tests    # what the run reached, and what it was refused
 `;
 
 export interface ParsedLogsArgs {
@@ -59,6 +65,9 @@ export interface ParsedLogsArgs {
   timestamps: boolean;
   /** `-n N`: the last N lines; `undefined` prints everything. */
   tail: number | undefined;
+  /** `--network`: the run's network decisions instead of its output; `json`: as JSON. */
+  network: boolean;
+  json: boolean;
   ref: string | undefined;
 }
 
@@ -70,6 +79,8 @@ export function parseLogsArgs(args: string[]): ParsedLogsArgs {
     "exit-code": { type: "boolean" },
     timestamps: { type: "boolean", short: "t" },
     tail: { type: "string", short: "n" },
+    network: { type: "boolean" },
+    json: { type: "boolean" },
   });
   const { values, positionals } = parsed;
   if (positionals.length > 1) {
@@ -94,12 +105,26 @@ export function parseLogsArgs(args: string[]): ParsedLogsArgs {
       `For example:  moat logs -f --exit-code ${positionals[0] ?? "RUN"}`,
     );
   }
+  if (values.json && !values.network && !values.help) {
+    throw new UsageError(
+      "--json goes with --network",
+      `For example:  moat logs --network --json ${positionals[0] ?? "RUN"}`,
+    );
+  }
+  if (values.network && (values.follow || values.timestamps || tail !== undefined)) {
+    throw new UsageError(
+      "--network prints the run's network decisions, which -f, -n and -t do not apply to",
+      `For example:  moat logs --network ${positionals[0] ?? "RUN"}`,
+    );
+  }
   return {
     help: values.help ?? false,
     follow: values.follow ?? false,
     exitCode: values["exit-code"] ?? false,
     timestamps: values.timestamps ?? false,
     tail,
+    network: values.network ?? false,
+    json: values.json ?? false,
     ref: positionals[0],
   };
 }
@@ -331,12 +356,23 @@ export async function command(args: string[]): Promise<number> {
   if (opts.ref !== undefined) {
     const found = resolveRunOrDamaged(all.runs, damagedRuns, opts.ref);
     rec = "record" in found ? found.record.record : null;
-    if (!rec && "damaged" in found) return await logsOfUnreadable(ctx, found.damaged, opts, orphans);
+    if (!rec && "damaged" in found) {
+      if (opts.network) {
+        const d = found.damaged;
+        throw damagedRecordError(
+          d.id,
+          d.damage,
+          "Its network log cannot be found without it.\nRemove it:  moat clean",
+        );
+      }
+      return await logsOfUnreadable(ctx, found.damaged, opts, orphans);
+    }
   } else {
     rec = newestRun(all.runs, () => true, "recorded").record;
     ctx.note(`moat: showing logs of run ${rec.id}${rec.name ? ` (${rec.name})` : ""}`);
   }
   const id = rec!.id;
+  if (opts.network) return await networkLog(ctx, rec!, opts.json);
   const path = `${ctx.home}/runs/${id}/output.bin`;
   const damage = damagedRuns.find((d) => d.id === id)?.damage;
   if (damage) {
@@ -479,4 +515,47 @@ async function printFrom(
   await out.flush();
   const why = whyFollowingEnded(follower?.end);
   if (why) ctx.note(why);
+}
+
+/** `moat logs --network`: the run's decisions, as a table or JSON. */
+async function networkLog(ctx: CliContext, rec: RunRecord, json: boolean): Promise<number> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${ctx.home}/runs/${rec.id}/${NETWORK_LOG}`);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (rec.profile?.network !== "allowlist") {
+      throw new UsageError(
+        `Run ${rec.id} has no network log: its network was ${
+          rec.profile?.network ?? "default"
+        }, not an allowlist`,
+        "Only runs with --allow (or network: allow in moat.yaml) have one:  moat run --allow HOST -- COMMAND",
+      );
+    }
+    text = ""; // an allowlist run that decided nothing yet
+  }
+  const decisions = parseNetworkLog(text);
+  const out = json ? JSON.stringify(decisions, null, 2) + "\n" : formatNetworkLog(decisions);
+  try {
+    await ctx.out(out);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+  return 0;
+}
+
+/** The table of `moat logs --network` (header included). Pure. */
+export function formatNetworkLog(decisions: readonly Decision[]): string {
+  return formatTable(
+    ["TIME", "VIA", "HOST", "REQUEST", "DECISION", "RULE OR REASON", "BYTES OUT/IN"],
+    decisions.map((d) => [
+      d.time.slice(11, 23),
+      d.via,
+      d.host === null ? "-" : d.port === null ? d.host : `${d.host}:${d.port}`,
+      d.method ? `${d.method} ${d.path ?? ""}`.trim() : "-",
+      d.decision,
+      [d.rule, d.reason].filter(Boolean).join("; ") || "-",
+      d.sent === undefined ? "-" : `${d.sent}/${d.received ?? 0}`,
+    ]),
+  );
 }

@@ -19,6 +19,27 @@ import { addressIn, freeSubnet, isolatedNetworkBody } from "./network.ts";
 import type { EgressSpec } from "./plan.ts";
 import { moatRuntime, RELAY_SOCKET, relayContainerBody } from "./relay_plan.ts";
 
+/** The run's decision log, in its directory. */
+export const NETWORK_LOG = "network.jsonl";
+
+/**
+ * The decisions of a run's network log (`NETWORK_LOG`): each line's object, in order. A last line without its
+ * newline is being written, and a line that is not a JSON object is skipped (the log is moat's own, written
+ * a line at a time). Pure.
+ */
+export function parseNetworkLog(text: string): Decision[] {
+  const end = text.lastIndexOf("\n");
+  const out: Decision[] = [];
+  for (const line of text.slice(0, end + 1).split("\n")) {
+    if (line === "") continue;
+    try {
+      const d = JSON.parse(line);
+      if (d && typeof d === "object" && !Array.isArray(d) && typeof d.decision === "string") out.push(d);
+    } catch { /* not a line of moat's */ }
+  }
+  return out;
+}
+
 /** How long the relay may take to say it is ready. */
 export const RELAY_READY_MS = 30_000;
 
@@ -99,7 +120,7 @@ export async function startEgress(
     }
     const resolvConf = `${req.runDir}/resolv.conf`;
     Deno.writeTextFileSync(resolvConf, `nameserver ${relayAddress}\noptions ndots:0 timeout:2 attempts:2\n`);
-    const log = Deno.openSync(`${req.runDir}/network.jsonl`, { append: true, create: true, mode: 0o600 });
+    const log = Deno.openSync(`${req.runDir}/${NETWORK_LOG}`, { append: true, create: true, mode: 0o600 });
     undo.push(() => Promise.resolve(log.close()));
     const encoder = new TextEncoder();
     const record = (d: Decision) => {

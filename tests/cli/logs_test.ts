@@ -19,6 +19,7 @@ import { moat, moatEnv, ROOT } from "../engine/helpers.ts";
 import { concat, FakeEngine } from "../fake_engine.ts";
 import { outFrame } from "../store/output_frames.ts";
 import { withHome } from "../temp_home.ts";
+import { profileFor } from "../../lib/run/profile.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -32,6 +33,8 @@ Deno.test("logs args: -n, -f, -t and one RUN", () => {
     exitCode: false,
     timestamps: true,
     tail: 3,
+    network: false,
+    json: false,
     ref: "abc",
   });
   assert.deepEqual(parseLogsArgs(["--tail=0", "--follow", "--timestamps"]), {
@@ -40,8 +43,17 @@ Deno.test("logs args: -n, -f, -t and one RUN", () => {
     exitCode: false,
     timestamps: true,
     tail: 0,
+    network: false,
+    json: false,
     ref: undefined,
   });
+  assert.deepEqual([
+    parseLogsArgs(["--network", "--json", "x"]).network,
+    parseLogsArgs(["--network", "--json"]).json,
+  ], [
+    true,
+    true,
+  ]);
   assert.equal(parseLogsArgs([]).tail, undefined);
   assert.equal(parseLogsArgs(["-f", "--exit-code", "abc"]).exitCode, true);
 });
@@ -56,6 +68,13 @@ const badArgs: [string, string[], RegExp][] = [
   ],
   ["an unknown option", ["--since", "1h"], /Unknown option '--since'/],
   ["a missing tail", ["-n"], /^Option '-n' needs a value$/],
+  ["--json without --network", ["--json", "abc"], /^--json goes with --network$/],
+  [
+    "--network with -f",
+    ["--network", "-f"],
+    /^--network prints the run's network decisions, which -f, -n and -t/,
+  ],
+  ["--network with -n", ["--network", "-n", "3"], /which -f, -n and -t do not apply to/],
   [
     "--exit-code without -f",
     ["--exit-code", "abc"],
@@ -640,5 +659,71 @@ Deno.test("moat logs of a damaged run with nothing to show is an error, never si
     await craft(home, record("d0d0d0d0d0d4", { createdAt: "2026-03-01T00:00:00.000Z" }));
     const old = await logs(home, ["d0d0d0d0d0d4"]);
     assert.deepEqual([old.code, old.out, old.stderr], [0, "", ""]);
+  });
+});
+
+Deno.test("moat logs --network prints a run's decisions as a table, or --json; a run without the log is an error", async () => {
+  await withHome(async (home) => {
+    const allow = record("aaaa00000101", {
+      profile: { ...profileFor({ network: "allowlist", allow: ["x.io"] }) },
+    });
+    await craft(home, allow, new Uint8Array());
+    const decisions = [
+      {
+        time: "2026-01-01T00:00:01.123Z",
+        via: "dns",
+        source: "10.237.0.3:5",
+        host: "x.io",
+        port: null,
+        decision: "allow",
+        rule: "x.io",
+      },
+      {
+        time: "2026-01-01T00:00:02.000Z",
+        via: "proxy",
+        source: "10.237.0.3:6",
+        host: "evil.example",
+        port: 443,
+        method: "CONNECT",
+        path: "",
+        decision: "deny",
+        reason: "not in the allow list",
+      },
+      {
+        time: "2026-01-01T00:00:03.000Z",
+        via: "tls",
+        source: "10.237.0.3:7",
+        host: "x.io",
+        port: 443,
+        decision: "allow",
+        rule: "x.io",
+        sent: 10,
+        received: 20,
+      },
+    ];
+    await Deno.writeTextFile(
+      `${home}/runs/aaaa00000101/network.jsonl`,
+      decisions.map((d) => JSON.stringify(d) + "\n").join("") + '{"time":"2026', // an append in progress
+    );
+    const table = await logs(home, ["--network", "aaaa00000101"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.deepEqual(table.out.trimEnd().split("\n").map((l) => l.split(/ {2,}/)), [
+      ["TIME", "VIA", "HOST", "REQUEST", "DECISION", "RULE OR REASON", "BYTES OUT/IN"],
+      ["00:00:01.123", "dns", "x.io", "-", "allow", "x.io", "-"],
+      ["00:00:02.000", "proxy", "evil.example:443", "CONNECT", "deny", "not in the allow list", "-"],
+      ["00:00:03.000", "tls", "x.io:443", "-", "allow", "x.io", "10/20"],
+    ]);
+    const json = await logs(home, ["--network", "--json", "aaaa00000101"]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.out), decisions);
+
+    await craft(home, record("aaaa00000102"), new Uint8Array());
+    const none = await logs(home, ["--network", "aaaa00000102"]);
+    assert.equal(none.code, 2);
+    assert.match(
+      none.stderr,
+      /^moat: Run aaaa00000102 has no network log: its network was default, not an allowlist/,
+    );
+    assert.match(none.stderr, /moat run --allow HOST -- COMMAND/);
   });
 });

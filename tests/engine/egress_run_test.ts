@@ -70,6 +70,10 @@ Deno.test("a run with network: allow in moat.yaml reaches the allowed host only,
           `${want}: ${JSON.stringify(decisions)}`,
         );
       }
+      // The same decisions through moat logs --network.
+      const logged = await moat(["logs", "--network", "--json", record.id], { home });
+      assert.equal(logged.code, 0, logged.stderr);
+      assert.deepEqual(JSON.parse(logged.out), decisions);
       // Nothing of the run is left: no container (the relay neither), no network.
       assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${record.id}`), "");
       assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${record.id}`), "");
