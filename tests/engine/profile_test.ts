@@ -513,7 +513,8 @@ Deno.test("a bad value in each new config field fails at its file:line:column, e
       field: "network",
       yaml: "network: host\n",
       at: "3:10",
-      says: 'must be one of "default", "none"; got "host"',
+      says:
+        'must be one of "default" (or "open"), "none", "allowlist", or a map such as {allow: [api.github.com]}; got "host"',
     },
     { field: "read_only", yaml: 'read_only: "yes"\n', at: "3:12", says: 'must be true or false; got "yes"' },
     { field: "mounts", yaml: "mounts: a:b\n", at: "3:9", says: "must be a list of mounts" },
