@@ -139,7 +139,14 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
   if (spec.tty && spec.consoleSize) {
     body.HostConfig.ConsoleSize = [spec.consoleSize.rows, spec.consoleSize.cols];
   }
-  if (spec.egress) body.HostConfig.NetworkMode = spec.egress.network;
+  if (spec.egress) {
+    body.HostConfig.NetworkMode = spec.egress.network;
+    // Docker's own resolver (127.0.0.11) is still there for a process that asks it by address; it passes
+    // on what it cannot answer to these servers, so it passes on to moat too. Left to the host's, it would
+    // pass questions on from the host's network namespace when the host's resolver is a loopback address
+    // (systemd-resolved's 127.0.0.53): a way out.
+    body.HostConfig.Dns = [spec.egress.relayAddress];
+  }
   // Left unset when the sandbox is off, so the daemon's default runtime applies.
   if (spec.runtime !== undefined) body.HostConfig.Runtime = spec.runtime;
   return { name: containerName(spec), body };

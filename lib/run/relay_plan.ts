@@ -133,7 +133,9 @@ export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
     Entrypoint: [entrypoint!],
     Cmd: cmd,
     User: p.user,
-    Env: ["DENO_DIR=/tmp/deno", "HOME=/tmp", "NO_COLOR=1"],
+    // No update check: Deno would ask for dl.deno.land through Docker's resolver, and the engine then takes
+    // seconds (its DNS timeout) to remove the relay (measured: 3.9 s, against 0.1 s without).
+    Env: ["DENO_DIR=/tmp/deno", "DENO_NO_UPDATE_CHECK=1", "HOME=/tmp", "NO_COLOR=1"],
     WorkingDir: "/tmp",
     Labels: p.labels,
     HostConfig: {
@@ -145,6 +147,8 @@ export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
       ReadonlyRootfs: true,
       Tmpfs: { "/tmp": "rw,nosuid,nodev,size=64m" },
       Sysctls: { "net.ipv4.ip_unprivileged_port_start": "0" },
+      // What Docker's resolver cannot answer goes to moat, as the sandbox's does (lib/run/plan.ts).
+      Dns: [p.address],
       PidsLimit: 64,
       Memory: 256 * 1024 * 1024,
       Init: true,

@@ -16,6 +16,8 @@ Deno.test("a run with network: allow in moat.yaml reaches the allowed host only,
     { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
     (req) => new Response(`host=${req.headers.get("host")} path=${new URL(req.url).pathname}\n`),
   );
+  // A name no one could answer (each run its own, so no cache can): DNS tunnelling's shape.
+  const tunnelled = `q${crypto.randomUUID().slice(0, 8)}.exfil.test`;
   try {
     await withScratch(async ({ ws, home }) => {
       const script = [
@@ -24,6 +26,9 @@ Deno.test("a run with network: allow in moat.yaml reaches the allowed host only,
         `exec 3<>/dev/tcp/web.allowed.test/80 && printf 'GET /direct HTTP/1.0\\r\\nHost: web.allowed.test\\r\\n\\r\\n' >&3 && timeout 5 cat <&3 | tail -1`,
         // The proxy moat set: its address from the environment, as a client would read it.
         `p=\${HTTP_PROXY#http://}; exec 4<>/dev/tcp/\${p%:*}/\${p##*:} && printf 'CONNECT evil.example:443 HTTP/1.1\\r\\n\\r\\n' >&4 && timeout 5 head -1 <&4 | tr -d '\\r'`,
+        // Docker's own resolver, asked by address for a name nobody allowed: it must pass the question to
+        // moat (which refuses it), never to the host's resolver. Prints the answer's code.
+        `exec 5<>/dev/udp/127.0.0.11/53 && printf '${dnsQuery(tunnelled)}' >&5 && timeout 5 head -c 4 <&5 | od -An -tu1 | awk '{ print "rcode", $4 % 16 }'`,
       ].join("\n");
       // The allow list from moat.yaml (the interrupt and kill tests below give theirs with --allow).
       await Deno.writeTextFile(`${ws}/moat.yaml`, "network:\n  allow:\n    - web.allowed.test\n");
@@ -50,6 +55,7 @@ Deno.test("a run with network: allow in moat.yaml reaches the allowed host only,
         "no evil.example",
         "host=web.allowed.test path=/direct",
         "HTTP/1.1 403 Forbidden",
+        "rcode 3", // NXDOMAIN, from moat
       ], r.stderr);
       const record = await onlyRecord(home) as { id: string; profile: { network: string; allow: string[] } };
       assert.deepEqual([record.profile.network, record.profile.allow], ["allowlist", ["web.allowed.test"]]);
@@ -63,6 +69,7 @@ Deno.test("a run with network: allow in moat.yaml reaches the allowed host only,
           "dns evil.example deny",
           "http web.allowed.test allow",
           "proxy evil.example deny",
+          `dns ${tunnelled} deny`,
         ]
       ) {
         assert.ok(
@@ -141,4 +148,12 @@ function onlyRunId(home: string): string {
   );
   assert.equal(ids.length, 1, `${ids}`);
   return ids[0]!;
+}
+
+/** A DNS question for `name`'s A record, as `printf` escapes (RFC 1035 4.1). */
+function dnsQuery(name: string): string {
+  const bytes = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+  for (const label of name.split(".")) bytes.push(label.length, ...new TextEncoder().encode(label));
+  bytes.push(0, 0, 1, 0, 1);
+  return bytes.map((b) => `\\x${b.toString(16).padStart(2, "0")}`).join("");
 }

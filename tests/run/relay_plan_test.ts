@@ -90,6 +90,8 @@ Deno.test("the relay container: the run's image and network, a fixed address, ho
   assert.equal(body.Image, "debian:bookworm-slim");
   assert.deepEqual([body.Entrypoint, body.Cmd?.at(-1)], [["/opt/moat/lib/ld-linux-x86-64.so.2"], "80"]);
   assert.equal(body.User, "1000:1000");
+  assert.ok(body.Env?.includes("DENO_NO_UPDATE_CHECK=1"), "no question to Docker's resolver");
+  assert.deepEqual(body.HostConfig["Dns"], ["10.237.0.2"]);
   assert.deepEqual(body.HostConfig.Binds, [
     "/usr/lib/node_modules/deno/deno:/opt/moat/bin/deno:ro",
     "/usr/lib/x86_64-linux-gnu/libc.so.6:/opt/moat/lib/libc.so.6:ro",
