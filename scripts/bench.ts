@@ -34,6 +34,7 @@ const sized = (mib: number) => Math.max(1, Math.round(mib * scale)) * MiB;
 const THROUGHPUT_BYTES = sized(512);
 const RSS_BIG_BYTES = sized(1024);
 const RSS_SMALL_BYTES = sized(128);
+const DOWNLOAD_BYTES = sized(256);
 
 const decoder = new TextDecoder();
 const deno = Deno.execPath();
@@ -413,6 +414,34 @@ const measures: Measure[] = [
     },
   },
   {
+    name: "network",
+    async run() {
+      // The allowlist network's setup and removal (its own network and relay), on the shortest run.
+      const cmds = {
+        allow: moatSrc(["run", "--image", image, "--allow", "bench.test", ws, "--", "true"]),
+        open: moatSrc(["run", "--image", image, ws, "--", "true"]),
+      };
+      try {
+        const s = await interleave("network: run true", cmds, rounds(11));
+        timeRow(
+          "`moat run --allow HOST -- true` vs `moat run -- true` (gVisor; the run's own network)",
+          s.allow!,
+          s.open!,
+          1.3,
+        );
+      } catch (err) {
+        failedRow("moat run --allow HOST -- true", err);
+      }
+      await clearRuns();
+      try {
+        await downloadRows();
+      } catch (err) {
+        failedRow("download through the policy point", err);
+      }
+      await clearRuns();
+    },
+  },
+  {
     name: "startup",
     async run() {
       await needBundle();
@@ -605,6 +634,94 @@ const measures: Measure[] = [
   },
 ];
 
+/**
+ * A download of DOWNLOAD_BYTES over HTTP from a server of the bench's on this host, timed inside the sandbox
+ * (bash's /dev/tcp, so the run's own start and end are not in it): through moat's policy point (`--allow`,
+ * the name pointed at the server by MOAT_TEST_UPSTREAMS) against straight to the host's docker0 address on
+ * the default network. Needs an image with bash (MOAT_BENCH_NET_IMAGE, default debian:bookworm-slim).
+ */
+async function downloadRows() {
+  const bytes = DOWNLOAD_BYTES;
+  const netImage = env("MOAT_BENCH_NET_IMAGE") ?? "debian:bookworm-slim";
+  const gateway = await capture("docker", [
+    "network",
+    "inspect",
+    "bridge",
+    "--format",
+    "{{(index .IPAM.Config 0).Gateway}}",
+  ]);
+  if (!gateway) throw new Error("the default bridge network's gateway address could not be read");
+  const chunk = new Uint8Array(MiB);
+  const ac = new AbortController();
+  const server = Deno.serve({ hostname: "0.0.0.0", port: 0, signal: ac.signal, onListen() {} }, () => {
+    let left = bytes;
+    return new Response(
+      new ReadableStream({
+        pull(c) {
+          if (left <= 0) return c.close();
+          const n = Math.min(left, chunk.byteLength);
+          c.enqueue(chunk.subarray(0, n));
+          left -= n;
+        },
+      }),
+      { headers: { "content-length": String(bytes) } },
+    );
+  });
+  const script = (host: string, port: number) =>
+    `exec 3<>/dev/tcp/${host}/${port} && s=$(date +%s%N) && ` +
+    `printf 'GET /blob HTTP/1.1\\r\\nHost: ${host}\\r\\nConnection: close\\r\\n\\r\\n' >&3 && ` +
+    `n=$(cat <&3 | wc -c) && echo "$n $(( ($(date +%s%N) - s) / 1000000 ))"`;
+  const once = async (args: string[], extraEnv: Record<string, string>) => {
+    const r = await new Deno.Command(deno, {
+      args: ["run", "-A", `${root}main.ts`, "run", "--image", netImage, ...args],
+      cwd: tmp,
+      env: { ...moatEnv, ...extraEnv },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const [got, ms] = decoder.decode(r.stdout).trim().split(" ").map(Number);
+    if (r.code !== 0 || !(got! >= bytes) || !(ms! > 0)) {
+      throw new Error(`download run failed (exit ${r.code}): ${decoder.decode(r.stderr).trim().slice(-300)}`);
+    }
+    await clearRuns();
+    return ms!;
+  };
+  const port = server.addr.port;
+  const policy: number[] = [];
+  const direct: number[] = [];
+  try {
+    const r = rounds(5);
+    for (let i = 0; i < r; i++) {
+      progress(`network: download ${sizeLabel(bytes)}, round ${i + 1}/${r}`);
+      policy.push(
+        await once(["--allow", "dl.bench.test", ws, "--", "bash", "-c", script("dl.bench.test", 80)], {
+          MOAT_TEST_UPSTREAMS: JSON.stringify({ "dl.bench.test": `127.0.0.1:${port}` }),
+        }),
+      );
+      direct.push(await once([ws, "--", "bash", "-c", script(gateway, port)], {}));
+    }
+  } finally {
+    ac.abort();
+    await server.finished;
+  }
+  const rate = (ms: number) => bytes / MiB / (ms / 1000);
+  const [mp, md] = [median(policy), median(direct)];
+  const ratio = rate(mp) / rate(md);
+  notes.push(
+    `Download rounds, ms inside the sandbox, in order: through the policy point ${policy.join(", ")}; ` +
+      `direct ${direct.join(", ")}.`,
+  );
+  rows.push({
+    measure: `HTTP download of ${sizeLabel(bytes)} through moat's policy point vs straight to the host ` +
+      "(gVisor, timed inside the sandbox)",
+    moat: `${rate(mp).toFixed(0)} MiB/s`,
+    baseline: `${rate(md).toFixed(0)} MiB/s`,
+    value: ratio.toFixed(2),
+    target: "≥ 0.8",
+    met: ratio >= 0.8,
+  });
+}
+
 async function freeBytes(dir: string): Promise<number | undefined> {
   const out = await capture("df", ["-P", "-k", dir]);
   const avail = out?.split("\n")[1]?.trim().split(/\s+/)[3];
@@ -701,7 +818,8 @@ if (load1 >= 0.5) {
 }
 const settings = [
   `rounds ${
-    roundsOverride ?? "default (run true 11, startup and list 21, throughput 5, peak RSS 3, config 5)"
+    roundsOverride ??
+      "default (run true and network 11, startup and list 21, throughput, download 5, peak RSS 3, config 5)"
   }`,
   `scale ${scale}`,
   ...(only ? [`only "${only}"`] : []),
@@ -735,6 +853,13 @@ ${notes.length ? `\n${notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
   \`--cap-add\`s, \`--security-opt no-new-privileges --pids-limit 1024\` (and \`--ulimit nproc=1024:1024\`
   under gVisor), the workspace bind-mounted at \`/workspace\` as working directory, and the workspace owner as
   user. Wall time of the whole command, from spawn to exit.
+- **The allowlist network**: \`moat run --allow bench.test … -- true\` against the same \`moat run\` on the
+  default network, both under gVisor: what the run's own network, relay and policy point cost on the shortest
+  run. And an HTTP download (\`DOWNLOAD_BYTES\`, 256 MiB) from a server of the bench's on this host, timed
+  inside the sandbox by bash (\`/dev/tcp\`, \`date +%s%N\`) in \`debian:bookworm-slim\`
+  (\`MOAT_BENCH_NET_IMAGE\`): through moat's policy point (\`--allow dl.bench.test\`, the name pointed at the
+  server with \`MOAT_TEST_UPSTREAMS\`) against straight to the host's \`docker0\` address on the default
+  network; the ratio is the first's MiB/s over the second's.
 - **Startup**: \`moat --version\` and \`moat list\` with an empty \`MOAT_HOME\`, both from source
   (\`deno run -A main.ts\`) and as users run it (\`deno run -A moat.js\`, a copy of the bundle in a directory
   without \`deno.json\`), against \`deno run\` of an empty script.

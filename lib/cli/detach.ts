@@ -4,15 +4,19 @@
  * `moat run --record-detached <id>`, which is not for people to type.
  */
 import * as life from "../run/record_life.ts";
-import { clientFromEnv } from "../docker/client.ts";
+import { clientFromEnv, engineStartTimeoutMs } from "../docker/client.ts";
+import { takeOverEgress } from "../run/egress.ts";
 import { EXIT, MoatError } from "../errors.ts";
 import { isFinal } from "../store/records.ts";
-import { recordDetached, recorderInvocation } from "../run/recorder.ts";
+import { awaitStart, recordDetached, recorderInvocation } from "../run/recorder.ts";
 import { currentOwner } from "../store/owner.ts";
 import { maybeReadRecord, RunStore } from "../store/records.ts";
 
 /** The hidden option that makes `moat run` the recorder of a detached run. */
 export const RECORD_DETACHED_OPTION = "--record-detached";
+
+/** Beyond the engine's start budget: how long a recorder waits for `moat run -d` to start the container. */
+const START_MARGIN_MS = 30_000;
 
 /** How long `moat run -d` waits for its recorder to take the run over. */
 const CLAIM_TIMEOUT_MS = 20_000;
@@ -111,13 +115,42 @@ async function record(home: string, runId: string): Promise<number> {
       "The recorder is started by moat run -d; it is not meant to be run by hand",
     );
   }
-  store.update(life.ownedBy(currentOwner()));
+  const env = Deno.env.toObject();
+  const client = clientFromEnv(env);
+  // The allowlist network: this process serves the run's policy from before the container starts.
+  const profile = store.record.profile;
+  const egress = profile?.network === "allowlist"
+    ? await takeOverEgress(client, { runId, runDir: store.dir, allow: profile.allow ?? [] }, env)
+    : undefined;
   try {
-    const outcome = await recordDetached(clientFromEnv(Deno.env.toObject()), containerId, {
+    store.update(life.ownedBy(currentOwner()));
+  } catch (err) {
+    await egress?.stop();
+    throw err;
+  }
+  try {
+    if (egress && store.record.startedAt === null) {
+      const start = await awaitStart(
+        () => maybeReadRecord(home, runId),
+        engineStartTimeoutMs(env) + START_MARGIN_MS,
+      );
+      if (start === "ended") return EXIT.failure; // moat run -d said why, and removed the container
+      if (start === "gone") {
+        await client.containerRemove(containerId).catch(() => {});
+        throw new MoatError(
+          `moat run -d of run ${runId} ended before it started the container`,
+          "Run it again",
+        );
+      }
+    }
+    const outcome = await recordDetached(client, containerId, {
       record: store,
       now: () => Date.now(),
     }, { keep: store.record.kept });
     await store.close();
+    // The run's network goes before the record says the run is over (as a run in the foreground's does
+    // before moat exits): `moat wait` then finds nothing of it left.
+    await egress?.stop();
     // Someone may have written the record meanwhile (`moat stop`): merge into what is on disk now.
     const fresh = RunStore.open(home, runId) ?? store;
     fresh.update(life.recorded(fresh.record, {
@@ -133,5 +166,7 @@ async function record(home: string, runId: string): Promise<number> {
       fresh.tryUpdate(life.failed(`The recorder of this detached run failed: ${why}`, null, new Date()));
     }
     throw err;
+  } finally {
+    await egress?.stop();
   }
 }

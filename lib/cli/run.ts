@@ -135,13 +135,6 @@ export function parseRunArgs(
       "Drop --network, or use  --network allowlist",
     );
   }
-  if (values.detach && (allow.length > 0 || values.network === "allowlist")) {
-    throw new UsageError(
-      "-d (detach) cannot be combined with --allow or --network allowlist yet: the policy is enforced by " +
-        "the moat process that runs in the foreground",
-      "Run it in the foreground:  moat run --allow HOST -- COMMAND",
-    );
-  }
   if (values.detach && values.tty) {
     throw new UsageError(
       "-d (detach) and -t (terminal) cannot be combined: a detached run has no terminal attached",
@@ -446,13 +439,6 @@ async function prepareAndRun(
   const terminal = opts.tty ? hostTerminal() : undefined;
 
   const settings = resourceSettings(opts, config, navigator.hardwareConcurrency);
-  if (opts.detach && settings.network === "allowlist") {
-    throw new UsageError(
-      "-d (detach) cannot be combined with an allowlist network yet (network: in the config): the policy is " +
-        "enforced by the moat process that runs in the foreground",
-      "Run it in the foreground, or give this run another network:  moat run -d --network none -- COMMAND",
-    );
-  }
   const client: EngineClient = clientFromEnv(env);
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));

@@ -79,6 +79,10 @@ export interface ContainerInspect {
   };
   Config: { Labels?: Record<string, string> | null; Tty?: boolean; User?: string; Env?: string[] };
   HostConfig: { Runtime?: string; [key: string]: unknown };
+  /** The container's mounts: host `Source`, container `Destination`. */
+  Mounts?: Array<{ Source?: string; Destination?: string }>;
+  /** Its address on each network it joined. */
+  NetworkSettings?: { Networks?: Record<string, { IPAddress?: string }> | null };
 }
 
 /** `GET /containers/json` item (`ContainerSummary`). */

@@ -17,7 +17,7 @@ import { after } from "../timer.ts";
 import { LABELS } from "./labels.ts";
 import { addressIn, freeSubnet, isolatedNetworkBody } from "./network.ts";
 import type { EgressSpec } from "./plan.ts";
-import { moatRuntime, RELAY_SOCKET, relayContainerBody } from "./relay_plan.ts";
+import { moatRuntime, RELAY_SOCKET, RELAY_SOCKET_DIR, relayContainerBody } from "./relay_plan.ts";
 
 /** The run's decision log, in its directory. */
 export const NETWORK_LOG = "network.jsonl";
@@ -62,6 +62,66 @@ export interface Egress {
   spec: EgressSpec;
   /** Remove the relay and the network, stop the policy point. Never throws. */
   stop(): Promise<void>;
+  /**
+   * Stop this process's policy point (its socket goes), leaving the relay and the network: for a detached
+   * run, whose recorder serves the policy from its own socket at the same path (`takeOverEgress`). Before
+   * the sandbox starts, so no connection of the sandbox is cut.
+   */
+  handOver(): Promise<void>;
+  /** Forget it all: the recorder of a detached run owns the relay and the network now. */
+  disown(): void;
+}
+
+/** moat's policy point serving a run's relay on a unix socket. */
+export interface PolicyService {
+  /** Resolves when the relay says it is ready. */
+  ready: Promise<void>;
+  /** Stop listening (the socket's file goes with it), finish the connections in progress, close the log. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serve a run's policy on `socketPath`, each decision appended to the run's `NETWORK_LOG`. Throws when the
+ * socket cannot be made.
+ */
+export function servePolicy(
+  opts: { socketPath: string; runDir: string; allow: readonly string[]; relayAddress: string },
+  env: Record<string, string | undefined>,
+): PolicyService {
+  const allow = opts.allow.map((a) => parseHostPattern(a) as HostPattern);
+  const log = Deno.openSync(`${opts.runDir}/${NETWORK_LOG}`, { append: true, create: true, mode: 0o600 });
+  const encoder = new TextEncoder();
+  const record = (d: Decision) => {
+    try {
+      log.writeSync(encoder.encode(JSON.stringify(d) + "\n"));
+    } catch { /* a full disk: the run goes on; the log is what is lost */ }
+  };
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ transport: "unix", path: opts.socketPath });
+  } catch (err) {
+    log.close();
+    throw err;
+  }
+  const ready = Promise.withResolvers<void>();
+  const point = new PolicyPoint(
+    { allow, tcp: new Map(), relayAddress: opts.relayAddress },
+    upstreamsFor(env),
+    record,
+  );
+  const served = point.serve(listener, ready.resolve);
+  let closed: Promise<void> | undefined;
+  return {
+    ready: ready.promise,
+    close() {
+      closed ??= (async () => {
+        listener.close();
+        await served;
+        log.close();
+      })();
+      return closed;
+    },
+  };
 }
 
 /**
@@ -88,7 +148,6 @@ export async function startEgress(
   req: EgressRequest,
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
-  const allow = req.allow.map((a) => parseHostPattern(a) as HostPattern);
   const undo: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const step of undo.reverse()) await step().catch(() => {});
@@ -120,23 +179,18 @@ export async function startEgress(
     }
     const resolvConf = `${req.runDir}/resolv.conf`;
     Deno.writeTextFileSync(resolvConf, `nameserver ${relayAddress}\noptions ndots:0 timeout:2 attempts:2\n`);
-    const log = Deno.openSync(`${req.runDir}/${NETWORK_LOG}`, { append: true, create: true, mode: 0o600 });
-    undo.push(() => Promise.resolve(log.close()));
-    const encoder = new TextEncoder();
-    const record = (d: Decision) => {
-      try {
-        log.writeSync(encoder.encode(JSON.stringify(d) + "\n"));
-      } catch { /* a full disk: the run goes on; the log is what is lost */ }
+    const service = servePolicy({
+      socketPath: `${dir}/${RELAY_SOCKET}`,
+      runDir: req.runDir,
+      allow: req.allow,
+      relayAddress,
+    }, env);
+    let point: PolicyService | undefined = service;
+    const closePoint = async () => {
+      await point?.close();
+      point = undefined;
     };
-    const listener = Deno.listen({ transport: "unix", path: `${dir}/${RELAY_SOCKET}` });
-    const ready = Promise.withResolvers<void>();
-    const point = new PolicyPoint({ allow, tcp: new Map(), relayAddress }, upstreamsFor(env), record);
-    const served = point.serve(listener, ready.resolve);
-    undo.push(async () => {
-      listener.close();
-      await served;
-    });
-
+    undo.push(closePoint);
     const body = relayContainerBody({
       image: req.image,
       network,
@@ -148,7 +202,7 @@ export async function startEgress(
       user: `${Deno.uid()}:${Deno.gid()}`,
       labels: { ...req.labels, [LABELS.probe]: "relay" },
     });
-    const relay = await client.containerCreate(body, `${network}-relay`);
+    const relay = await client.containerCreate(body, relayName(req.runId));
     undo.push(() => client.containerRemove(relay.Id));
     // Registered before the start (as a run's own wait is): a relay that exits at once is seen to.
     const exit = await client.containerWait(relay.Id, "next-exit");
@@ -173,10 +227,52 @@ export async function startEgress(
       );
     });
     exited.catch(() => {});
-    await Promise.race([ready.promise, late, exited]).finally(cancel);
-    return { spec: { network, relayAddress, resolvConf }, stop };
+    await Promise.race([service.ready, late, exited]).finally(cancel);
+    return {
+      spec: { network, relayAddress, resolvConf },
+      stop,
+      handOver: closePoint,
+      disown() {
+        undo.length = 0;
+      },
+    };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/** The name of a run's relay container (`startEgress`). */
+export const relayName = (runId: string) => `moat-net-${runId}-relay`;
+
+/**
+ * The recorder of a detached run takes its egress over (`Egress.handOver`): it serves the run's policy on
+ * the relay's socket, found from the relay container the run's `moat run -d` made (its bind of the socket's
+ * directory) and the relay's address on the run's network. `stop` then stops serving and removes the relay
+ * and the network, as `Egress.stop` does for a run in the foreground.
+ */
+export async function takeOverEgress(
+  client: EngineClient,
+  req: { runId: string; runDir: string; allow: readonly string[] },
+  env: Record<string, string | undefined>,
+): Promise<{ stop(): Promise<void> }> {
+  const relay = await client.maybeContainerInspect(relayName(req.runId));
+  const dir = relay?.Mounts?.find((m) => m.Destination === RELAY_SOCKET_DIR)?.Source;
+  const address = relay?.NetworkSettings?.Networks?.[`moat-net-${req.runId}`]?.IPAddress;
+  if (!relay || !dir || !address) {
+    throw new MoatError(
+      `The network relay of run ${req.runId} is not there to take over`,
+      "Run it again; see what is left of it:  moat system",
+    );
+  }
+  const point = servePolicy({ socketPath: `${dir}/${RELAY_SOCKET}`, ...req, relayAddress: address }, env);
+  return {
+    /** Idempotent. */
+    async stop() {
+      await point.close().catch(() => {});
+      await client.containerRemove(relay.Id).catch(() => {});
+      await client.networkRemove(`moat-net-${req.runId}`).catch(() => {});
+      if (!dir.startsWith(`${req.runDir}/`)) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
 }

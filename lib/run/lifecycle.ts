@@ -616,7 +616,13 @@ export async function startDetached(
   client: EngineClient,
   plan: { name: string; body: ContainerCreateBody },
   hooks: LifecycleHooks,
-  opts: { keep: boolean; interrupt: AbortSignal; admit?: Promise<void> },
+  opts: {
+    keep: boolean;
+    interrupt: AbortSignal;
+    admit?: Promise<void>;
+    /** The last step before the start (a detached run's recorder takes its egress over). */
+    beforeStart?: () => Promise<void>;
+  },
 ): Promise<DetachedStart> {
   const { interrupt } = opts;
   const signalName = () => String(interrupt.reason ?? "SIGINT");
@@ -641,6 +647,8 @@ export async function startDetached(
           `  "log-driver": "json-file"   then restart the engine`,
       );
     }
+    if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
+    await opts.beforeStart?.();
     if (interrupt.aborted) throw new InterruptedError(signalName(), id, !opts.keep);
     await startContainer(client, id, plan.body.HostConfig.Runtime);
     const startedAt = new Date();

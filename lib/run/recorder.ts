@@ -12,6 +12,7 @@
  */
 import type { EngineClient, PendingWait } from "../docker/client.ts";
 import { firstLineOf } from "../errors.ts";
+import { isFinal, type RunRecord } from "../store/records.ts";
 import { OOM_KILLED_EXIT_CODE, watchExit } from "./lifecycle.ts";
 import {
   type ByteStream,
@@ -107,4 +108,27 @@ export function recorderInvocation(
     ? decodeURIComponent(new URL(self.mainModule).pathname)
     : self.mainModule;
   return { command: self.execPath, args: ["run", "-A", main, ...tail] };
+}
+
+/** How often a recorder that took over before the start looks at the record again. */
+const START_POLL_MS = 20;
+
+/**
+ * For a recorder started before its container (a detached run with the allowlist network, whose policy it
+ * serves from before the start): wait until the record says the container started ("started"), or that the
+ * run ended without it ("ended": `moat run -d` failed or was interrupted, and wrote so), or `budgetMs` pass
+ * ("gone": that `moat run -d` died before it could say).
+ */
+export async function awaitStart(
+  read: () => Pick<RunRecord, "state" | "startedAt"> | undefined,
+  budgetMs: number,
+): Promise<"started" | "ended" | "gone"> {
+  const deadline = Date.now() + budgetMs;
+  for (;;) {
+    const rec = read();
+    if (rec?.startedAt) return "started";
+    if (!rec || isFinal(rec.state)) return "ended";
+    if (Date.now() >= deadline) return "gone";
+    await new Promise((r) => setTimeout(r, START_POLL_MS));
+  }
 }

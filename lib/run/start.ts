@@ -249,12 +249,6 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
   // sandbox is created. The relay is a container: made only once the sandbox check has passed.
   let egress: Egress | undefined;
   if (req.profile.network === "allowlist") {
-    if (req.detach) {
-      throw new MoatError(
-        "A detached run cannot have the allowlist network yet",
-        "This is a bug in moat (moat run refuses the combination); please report it",
-      );
-    }
     try {
       await check.done;
       checkInterrupt();
@@ -288,7 +282,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     const notice = await edge.orphanNotice;
     if (notice) display.say(notice);
 
-    if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check);
+    if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check, egress);
     return { exitCode: await runInForeground(req, edge, display, plan, store, check) };
   } finally {
     await egress?.stop();
@@ -380,11 +374,28 @@ async function startDetachedRun(
   plan: { name: string; body: ContainerCreateBody },
   store: RunStore,
   check: SandboxCheck,
+  egress: Egress | undefined,
 ): Promise<RunResult> {
   const { client, interrupt } = edge;
   const runId = store.record.id;
   display.phase("Starting container…");
+  /** Why the recorder did not take the run over; `undefined` once it has. */
+  let failure: string | undefined;
+  let recorderStarted = false;
+  const startRecorder = async () => {
+    recorderStarted = true;
+    failure = await edge.startRecorder!(req.home, runId); // present: checked in startRun
+  };
   try {
+    // With the allowlist network the recorder serves the run's policy (lib/run/egress.ts
+    // takeOverEgress): it takes over before the sandbox starts, so that no connection of it is cut.
+    const beforeStart = egress
+      ? async () => {
+        await egress.handOver();
+        await startRecorder();
+        if (failure !== undefined) throw recorderFailure(runId, failure);
+      }
+      : undefined;
     const { containerId } = await startDetached(client, plan, {
       onCreated: (id, warnings) => {
         store.update(life.created(id));
@@ -396,19 +407,18 @@ async function startDetachedRun(
       onRemoved: (removed) => {
         store.update(life.removed(removed));
       },
-    }, { keep: req.keep, interrupt, admit: check.done });
+    }, { keep: req.keep, interrupt, admit: check.done, ...(beforeStart ? { beforeStart } : {}) });
+    // The recorder's now: the relay and the network are its to remove.
+    egress?.disown();
     // Nothing records the output yet; the engine's log keeps it until the recorder reads it from the start.
-    const failure = await edge.startRecorder!(req.home, runId); // present: checked in startRun
+    if (!recorderStarted) await startRecorder();
     if (failure !== undefined) {
       await client.containerKill(containerId).catch(() => {});
       const removed = req.keep
         ? false
         : await client.containerRemove(containerId).then(() => true, () => false);
       store.update(life.removed(removed));
-      throw new MoatError(
-        `The process that records run ${runId} did not start: ${failure}`,
-        "The container was stopped. Run the command in the foreground instead:  moat run -- …",
-      );
+      throw recorderFailure(runId, failure);
     }
   } catch (err) {
     endFailedRun(store, err, interrupt, check);
@@ -416,6 +426,13 @@ async function startDetachedRun(
   }
   display.started();
   return { detached: runId };
+}
+
+function recorderFailure(runId: string, why: string): MoatError {
+  return new MoatError(
+    `The process that records run ${runId} did not start: ${why}`,
+    "The container was stopped. Run the command in the foreground instead:  moat run -- …",
+  );
 }
 
 /**

@@ -108,8 +108,6 @@ Deno.test("run args: --allow names hosts and means the allowlist network; what c
     [["--allow", "x.io:99999"], /--allow "x\.io:99999": "99999" is not a port/],
     [["--allow", "x.io", "--network", "none"], /which --network none does not limit/],
     [["--allow", "x.io", "--network", "default"], /which --network default does not limit/],
-    [["-d", "--allow", "x.io"], /-d \(detach\) cannot be combined with --allow or --network allowlist yet/],
-    [["-d", "--network", "allowlist"], /-d \(detach\) cannot be combined/],
   ];
   for (const [args, message] of refused) {
     assert.throws(

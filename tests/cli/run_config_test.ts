@@ -129,24 +129,3 @@ Deno.test("run with a named pipe for moat.yaml exits 2 at once instead of waitin
   );
   assert.deepEqual(r.calls, []);
 });
-
-Deno.test("run -d with an allowlist network in moat.yaml exits 2, saying why, and asks the engine nothing", async () => {
-  await using engine = await FakeEngine.start();
-  const s = await scratch();
-  try {
-    await Deno.writeTextFile(`${s.ws}/moat.yaml`, "network:\n  allow: [api.github.com]\n");
-    const r = await moat(["run", "-d", s.ws, "--", "true"], {
-      home: s.home,
-      env: { DOCKER_HOST: `unix://${engine.endpoint.path}` },
-    });
-    assert.equal(r.code, 2, r.stderr);
-    assert.match(
-      r.stderr,
-      /^moat: -d \(detach\) cannot be combined with an allowlist network yet \(network: in the config\)/,
-    );
-    assert.match(r.stderr, /moat run -d --network none -- COMMAND/);
-    assert.deepEqual(engine.calls(), []);
-  } finally {
-    await s.cleanup();
-  }
-});

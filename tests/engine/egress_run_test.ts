@@ -28,7 +28,9 @@ Deno.test("a run with network: allow in moat.yaml reaches the allowed host only,
         `p=\${HTTP_PROXY#http://}; exec 4<>/dev/tcp/\${p%:*}/\${p##*:} && printf 'CONNECT evil.example:443 HTTP/1.1\\r\\n\\r\\n' >&4 && timeout 5 head -1 <&4 | tr -d '\\r'`,
         // Docker's own resolver, asked by address for a name nobody allowed: it must pass the question to
         // moat (which refuses it), never to the host's resolver. Prints the answer's code.
-        `exec 5<>/dev/udp/127.0.0.11/53 && printf '${dnsQuery(tunnelled)}' >&5 && timeout 5 head -c 4 <&5 | od -An -tu1 | awk '{ print "rcode", $4 % 16 }'`,
+        `exec 5<>/dev/udp/127.0.0.11/53 && printf '${
+          dnsQuery(tunnelled)
+        }' >&5 && timeout 5 head -c 4 <&5 | od -An -tu1 | awk '{ print "rcode", $4 % 16 }'`,
       ].join("\n");
       // The allow list from moat.yaml (the interrupt and kill tests below give theirs with --allow).
       await Deno.writeTextFile(`${ws}/moat.yaml`, "network:\n  allow:\n    - web.allowed.test\n");
@@ -84,6 +86,75 @@ Deno.test("a run with network: allow in moat.yaml reaches the allowed host only,
       // Nothing of the run is left: no container (the relay neither), no network.
       assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${record.id}`), "");
       assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${record.id}`), "");
+    });
+  } finally {
+    ac.abort();
+    await web.finished;
+  }
+});
+
+Deno.test("moat run -d --allow: the recorder serves the policy from the command's first instant to its end; nothing left", async () => {
+  await requireEngine();
+  const ac = new AbortController();
+  const web = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    (req) => new Response(`path=${new URL(req.url).pathname}\n`),
+  );
+  const get = (path: string) =>
+    `exec 3<>/dev/tcp/web.allowed.test/80 && printf 'GET ${path} HTTP/1.0\\r\\nHost: web.allowed.test\\r\\n\\r\\n' >&3 && timeout 5 cat <&3 | tail -1`;
+  try {
+    await withScratch(async ({ ws, home }) => {
+      // The first request at once: the policy is served before the command starts, so nothing is cut by
+      // the hand-over from moat run -d to its recorder. The second after moat run -d has exited.
+      const script = [
+        get("/first"),
+        `getent hosts evil.example || echo "no evil.example"`,
+        "sleep 2",
+        get("/second"),
+      ]
+        .join("\n");
+      const r = await moat(
+        [
+          "run",
+          "-d",
+          "--image",
+          "debian:bookworm-slim",
+          "--allow",
+          "web.allowed.test",
+          ws,
+          "--",
+          "bash",
+          "-c",
+          script,
+        ],
+        {
+          home,
+          env: { MOAT_TEST_UPSTREAMS: JSON.stringify({ "web.allowed.test": `127.0.0.1:${web.addr.port}` }) },
+        },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const id = r.out.trim();
+      assert.match(id, /^[0-9a-f]{12}$/);
+      const waited = await moat(["wait", id], { home });
+      assert.equal(waited.code, 0, waited.stderr);
+      const logs = await moat(["logs", id], { home });
+      assert.deepEqual(
+        logs.out.trim().split("\n"),
+        ["path=/first", "no evil.example", "path=/second"],
+        logs.stderr,
+      );
+      const decisions = (await Deno.readTextFile(`${home}/runs/${id}/network.jsonl`)).trim().split("\n")
+        .map((l) => JSON.parse(l) as { via: string; host: string | null; decision: string; path?: string });
+      assert.deepEqual(
+        decisions.filter((d) => d.via === "http").map((d) => `${d.path} ${d.decision}`),
+        ["/first allow", "/second allow"],
+      );
+      assert.ok(decisions.some((d) => `${d.via} ${d.host} ${d.decision}` === "dns evil.example deny"));
+      const record = JSON.parse(await Deno.readTextFile(`${home}/runs/${id}/run.json`));
+      assert.deepEqual([record.state, record.exitCode], ["exited", 0]);
+      // The recorder removed the relay and the network once the command had ended.
+      assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${id}`), "");
+      assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${id}`), "");
     });
   } finally {
     ac.abort();

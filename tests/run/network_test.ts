@@ -115,7 +115,11 @@ Deno.test("a run on its own network: its network, the relay as resolver and prox
     egress: { network: "moat-net-abc", relayAddress: "10.237.0.2", resolvConf: "/h/runs/abc/resolv.conf" },
   });
   assert.equal(body.HostConfig.NetworkMode, "moat-net-abc");
-  assert.deepEqual(body.HostConfig["Dns"], ["10.237.0.2"], "Docker's own resolver passes questions on to moat");
+  assert.deepEqual(
+    body.HostConfig["Dns"],
+    ["10.237.0.2"],
+    "Docker's own resolver passes questions on to moat",
+  );
   assert.deepEqual((body.HostConfig["Mounts"] as Array<{ Target: string }>).at(-1), {
     Type: "bind",
     Source: "/h/runs/abc/resolv.conf",
