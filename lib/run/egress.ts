@@ -63,6 +63,11 @@ export interface Egress {
   /** Remove the relay and the network, stop the policy point. Never throws. */
   stop(): Promise<void>;
   /**
+   * Stop the policy point and remove the relay, leaving the network to `stop`: once the sandbox has
+   * exited, alongside its removal. Never throws.
+   */
+  release(): Promise<void>;
+  /**
    * Stop this process's policy point (its socket goes), leaving the relay and the network: for a detached
    * run, whose recorder serves the policy from its own socket at the same path (`takeOverEgress`). Before
    * the sandbox starts, so no connection of the sandbox is cut.
@@ -149,9 +154,16 @@ export async function startEgress(
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
   const undo: Array<() => Promise<void>> = [];
+  const runSteps = async (steps: Array<() => Promise<void>>) => {
+    for (const step of steps.reverse()) await step().catch(() => {});
+  };
+  // The policy point and the relay: what `release` ends early. From `relayFrom` on in `undo`.
+  let relayFrom = 0;
+  let released: Promise<void> | undefined;
+  const release = () => released ??= runSteps(undo.splice(relayFrom));
   const stop = async () => {
-    for (const step of undo.reverse()) await step().catch(() => {});
-    undo.length = 0;
+    await release();
+    await runSteps(undo.splice(0));
   };
   try {
     const used = (await client.networkList([])).flatMap((n) =>
@@ -185,6 +197,7 @@ export async function startEgress(
       allow: req.allow,
       relayAddress,
     }, env);
+    relayFrom = undo.length;
     let point: PolicyService | undefined = service;
     const closePoint = async () => {
       await point?.close();
@@ -231,6 +244,7 @@ export async function startEgress(
     return {
       spec: { network, relayAddress, resolvConf },
       stop,
+      release,
       handOver: closePoint,
       disown() {
         undo.length = 0;

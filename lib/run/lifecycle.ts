@@ -64,6 +64,11 @@ export interface LifecycleHooks {
   onRemoved?(removed: boolean): void | Promise<void>;
   /** An interrupt is stopping the running container: up to `graceSeconds`, unless `force` fires. */
   onStopping?(graceSeconds: number): void;
+  /**
+   * The container has exited (or never started), before it is removed: what the run no longer needs can
+   * go alongside the removal (`driveRun` only; it does not wait for what this starts).
+   */
+  onFinished?(): void;
 }
 
 export interface LifecycleOptions {
@@ -386,6 +391,7 @@ export async function driveRun(
     attach?.close();
     wait?.close();
     await early;
+    hooks.onFinished?.();
     if (!opts.keep || refused) {
       const removed = await client.containerRemove(id).then(() => true, () => false);
       if (outcome) outcome.removed = removed;

@@ -283,7 +283,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     if (notice) display.say(notice);
 
     if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check, egress);
-    return { exitCode: await runInForeground(req, edge, display, plan, store, check) };
+    return { exitCode: await runInForeground(req, edge, display, plan, store, check, egress) };
   } finally {
     await egress?.stop();
   }
@@ -296,6 +296,7 @@ async function runInForeground(
   plan: { name: string; body: ContainerCreateBody },
   store: RunStore,
   check: SandboxCheck,
+  egress: Egress | undefined,
 ): Promise<number> {
   const { client, interrupt } = edge;
   const { runId } = req;
@@ -322,6 +323,8 @@ async function runInForeground(
           );
         }
       },
+      // The relay goes while the sandbox is removed; the network after both (`egress.stop`).
+      onFinished: () => void egress?.release(),
       onStopping: (grace) => {
         // Not started yet (onStarted comes after): the interrupt came while the engine was starting the
         // container, which it finished, so the command has only just begun when it is stopped.

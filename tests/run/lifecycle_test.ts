@@ -467,3 +467,27 @@ Deno.test("an OOM kill is exit 137 even when the engine reports 1 (gVisor's whol
   const outcome = await driveRun(clientFor(engine), planContainer(spec), collectingIO().io, noHooks, opts());
   assert.deepEqual([outcome.exitCode, outcome.oomKilled], [137, true]);
 });
+
+Deno.test("onFinished comes once the container has exited, before its removal; also when it never started", async () => {
+  for (const refused of [false, true]) {
+    const admit = refused ? Promise.reject(new SandboxUnavailableError("not gVisor", "fix it")) : undefined;
+    admit?.catch(() => {});
+    await using engine = await FakeEngine.start();
+    scriptEngine(engine, { frames: [], exitCode: 0 });
+    const seen: string[] = [];
+    const hooks = {
+      ...noHooks,
+      onFinished: () =>
+        void seen.push(`finished after ${engine.calls().filter((c) => c !== "GET /_ping").at(-1)}`),
+      onRemoved: () => void seen.push("removed"),
+    };
+    await driveRun(clientFor(engine), planContainer(spec), collectingIO().io, hooks, {
+      ...opts(),
+      ...(admit ? { admit } : {}),
+    }).catch(() => {});
+    assert.equal(seen.length, 2, `${seen}`);
+    assert.equal(seen[1], "removed");
+    assert.doesNotMatch(seen[0]!, /DELETE/, "before the removal");
+    if (!admit) assert.match(seen[0]!, /wait|start|logs|json/, `${seen[0]}`);
+  }
+});
