@@ -9,7 +9,7 @@
  * (lib/net/policy_point.ts `Decision`).
  */
 import type { EngineClient } from "../docker/client.ts";
-import { MoatError } from "../errors.ts";
+import { EngineApiError, MoatError } from "../errors.ts";
 import { type HostPattern, parseHostPattern } from "../net/host_policy.ts";
 import { type Decision, PolicyPoint, PORTS, type Upstreams } from "../net/policy_point.ts";
 import { hostUpstreams } from "../net/upstream.ts";
@@ -147,6 +147,39 @@ export function upstreamsFor(env: Record<string, string | undefined>): Upstreams
   };
 }
 
+/** How many subnets a run's network is tried on before moat gives up (each taken meanwhile by another). */
+const SUBNET_TRIES = 8;
+
+/**
+ * Make a run's network (lib/run/network.ts) on a free /28. Runs started at once look at the same list of
+ * networks: each starts from a random place in the pool, and one the engine says overlaps (another run
+ * took it since the list) is passed over for the next. `from` picks the place (tests).
+ */
+export async function createRunNetwork(
+  client: EngineClient,
+  name: string,
+  labels: Record<string, string>,
+  from: () => number = () => Math.floor(Math.random() * 4096),
+): Promise<{ id: string; subnet: string }> {
+  const used = (await client.networkList([])).flatMap((n) => n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []);
+  for (let attempt = 1;; attempt++) {
+    const subnet = freeSubnet(used, undefined, undefined, from());
+    if (!subnet) {
+      throw new MoatError(
+        "No free subnet is left for the run's network: the engine's networks cover all of 10.237.0.0/16",
+        "Remove networks left behind:  moat clean",
+      );
+    }
+    try {
+      return { id: await client.networkCreate(isolatedNetworkBody(name, subnet, labels)), subnet };
+    } catch (err) {
+      const taken = err instanceof EngineApiError && /overlaps/i.test(err.daemonMessage);
+      if (!taken || attempt >= SUBNET_TRIES) throw err;
+      used.push(subnet);
+    }
+  }
+}
+
 /** Put a run's egress in place; on failure, whatever was made is removed and the error thrown. */
 export async function startEgress(
   client: EngineClient,
@@ -166,18 +199,8 @@ export async function startEgress(
     await runSteps(undo.splice(0));
   };
   try {
-    const used = (await client.networkList([])).flatMap((n) =>
-      n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []
-    );
-    const subnet = freeSubnet(used);
-    if (!subnet) {
-      throw new MoatError(
-        "No free subnet is left for the run's network: the engine's networks cover all of 10.237.0.0/16",
-        "Remove networks left behind:  moat clean",
-      );
-    }
     const network = `moat-net-${req.runId}`;
-    const networkId = await client.networkCreate(isolatedNetworkBody(network, subnet, req.labels));
+    const { id: networkId, subnet } = await createRunNetwork(client, network, req.labels);
     undo.push(() => client.networkRemove(networkId));
     const relayAddress = addressIn(subnet, 2)!;
 

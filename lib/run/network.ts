@@ -78,18 +78,22 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
 
 /**
  * The first subnet of `prefix` bits in `pool` that overlaps none of `used` (the subnets of the engine's
- * networks; IPv6 ones and unreadable ones are ignored); `undefined` when the pool has none left. Pure.
+ * networks; IPv6 ones and unreadable ones are ignored), looking from the `from`th on (and round); `undefined`
+ * when the pool has none left. Pure.
  */
 export function freeSubnet(
   used: readonly string[],
   pool: string = SUBNET_POOL,
   prefix: number = SUBNET_PREFIX,
+  from = 0,
 ): string | undefined {
   const p = parseCidr(pool);
   if (!p || prefix < p.prefix) return undefined;
   const taken = used.map(parseCidr).filter((c): c is Cidr => c !== undefined);
   const size = 2 ** (32 - prefix);
-  for (let i = 0; i < 2 ** (prefix - p.prefix); i++) {
+  const count = 2 ** (prefix - p.prefix);
+  for (let k = 0; k < count; k++) {
+    const i = (((from + k) % count) + count) % count;
     const candidate = { base: p.base + i * size, prefix };
     if (!taken.some((t) => overlaps(t, candidate))) return formatCidr(candidate);
   }

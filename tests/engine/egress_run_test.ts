@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { startBackgroundRun } from "./background_run.ts";
-import { docker, moat, onlyRecord, requireEngine, withScratch } from "./helpers.ts";
+import { docker, moat, onlyRecord, requireEngine, TEST_IMAGE, withScratch } from "./helpers.ts";
 
 Deno.test("a run with network: allow in moat.yaml reaches the allowed host only, each decision logged, nothing left", async () => {
   await requireEngine();
@@ -160,6 +160,30 @@ Deno.test("moat run -d --allow: the recorder serves the policy from the command'
     ac.abort();
     await web.finished;
   }
+});
+
+Deno.test("six --allow runs started at once each get their own network, and all of it goes", async () => {
+  await requireEngine();
+  await withScratch(async ({ ws, home }) => {
+    const runs = await Promise.all(
+      Array.from(
+        { length: 6 },
+        (_, i) =>
+          moat(["run", "--image", TEST_IMAGE, "--allow", "x.example", ws, "--", "sh", "-c", `exit ${i}`], {
+            home,
+          }),
+      ),
+    );
+    assert.deepEqual(runs.map((r) => r.code), [0, 1, 2, 3, 4, 5], runs.map((r) => r.stderr).join("\n"));
+    const ids = [...Deno.readDirSync(`${home}/runs`)].map((e) => e.name).filter((n) =>
+      /^[0-9a-f]{12}$/.test(n)
+    );
+    assert.equal(ids.length, 6);
+    for (const id of ids) {
+      assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${id}`), "");
+      assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${id}`), "");
+    }
+  });
 });
 
 Deno.test("moat run --allow interrupted while its command runs: exit 130, and its relay and network are gone", async () => {

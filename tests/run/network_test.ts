@@ -10,6 +10,9 @@ import {
   SUBNET_POOL,
 } from "../../lib/run/network.ts";
 import { planContainer, proxyEnv } from "../../lib/run/plan.ts";
+import { createRunNetwork } from "../../lib/run/egress.ts";
+import { FakeEngine } from "../fake_engine.ts";
+import { clientFor } from "./lifecycle_fixture.ts";
 import { profileFor } from "../../lib/run/profile.ts";
 
 Deno.test("parseCidr reads IPv4 CIDRs, host bits cleared, and refuses anything else", () => {
@@ -135,4 +138,38 @@ Deno.test("a run on its own network: its network, the relay as resolver and prox
     "no_proxy=localhost,127.0.0.1,::1",
   ]);
   assert.deepEqual(proxyEnv("10.237.0.2", {}).HTTP_PROXY, "http://10.237.0.2:3128");
+});
+
+Deno.test("freeSubnet looks from a given place on, round the pool", () => {
+  assert.equal(freeSubnet([], SUBNET_POOL, 28, 3), "10.237.0.48/28");
+  assert.equal(freeSubnet(["10.237.0.48/28"], SUBNET_POOL, 28, 3), "10.237.0.64/28");
+  assert.equal(freeSubnet(["10.237.255.240/28"], SUBNET_POOL, 28, 4095), "10.237.0.0/28", "round");
+  assert.equal(freeSubnet([], SUBNET_POOL, 28, -1), "10.237.255.240/28");
+});
+
+Deno.test("createRunNetwork passes over a subnet another run took since the list, and gives up after 8", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /networks", {
+    status: 200,
+    json: [{ Name: "other", IPAM: { Config: [{ Subnet: "10.237.0.0/28" }] } }],
+  });
+  const asked: string[] = [];
+  let taken = 1;
+  engine.on("POST /networks/create", async (req, res) => {
+    const body = req.json as { IPAM: { Config: Array<{ Subnet: string }> } };
+    asked.push(body.IPAM.Config[0]!.Subnet);
+    if (asked.length <= taken) {
+      return await res.json(403, { message: "Pool overlaps with other one on this address space" });
+    }
+    return await res.json(201, { Id: "net1" });
+  });
+  const client = clientFor(engine);
+  // Every run starts at the same place here: the first is passed over (in use), the second was just taken.
+  const got = await createRunNetwork(client, "moat-net-x", {}, () => 0);
+  assert.deepEqual(got, { id: "net1", subnet: "10.237.0.32/28" });
+  assert.deepEqual(asked, ["10.237.0.16/28", "10.237.0.32/28"]);
+  asked.length = 0;
+  taken = 100;
+  await assert.rejects(createRunNetwork(client, "moat-net-y", {}, () => 0), /Pool overlaps/);
+  assert.equal(asked.length, 8);
 });
