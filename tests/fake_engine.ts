@@ -525,10 +525,12 @@ export class FakeEngine {
    * with that message. Returns the live table: a test sees what is left.
    */
   withNetworks(
-    initial: Array<Record<string, unknown>> = [],
+    initial: readonly object[] = [],
     opts: { refuse?: string; keep?: (body: Record<string, unknown>) => Record<string, unknown> } = {},
   ): Map<string, Record<string, unknown>> {
-    const table = new Map<string, Record<string, unknown>>(initial.map((n) => [String(n["Id"]), n]));
+    const table = new Map<string, Record<string, unknown>>(
+      initial.map((n) => [String((n as Record<string, unknown>)["Id"]), n as Record<string, unknown>]),
+    );
     let next = 1;
     const find = (key: string) => [...table.values()].find((n) => n["Id"] === key || n["Name"] === key);
     this.on("GET /networks", (_req, res) => res.json(200, [...table.values()]));

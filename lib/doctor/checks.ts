@@ -448,7 +448,7 @@ function networkCheck(facts: DoctorFacts): Check {
     return fail(
       "network",
       `no /${SUBNET_PREFIX} of ${SUBNET_POOL} is free for a run network: the engine's networks cover it`,
-      "Remove networks left behind:  moat clean",
+      "Remove networks left behind:  moat clean\nSee moat's networks:  moat system networks",
     );
   }
   if (f.createProblem) {
