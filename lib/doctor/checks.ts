@@ -458,9 +458,10 @@ function networkCheck(facts: DoctorFacts): Check {
       [f.createProblem.hint, NETWORK_NEEDS].filter(Boolean).join("\n"),
     );
   }
+  const removed = f.removed ? "; removed" : "";
   if (!f.kept) {
     return result(
-      `the engine made ${f.name} but it could not be read back: ${f.inspectProblem ?? "no answer"}`,
+      `the engine made ${f.name} but it could not be read back: ${f.inspectProblem ?? "no answer"}${removed}`,
       "Run again:  moat doctor",
     );
   }
@@ -475,7 +476,6 @@ function networkCheck(facts: DoctorFacts): Check {
       NETWORK_NEEDS,
     );
   }
-  const removed = f.removed ? "; removed" : "";
   return result(`${f.name} on ${f.subnet}: Internal, its bridge without a host address${removed}`, undefined);
 }
 

@@ -6,7 +6,7 @@
  * network is named `moat-net-<run id>`, as a run's) and are removed on every path.
  */
 import type { EngineClient } from "../docker/client.ts";
-import { MoatError } from "../errors.ts";
+import { InterruptedError, MoatError } from "../errors.ts";
 import { freeSubnet, isolatedNetworkBody } from "../run/network.ts";
 import type { MoatRuntime } from "../run/relay_plan.ts";
 import type { IsolationFacts, NetworkFacts } from "./checks.ts";
@@ -39,8 +39,8 @@ function messageOf(err: unknown): { message: string; hint?: string } {
 
 /**
  * Make the network, inspect it, probe it, remove it. Engine errors before the network exists throw (the
- * caller reports them); after, they are facts. Only a user interrupt throws once the network exists, after
- * the container and the network are removed.
+ * caller reports them); after, they are facts. Once the network exists only a user interrupt throws, after
+ * the container and the network are removed (`finally`).
  */
 export async function runNetworkChecks(
   client: EngineClient,
@@ -76,8 +76,10 @@ export async function runNetworkChecks(
     if (opts.probe && isolated) isolation = await probeIsolation(client, opts, inspect, all);
     return { network, ...(isolation ? { isolation } : {}) };
   } catch (err) {
-    if (!network.kept) network.inspectProblem = messageOf(err).message;
-    throw err;
+    // An interrupt, or a failure past reading the network back (a bug), ends doctor once the network is gone.
+    if (err instanceof InterruptedError || network.kept) throw err;
+    network.inspectProblem = messageOf(err).message;
+    return { network };
   } finally {
     try {
       await client.networkRemove(id);

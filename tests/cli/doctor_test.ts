@@ -289,6 +289,21 @@ Deno.test("doctor says so when the run network cannot be removed", async () => {
   assert.match(r.out, /^ {4}Remove it: {2}docker network rm moat-net-[0-9a-f]{12}$/m);
 });
 
+Deno.test("doctor fails a run network it cannot read back, and still removes it", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /images/:name/json", { status: 200, json: IMAGE });
+  const networks = engine.withNetworks();
+  engine.on("GET /networks/:id", { status: 500, json: { message: "boom" } });
+  const r = await doctor([], via(engine));
+  assert.equal(r.code, 1);
+  assert.match(
+    line(r.out, "Run network"),
+    /^✗ Run network: the engine made moat-net-[0-9a-f]{12} but it could not be read back: .*boom; removed$/,
+  );
+  assert.equal(networks.size, 0);
+});
+
 Deno.test("doctor creates a missing MOAT_HOME and fails one that is not a directory", async () => {
   const s = await scratch();
   try {
