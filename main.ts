@@ -25,6 +25,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: () => import("./lib/cli/doctor.ts"),
   // Internal: moat's relay inside a run's relay container (lib/net/relay.ts); not in the help.
   relay: () => import("./lib/cli/relay.ts"),
+  // Internal: moat doctor's host-isolation probe inside its container (lib/doctor/reach.ts); not in the help.
+  reach: () => import("./lib/cli/reach.ts"),
 };
 
 async function main(args: string[]): Promise<number> {

@@ -518,6 +518,44 @@ export class FakeEngine {
     return this;
   }
 
+  /**
+   * Answer the network routes (`GET /networks`, `POST /networks/create`, `GET /networks/:id`,
+   * `DELETE /networks/:id`) from a table of networks, starting with `initial`. `keep` decides what the
+   * engine keeps of a create body (default: all of it, as Docker does); `refuse` makes create answer 400
+   * with that message. Returns the live table: a test sees what is left.
+   */
+  withNetworks(
+    initial: readonly object[] = [],
+    opts: { refuse?: string; keep?: (body: Record<string, unknown>) => Record<string, unknown> } = {},
+  ): Map<string, Record<string, unknown>> {
+    const table = new Map<string, Record<string, unknown>>(
+      initial.map((n) => [String((n as Record<string, unknown>)["Id"]), n as Record<string, unknown>]),
+    );
+    let next = 1;
+    const find = (key: string) => [...table.values()].find((n) => n["Id"] === key || n["Name"] === key);
+    this.on("GET /networks", (_req, res) => res.json(200, [...table.values()]));
+    this.on("POST /networks/create", (req, res) => {
+      if (opts.refuse) return res.json(400, { message: opts.refuse });
+      const body = req.json as Record<string, unknown>;
+      const id = String(next++).padStart(64, "e");
+      const kept = (opts.keep ?? ((b) => b))(body);
+      const { Name, Driver, Internal, IPAM, Options, Labels } = kept;
+      table.set(id, { Name, Id: id, Driver, Internal, IPAM, Options, Labels });
+      return res.json(201, { Id: id, Warning: "" });
+    });
+    this.on("GET /networks/:id", (req, res) => {
+      const n = find(req.params["id"]!);
+      return n ? res.json(200, n) : res.json(404, { message: `network ${req.params["id"]} not found` });
+    });
+    this.on("DELETE /networks/:id", (req, res) => {
+      const n = find(req.params["id"]!);
+      if (!n) return res.json(404, { message: `network ${req.params["id"]} not found` });
+      table.delete(String(n["Id"]));
+      return res.empty(204);
+    });
+    return table;
+  }
+
   /** `["GET /_ping", "POST /containers/create", …]` in arrival order. */
   calls(): string[] {
     return this.requests.map((r) => r.call);

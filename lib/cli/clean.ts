@@ -6,14 +6,14 @@
  * `GET /containers/json?size=1`, owner liveness), lists the items, asks, and removes. A run whose owner
  * process lives is never touched.
  */
-import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
+import { MANAGED_FILTER } from "../run/labels.ts";
 import type { ContainerSummary } from "../docker/types.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { type CleanItem, liveOwnersSettled, ownerKey, planClean } from "../run/clean.ts";
 import { formatBytes } from "./format.ts";
 import { directorySize } from "../store/disk_usage.ts";
-import { ofThisHome } from "../run/orphans.ts";
+import { homeOf, ofThisHome } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { damageText, removeRunDir } from "../store/records.ts";
@@ -29,6 +29,8 @@ Remove what is left over, after listing it and asking:
     after kill -9 of a moat run), including leftover passwd probe containers, with their records;
   - damaged records: a run.json that cannot be read, or an output.bin that is gone (stderr
     names the file and what is wrong), once no live moat process or running container has them.
+  - run networks (moat-net-<id>: moat run --allow's, moat doctor's): with their run, after its
+    containers, or alone once their moat process is gone (moat system networks: orphaned).
 A run whose moat process is still alive (a moat run in progress, a detached run's recorder) is
 never touched. Run records of finished runs are removed too: this is how records are cleaned.
 Only this MOAT_HOME's containers are considered (label dev.moat.home, or a run recorded here):
@@ -182,12 +184,19 @@ export async function command(args: string[]): Promise<number> {
   const here = new Set([...records.map((r) => r.id), ...damaged.map((d) => d.id)]);
   const containers = opts.allHomes ? listed : ofThisHome(listed, maybeHomeId(ctx.home), (id) => here.has(id));
 
+  // moat's networks (`moat-net-<run id>`: an --allow run's, moat doctor's), of this MOAT_HOME like containers.
+  const listedNetworks = await client.networkList([MANAGED_FILTER]);
+  const networks = opts.allHomes
+    ? listedNetworks
+    : listedNetworks.filter((n) => homeOf(n, maybeHomeId(ctx.home), (id) => here.has(id)) === "this");
+
   const boot = bootId();
   const { scan, alive } = liveOwnersSettled(
     records,
     () => scanRuns(ctx.home),
     containers,
     (o) => isOwnerAlive(o, boot),
+    networks,
   );
   const items = planClean({
     records: scan.records,
@@ -195,6 +204,7 @@ export async function command(args: string[]): Promise<number> {
     ownerAlive: (o) => o !== undefined && alive.has(ownerKey(o)),
     ...(workspace ? { workspace } : {}),
     damaged: scan.damaged,
+    networks,
   });
   if (items.length === 0) {
     ctx.note(`moat: nothing to clean${workspace ? ` for ${workspace}` : ""}`);
@@ -228,16 +238,6 @@ export async function command(args: string[]): Promise<number> {
     }
   }
 
-  // A run's own network (`moat run --allow`), removed with the run once its containers are gone. Asked for
-  // only when a run to clean had one: its record says so, or its relay is among its containers.
-  const networks = new Map<string, string>();
-  const hadNetwork = items.some((i) =>
-    i.record?.profile?.network === "allowlist" || i.containers.some((c) => labelOf(c, "probe") === "relay")
-  );
-  for (const n of hadNetwork ? await client.networkList([MANAGED_FILTER]) : []) {
-    const runId = labelOf(n, "runId");
-    if (runId && n.Name === `moat-net-${runId}`) networks.set(runId, n.Id);
-  }
   let failed = 0;
   let freed = 0;
   for (const [i, item] of items.entries()) {
@@ -254,15 +254,15 @@ export async function command(args: string[]): Promise<number> {
         ctx.note(`  Remove it by hand:  docker rm -f ${c.Id}`);
       }
     }
-    const network = item.runId ? networks.get(item.runId) : undefined;
-    if (network && ok) {
+    // A run's networks once its containers are gone (the engine refuses to remove a network still joined).
+    for (const n of ok ? item.networks : []) {
       try {
-        await client.networkRemove(network);
-        done.push(`network moat-net-${item.runId}`);
+        await client.networkRemove(n.Id);
+        done.push(`network ${n.Name}`);
       } catch (err) {
         ok = false;
         ctx.note(`moat: could not remove the network of ${label}: ${firstLine(err)}`);
-        ctx.note(`  Remove it by hand:  docker network rm moat-net-${item.runId}`);
+        ctx.note(`  Remove it by hand:  docker network rm ${n.Name}`);
       }
     }
     if (hasRecordDir(item)) {

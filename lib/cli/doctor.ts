@@ -1,14 +1,14 @@
 /**
  * `moat doctor`: check, in order, what a sandboxed run needs (engine, API version, runtimes, gVisor, a
- * probe run under gVisor, the image, MOAT_HOME), print one line each with the fix, and exit 0 when a
- * sandboxed run would work, 1 otherwise. This is the edge: it gathers facts (stopping at what an earlier
+ * probe run under gVisor, a run network and the host's isolation from it, the image, MOAT_HOME), print one
+ * line each with the fix, and exit 0 when a sandboxed run would work, 1 otherwise. This is the edge: it gathers facts (stopping at what an earlier
  * failure makes pointless) and lib/doctor/checks.ts decides. It never prints the no-sandbox warning and
- * creates no container except the probe, which it removes.
+ * creates nothing but its probes and one run network, which it removes.
  */
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type DockerClient } from "../docker/client.ts";
 import { endpointUrl, resolveEndpoint } from "../docker/endpoint.ts";
-import { EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
+import { EngineApiError, EngineUnavailableError, InterruptedError, MoatError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import {
   diagnose,
@@ -16,12 +16,16 @@ import {
   type DoctorFacts,
   type Fact,
   type NameSource,
-  type ProbeFacts,
   type Problem,
   renderJson,
   renderText,
 } from "../doctor/checks.ts";
-import { PROBE_TIMEOUT_MS, runProbe } from "../doctor/probe.ts";
+import { PROBE_LABEL, PROBE_TIMEOUT_MS, runProbe } from "../doctor/probe.ts";
+import { runNetworkChecks } from "../doctor/network_probe.ts";
+import { LABELS } from "../run/labels.ts";
+import { runLabels } from "../run/plan.ts";
+import { type MoatRuntime, moatRuntime } from "../run/relay_plan.ts";
+import type { Owner } from "../store/records.ts";
 import { chooseImage, DEFAULT_IMAGE } from "../run/image.ts";
 import { decideSandbox, DEFAULT_RUNTIME } from "../sandbox/decide.ts";
 import { ensureHomeId } from "../store/home_id.ts";
@@ -40,6 +44,12 @@ Check that a sandboxed run would work here, in order, one line each:
                its path and runtime arguments; warns when --network=host weakens isolation
   Probe run    a tiny container under gVisor running 'uname -r; dmesg', proving the kernel is
                gVisor's; it is removed afterwards and stopped after ${PROBE_TIMEOUT_MS / 1000} s
+  Run network  the engine makes a network as moat run --allow does: Internal, its bridge without a
+               host address (com.docker.network.bridge.inhibit_ipv4); it is removed afterwards
+  Host isolation
+               a probe under gVisor on that network tries to connect to this host (its gateway,
+               docker0's address) while moat listens on a port; passes only when it ran and every
+               attempt was blocked (about 4 s)
   Image        the image runs use (image: in ./moat.yaml, else $MOAT_IMAGE, else ${DEFAULT_IMAGE})
   MOAT_HOME    where run records go is writable (created if missing)
 
@@ -50,7 +60,8 @@ Options:
       --json     Print { "ok": bool, "checks": [{ "name", "status", "detail", "fix"? }] } instead
   -h, --help     Show this help
 
-Exit codes: 0 a sandboxed run would work (warnings allowed); 1 it would not; 2 usage error.
+Exit codes: 0 a sandboxed run would work, with --allow too (warnings allowed); 1 a check failed;
+2 usage error.
 
 Examples:
   moat doctor
@@ -197,13 +208,17 @@ export async function gatherFacts(
   }, classify);
   facts.image = { ref, source: imageSource, ...(configFile ? { configFile } : {}), found };
 
-  // The probe only when a run could start at all: gVisor registered as such, image present.
+  // The probe only when a run could start at all: gVisor registered as such, image present. The run network
+  // whenever the engine is usable; the probe on it only when the first probe could run.
   const partial = diagnose(facts).checks;
-  const gvisorPassed = partial.find((c) => c.name === "gvisor")?.status;
-  if ((gvisorPassed === "ok" || gvisorPassed === "warn") && found.ok && found.value && facts.runtime.ok) {
+  const status = (name: string) => partial.find((c) => c.name === name)?.status;
+  const passed = (name: string) => status(name) === "ok" || status(name) === "warn";
+  const canProbe = passed("gvisor") && found.ok && found.value !== undefined && facts.runtime.ok;
+  if (passed("engine") && passed("api")) {
     // Labelled with this MOAT_HOME's id like a run's container, when the home is usable.
     const homeId = facts.home.ok ? maybeEnsureHomeId(facts.home.value.path) : undefined;
-    facts.probe = await probeFact(client, ref, facts.runtime.value.name, homeId);
+    const runtime = facts.runtime.ok ? facts.runtime.value.name : undefined;
+    await probeFacts(client, facts, canProbe && runtime ? { image: ref, runtime } : undefined, homeId);
   }
   return facts;
 }
@@ -216,56 +231,131 @@ function maybeEnsureHomeId(home: string): string | undefined {
   }
 }
 
-async function probeFact(
+/**
+ * The probes, each run with the same run id and labels (`dev.moat.probe=doctor`): the gVisor probe when
+ * `run` is given, then the run network, with the isolation probe on it when the gVisor probe passed.
+ */
+async function probeFacts(
   client: DockerClient,
-  image: string,
-  runtime: string,
+  facts: DoctorFacts,
+  run: { image: string; runtime: string } | undefined,
   homeId: string | undefined,
-): Promise<Fact<ProbeFacts>> {
+): Promise<void> {
   // An empty workspace of our own, mounted as a run's would be, owned by us: the probe runs as its owner.
-  let dir: string;
+  let dir: string | undefined;
+  let dirProblem: Problem | undefined;
   try {
     dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "moat-doctor-" }));
   } catch (err) {
     const why = (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
-    return {
-      ok: false,
-      problem: {
-        message: `Cannot create the probe's empty workspace in the temp directory: ${why}`,
-        hint: "Point TMPDIR at a writable directory:  TMPDIR=/path/to/dir moat doctor",
-      },
+    dirProblem = {
+      message: `Cannot create the probe's empty workspace in the temp directory: ${why}`,
+      hint: "Point TMPDIR at a writable directory:  TMPDIR=/path/to/dir moat doctor",
     };
   }
-  // While the probe exists, an interrupt removes it before moat exits (128 + signal).
+  // While a probe exists, an interrupt removes it before moat exits (128 + signal).
   const controller = new AbortController();
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((sig) => {
     const h = () => controller.abort(sig);
     Deno.addSignalListener(sig, h);
     return [sig, h] as const;
   });
+  const runId = newRunId();
+  const owner = currentOwner();
   try {
-    const st = await Deno.stat(dir);
-    const user = st.uid === null ? "" : `${st.uid}:${st.gid ?? st.uid}`;
-    const owner = currentOwner();
-    return {
-      ok: true,
-      value: await runProbe(client, {
-        runId: newRunId(),
-        image,
-        runtime,
-        workspace: dir,
-        user,
-        ...(owner ? { owner } : {}),
-        ...(homeId ? { homeId } : {}),
-        moatVersion: VERSION,
-        timeoutMs: PROBE_TIMEOUT_MS,
-        interrupt: controller.signal,
-      }),
-    };
+    if (run) {
+      if (dirProblem || dir === undefined) facts.probe = { ok: false, problem: dirProblem! };
+      else {
+        const st = await Deno.stat(dir);
+        const user = st.uid === null ? "" : `${st.uid}:${st.gid ?? st.uid}`;
+        facts.probe = {
+          ok: true,
+          value: await runProbe(client, {
+            runId,
+            image: run.image,
+            runtime: run.runtime,
+            workspace: dir,
+            user,
+            ...(owner ? { owner } : {}),
+            ...(homeId ? { homeId } : {}),
+            moatVersion: VERSION,
+            timeoutMs: PROBE_TIMEOUT_MS,
+            interrupt: controller.signal,
+          }),
+        };
+      }
+    }
+    const probePassed = diagnose(facts).checks.find((c) => c.name === "probe")?.status;
+    const isolation = run && (probePassed === "ok" || probePassed === "warn") ? run : undefined;
+    const labels = doctorLabels(runId, dir, run?.runtime, owner, homeId);
+    let result: Awaited<ReturnType<typeof runNetworkChecks>> | undefined;
+    let moat: MoatRuntime | undefined;
+    let moatProblem: Problem | undefined;
+    if (isolation) {
+      try {
+        moat = moatRuntime();
+      } catch (err) {
+        moatProblem = { message: `cannot tell which files moat runs from: ${problemOf(err).message}` };
+      }
+    }
+    if (controller.signal.aborted) throw new InterruptedError(String(controller.signal.reason));
+    try {
+      result = await runNetworkChecks(client, {
+        runId,
+        labels,
+        ...(isolation && moat
+          ? {
+            probe: {
+              image: isolation.image,
+              runtime: isolation.runtime,
+              moat,
+              user: `${Deno.uid() ?? 0}:${Deno.gid() ?? 0}`,
+              timeoutMs: PROBE_TIMEOUT_MS,
+              interrupt: controller.signal,
+            },
+          }
+          : {}),
+      });
+    } catch (err) {
+      if (err instanceof InterruptedError) throw err;
+      facts.network = { ok: false, problem: problemOf(err) };
+    }
+    if (result) {
+      facts.network = { ok: true, value: result.network };
+      if (result.isolation) facts.isolation = { ok: true, value: result.isolation };
+      else if (moatProblem) facts.isolation = { ok: false, problem: moatProblem };
+    }
   } finally {
     for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (dir !== undefined) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** The labels of the run network and its probe: a run's (`runLabels`), marked `dev.moat.probe=doctor`. */
+function doctorLabels(
+  runId: string,
+  workspace: string | undefined,
+  runtime: string | undefined,
+  owner: Owner | undefined,
+  homeId: string | undefined,
+): Record<string, string> {
+  return {
+    ...runLabels({
+      runId,
+      name: undefined,
+      image: "",
+      command: undefined,
+      env: {},
+      workspace: workspace ?? "",
+      user: "",
+      runtime,
+      interactive: false,
+      moatVersion: VERSION,
+      ...(owner ? { owner } : {}),
+      ...(homeId ? { homeId } : {}),
+    }),
+    [LABELS.probe]: PROBE_LABEL,
+  };
 }
 
 /** `moat doctor [--json]` → 0 when a sandboxed run would work, 1 otherwise. */

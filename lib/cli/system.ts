@@ -6,25 +6,32 @@
  * - containers: the containers labelled `dev.moat.managed=true` that are this MOAT_HOME's (`homeOf`; every
  *   one with `--all-homes`), with its role as `classifyContainer` sees it from this MOAT_HOME's records;
  * - images: the images those containers use, images labelled `dev.moat.built-by=setup` (scripts/setup.sh),
- *   and the default image (`debian:bookworm-slim`, and `$MOAT_IMAGE` when set) when present.
+ *   and the default image (`debian:bookworm-slim`, and `$MOAT_IMAGE` when set) when present;
+ * - networks: the networks labelled `dev.moat.managed=true` and named after their run (`moat-net-<id>`:
+ *   an `--allow` run's, `moat doctor`'s) that are this MOAT_HOME's, with their role as `classifyNetwork`
+ *   sees it — what `moat clean` removes (lib/run/clean.ts) is what this calls orphaned.
  */
 import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
-import type { ContainerSummary, ImageSummary } from "../docker/types.ts";
+import type { ContainerSummary, ImageSummary, NetworkInspect } from "../docker/types.ts";
 import { UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { formatBytes } from "./format.ts";
 import { DEFAULT_IMAGE } from "../run/image.ts";
 import {
   classifyContainer,
+  classifyNetwork,
   type ContainerHome,
   type ContainerRole,
   homeOf,
   liveContainerOwners,
+  type NetworkRole,
+  networkRunId,
   ownerLiveness,
+  ownerOf,
   runIdOf,
 } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
-import type { RunRecord } from "../store/records.ts";
+import type { Owner, RunRecord } from "../store/records.ts";
 import { readRuns } from "../store/run_index.ts";
 import { cliContext, formatTable } from "./context.ts";
 
@@ -37,6 +44,7 @@ Subcommands:
   containers   This MOAT_HOME's containers (--all-homes: every one carrying dev.moat.managed=true)
   images       The images those containers use, images built by scripts/setup.sh
                (label dev.moat.built-by=setup), and the default image when present
+  networks     This MOAT_HOME's run networks (moat-net-<id>: moat run --allow's, moat doctor's)
 
 Options:
       --json     Print a JSON array instead of the table
@@ -45,6 +53,33 @@ Options:
 Examples:
   moat system containers
   moat system images --json | jq -r '.[].remove'
+  moat system networks
+`;
+
+export const SYSTEM_NETWORKS_HELP = `Usage: moat system networks [OPTIONS]
+
+List the run networks of this MOAT_HOME on the engine (label dev.moat.managed=true, named
+moat-net-<run id>: a moat run --allow's own network, or moat doctor's), by name, with the command
+that removes it by hand. --all-homes lists every one, with a HOME column.
+
+Columns:
+  NETWORK      its name, moat-net-<run id>
+  RUN          the run id (label dev.moat.run-id)
+  ROLE         active (its moat process lives) or orphaned (no live moat process; moat clean
+               removes it with its run); ", doctor" marks moat doctor's
+  SUBNET       its IPv4 subnet (a /28 of 10.237.0.0/16)
+  HOME         (--all-homes) this, other or unknown, as for containers
+  REMOVE WITH  docker network rm <name> (remove the run's containers first)
+
+Options:
+      --all-homes  Every moat network on the engine, whichever MOAT_HOME made it
+      --json       Print a JSON array: id, name, runId, runName, workspace, subnet, probe, role,
+                   home, remove
+  -h, --help       Print this help
+
+Examples:
+  moat system networks
+  moat system networks --json | jq -r '.[] | select(.role == "orphaned") | .name'
 `;
 
 export const SYSTEM_CONTAINERS_HELP = `Usage: moat system containers [OPTIONS]
@@ -101,14 +136,14 @@ Examples:
 
 export interface ParsedSystemArgs {
   help: boolean;
-  sub: "containers" | "images" | undefined;
+  sub: "containers" | "images" | "networks" | undefined;
   json: boolean;
   /** `containers --all-homes`: every moat container, not only this MOAT_HOME's. */
   allHomes: boolean;
 }
 
-const SUBCOMMANDS_HINT =
-  "List moat's containers:  moat system containers\nList the images moat uses:  moat system images";
+const SUBCOMMANDS_HINT = "List moat's containers:  moat system containers\n" +
+  "List the images moat uses:  moat system images\nList moat's networks:  moat system networks";
 
 /** Parse `moat system` arguments. Pure; throws `UsageError`. */
 export function parseSystemArgs(args: string[]): ParsedSystemArgs {
@@ -119,12 +154,12 @@ export function parseSystemArgs(args: string[]): ParsedSystemArgs {
   });
   const { values, positionals } = parsed;
   const [sub, extra] = positionals;
-  if (sub !== undefined && sub !== "containers" && sub !== "images") {
+  if (sub !== undefined && sub !== "containers" && sub !== "images" && sub !== "networks") {
     throw new UsageError(`Unknown subcommand "${sub}" for moat system`, SUBCOMMANDS_HINT);
   }
   if (values.help) return { help: true, sub, json: false, allHomes: false };
   if (sub === undefined) {
-    throw new UsageError("moat system needs a subcommand: containers or images", SUBCOMMANDS_HINT);
+    throw new UsageError("moat system needs a subcommand: containers, images or networks", SUBCOMMANDS_HINT);
   }
   if (extra !== undefined) {
     throw new UsageError(
@@ -132,9 +167,9 @@ export function parseSystemArgs(args: string[]): ParsedSystemArgs {
       `See:  moat system ${sub} --help`,
     );
   }
-  if (values["all-homes"] && sub !== "containers") {
+  if (values["all-homes"] && sub === "images") {
     throw new UsageError(
-      `--all-homes is an option of moat system containers, not of moat system ${sub}`,
+      `--all-homes is an option of moat system containers and networks, not of moat system ${sub}`,
       "List every moat container on the engine:  moat system containers --all-homes",
     );
   }
@@ -294,6 +329,70 @@ export function formatImagesTable(items: SystemImage[]): string {
   );
 }
 
+/** One of moat's networks as `moat system networks` shows it. */
+export interface SystemNetwork {
+  id: string;
+  name: string;
+  runId: string;
+  runName: string | null;
+  workspace: string | null;
+  /** Its IPv4 subnet(s), comma-separated; `null` when the engine lists none. */
+  subnet: string | null;
+  /** `dev.moat.probe` (`doctor` for moat doctor's), `null` for a run's own. */
+  probe: string | null;
+  role: NetworkRole;
+  home: ContainerHome;
+  remove: string;
+}
+
+/**
+ * Describe moat's run networks (only those named after their run, `networkRunId`), by name. `alive` says
+ * whether a network's owner (`ownerOf` with its run's record) lives; `homeId`
+ * is this MOAT_HOME's id. Pure.
+ */
+export function systemNetworks(
+  networks: NetworkInspect[],
+  records: RunRecord[],
+  alive: (owner: Owner | undefined) => boolean,
+  homeId?: string,
+): SystemNetwork[] {
+  const byId = new Map(records.map((r) => [r.id, r]));
+  const out: SystemNetwork[] = [];
+  for (const n of networks) {
+    const runId = networkRunId(n);
+    if (runId === undefined) continue;
+    const subnets = (n.IPAM?.Config ?? []).map((c) => c.Subnet).filter((x): x is string => !!x);
+    out.push({
+      id: n.Id,
+      name: n.Name,
+      runId,
+      runName: labelOf(n, "name") ?? null,
+      workspace: labelOf(n, "workspace") ?? null,
+      subnet: subnets.length ? subnets.join(",") : null,
+      probe: labelOf(n, "probe") ?? null,
+      role: classifyNetwork(alive(ownerOf(n, byId.get(runId)))),
+      home: homeOf(n, homeId, (id) => byId.has(id)),
+      remove: `docker network rm ${n.Name}`,
+    });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The networks table; `withHome` adds the HOME column (`--all-homes`). Pure. */
+export function formatNetworksTable(items: SystemNetwork[], withHome = false): string {
+  return formatTable(
+    ["NETWORK", "RUN", "ROLE", "SUBNET", ...(withHome ? ["HOME"] : []), "REMOVE WITH"],
+    items.map((n) => [
+      n.name,
+      n.runId,
+      n.probe === "doctor" ? `${n.role}, doctor` : n.role,
+      n.subnet ?? "-",
+      ...(withHome ? [n.home] : []),
+      n.remove,
+    ]),
+  );
+}
+
 export async function command(args: string[]): Promise<number> {
   const opts = parseSystemArgs(args);
   const ctx = cliContext();
@@ -303,12 +402,15 @@ export async function command(args: string[]): Promise<number> {
         ? SYSTEM_CONTAINERS_HELP
         : opts.sub === "images"
         ? SYSTEM_IMAGES_HELP
+        : opts.sub === "networks"
+        ? SYSTEM_NETWORKS_HELP
         : SYSTEM_HELP,
     );
     return 0;
   }
   ctx.checkEnv();
   const client = ctx.client();
+  if (opts.sub === "networks") return await listNetworks(ctx, opts);
   const containers = await client.containerList([MANAGED_FILTER]);
   let text: string;
   if (opts.sub === "containers") {
@@ -342,6 +444,33 @@ export async function command(args: string[]): Promise<number> {
     if (!opts.json && items.length === 0) ctx.note("moat: moat uses no image on this engine");
     text = opts.json ? JSON.stringify(items, null, 2) + "\n" : items.length ? formatImagesTable(items) : "";
   }
+  try {
+    await ctx.out(text);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+  return 0;
+}
+
+async function listNetworks(ctx: ReturnType<typeof cliContext>, opts: ParsedSystemArgs): Promise<number> {
+  const networks = await ctx.client().networkList([MANAGED_FILTER]);
+  const ids = new Set(networks.map(networkRunId));
+  const records = readRuns(ctx.home).runs.filter((r) => ids.has(r.id)).map((r) => r.record);
+  const isAlive = ownerLiveness();
+  const all = systemNetworks(networks, records, (o) => o !== undefined && isAlive(o), maybeHomeId(ctx.home));
+  const items = opts.allHomes ? all : all.filter((n) => n.home === "this");
+  if (!opts.json && all.length === 0) ctx.note("moat: no network on this engine carries moat's labels");
+  else if (!opts.json && items.length === 0) {
+    ctx.note(
+      `moat: no network of this MOAT_HOME on this engine; ${all.length} of other MOAT_HOMEs:  ` +
+        "moat system networks --all-homes",
+    );
+  }
+  const text = opts.json
+    ? JSON.stringify(items, null, 2) + "\n"
+    : items.length
+    ? formatNetworksTable(items, opts.allHomes)
+    : "";
   try {
     await ctx.out(text);
   } catch (err) {

@@ -8,8 +8,19 @@ import { EXIT } from "../errors.ts";
 import type { PingResult, SystemInfo } from "../docker/types.ts";
 import { compareApiVersions, MAX_API_VERSION, MIN_API_VERSION } from "../docker/transport.ts";
 import { gvisorInstallSteps, looksLikeGvisor } from "../sandbox/decide.ts";
+import { SUBNET_POOL, SUBNET_PREFIX } from "../run/network.ts";
+import { parseReachOutput } from "./reach.ts";
 
-export type CheckName = "engine" | "api" | "runtimes" | "gvisor" | "probe" | "image" | "home";
+export type CheckName =
+  | "engine"
+  | "api"
+  | "runtimes"
+  | "gvisor"
+  | "probe"
+  | "network"
+  | "isolation"
+  | "image"
+  | "home";
 export type CheckStatus = "ok" | "fail" | "warn" | "skip";
 
 /** One line of the report. `fix` is present for `fail` and `warn`: the next thing to type. */
@@ -55,6 +66,37 @@ export interface ProbeFacts {
   problem?: Problem;
 }
 
+/** The run-style network the doctor made (lib/doctor/network_probe.ts). */
+export interface NetworkFacts {
+  /** `moat-net-<run id>`. */
+  name: string;
+  /** The /28 asked for; absent when none of `SUBNET_POOL` was free. */
+  subnet?: string;
+  /** The engine refused to make it. */
+  createProblem?: { message: string; hint?: string };
+  /** Set once made. */
+  id?: string;
+  /** What the engine kept of what moat asked for (`GET /networks/{id}`). */
+  kept?: { internal: boolean; inhibitIpv4: string | undefined; driver: string | undefined };
+  /** It could not be read back. */
+  inspectProblem?: string;
+  /** Whether removal succeeded; `undefined` when nothing was made. */
+  removed?: boolean;
+  removeProblem?: string;
+}
+
+/** The host-isolation probe's facts (lib/doctor/network_probe.ts). */
+export interface IsolationFacts {
+  /** `address:port` of the host it tried, the run network's gateway first. */
+  targets: string[];
+  /** The probe container, once the host's listener was open. */
+  probe?: ProbeFacts;
+  /** Connections the host's listener accepted while the probe ran. */
+  accepted: number;
+  /** The host's listener could not be opened. */
+  listenProblem?: string;
+}
+
 export interface DoctorFacts {
   endpoint: Fact<{ url: string; source: "DOCKER_HOST" | "default" }>;
   /** `DOCKER_API_VERSION`, when set: moat then does not negotiate. */
@@ -64,6 +106,10 @@ export interface DoctorFacts {
   runtime?: Fact<{ name: string; source: NameSource; configFile?: string }>;
   image?: { ref: string; source: NameSource; configFile?: string; found: Fact<{ id: string } | undefined> };
   probe?: Fact<ProbeFacts>;
+  /** The run-style network: asked for whenever the engine is usable. */
+  network?: Fact<NetworkFacts>;
+  /** The probe on it: only when gVisor ran the probe and the network kept its options. */
+  isolation?: Fact<IsolationFacts>;
   home: Fact<{ path: string; created: boolean }> & { path?: string };
 }
 
@@ -74,6 +120,8 @@ export const CHECK_LABELS: Record<CheckName, string> = {
   runtimes: "Runtimes",
   gvisor: "gVisor",
   probe: "Probe run",
+  network: "Run network",
+  isolation: "Host isolation",
   image: "Image",
   home: "MOAT_HOME",
 };
@@ -98,7 +146,7 @@ function problemFix(p: Problem, fallback: string): string {
   return p.hint ?? fallback;
 }
 
-/** All seven checks from the facts, in order, and whether a sandboxed run would work. */
+/** All nine checks from the facts, in order, and whether a sandboxed run would work. */
 export function diagnose(facts: DoctorFacts): DoctorReport {
   const engine = engineCheck(facts);
   const api = passed(engine) ? apiCheck(facts) : skip("api", "needs a reachable engine");
@@ -115,8 +163,16 @@ export function diagnose(facts: DoctorFacts): DoctorReport {
     : !passed(image)
     ? skip("probe", `needs the image ${facts.image?.ref ?? ""}; see Image below`)
     : probeCheck(facts);
+  const network = engineUp ? networkCheck(facts) : skip("network", needsEngine(engine));
+  const isolation = !engineUp
+    ? skip("isolation", needsEngine(engine))
+    : !passed(probe)
+    ? skip("isolation", "needs a probe run under gVisor; see Probe run above")
+    : !networkKeptOptions(facts)
+    ? skip("isolation", "needs a run network; see Run network above")
+    : isolationCheck(facts);
   const home = homeCheck(facts);
-  const checks = [engine, api, runtimes, gvisor, probe, image, home];
+  const checks = [engine, api, runtimes, gvisor, probe, network, isolation, image, home];
   return { ok: checks.every(passed), checks };
 }
 
@@ -351,6 +407,175 @@ function probeCheck(facts: DoctorFacts): Check {
   );
 }
 
+/** The run network was made with both options kept (whether or not it could be removed afterwards). */
+function networkKeptOptions(facts: DoctorFacts): boolean {
+  const kept = facts.network?.ok ? facts.network.value.kept : undefined;
+  return kept !== undefined && kept.internal && kept.inhibitIpv4 === "true";
+}
+
+/** What the doctor asks of the engine for a run network, in words. */
+const NETWORK_ASK = "an Internal bridge network whose bridge has no host address (inhibit_ipv4)";
+const NETWORK_NEEDS = [
+  "moat run --allow needs the engine's bridge driver with the option com.docker.network.bridge.inhibit_ipv4",
+  "(Docker Engine 20.10 or newer on Linux; see what this one is:  docker version).",
+  "Runs without --allow do not use it.",
+].join("\n");
+
+function networkCheck(facts: DoctorFacts): Check {
+  const n = facts.network;
+  if (!n) return skip("network", "was not checked");
+  if (!n.ok) {
+    return fail(
+      "network",
+      `could not prepare a run network: ${n.problem.message}`,
+      problemFix(n.problem, "Check the engine with:  docker network ls"),
+    );
+  }
+  const f = n.value;
+  const leftover = f.id !== undefined && f.removed === false
+    ? {
+      detail: `; network ${f.name} could not be removed${f.removeProblem ? `: ${f.removeProblem}` : ""}`,
+      fix: `Remove it:  docker network rm ${f.name}`,
+    }
+    : undefined;
+  const result = (detail: string, fix: string | undefined): Check =>
+    leftover
+      ? fail("network", detail + leftover.detail, [fix, leftover.fix].filter(Boolean).join("\n"))
+      : fix === undefined
+      ? ok("network", detail)
+      : fail("network", detail, fix);
+  if (!f.subnet) {
+    return fail(
+      "network",
+      `no /${SUBNET_PREFIX} of ${SUBNET_POOL} is free for a run network: the engine's networks cover it`,
+      "Remove networks left behind:  moat clean\nSee moat's networks:  moat system networks",
+    );
+  }
+  if (f.createProblem) {
+    return fail(
+      "network",
+      `the engine refused ${NETWORK_ASK} on ${f.subnet}: ${f.createProblem.message}`,
+      [f.createProblem.hint, NETWORK_NEEDS].filter(Boolean).join("\n"),
+    );
+  }
+  const removed = f.removed ? "; removed" : "";
+  if (!f.kept) {
+    return result(
+      `the engine made ${f.name} but it could not be read back: ${f.inspectProblem ?? "no answer"}${removed}`,
+      "Run again:  moat doctor",
+    );
+  }
+  const dropped = [
+    ...(f.kept.internal ? [] : ["Internal"]),
+    ...(f.kept.inhibitIpv4 === "true" ? [] : ["com.docker.network.bridge.inhibit_ipv4"]),
+  ];
+  if (dropped.length) {
+    return result(
+      `the engine made ${f.name} (driver ${f.kept.driver ?? "?"}) without ${dropped.join(" and ")}: ` +
+        "a sandbox on it could reach this host",
+      NETWORK_NEEDS,
+    );
+  }
+  return result(`${f.name} on ${f.subnet}: Internal, its bridge without a host address${removed}`, undefined);
+}
+
+/** The leak, in words, and what to do. */
+export const HOST_REACHED_FIX = [
+  "The run network does not isolate this host: a command run with --allow could reach services of this",
+  "host that listen on all addresses. Do not use --allow here until doctor passes.",
+  "Check that the engine keeps the option:  docker network create --internal \\",
+  "  -o com.docker.network.bridge.inhibit_ipv4=true moat-check && docker network inspect moat-check",
+  "  (then  docker network rm moat-check), and that no host route or proxy leads into 10.237.0.0/16.",
+].join("\n");
+
+function isolationCheck(facts: DoctorFacts): Check {
+  const iso = facts.isolation;
+  if (!iso) return fail("isolation", "the probe was not run", "Run again:  moat doctor");
+  if (!iso.ok) {
+    return fail(
+      "isolation",
+      `the isolation probe could not run: ${iso.problem.message}`,
+      problemFix(iso.problem, "Run again:  moat doctor"),
+    );
+  }
+  const f = iso.value;
+  if (f.listenProblem) {
+    return fail(
+      "isolation",
+      `could not listen on a TCP port of this host for the probe: ${f.listenProblem}`,
+      "Run again:  moat doctor",
+    );
+  }
+  const p = f.probe;
+  if (!p) return fail("isolation", "the probe was not run", "Run again:  moat doctor");
+  const under = `under "${p.runtime}"`;
+  const byHand = "Run it again:  moat doctor   (the probe is moat's own code, run from the image's root)";
+  const leftover = p.containerId && p.removed === false
+    ? {
+      detail: `; container ${p.containerId.slice(0, 12)} could not be removed`,
+      fix: `Remove it:  docker rm -f ${p.containerId}`,
+    }
+    : undefined;
+  const result = (detail: string, fix: string | undefined): Check =>
+    leftover
+      ? fail("isolation", detail + leftover.detail, [fix, leftover.fix].filter(Boolean).join("\n"))
+      : fix === undefined
+      ? ok("isolation", detail)
+      : fail("isolation", detail, fix);
+  const verdict = p.outcome ? parseReachOutput(p.outcome.stdout, f.targets) : undefined;
+  // A leak is reported whatever else went wrong: the probe said so, or the host saw a connection.
+  if (verdict?.kind === "reached" || f.accepted > 0) {
+    const where = verdict?.kind === "reached" ? verdict.reached.join(", ") : f.targets.join(" or ");
+    const seen = f.accepted > 0
+      ? ` (this host accepted ${f.accepted} connection${f.accepted === 1 ? "" : "s"})`
+      : "";
+    return result(
+      `a sandbox ${under} on a run network reached this host at ${where}${seen}: ` +
+        "the run network does not isolate the host",
+      HOST_REACHED_FIX,
+    );
+  }
+  if (p.problem) {
+    return result(
+      `the isolation probe did not run ${under}: ${p.problem.message}`,
+      [p.problem.hint, byHand].filter(Boolean).join("\n"),
+    );
+  }
+  if (p.timedOut) {
+    return result(
+      `the isolation probe ${under} did not finish within ${Math.round(p.timeoutMs / 1000)} s`,
+      byHand,
+    );
+  }
+  const out = p.outcome;
+  if (!out || !verdict) return result(`the isolation probe ${under} gave no result`, byHand);
+  if (out.engineRuntime !== undefined && out.engineRuntime !== p.runtime) {
+    return result(
+      `the engine ran the isolation probe under "${out.engineRuntime}", not "${p.runtime}"`,
+      "Check the registration:  docker info --format '{{json .Runtimes}}'",
+    );
+  }
+  if (verdict.kind === "inconclusive") {
+    const code = out.exitCode !== 0 ? ` (exit code ${out.exitCode})` : "";
+    const err = out.stderr.trim().split("\n")[0] ?? "";
+    return result(
+      `the isolation probe ${under} proved nothing${code}: ${verdict.why}${err ? `; stderr: ${err}` : ""}`,
+      byHand,
+    );
+  }
+  if (out.exitCode !== 0) {
+    return result(`the isolation probe ${under} exited with code ${out.exitCode}`, byHand);
+  }
+  const tried = verdict.blocked.map((b) => `${b.target} ${b.why}`).join(", ");
+  const removed = p.removed ? "; container removed" : "";
+  return result(
+    `a sandbox ${under} on a run network reached none of ${verdict.blocked.length} host address${
+      verdict.blocked.length === 1 ? "" : "es"
+    } (${tried})${removed}`,
+    undefined,
+  );
+}
+
 function imageCheck(facts: DoctorFacts): Check {
   const img = facts.image;
   if (!img) return skip("image", "needs a reachable engine");
@@ -409,11 +634,18 @@ export function renderText(report: DoctorReport): string {
   const failed = report.checks.filter((c) => c.status === "fail").length;
   const warned = report.checks.filter((c) => c.status === "warn").length;
   const warnings = warned ? ` (${warned} warning${warned === 1 ? "" : "s"})` : "";
+  const checks = `${failed} check${failed === 1 ? "" : "s"} failed${warnings}`;
+  // Only the run network's checks failed: a run works, one with --allow does not.
+  const onlyNetwork = report.checks.every((c) =>
+    c.status !== "fail" || c.name === "network" || c.name === "isolation"
+  );
   lines.push(
     "",
     report.ok
       ? `A sandboxed run would work here${warnings}.`
-      : `A sandboxed run would not work here: ${failed} check${failed === 1 ? "" : "s"} failed${warnings}.`,
+      : onlyNetwork
+      ? `A sandboxed run would work here, but not one with --allow: ${checks}.`
+      : `A sandboxed run would not work here: ${checks}.`,
   );
   return lines.join("\n") + "\n";
 }

@@ -8,6 +8,7 @@ import type { EngineClient } from "../docker/client.ts";
 import { InterruptedError, MoatError } from "../errors.ts";
 import { driveRun, type Sink } from "../run/lifecycle.ts";
 import { planContainer } from "../run/plan.ts";
+import type { ContainerCreateBody } from "../docker/types.ts";
 import type { Owner } from "../store/records.ts";
 import { PROBE_COMMAND, type ProbeFacts } from "./checks.ts";
 
@@ -61,7 +62,7 @@ function memorySink(): Sink & { text(): string } {
 }
 
 /** Run the probe. Create/start failures become `problem`; only a user interrupt throws. */
-export async function runProbe(client: EngineClient, opts: ProbeOptions): Promise<ProbeFacts> {
+export function runProbe(client: EngineClient, opts: ProbeOptions): Promise<ProbeFacts> {
   const plan = planContainer({
     runId: opts.runId,
     name: undefined,
@@ -78,7 +79,19 @@ export async function runProbe(client: EngineClient, opts: ProbeOptions): Promis
   });
   plan.body.Labels = { ...plan.body.Labels, [LABELS.probe]: PROBE_LABEL };
   plan.name = `moat-doctor-${opts.runId}`;
+  return driveProbe(client, plan, opts);
+}
 
+/**
+ * Drive one of the doctor's probe containers (`plan`, labelled by the caller) to its end within
+ * `timeoutMs`, its output kept in memory; it is removed on every path. Create/start failures become
+ * `problem`; only a user interrupt (`interrupt`) throws, once the container is removed.
+ */
+export async function driveProbe(
+  client: EngineClient,
+  plan: { name: string; body: ContainerCreateBody },
+  opts: { image: string; runtime: string; timeoutMs: number; interrupt?: AbortSignal },
+): Promise<ProbeFacts> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(TIMEOUT), opts.timeoutMs);
   const onUser = () => controller.abort(String(opts.interrupt?.reason ?? "SIGINT"));

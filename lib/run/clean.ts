@@ -14,9 +14,9 @@
  * detached run whose recorder will rewrite the record. Its stopped containers go with it.
  */
 import { labelOf } from "./labels.ts";
-import type { ContainerSummary } from "../docker/types.ts";
+import type { ContainerSummary, NetworkInspect } from "../docker/types.ts";
 import type { DamagedRecord, Owner, RecordDamage, RecordScan, RunRecord } from "../store/records.ts";
-import { classifyContainer, isLive, ownerOf, runIdOf } from "./orphans.ts";
+import { classifyContainer, classifyNetwork, isLive, networkRunId, ownerOf, runIdOf } from "./orphans.ts";
 import { engineViewOf, reconcile, type ShownState } from "./reconcile.ts";
 import { isFinal } from "../store/records.ts";
 
@@ -41,6 +41,8 @@ export interface CleanItem {
   reason: CleanReason;
   /** Its containers on the engine (the run's own, a kept one, a leftover probe). */
   containers: ContainerSummary[];
+  /** Its networks (`moat-net-<run id>`: an `--allow` run's, `moat doctor`'s), removed after its containers. */
+  networks: NetworkInspect[];
   /** Its record in this MOAT_HOME, if any. */
   record: RunRecord | undefined;
   /** What is wrong with its record, when it is damaged; its run directory is removed with it. */
@@ -58,16 +60,26 @@ export interface CleanFacts {
   workspace?: string;
   /** The damaged runs (`scanRecords`); those with a readable record are in `records` too. */
   damaged?: readonly DamagedRecord[];
+  /** moat's networks (labelled `dev.moat.managed=true`); only those named after their run count. */
+  networks?: readonly NetworkInspect[];
 }
 
 /** The owners whose liveness `planClean` asks about, so the edge can check each once. Pure. */
-export function ownersToCheck(records: RunRecord[], containers: ContainerSummary[]): Owner[] {
+export function ownersToCheck(
+  records: RunRecord[],
+  containers: ContainerSummary[],
+  networks: readonly NetworkInspect[] = [],
+): Owner[] {
   const byRun = new Map(records.map((r) => [r.id, r]));
   const out: Owner[] = [];
   for (const r of records) if (r.owner) out.push(r.owner);
   for (const c of containers) {
     const runId = runIdOf(c);
     const o = ownerOf(c, runId === undefined ? undefined : byRun.get(runId));
+    if (o) out.push(o);
+  }
+  for (const n of networks) {
+    const o = ownerOf(n, undefined);
     if (o) out.push(o);
   }
   return out;
@@ -84,10 +96,11 @@ export function liveOwnersSettled(
   reread: () => RecordScan,
   containers: ContainerSummary[],
   isAlive: (o: Owner) => boolean,
+  networks: readonly NetworkInspect[] = [],
 ): { scan: RecordScan; alive: Set<string> } {
   const alive = new Set<string>();
   const check = (records: RunRecord[]) => {
-    for (const o of ownersToCheck(records, containers)) {
+    for (const o of ownersToCheck(records, containers, networks)) {
       if (!alive.has(ownerKey(o)) && isAlive(o)) alive.add(ownerKey(o));
     }
   };
@@ -135,6 +148,7 @@ export function planClean(facts: CleanFacts): CleanItem[] {
       exitCode: null,
       reason: "damaged",
       containers: mine,
+      networks: [],
       record: undefined,
       damage: d.damage,
     });
@@ -163,6 +177,7 @@ export function planClean(facts: CleanFacts): CleanItem[] {
       exitCode: shown.exitCode,
       reason,
       containers: mine,
+      networks: [],
       record,
       ...(damage ? { damage } : {}),
     });
@@ -183,6 +198,7 @@ export function planClean(facts: CleanFacts): CleanItem[] {
       exitCode: null,
       reason: "orphaned",
       containers: gone,
+      networks: [],
       record: undefined,
     });
   }
@@ -194,10 +210,40 @@ export function planClean(facts: CleanFacts): CleanItem[] {
       exitCode: null,
       reason: "orphaned",
       containers: [c],
+      networks: [],
       record: undefined,
     });
   }
   const newest = (i: CleanItem) => Math.max(0, ...i.containers.map((c) => c.Created));
   unrecorded.sort((a, b) => newest(b) - newest(a));
-  return [...items, ...unrecorded];
+
+  // Each run's networks go with it; a network whose run is not cleaned stays, unless nothing else of its run
+  // is left and its owner is gone (`classifyNetwork`), as after a `kill -9` between network and container.
+  const all = [...items, ...unrecorded];
+  const byId = new Map(all.filter((i) => i.runId).map((i) => [i.runId, i]));
+  const keptRuns = new Set([...recorded, ...byRun.keys()]);
+  const networks = (facts.networks ?? []).filter((n) => inWorkspace(workspace, labelOf(n, "workspace")));
+  for (const n of networks) {
+    const runId = networkRunId(n);
+    if (runId === undefined) continue;
+    const item = byId.get(runId);
+    if (item) {
+      // Not while a container of its run stays (a live one of a run cleaned in part): it is still joined.
+      if (item.containers.length === (byRun.get(runId) ?? []).length) item.networks.push(n);
+    } else if (!keptRuns.has(runId) && classifyNetwork(ownerAlive(ownerOf(n, undefined))) === "orphaned") {
+      const lone: CleanItem = {
+        runId,
+        name: labelOf(n, "name") ?? null,
+        state: "network",
+        exitCode: null,
+        reason: "orphaned",
+        containers: [],
+        networks: [n],
+        record: undefined,
+      };
+      byId.set(runId, lone);
+      all.push(lone);
+    }
+  }
+  return all;
 }

@@ -12,11 +12,14 @@
  */
 import { labelOf, MANAGED_FILTER } from "./labels.ts";
 import type { EngineClient } from "../docker/client.ts";
-import type { ContainerSummary } from "../docker/types.ts";
+import type { ContainerSummary, NetworkInspect } from "../docker/types.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { maybeReadRecord, type Owner, type RunRecord } from "../store/records.ts";
 import { isFinal } from "../store/records.ts";
+
+/** Anything the engine labels: a container, a network. */
+type Labelled = { Labels?: Record<string, string> | null };
 
 /** The run id a container belongs to, from its labels. */
 export function runIdOf(c: ContainerSummary): string | undefined {
@@ -27,7 +30,7 @@ export function runIdOf(c: ContainerSummary): string | undefined {
  * The process responsible for a container: the record's owner (a detached run's recorder), else the
  * `owner-pid`/`boot-id` labels set at create. Labels carry no start time, so `startTicks` is 0 (unknown).
  */
-export function ownerOf(c: ContainerSummary, record: RunRecord | undefined): Owner | undefined {
+export function ownerOf(c: Labelled, record: RunRecord | undefined): Owner | undefined {
   if (record?.owner) return record.owner;
   const pid = Number(labelOf(c, "ownerPid"));
   const bootId = labelOf(c, "bootId");
@@ -92,14 +95,34 @@ export type ContainerHome = "this" | "other" | "unknown";
  * before moat set that label is `this` when its run is recorded here (`recorded`), else `unknown`. Pure.
  */
 export function homeOf(
-  c: ContainerSummary,
+  c: Labelled,
   homeId: string | undefined,
   recorded: (runId: string) => boolean,
 ): ContainerHome {
   const label = labelOf(c, "home");
   if (label !== undefined) return label === homeId ? "this" : "other";
-  const runId = runIdOf(c);
+  const runId = labelOf(c, "runId");
   return runId !== undefined && recorded(runId) ? "this" : "unknown";
+}
+
+/**
+ * The run a network of moat's belongs to: its `dev.moat.run-id` label, when it is named after it
+ * (`moat-net-<id>`, lib/run/egress.ts, and `moat doctor`'s); `undefined` for any other network. Pure.
+ */
+export function networkRunId(n: NetworkInspect): string | undefined {
+  const runId = labelOf(n, "runId");
+  return runId !== undefined && n.Name === `moat-net-${runId}` ? runId : undefined;
+}
+
+/** A network's role: `active` while its owner lives (the run's record's, else its labels'), else orphaned. */
+export type NetworkRole = "active" | "orphaned";
+
+/**
+ * Classify one of moat's networks; `ownerAlive` is whether `ownerOf(n, record)` is a live process (false when
+ * there is no owner at all). A network is never kept: its run's moat process removes it. Pure.
+ */
+export function classifyNetwork(ownerAlive: boolean): NetworkRole {
+  return ownerAlive ? "active" : "orphaned";
 }
 
 /**

@@ -67,12 +67,11 @@ export function mappedLibraries(maps: string): string[] {
   return [...found];
 }
 
-/** The relay's command line in its container, from its loader (when there is one) to its ports. Pure. */
-export function relayCommand(
-  rt: MoatRuntime,
-  ports: readonly number[],
-  udpPorts: readonly number[] = [],
-): string[] {
+/**
+ * moat's own command line in a container that binds moat's files (`moatBinds`), from its loader (when there
+ * is one) to `args`: the relay's, or the doctor's reach probe's (lib/doctor/reach.ts). Pure.
+ */
+export function moatCommand(rt: MoatRuntime, args: readonly string[]): string[] {
   const loader = rt.libraries.find((l) => isLoader(l.name))?.name;
   const exe = `${RELAY_ROOT}/bin/${basename(rt.executable)}`;
   const start = loader
@@ -81,14 +80,35 @@ export function relayCommand(
   const code = rt.code === undefined
     ? []
     : ["run", "-A", "--unstable-net", "--no-config", "--no-lock", "--quiet", codeEntry(rt.code)];
-  return [
-    ...start,
-    ...code,
+  return [...start, ...code, ...args];
+}
+
+/** The relay's command line in its container, from its loader (when there is one) to its ports. Pure. */
+export function relayCommand(
+  rt: MoatRuntime,
+  ports: readonly number[],
+  udpPorts: readonly number[] = [],
+): string[] {
+  return moatCommand(rt, [
     "relay",
     "--socket",
     `${RELAY_SOCKET_DIR}/${RELAY_SOCKET}`,
     ...ports.flatMap((p) => ["--port", String(p)]),
     ...udpPorts.flatMap((p) => ["--udp-port", String(p)]),
+  ]);
+}
+
+/** The read-only binds that give a container moat's files under `RELAY_ROOT`. Pure. */
+export function moatBinds(rt: MoatRuntime): string[] {
+  const code = rt.code;
+  return [
+    `${rt.executable}:${RELAY_ROOT}/bin/${basename(rt.executable)}:ro`,
+    ...rt.libraries.map((l) => `${l.path}:${RELAY_ROOT}/lib/${l.name}:ro`),
+    ...(code === undefined
+      ? []
+      : "source" in code
+      ? [`${code.source}:${RELAY_ROOT}/code:ro`]
+      : [`${code.bundle}:${RELAY_ROOT}/code/${basename(code.bundle)}:ro`]),
   ];
 }
 
@@ -117,17 +137,7 @@ export interface RelayPlan {
 /** The engine's body for a run's relay container. Pure. */
 export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
   const [entrypoint, ...cmd] = relayCommand(p.runtime, p.ports, p.udpPorts);
-  const code = p.runtime.code;
-  const binds = [
-    `${p.runtime.executable}:${RELAY_ROOT}/bin/${basename(p.runtime.executable)}:ro`,
-    ...p.runtime.libraries.map((l) => `${l.path}:${RELAY_ROOT}/lib/${l.name}:ro`),
-    ...(code === undefined
-      ? []
-      : "source" in code
-      ? [`${code.source}:${RELAY_ROOT}/code:ro`]
-      : [`${code.bundle}:${RELAY_ROOT}/code/${basename(code.bundle)}:ro`]),
-    `${p.socketDir}:${RELAY_SOCKET_DIR}`,
-  ];
+  const binds = [...moatBinds(p.runtime), `${p.socketDir}:${RELAY_SOCKET_DIR}`];
   return {
     Image: p.image,
     Entrypoint: [entrypoint!],

@@ -91,6 +91,7 @@ async function scene(home: string, engine: FakeEngine) {
 
 Deno.test("clean --dry-run lists runs and orphaned containers with sizes and removes nothing", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   const s = await scratch();
   try {
     const dirs = await scene(s.home, engine);
@@ -120,6 +121,7 @@ Deno.test("clean --dry-run lists runs and orphaned containers with sizes and rem
 
 Deno.test("clean without -f refuses when stdin is not a terminal, after listing, and removes nothing", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   const s = await scratch();
   try {
     const dirs = await scene(s.home, engine);
@@ -139,6 +141,7 @@ Deno.test("clean without -f refuses when stdin is not a terminal, after listing,
 
 Deno.test("clean -f removes finished runs, kept and orphaned containers, and leaves a live run alone", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("DELETE /containers/:id", { status: 204 });
   const s = await scratch();
   try {
@@ -164,6 +167,7 @@ Deno.test("clean -f removes finished runs, kept and orphaned containers, and lea
 
 Deno.test("clean -f --all-homes also removes other MOAT_HOMEs' containers left behind", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("DELETE /containers/:id", { status: 204 });
   const s = await scratch();
   try {
@@ -183,6 +187,7 @@ Deno.test("clean -f --all-homes also removes other MOAT_HOMEs' containers left b
 
 Deno.test("clean -f reports a container it could not remove, keeps that run's record, and exits 125", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("DELETE /containers/:id", async (req, res) => {
     if (req.params.id === ORPHAN) await res.json(500, { message: "device or resource busy" });
     else await res.empty(204);
@@ -208,6 +213,7 @@ Deno.test("clean -f reports a container it could not remove, keeps that run's re
 
 Deno.test("clean --workspace limits the cleaning to one workspace", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("DELETE /containers/:id", { status: 204 });
   engine.on("GET /containers/json", {
     status: 200,
@@ -230,6 +236,7 @@ Deno.test("clean --workspace limits the cleaning to one workspace", async () => 
 
 Deno.test("clean with nothing to clean says so and exits 0", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("GET /containers/json", { status: 200, json: [] });
   const s = await scratch();
   try {
@@ -294,6 +301,7 @@ async function cleanOnTerminal(home: string, engine: FakeEngine, answer: string)
 
 Deno.test("clean on a terminal asks, and removes on yes", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("GET /containers/json", { status: 200, json: [] });
   const s = await scratch();
   try {
@@ -310,6 +318,7 @@ Deno.test("clean on a terminal asks, and removes on yes", async () => {
 
 Deno.test("clean on a terminal removes nothing when the answer is not yes", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("GET /containers/json", { status: 200, json: [] });
   const s = await scratch();
   try {
@@ -340,6 +349,7 @@ Deno.test("only y or yes, in any case, confirms", () => {
 
 Deno.test("clean lists damaged records with their file and problem, and -f removes them", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("GET /containers/json", { status: 200, json: [] });
   const s = await scratch();
   try {
@@ -388,6 +398,77 @@ Deno.test("clean lists damaged records with their file and problem, and -f remov
     assert.match(r.out, /^removed d0d0d0d0d0d3: record$/m);
     assert.deepEqual((await Array.fromAsync(Deno.readDir(runs))).map((e) => e.name), ["d0d0d0d0d0d4"]);
     assert.equal(await exists(live), true);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("clean removes the run networks system networks calls orphaned, and only those", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /containers/json", { status: 200, json: [] });
+  const s = await scratch();
+  try {
+    const owner = await liveOwner();
+    const labels = (runId: string, more: Record<string, string>) => ({
+      "dev.moat.managed": "true",
+      "dev.moat.run-id": runId,
+      "dev.moat.workspace": "/ws",
+      ...more,
+    });
+    const dead = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": "another-boot" };
+    const live = { "dev.moat.owner-pid": String(owner.pid), "dev.moat.boot-id": owner.bootId };
+    const networks = engine.withNetworks([
+      // moat doctor's, left by a doctor killed with -9; a run's, whose moat lives; another MOAT_HOME's.
+      {
+        Name: "moat-net-a1a1a1a1a1a1",
+        Id: "a".repeat(64),
+        Labels: labels("a1a1a1a1a1a1", { ...dead, ...homeLabel(s.home), "dev.moat.probe": "doctor" }),
+      },
+      {
+        Name: "moat-net-b2b2b2b2b2b2",
+        Id: "b".repeat(64),
+        Labels: labels("b2b2b2b2b2b2", { ...live, ...homeLabel(s.home) }),
+      },
+      {
+        Name: "moat-net-c3c3c3c3c3c3",
+        Id: "c".repeat(64),
+        Labels: labels("c3c3c3c3c3c3", { ...dead, ...OTHER_HOME }),
+      },
+    ]);
+    const listed = JSON.parse(
+      (await moat(["system", "networks", "--json"], {
+        home: s.home,
+        env: { DOCKER_HOST: `unix://${engine.path}` },
+      })).out,
+    );
+    const orphaned = listed.filter((n: { role: string }) => n.role === "orphaned").map((
+      n: { name: string },
+    ) => n.name);
+    assert.deepEqual(orphaned, ["moat-net-a1a1a1a1a1a1"]);
+
+    const dry = await clean(["--dry-run"], s.home, `unix://${engine.path}`);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.out, /^a1a1a1a1a1a1\s+-\s+network\s+orphaned\s+-\s+-\s+-$/m);
+    assert.equal(dry.out.trimEnd().split("\n").length, 2, dry.out);
+
+    const r = await clean(["-f"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.out, /^removed a1a1a1a1a1a1: network moat-net-a1a1a1a1a1a1$/m);
+    assert.deepEqual([...networks.values()].map((n) => n["Name"]).sort(), [
+      "moat-net-b2b2b2b2b2b2",
+      "moat-net-c3c3c3c3c3c3",
+    ]);
+    const after = JSON.parse(
+      (await moat(["system", "networks", "--json"], {
+        home: s.home,
+        env: { DOCKER_HOST: `unix://${engine.path}` },
+      })).out,
+    );
+    assert.deepEqual(
+      after.map((n: { role: string }) => n.role),
+      ["active"],
+      "what is left of this home is active",
+    );
   } finally {
     await s.cleanup();
   }

@@ -39,6 +39,7 @@ Deno.test("doctor on an engine without runsc exits 1 with the registration fix a
   await using engine = await FakeEngine.start();
   engine.on("GET /info", { status: 200, json: RUNC_ONLY });
   engine.on("GET /images/:name/json", { status: 200, json: IMAGE });
+  const networks = engine.withNetworks();
   const r = await doctor([], via(engine));
   assert.equal(r.code, 1);
   assert.equal(r.stderr, "", "nothing on stderr: no sandbox warning, no error");
@@ -59,9 +60,26 @@ Deno.test("doctor on an engine without runsc exits 1 with the registration fix a
   assert.match(line(r.out, "Probe run"), /^- Probe run: skipped \(needs a registered gVisor runtime/);
   assert.match(line(r.out, "Image"), /^✓ Image: debian:bookworm-slim \(the default\) is on the engine/);
   assert.match(line(r.out, "MOAT_HOME"), /^✓ MOAT_HOME: .* is writable$/);
+  // The run network needs no gVisor: it is made, read back and removed; the probe on it needs gVisor.
+  assert.match(
+    line(r.out, "Run network"),
+    /^✓ Run network: moat-net-[0-9a-f]{12} on 10\.237\.0\.0\/28: Internal, its bridge without a host address; removed$/,
+  );
+  assert.match(line(r.out, "Host isolation"), /^- Host isolation: skipped \(needs a probe run under gVisor/);
   assert.match(r.out, /\nA sandboxed run would not work here: 1 check failed\.\n$/);
   assert.doesNotMatch(r.out + r.stderr, /sandbox disabled|--no-sandbox/);
-  assert.deepEqual(engine.calls(), ["GET /_ping", "GET /info", "GET /images/debian%3Abookworm-slim/json"]);
+  assert.deepEqual(engine.calls().slice(0, 3), [
+    "GET /_ping",
+    "GET /info",
+    "GET /images/debian%3Abookworm-slim/json",
+  ]);
+  assert.deepEqual(engine.calls().slice(3).map((c) => c.replace(/e+\d+$/, "ID")), [
+    "GET /networks",
+    "POST /networks/create",
+    "GET /networks/ID",
+    "DELETE /networks/ID",
+  ]);
+  assert.equal(networks.size, 0, "the network is gone");
   assert.equal(engine.requestsTo("POST /containers/create").length, 0);
 });
 
@@ -114,8 +132,9 @@ Deno.test("doctor reports an engine older than moat's API floor on the API line"
   assert.deepEqual(engine.calls(), ["GET /_ping"]);
 });
 
-Deno.test("doctor --json prints ok and seven named checks, and exits like the text form", async () => {
+Deno.test("doctor --json prints ok and nine named checks, and exits like the text form", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("GET /info", { status: 200, json: RUNC_ONLY });
   engine.on("GET /images/:name/json", {
     status: 404,
@@ -135,6 +154,8 @@ Deno.test("doctor --json prints ok and seven named checks, and exits like the te
       ["runtimes", "ok"],
       ["gvisor", "fail"],
       ["probe", "skip"],
+      ["network", "ok"],
+      ["isolation", "skip"],
       ["image", "fail"],
       ["home", "ok"],
     ],
@@ -143,13 +164,14 @@ Deno.test("doctor --json prints ok and seven named checks, and exits like the te
     assert.equal(typeof c.detail, "string");
     assert.equal("fix" in c, c.status === "fail" || c.status === "warn", `${c.name}: fix only for fail/warn`);
   }
-  const image = report.checks[5];
+  const image = report.checks[7];
   assert.equal(image.detail, "debian:bookworm-slim (the default) is not on the engine");
   assert.match(image.fix, /docker load -i image\.tar/);
 });
 
 Deno.test("doctor honours runtime: and image: in the current directory's moat.yaml", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("GET /info", {
     status: 200,
     json: {
@@ -184,6 +206,7 @@ Deno.test("doctor honours runtime: and image: in the current directory's moat.ya
 
 Deno.test("doctor reports a broken moat.yaml on the gVisor line, since the runtime it names is unknown", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("GET /info", { status: 200, json: { Runtimes: { runsc: { path: "/usr/bin/runsc" } } } });
   engine.on("GET /images/:name/json", { status: 200, json: IMAGE });
   const r = await doctor([], via(engine), { files: { "moat.yaml": 'runtime: "bad name"\n' } });
@@ -195,6 +218,7 @@ Deno.test("doctor reports a broken moat.yaml on the gVisor line, since the runti
 
 Deno.test("doctor warns about runsc's --network=host without failing", async () => {
   await using engine = await FakeEngine.start();
+  engine.withNetworks();
   engine.on("GET /info", {
     status: 200,
     json: { Runtimes: { runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--network=host"] } } },
@@ -209,6 +233,77 @@ Deno.test("doctor warns about runsc's --network=host without failing", async () 
   assert.match(r.out, /1 check failed \(1 warning\)\.\n$/);
 });
 
+Deno.test("doctor fails the run network with the engine's message when it refuses the options", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /images/:name/json", { status: 200, json: IMAGE });
+  const networks = engine.withNetworks([], {
+    refuse: "invalid option com.docker.network.bridge.inhibit_ipv4",
+  });
+  const r = await doctor(["--json"], via(engine));
+  assert.equal(r.code, 1);
+  const report = JSON.parse(r.out);
+  const net = report.checks.find((c: { name: string }) => c.name === "network");
+  assert.equal(net.status, "fail");
+  assert.match(
+    net.detail,
+    /^the engine refused an Internal bridge network whose bridge has no host address \(inhibit_ipv4\) on 10\.237\.0\.0\/28: Docker engine error 400 on POST \/networks\/create: invalid option com\.docker\.network\.bridge\.inhibit_ipv4$/,
+  );
+  assert.match(
+    net.fix,
+    /needs the engine's bridge driver with the option com\.docker\.network\.bridge\.inhibit_ipv4/,
+  );
+  assert.equal(networks.size, 0);
+  assert.equal(engine.requestsTo("DELETE /networks/:id").length, 0, "nothing was made, nothing to remove");
+});
+
+Deno.test("doctor fails a run network the engine made without inhibit_ipv4, and removes it", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /images/:name/json", { status: 200, json: IMAGE });
+  // An engine that ignores the bridge option (as one whose driver does not know it may).
+  const networks = engine.withNetworks([{ Name: "bridge", Id: "b".repeat(64), Driver: "bridge" }], {
+    keep: (b) => ({ ...b, Options: {} }),
+  });
+  const r = await doctor([], via(engine));
+  assert.equal(r.code, 1);
+  assert.match(
+    line(r.out, "Run network"),
+    /^✗ Run network: the engine made moat-net-[0-9a-f]{12} \(driver bridge\) without com\.docker\.network\.bridge\.inhibit_ipv4: a sandbox on it could reach this host$/,
+  );
+  assert.deepEqual([...networks.keys()], ["b".repeat(64)], "the probe network is removed; the others stay");
+  assert.equal(engine.requestsTo("DELETE /networks/:id").length, 1);
+});
+
+Deno.test("doctor says so when the run network cannot be removed", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /images/:name/json", { status: 200, json: IMAGE });
+  engine.withNetworks();
+  engine.on("DELETE /networks/:id", { status: 500, json: { message: "error while removing network: busy" } });
+  const r = await doctor([], via(engine));
+  assert.match(
+    line(r.out, "Run network"),
+    /^✗ Run network: moat-net-([0-9a-f]{12}) on 10\.237\.0\.0\/28: Internal, its bridge without a host address; network moat-net-\1 could not be removed: .*busy$/,
+  );
+  assert.match(r.out, /^ {4}Remove it: {2}docker network rm moat-net-[0-9a-f]{12}$/m);
+});
+
+Deno.test("doctor fails a run network it cannot read back, and still removes it", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /info", { status: 200, json: RUNC_ONLY });
+  engine.on("GET /images/:name/json", { status: 200, json: IMAGE });
+  const networks = engine.withNetworks();
+  engine.on("GET /networks/:id", { status: 500, json: { message: "boom" } });
+  const r = await doctor([], via(engine));
+  assert.equal(r.code, 1);
+  assert.match(
+    line(r.out, "Run network"),
+    /^✗ Run network: the engine made moat-net-[0-9a-f]{12} but it could not be read back: .*boom; removed$/,
+  );
+  assert.equal(networks.size, 0);
+});
+
 Deno.test("doctor creates a missing MOAT_HOME and fails one that is not a directory", async () => {
   const s = await scratch();
   try {
@@ -217,7 +312,7 @@ Deno.test("doctor creates a missing MOAT_HOME and fails one that is not a direct
       home: fresh,
       env: { DOCKER_HOST: "unix:///nonexistent.sock" },
     });
-    const home = JSON.parse(created.out).checks[6];
+    const home = JSON.parse(created.out).checks[8];
     assert.deepEqual(home, { name: "home", status: "ok", detail: `${fresh} is writable (created it)` });
     assert.ok((await Deno.stat(fresh)).isDirectory);
     assert.deepEqual([...Deno.readDirSync(fresh)], [], "the test file is removed again");

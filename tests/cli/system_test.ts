@@ -1,7 +1,13 @@
 /** `moat system containers|images`: black-box against a fake engine, and the pure selection as tables. */
 import assert from "node:assert/strict";
-import type { ImageSummary } from "../../lib/docker/types.ts";
-import { reasonsText, systemImages, withTag } from "../../lib/cli/system.ts";
+import type { ImageSummary, NetworkInspect } from "../../lib/docker/types.ts";
+import {
+  formatNetworksTable,
+  reasonsText,
+  systemImages,
+  systemNetworks,
+  withTag,
+} from "../../lib/cli/system.ts";
 import { moat, scratch } from "../engine/helpers.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { liveOwner, record, summary, writeRecord } from "./records_fixture.ts";
@@ -33,9 +39,10 @@ Deno.test("system without a subcommand is a usage error naming the subcommands",
     const r = await system([], s.home, NO_ENGINE);
     assert.equal(r.code, 2);
     assert.equal(r.out, "");
-    assert.match(r.stderr, /^moat: moat system needs a subcommand: containers or images\n/);
+    assert.match(r.stderr, /^moat: moat system needs a subcommand: containers, images or networks\n/);
     assert.match(r.stderr, /moat system containers/);
     assert.match(r.stderr, /moat system images/);
+    assert.match(r.stderr, /moat system networks/);
     const bad = await system(["volumes"], s.home, NO_ENGINE);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^moat: Unknown subcommand "volumes" for moat system/);
@@ -147,7 +154,7 @@ Deno.test("system containers with only other MOAT_HOMEs' containers says so and 
     assert.equal(bad.code, 2);
     assert.match(
       bad.stderr,
-      /^moat: --all-homes is an option of moat system containers, not of moat system images/,
+      /^moat: --all-homes is an option of moat system containers and networks, not of moat system images/,
     );
   } finally {
     await s.cleanup();
@@ -283,4 +290,121 @@ Deno.test("systemImages matches a container to its image by id, by reference, an
     [],
   );
   assert.equal(untagged[0]!.remove, "docker rmi bbbbbbbbbbbb");
+});
+
+/** One of moat's networks for `runId` (named after it unless `name` says otherwise). */
+function net(runId: string, labels: Record<string, string> = {}, name = `moat-net-${runId}`): NetworkInspect {
+  return {
+    Name: name,
+    Id: `${runId}`.padEnd(64, "0"),
+    Driver: "bridge",
+    Internal: true,
+    IPAM: { Config: [{ Subnet: "10.237.0.16/28" }] },
+    Labels: { "dev.moat.managed": "true", "dev.moat.run-id": runId, "dev.moat.workspace": "/ws", ...labels },
+  };
+}
+
+Deno.test("systemNetworks: role from the owner (the record's first), home, doctor's marked, others left out", () => {
+  const live = { pid: 10, bootId: "b", startTicks: 1 };
+  const alive = (o: { pid: number } | undefined) => o?.pid === 10;
+  const items = systemNetworks(
+    [
+      net("bbb", { "dev.moat.owner-pid": "10", "dev.moat.boot-id": "b", "dev.moat.home": "h1" }),
+      net("aaa", {
+        "dev.moat.owner-pid": "1",
+        "dev.moat.boot-id": "b",
+        "dev.moat.home": "h1",
+        "dev.moat.probe": "doctor",
+      }),
+      net("ccc", { "dev.moat.home": "h2", "dev.moat.name": "api" }),
+      // Recorded here with a live owner: active, whatever its labels say; no home label: this home's.
+      net("ddd", { "dev.moat.owner-pid": "1", "dev.moat.boot-id": "b" }),
+      net("eee", {}, "not-named-after-its-run"),
+    ],
+    [record({ id: "ddd", owner: live })],
+    alive,
+    "h1",
+  );
+  assert.deepEqual(
+    items.map((n) => [n.name, n.runId, n.role, n.home, n.probe, n.runName]),
+    [
+      ["moat-net-aaa", "aaa", "orphaned", "this", "doctor", null],
+      ["moat-net-bbb", "bbb", "active", "this", null, null],
+      ["moat-net-ccc", "ccc", "orphaned", "other", null, "api"],
+      ["moat-net-ddd", "ddd", "active", "this", null, null],
+    ],
+  );
+  assert.equal(items[0]!.remove, "docker network rm moat-net-aaa");
+  assert.equal(items[0]!.subnet, "10.237.0.16/28");
+  const table = formatNetworksTable(items.slice(0, 1)).split("\n");
+  assert.match(table[0]!, /^NETWORK\s+RUN\s+ROLE\s+SUBNET\s+REMOVE WITH$/);
+  assert.match(
+    table[1]!,
+    /^moat-net-aaa\s+aaa\s+orphaned, doctor\s+10\.237\.0\.16\/28\s+docker network rm moat-net-aaa$/,
+  );
+});
+
+Deno.test("system networks lists this MOAT_HOME's run networks; --all-homes every one; --json the array", async () => {
+  await using engine = await FakeEngine.start();
+  const s = await scratch();
+  try {
+    const mine = { ...homeLabel(s.home), "dev.moat.owner-pid": "1", "dev.moat.boot-id": "another-boot" };
+    engine.withNetworks([
+      net("a1a1a1a1a1a1", mine),
+      net("b2b2b2b2b2b2", OTHER_HOME),
+      { Name: "bridge", Id: "b".repeat(64), Driver: "bridge" },
+    ]);
+    const r = await system(["networks"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    const lines = r.out.trimEnd().split("\n");
+    assert.equal(lines.length, 2, r.out);
+    assert.match(
+      lines[1]!,
+      /^moat-net-a1a1a1a1a1a1\s+a1a1a1a1a1a1\s+orphaned\s+10\.237\.0\.16\/28\s+docker network rm moat-net-a1a1a1a1a1a1$/,
+    );
+    const filters = engine.requestsTo("GET /networks")[0]!.query.get("filters");
+    assert.deepEqual(JSON.parse(filters!), { label: ["dev.moat.managed=true"] });
+
+    const all = await system(["networks", "--all-homes"], s.home, `unix://${engine.path}`);
+    assert.match(all.out, /^NETWORK\s+RUN\s+ROLE\s+SUBNET\s+HOME\s+REMOVE WITH$/m);
+    assert.match(
+      all.out,
+      /^moat-net-b2b2b2b2b2b2\s+b2b2b2b2b2b2\s+orphaned\s+\S+\s+other\s+docker network rm/m,
+    );
+
+    const j = await system(["networks", "--json"], s.home, `unix://${engine.path}`);
+    const parsed = JSON.parse(j.out);
+    assert.deepEqual(Object.keys(parsed[0]), [
+      "id",
+      "name",
+      "runId",
+      "runName",
+      "workspace",
+      "subnet",
+      "probe",
+      "role",
+      "home",
+      "remove",
+    ]);
+    assert.equal(parsed.length, 1);
+  } finally {
+    await s.cleanup();
+  }
+});
+
+Deno.test("system networks with none says so on stderr and prints nothing", async () => {
+  await using engine = await FakeEngine.start();
+  engine.withNetworks();
+  const s = await scratch();
+  try {
+    const r = await system(["networks"], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0);
+    assert.equal(r.out, "");
+    assert.match(r.stderr, /^moat: no network on this engine carries moat's labels$/m);
+    const help = await system(["networks", "--help"], s.home, NO_ENGINE);
+    assert.match(help.out, /^Usage: moat system networks/);
+  } finally {
+    await s.cleanup();
+  }
 });

@@ -1,10 +1,14 @@
 /** `moat doctor`'s pure decisions: facts in, one line per check and an exit code out. */
 import assert from "node:assert/strict";
+import { REACH_DONE, REACH_READY } from "../../lib/doctor/reach.ts";
 import {
   type CheckStatus,
   diagnose,
   doctorExitCode,
   type DoctorFacts,
+  HOST_REACHED_FIX,
+  type IsolationFacts,
+  type NetworkFacts,
   type ProbeFacts,
   readProbeOutput,
   renderJson,
@@ -24,6 +28,35 @@ const okProbe: ProbeFacts = {
   timedOut: false,
   outcome: { exitCode: 0, stdout: DMESG, stderr: "", engineRuntime: "runsc" },
 };
+
+const TARGETS = ["10.237.0.1:40000", "172.17.0.1:40000"];
+const REACH_OK =
+  `${REACH_READY}\nblocked 10.237.0.1:40000 (timed out)\nblocked 172.17.0.1:40000 (no route to host)\n` +
+  `${REACH_DONE}\n`;
+const okNetwork: NetworkFacts = {
+  name: "moat-net-0123456789ab",
+  subnet: "10.237.0.0/28",
+  id: "n".repeat(64),
+  kept: { internal: true, inhibitIpv4: "true", driver: "bridge" },
+  removed: true,
+};
+const okIsolation: IsolationFacts = {
+  targets: TARGETS,
+  accepted: 0,
+  probe: { ...okProbe, outcome: { exitCode: 0, stdout: REACH_OK, stderr: "", engineRuntime: "runsc" } },
+};
+
+/** The isolation facts with the probe's stdout (and whatever else) changed. */
+function isolation(stdout: string, more: Partial<IsolationFacts> = {}): DoctorFacts["isolation"] {
+  return {
+    ok: true,
+    value: {
+      ...okIsolation,
+      probe: { ...okIsolation.probe!, outcome: { ...okIsolation.probe!.outcome!, stdout } },
+      ...more,
+    },
+  };
+}
 
 /** Everything fine; each row below changes one thing. */
 function healthy(): DoctorFacts {
@@ -48,6 +81,8 @@ function healthy(): DoctorFacts {
       found: { ok: true, value: { id: "sha256:fd649cb7713d1" } },
     },
     probe: { ok: true, value: okProbe },
+    network: { ok: true, value: structuredClone(okNetwork) },
+    isolation: { ok: true, value: structuredClone(okIsolation) },
     home: { ok: true, value: { path: "/h/.moat", created: false } },
   };
 }
@@ -58,9 +93,9 @@ const down = {
   unreachable: true,
 };
 
-type Statuses = [CheckStatus, CheckStatus, CheckStatus, CheckStatus, CheckStatus, CheckStatus, CheckStatus];
+type Statuses = CheckStatus[];
 const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
-  ["everything fine", () => {}, ["ok", "ok", "ok", "ok", "ok", "ok", "ok"], 0],
+  ["everything fine", () => {}, ["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"], 0],
   [
     "runsc with --network=host is a warning, and warnings do not fail",
     (f) => {
@@ -68,7 +103,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
         f.info.value.Runtimes!["runsc"] = { path: "/usr/bin/runsc", runtimeArgs: ["--network=host"] };
       }
     },
-    ["ok", "ok", "ok", "warn", "ok", "ok", "ok"],
+    ["ok", "ok", "ok", "warn", "ok", "ok", "ok", "ok", "ok"],
     0,
   ],
   [
@@ -77,7 +112,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
       f.ping = { ok: false, problem: down };
       for (const k of ["info", "image", "probe", "runtime"] as const) delete f[k];
     },
-    ["fail", "skip", "skip", "skip", "skip", "skip", "ok"],
+    ["fail", "skip", "skip", "skip", "skip", "skip", "skip", "skip", "ok"],
     1,
   ],
   [
@@ -88,7 +123,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
         problem: { message: `DOCKER_HOST "tcp://x" uses tcp://`, hint: "unset DOCKER_HOST" },
       };
     },
-    ["fail", "skip", "skip", "skip", "skip", "skip", "ok"],
+    ["fail", "skip", "skip", "skip", "skip", "skip", "skip", "skip", "ok"],
     1,
   ],
   [
@@ -97,7 +132,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
       f.ping = { ok: false, problem: { message: "speaks API 1.39, older than the 1.40 moat needs" } };
       for (const k of ["info", "image", "probe", "runtime"] as const) delete f[k];
     },
-    ["ok", "fail", "skip", "skip", "skip", "skip", "ok"],
+    ["ok", "fail", "skip", "skip", "skip", "skip", "skip", "skip", "ok"],
     1,
   ],
   [
@@ -106,7 +141,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
       if (f.info?.ok) f.info.value.Runtimes = { runc: { path: "runc" } };
       delete f.probe;
     },
-    ["ok", "ok", "ok", "fail", "skip", "ok", "ok"],
+    ["ok", "ok", "ok", "fail", "skip", "ok", "skip", "ok", "ok"],
     1,
   ],
   [
@@ -115,7 +150,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
       if (f.info?.ok) f.info.value.Runtimes = { runsc: { path: "runc" } };
       delete f.probe;
     },
-    ["ok", "ok", "ok", "fail", "skip", "ok", "ok"],
+    ["ok", "ok", "ok", "fail", "skip", "ok", "skip", "ok", "ok"],
     1,
   ],
   [
@@ -124,7 +159,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
       f.image = { ref: "debian:bookworm-slim", source: "default", found: { ok: true, value: undefined } };
       delete f.probe;
     },
-    ["ok", "ok", "ok", "ok", "skip", "fail", "ok"],
+    ["ok", "ok", "ok", "ok", "skip", "ok", "skip", "fail", "ok"],
     1,
   ],
   [
@@ -138,7 +173,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
         },
       };
     },
-    ["ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    ["ok", "ok", "ok", "ok", "fail", "ok", "skip", "ok", "ok"],
     1,
   ],
   [
@@ -152,7 +187,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
         },
       };
     },
-    ["ok", "ok", "ok", "ok", "ok", "ok", "ok"],
+    ["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok"],
     0,
   ],
   [
@@ -163,7 +198,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
         value: { ...okProbe, outcome: undefined, timedOut: true },
       } as DoctorFacts["probe"];
     },
-    ["ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    ["ok", "ok", "ok", "ok", "fail", "ok", "skip", "ok", "ok"],
     1,
   ],
   [
@@ -171,7 +206,7 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
     (f) => {
       f.probe = { ok: true, value: { ...okProbe, removed: false } };
     },
-    ["ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    ["ok", "ok", "ok", "ok", "fail", "ok", "skip", "ok", "ok"],
     1,
   ],
   [
@@ -179,7 +214,163 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
     (f) => {
       f.home = { ok: false, path: "/etc/passwd", problem: { message: "it is not a directory" } };
     },
-    ["ok", "ok", "ok", "ok", "ok", "ok", "fail"],
+    ["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "fail"],
+    1,
+  ],
+  [
+    "an engine that refuses the run network's options fails the network and skips the isolation probe",
+    (f) => {
+      f.network = {
+        ok: true,
+        value: { name: "moat-net-x", subnet: "10.237.0.0/28", createProblem: { message: "invalid option" } },
+      };
+      delete f.isolation;
+    },
+    ["ok", "ok", "ok", "ok", "ok", "fail", "skip", "ok", "ok"],
+    1,
+  ],
+  [
+    "an engine that made the network without inhibit_ipv4 fails it",
+    (f) => {
+      f.network = { ok: true, value: { ...okNetwork, kept: { ...okNetwork.kept!, inhibitIpv4: undefined } } };
+      delete f.isolation;
+    },
+    ["ok", "ok", "ok", "ok", "ok", "fail", "skip", "ok", "ok"],
+    1,
+  ],
+  [
+    "an engine that made the network without Internal fails it",
+    (f) => {
+      f.network = { ok: true, value: { ...okNetwork, kept: { ...okNetwork.kept!, internal: false } } };
+      delete f.isolation;
+    },
+    ["ok", "ok", "ok", "ok", "ok", "fail", "skip", "ok", "ok"],
+    1,
+  ],
+  [
+    "no free subnet fails the network",
+    (f) => {
+      f.network = { ok: true, value: { name: "moat-net-x" } };
+      delete f.isolation;
+    },
+    ["ok", "ok", "ok", "ok", "ok", "fail", "skip", "ok", "ok"],
+    1,
+  ],
+  [
+    "a network listing the engine refused fails the network",
+    (f) => {
+      f.network = { ok: false, problem: { message: "Docker engine error 500 on GET /networks: boom" } };
+      delete f.isolation;
+    },
+    ["ok", "ok", "ok", "ok", "ok", "fail", "skip", "ok", "ok"],
+    1,
+  ],
+  [
+    "a network that could not be removed fails, though the probe on it passed",
+    (f) => {
+      f.network = { ok: true, value: { ...okNetwork, removed: false, removeProblem: "busy" } };
+    },
+    ["ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok", "ok"],
+    1,
+  ],
+  [
+    "a probe that reached the host fails the isolation check",
+    (f) => {
+      f.isolation = isolation(
+        `${REACH_READY}\nblocked ${TARGETS[0]} (timed out)\nreached ${TARGETS[1]}\n${REACH_DONE}\n`,
+      );
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "a connection the host accepted fails it, whatever the probe printed",
+    (f) => {
+      f.isolation = isolation(REACH_OK, { accepted: 1 });
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "a probe that printed nothing fails",
+    (f) => {
+      f.isolation = isolation("");
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "a probe that printed blocked lines without its marker fails",
+    (f) => {
+      f.isolation = isolation(REACH_OK.replace(`${REACH_READY}\n`, ""));
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "a probe that timed out fails the isolation check",
+    (f) => {
+      f.isolation = {
+        ok: true,
+        value: { ...okIsolation, probe: { ...okProbe, outcome: undefined, timedOut: true } },
+      };
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "a probe that could not be created fails the isolation check",
+    (f) => {
+      f.isolation = {
+        ok: true,
+        value: {
+          ...okIsolation,
+          probe: { ...okProbe, outcome: undefined, problem: { message: "no such image" } },
+        },
+      };
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "a probe the engine ran under runc fails the isolation check",
+    (f) => {
+      f.isolation = {
+        ok: true,
+        value: {
+          ...okIsolation,
+          probe: {
+            ...okIsolation.probe!,
+            outcome: { ...okIsolation.probe!.outcome!, engineRuntime: "runc" },
+          },
+        },
+      };
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "a probe container that could not be removed fails the isolation check",
+    (f) => {
+      f.isolation = { ok: true, value: { ...okIsolation, probe: { ...okIsolation.probe!, removed: false } } };
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "no isolation facts although the probe and the network passed is a failure, not a pass",
+    (f) => {
+      delete f.isolation;
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
+    1,
+  ],
+  [
+    "a host port that could not be opened fails the isolation check",
+    (f) => {
+      f.isolation = { ok: true, value: { targets: [], accepted: 0, listenProblem: "Address in use" } };
+    },
+    ["ok", "ok", "ok", "ok", "ok", "ok", "fail", "ok", "ok"],
     1,
   ],
 ];
@@ -195,6 +386,8 @@ for (const [label, change, statuses, code] of table) {
       "runtimes",
       "gvisor",
       "probe",
+      "network",
+      "isolation",
       "image",
       "home",
     ]);
@@ -335,7 +528,7 @@ Deno.test("a missing image gets the pull and the air-gapped docker load hint", (
   const facts = healthy();
   facts.image = { ref: "my/img:1", source: "env", found: { ok: true, value: undefined } };
   delete facts.probe;
-  const [, , , , probe, image] = diagnose(facts).checks;
+  const [, , , , probe, , , image] = diagnose(facts).checks;
   assert.equal(image!.detail, "my/img:1 (from MOAT_IMAGE) is not on the engine");
   assert.match(image!.fix!, /docker pull my\/img:1/);
   assert.match(image!.fix!, /docker load -i image\.tar/);
@@ -405,7 +598,80 @@ Deno.test("the JSON report has ok and, per check, name, status, detail and a fix
     "ok",
     "ok",
     "skip",
+    "ok",
+    "skip",
     "fail",
     "ok",
   ]);
+});
+
+Deno.test("the network and isolation lines say what was made, tried and removed", () => {
+  const report = diagnose(healthy());
+  const net = report.checks.find((c) => c.name === "network")!;
+  assert.equal(
+    net.detail,
+    "moat-net-0123456789ab on 10.237.0.0/28: Internal, its bridge without a host address; removed",
+  );
+  const iso = report.checks.find((c) => c.name === "isolation")!;
+  assert.equal(
+    iso.detail,
+    'a sandbox under "runsc" on a run network reached none of 2 host addresses ' +
+      "(10.237.0.1:40000 timed out, 172.17.0.1:40000 no route to host); container removed",
+  );
+});
+
+Deno.test("a probe that reached the host says the run network does not isolate it, and what to do", () => {
+  const facts = healthy();
+  facts.isolation = isolation(`${REACH_READY}\nreached ${TARGETS[1]}\n`);
+  const iso = diagnose(facts).checks.find((c) => c.name === "isolation")!;
+  assert.equal(
+    iso.detail,
+    `a sandbox under "runsc" on a run network reached this host at ${TARGETS[1]}: ` +
+      "the run network does not isolate the host",
+  );
+  assert.equal(iso.fix, HOST_REACHED_FIX);
+  assert.match(iso.fix!, /Do not use --allow here until doctor passes/);
+  const text = renderText(diagnose(facts));
+  assert.match(text, /\nA sandboxed run would work here, but not one with --allow: 1 check failed\.\n$/);
+});
+
+Deno.test("an inconclusive probe says why, with its exit code and first stderr line", () => {
+  const facts = healthy();
+  facts.isolation = {
+    ok: true,
+    value: {
+      ...okIsolation,
+      probe: {
+        ...okProbe,
+        outcome: { exitCode: 127, stdout: "", stderr: "exec: not found\nmore", engineRuntime: "runsc" },
+      },
+    },
+  };
+  const iso = diagnose(facts).checks.find((c) => c.name === "isolation")!;
+  assert.equal(iso.status, "fail");
+  assert.equal(
+    iso.detail,
+    'the isolation probe under "runsc" proved nothing (exit code 127): it printed nothing; stderr: exec: not found',
+  );
+});
+
+Deno.test("the network's refusal carries the engine's message and what moat needs", () => {
+  const facts = healthy();
+  facts.network = {
+    ok: true,
+    value: { name: "moat-net-x", subnet: "10.237.0.0/28", createProblem: { message: "invalid option" } },
+  };
+  delete facts.isolation;
+  const report = diagnose(facts);
+  const net = report.checks.find((c) => c.name === "network")!;
+  assert.match(
+    net.detail,
+    /^the engine refused an Internal bridge network .* on 10\.237\.0\.0\/28: invalid option$/,
+  );
+  assert.match(net.fix!, /com\.docker\.network\.bridge\.inhibit_ipv4/);
+  assert.match(net.fix!, /Runs without --allow do not use it/);
+  assert.equal(
+    report.checks.find((c) => c.name === "isolation")!.detail,
+    "needs a run network; see Run network above",
+  );
 });

@@ -1,6 +1,6 @@
 /** `planClean`: which runs and containers `moat clean` removes, from records, containers and live owners. */
 import assert from "node:assert/strict";
-import type { ContainerSummary } from "../../lib/docker/types.ts";
+import type { ContainerSummary, NetworkInspect } from "../../lib/docker/types.ts";
 import { liveOwnersSettled, ownerKey, ownersToCheck, planClean } from "../../lib/run/clean.ts";
 import type { DamagedRecord, Owner, RunRecord } from "../../lib/store/records.ts";
 import { DEAD_OWNER, record, summary } from "../cli/records_fixture.ts";
@@ -280,4 +280,121 @@ Deno.test("a run that changed hands while its owner was checked is its new owner
     });
   assert.deepEqual(plan(scan.records), [], "the re-read record names the live recorder");
   assert.equal(plan([before]).length, 1, "the first read alone would clean a live run");
+});
+
+/** One of moat's networks for `runId`, named after it unless `name` says otherwise. */
+function network(
+  runId: string,
+  labels: Record<string, string> = {},
+  name = `moat-net-${runId}`,
+): NetworkInspect {
+  return {
+    Name: name,
+    Id: `net-${runId}`,
+    Driver: "bridge",
+    Labels: { "dev.moat.managed": "true", "dev.moat.run-id": runId, "dev.moat.workspace": "/ws", ...labels },
+  };
+}
+const DEAD_LABELS = { "dev.moat.owner-pid": "1", "dev.moat.boot-id": "another-boot" };
+const LIVE_LABELS = { "dev.moat.owner-pid": String(LIVE.pid), "dev.moat.boot-id": LIVE.bootId };
+
+function planNetworks(
+  records: RunRecord[],
+  containers: ContainerSummary[],
+  networks: NetworkInspect[],
+  workspace?: string,
+) {
+  return planClean({ records, containers, networks, ownerAlive: alive, ...(workspace ? { workspace } : {}) })
+    .map((i) => ({
+      runId: i.runId,
+      state: i.state,
+      containers: i.containers.map((c) => c.Id),
+      networks: i.networks.map((n) => n.Name),
+    }));
+}
+
+Deno.test("planClean: a run's network goes with its run; a lone one only when its owner is gone", async (t) => {
+  const cases: Array<{
+    name: string;
+    records: RunRecord[];
+    containers: ContainerSummary[];
+    networks: NetworkInspect[];
+    want: ReturnType<typeof planNetworks>;
+  }> = [
+    {
+      name: "a finished --allow run's network left behind: with its record",
+      records: [record({ id: "aaa" })],
+      containers: [],
+      networks: [network("aaa", DEAD_LABELS)],
+      want: [{ runId: "aaa", state: "exited", containers: [], networks: ["moat-net-aaa"] }],
+    },
+    {
+      name: "an orphaned run's sandbox and relay: with its containers",
+      records: [],
+      containers: [
+        summary(c1, "bbb", {}, DEAD_LABELS),
+        summary(c2, "bbb", {}, { ...DEAD_LABELS, "dev.moat.probe": "relay" }),
+      ],
+      networks: [network("bbb", DEAD_LABELS)],
+      want: [{ runId: "bbb", state: "exited", containers: [c1, c2], networks: ["moat-net-bbb"] }],
+    },
+    {
+      name: "a doctor's network alone, its moat gone: on its own",
+      records: [],
+      containers: [],
+      networks: [network("ccc", { ...DEAD_LABELS, "dev.moat.probe": "doctor" })],
+      want: [{ runId: "ccc", state: "network", containers: [], networks: ["moat-net-ccc"] }],
+    },
+    {
+      name: "a network alone whose moat lives (a run or doctor starting): nothing",
+      records: [],
+      containers: [],
+      networks: [network("ddd", LIVE_LABELS)],
+      want: [],
+    },
+    {
+      name: "the network of a run in progress: nothing",
+      records: [record({ id: "eee", state: "running", exitCode: null, containerId: c1, owner: LIVE })],
+      containers: [summary(c1, "eee", { State: "running" })],
+      networks: [network("eee", DEAD_LABELS)],
+      want: [],
+    },
+    {
+      name: "a run cleaned in part (one container still active): its network stays",
+      records: [],
+      containers: [
+        summary(c1, "fff", {}, DEAD_LABELS),
+        summary(c2, "fff", { State: "running" }, LIVE_LABELS),
+      ],
+      networks: [network("fff", DEAD_LABELS)],
+      want: [{ runId: "fff", state: "exited", containers: [c1], networks: [] }],
+    },
+    {
+      name: "a network not named after its run is not moat's to remove",
+      records: [],
+      containers: [],
+      networks: [network("ggg", DEAD_LABELS, "someone-elses")],
+      want: [],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      assert.deepEqual(planNetworks(c.records, c.containers, c.networks), c.want);
+    });
+  }
+});
+
+Deno.test("planClean with a workspace keeps only that workspace's lone networks", () => {
+  const nets = [network("a1", { ...DEAD_LABELS, "dev.moat.workspace": "/a" }), network("b1", DEAD_LABELS)];
+  assert.deepEqual(planNetworks([], [], nets, "/a").map((i) => i.runId), ["a1"]);
+  assert.deepEqual(planNetworks([], [], nets).map((i) => i.runId), ["a1", "b1"]);
+});
+
+Deno.test("ownersToCheck names the owners labelled on networks too", () => {
+  assert.deepEqual(
+    ownersToCheck([], [], [network("x", { "dev.moat.owner-pid": "7", "dev.moat.boot-id": "b" })]),
+    [
+      { pid: 7, bootId: "b", startTicks: 0 },
+    ],
+  );
 });
