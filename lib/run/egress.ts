@@ -161,7 +161,9 @@ export async function createRunNetwork(
   labels: Record<string, string>,
   from: () => number = () => Math.floor(Math.random() * 4096),
 ): Promise<{ id: string; subnet: string }> {
-  const used = (await client.networkList([])).flatMap((n) => n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []);
+  const used = (await client.networkList([])).flatMap((n) =>
+    n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []
+  );
   for (let attempt = 1;; attempt++) {
     const subnet = freeSubnet(used, undefined, undefined, from());
     if (!subnet) {
