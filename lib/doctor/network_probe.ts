@@ -7,7 +7,7 @@
  */
 import type { EngineClient } from "../docker/client.ts";
 import { InterruptedError, MoatError } from "../errors.ts";
-import { freeSubnet, isolatedNetworkBody } from "../run/network.ts";
+import { createRunNetwork, NO_FREE_SUBNET } from "../run/egress.ts";
 import type { MoatRuntime } from "../run/relay_plan.ts";
 import type { IsolationFacts, NetworkFacts } from "./checks.ts";
 import { driveProbe } from "./probe.ts";
@@ -48,14 +48,19 @@ export async function runNetworkChecks(
 ): Promise<{ network: NetworkFacts; isolation?: IsolationFacts }> {
   const name = `moat-net-${opts.runId}`;
   const all = await client.networkList([]);
-  const subnet = freeSubnet(all.flatMap((n) => n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []));
   const network: NetworkFacts = { name };
-  if (!subnet) return { network };
-  network.subnet = subnet;
   let id: string;
   try {
-    id = await client.networkCreate(isolatedNetworkBody(name, subnet, opts.labels));
+    // As a run makes its network, passing over a /28 taken meanwhile; from the pool's start, so that what
+    // doctor says is the same each time.
+    const made = await createRunNetwork(client, name, opts.labels, {
+      from: () => 0,
+      tried: (subnet) => network.subnet = subnet,
+      networks: all,
+    });
+    id = made.id;
   } catch (err) {
+    if (err instanceof MoatError && err.message.startsWith(NO_FREE_SUBNET)) return { network };
     network.createProblem = messageOf(err);
     return { network };
   }

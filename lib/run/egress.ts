@@ -9,6 +9,7 @@
  * (lib/net/policy_point.ts `Decision`).
  */
 import type { EngineClient } from "../docker/client.ts";
+import type { NetworkInspect } from "../docker/types.ts";
 import { EngineApiError, MoatError } from "../errors.ts";
 import { type HostPattern, parseHostPattern } from "../net/host_policy.ts";
 import { type Decision, PolicyPoint, PORTS, type Upstreams } from "../net/policy_point.ts";
@@ -147,31 +148,37 @@ export function upstreamsFor(env: Record<string, string | undefined>): Upstreams
   };
 }
 
+/** How the error for a pool with no /28 left begins. */
+export const NO_FREE_SUBNET = "No free subnet is left for the run's network";
+
 /** How many subnets a run's network is tried on before moat gives up (each taken meanwhile by another). */
 const SUBNET_TRIES = 8;
 
 /**
  * Make a run's network (lib/run/network.ts) on a free /28. Runs started at once look at the same list of
  * networks: each starts from a random place in the pool, and one the engine says overlaps (another run
- * took it since the list) is passed over for the next. `from` picks the place (tests).
+ * took it since the list) is passed over for the next. `from` picks the place; `tried` hears of each
+ * subnet asked for; `networks`: the engine's networks, when the caller has listed them already.
  */
 export async function createRunNetwork(
   client: EngineClient,
   name: string,
   labels: Record<string, string>,
-  from: () => number = () => Math.floor(Math.random() * 4096),
+  opts: { from?: () => number; tried?: (subnet: string) => void; networks?: NetworkInspect[] } = {},
 ): Promise<{ id: string; subnet: string }> {
-  const used = (await client.networkList([])).flatMap((n) =>
+  const from = opts.from ?? (() => Math.floor(Math.random() * 4096));
+  const used = (opts.networks ?? await client.networkList([])).flatMap((n) =>
     n.IPAM?.Config?.map((c) => c.Subnet ?? "") ?? []
   );
   for (let attempt = 1;; attempt++) {
     const subnet = freeSubnet(used, undefined, undefined, from());
     if (!subnet) {
       throw new MoatError(
-        "No free subnet is left for the run's network: the engine's networks cover all of 10.237.0.0/16",
+        `${NO_FREE_SUBNET}: the engine's networks cover all of 10.237.0.0/16`,
         "Remove networks left behind:  moat clean",
       );
     }
+    opts.tried?.(subnet);
     try {
       return { id: await client.networkCreate(isolatedNetworkBody(name, subnet, labels)), subnet };
     } catch (err) {

@@ -165,11 +165,11 @@ Deno.test("createRunNetwork passes over a subnet another run took since the list
   });
   const client = clientFor(engine);
   // Every run starts at the same place here: the first is passed over (in use), the second was just taken.
-  const got = await createRunNetwork(client, "moat-net-x", {}, () => 0);
+  const got = await createRunNetwork(client, "moat-net-x", {}, { from: () => 0 });
   assert.deepEqual(got, { id: "net1", subnet: "10.237.0.32/28" });
   assert.deepEqual(asked, ["10.237.0.16/28", "10.237.0.32/28"]);
   asked.length = 0;
   taken = 100;
-  await assert.rejects(createRunNetwork(client, "moat-net-y", {}, () => 0), /Pool overlaps/);
+  await assert.rejects(createRunNetwork(client, "moat-net-y", {}, { from: () => 0 }), /Pool overlaps/);
   assert.equal(asked.length, 8);
 });
