@@ -11,7 +11,14 @@ import { endpointUrl } from "../docker/endpoint.ts";
 import { firstLineOf, InterruptedError, MoatError, SandboxUnavailableError } from "../errors.ts";
 import { noSandboxWarning, resolveRuntime, type SandboxDecision } from "../sandbox/decide.ts";
 import { ensureHomeId } from "../store/home_id.ts";
-import { isNoSpace, type Owner, type Profile, type RunRecord, RunStore } from "../store/records.ts";
+import {
+  isNoSpace,
+  maybeReadRecord,
+  type Owner,
+  type Profile,
+  type RunRecord,
+  RunStore,
+} from "../store/records.ts";
 import { VERSION } from "../version.ts";
 import { type Egress, startEgress } from "./egress.ts";
 import { ensureImage } from "./image.ts";
@@ -397,6 +404,11 @@ async function startDetachedRun(
         await egress.handOver();
         await startRecorder();
         if (failure !== undefined) throw recorderFailure(runId, failure);
+        // The recorder wrote itself in as the run's owner: what this process writes next (the start)
+        // must not put this process back, or moat stop, list and clean take the run for one whose owner
+        // is gone once moat run -d exits.
+        const owner = maybeReadRecord(req.home, runId)?.owner;
+        if (owner) store.record = { ...store.record, owner };
       }
       : undefined;
     const { containerId } = await startDetached(client, plan, {

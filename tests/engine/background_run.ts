@@ -79,3 +79,12 @@ export async function orphanedRun(s: { ws: string; home: string }): Promise<{ id
 export async function removeContainersOf(ws: string): Promise<void> {
   for (const id of await containersFor(ws).catch(() => [])) await docker("rm", "-f", id).catch(() => {});
 }
+
+/** Remove the networks moat made for this test's workspace (a run's `moat-net-<id>`, label `dev.moat.workspace`). */
+export async function removeNetworksOf(ws: string): Promise<void> {
+  const real = await Deno.realPath(ws).catch(() => ws);
+  const ids = await docker("network", "ls", "-q", "--filter", `label=dev.moat.workspace=${real}`).catch(() =>
+    ""
+  );
+  for (const id of ids.split("\n").filter(Boolean)) await docker("network", "rm", id).catch(() => {});
+}

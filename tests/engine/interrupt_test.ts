@@ -4,6 +4,9 @@
  * record. 50 runs get SIGINT or SIGTERM at a random moment (some the same signal again shortly after, as moat
  * tells users to do to stop a run at once), a few at a
  * time. Each run has its own workspace and MOAT_HOME, so its containers and its record are exactly its own.
+ * About a third of the runs have the allowlist network (`--allow x.example`, issue 13): for those, their
+ * relay (a container of the run's) and their network (`moat-net-<id>`) must be gone too, whenever the
+ * signal came (while the network or the relay was being made included).
  *
  * A signal that lands before moat listens (Deno still starting) kills it by the default action: such an
  * attempt must leave nothing, and is redrawn; so is one whose moment came after moat had exited.
@@ -23,6 +26,9 @@ const MAX_ATTEMPTS = RUNS * 3;
 /** A run that has not ended this long after its signal is hung: killed and reported. */
 const HANG_MS = 60_000;
 const SCRIPT = "echo start; sleep 2; echo end";
+/** The share of runs with the allowlist network, and the flags that give it. */
+const ALLOW_SHARE = 1 / 3;
+const ALLOW_FLAGS = ["--allow", "x.example"];
 const FULL_OUTPUT = "start\nend\n";
 const FINAL_STATES = new Set(["interrupted", "exited", "failed"]);
 const CODES: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
@@ -51,6 +57,8 @@ interface Draw {
    * (SIGINT before SIGTERM) whichever was sent first, so "which came first" is not the sender's to decide.
    */
   secondAfterMs: number | undefined;
+  /** With the allowlist network (`ALLOW_FLAGS`). */
+  allow: boolean;
 }
 
 interface Attempt {
@@ -72,6 +80,13 @@ interface Attempt {
 
 type Rec = Record<string, unknown>;
 
+/** An uninterrupted run's times, in milliseconds after its spawn. */
+interface Calibration {
+  lifeMs: number;
+  createdMs: number;
+  startedMs: number;
+}
+
 /** Wait up to `ms` for `p`; true when `p` settled first. Clears its timer either way (op sanitizer). */
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -83,6 +98,24 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
+/** `deno run … main.ts run …` for one run in `ws`, with the allowlist network or without. */
+function runArgs(ws: string, allow: boolean): string[] {
+  return [
+    "run",
+    "-A",
+    `${ROOT}/main.ts`,
+    "run",
+    "--image",
+    TEST_IMAGE,
+    ...(allow ? ALLOW_FLAGS : []),
+    ws,
+    "--",
+    "sh",
+    "-c",
+    SCRIPT,
+  ];
+}
+
 /** Spawn one `moat run`, signal it as drawn (unless it ended first), and collect how it ended. */
 async function attempt(
   n: number,
@@ -92,7 +125,7 @@ async function attempt(
 ): Promise<Attempt | { missedAfterMs: number }> {
   const spawnedAt = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}/main.ts`, "run", "--image", TEST_IMAGE, ws, "--", "sh", "-c", SCRIPT],
+    args: runArgs(ws, draw.allow),
     cwd: ROOT,
     env: moatEnv(home, ENV),
     clearEnv: true,
@@ -178,6 +211,30 @@ async function containersUnder(dir: string): Promise<{ id: string; ws: string; l
   }).filter((c) => c.ws.startsWith(dir + "/"));
 }
 
+/** Every network moat made for a workspace under `dir` (a run's `moat-net-<id>`); `line` describes it. */
+async function networksUnder(dir: string): Promise<{ id: string; ws: string; line: string }[]> {
+  const out = await docker(
+    "network",
+    "ls",
+    "--filter",
+    "label=dev.moat.managed=true",
+    "--format",
+    '{{.ID}}\t{{.Label "dev.moat.workspace"}}\t{{.Name}}',
+  );
+  return out.split("\n").filter(Boolean).map((line) => {
+    const [id = "", ws = ""] = line.split("\t");
+    return { id, ws, line };
+  }).filter((n) => n.ws.startsWith(dir + "/"));
+}
+
+/** What of workspace `ws` is left on the engine: its containers, then its networks. */
+async function leftoversOf(dir: string, ws: string): Promise<string[]> {
+  return [
+    ...(await containersUnder(dir)).filter((c) => c.ws === ws).map((c) => `container ${c.line}`),
+    ...(await networksUnder(dir)).filter((n) => n.ws === ws).map((n) => `network ${n.line}`),
+  ];
+}
+
 /**
  * Which phase the first signal hit, read from the record: no container id → before create (engine and image
  * checks); no start time → between create and start. The start time is written once the engine's start
@@ -230,7 +287,7 @@ function problems(a: Attempt, recs: Map<string, Rec | string>, leftovers: string
       p.push(`record ${id} has a container but removed=${rec.removed}`);
     }
   }
-  if (leftovers.length) p.push(`containers left: ${leftovers.join(" | ")}`);
+  if (leftovers.length) p.push(`left on the engine: ${leftovers.join(" | ")}`);
   return p;
 }
 
@@ -252,13 +309,13 @@ function describe(a: Attempt, recs: Map<string, Rec | string>): string {
         a.secondSent ? "" : " (not sent: moat had exited)"
       }`);
   const ended = a.killedBy === null ? `exit ${a.code}` : `killed by ${a.killedBy}`;
-  return `#${a.n}: ${how}; ${ended}; stdout ${JSON.stringify(a.stdout)}\n` +
+  return `#${a.n}${d.allow ? " (--allow)" : ""}: ${how}; ${ended}; stdout ${JSON.stringify(a.stdout)}\n` +
     `    stderr: ${a.stderr.trim().replaceAll("\n", "\n            ")}\n` +
     [...recs.values()].map((r) => `    record: ${JSON.stringify(typeof r === "string" ? r : brief(r))}`)
       .join("\n");
 }
 
-Deno.test(`${RUNS} interrupts at random moments leave no container and ${RUNS} final records`, async () => {
+Deno.test(`${RUNS} interrupts at random moments leave no container, no network and ${RUNS} final records`, async () => {
   const seed = Number(Deno.env.get("MOAT_INTERRUPT_SEED") ?? Math.floor(Math.random() * 2 ** 32));
   assert.ok(Number.isInteger(seed), "MOAT_INTERRUPT_SEED must be an integer");
   console.log(
@@ -277,44 +334,62 @@ Deno.test(`${RUNS} interrupts at random moments leave no container and ${RUNS} f
   try {
     // How long an uninterrupted run lasts with this many alongside, when its record is written and when
     // its container has started: the spans the moments are drawn from (the whole life is shortened
-    // whenever a run ends before its moment). These runs also show the baseline holds: exit 0, the full
-    // output, an exited record, no container.
-    const calibration = await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      const { n, ws, home } = await fresh();
-      const spawnedAt = Date.now();
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${ROOT}/main.ts`, "run", "--image", TEST_IMAGE, ws, "--", "sh", "-c", SCRIPT],
-        cwd: ROOT,
-        env: moatEnv(home, ENV),
-        clearEnv: true,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const lifeMs = Date.now() - spawnedAt;
-      const stderr = new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 0, `uninterrupted run #${n}: ${stderr}`);
-      assert.equal(new TextDecoder().decode(out.stdout), FULL_OUTPUT);
-      const recs = [...(await recordsIn(home)).values()];
-      assert.equal(recs.length, 1);
-      const rec = recs[0] as Rec;
-      assert.equal(rec.state, "exited");
-      assert.deepEqual((await containersUnder(dir)).filter((c) => c.ws === ws), []);
-      return {
-        lifeMs,
-        createdMs: Date.parse(String(rec.createdAt)) - spawnedAt,
-        startedMs: Date.parse(String(rec.startedAt)) - spawnedAt,
+    // whenever a run ends before its moment), for runs without and with the allowlist network (whose
+    // network and relay come between the record and the container). These runs also show the baseline
+    // holds: exit 0, the full output, an exited record, nothing left on the engine.
+    // All settled before a failure is reported, so that none is still running when its directory goes.
+    const calibrate = async (allow: boolean) => {
+      const settled = await Promise.allSettled(Array.from({ length: CONCURRENCY }, async () => {
+        const { n, ws, home } = await fresh();
+        const spawnedAt = Date.now();
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: runArgs(ws, allow),
+          cwd: ROOT,
+          env: moatEnv(home, ENV),
+          clearEnv: true,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const lifeMs = Date.now() - spawnedAt;
+        const stderr = new TextDecoder().decode(out.stderr);
+        assert.equal(out.code, 0, `uninterrupted run #${n}: ${stderr}`);
+        assert.equal(new TextDecoder().decode(out.stdout), FULL_OUTPUT);
+        const recs = [...(await recordsIn(home)).values()];
+        assert.equal(recs.length, 1);
+        const rec = recs[0] as Rec;
+        assert.equal(rec.state, "exited");
+        assert.deepEqual(await leftoversOf(dir, ws), []);
+        return {
+          lifeMs,
+          createdMs: Date.parse(String(rec.createdAt)) - spawnedAt,
+          startedMs: Date.parse(String(rec.startedAt)) - spawnedAt,
+        };
+      }));
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      return settled.map((r) => (r as PromiseFulfilledResult<Calibration>).value);
+    };
+    const spans = {
+      plain: { spanMs: 0, startedMs: 0, createdMs: 0 },
+      allow: { spanMs: 0, startedMs: 0, createdMs: 0 },
+    };
+    for (const kind of ["plain", "allow"] as const) {
+      const calibration = await calibrate(kind === "allow");
+      const spanMs = Math.min(...calibration.map((c) => c.lifeMs));
+      const startedMs = Math.min(spanMs, ...calibration.map((c) => c.startedMs));
+      spans[kind] = {
+        spanMs,
+        startedMs,
+        createdMs: Math.min(startedMs, ...calibration.map((c) => c.createdMs)),
       };
-    }));
-    let spanMs = Math.min(...calibration.map((c) => c.lifeMs));
-    const startedMs = Math.min(spanMs, ...calibration.map((c) => c.startedMs));
-    const createdMs = Math.min(startedMs, ...calibration.map((c) => c.createdMs));
-    console.log(
-      `uninterrupted runs: ${
-        calibration.map((c) => `record ${c.createdMs} ms, started ${c.startedMs} ms, ended ${c.lifeMs} ms`)
-          .join("; ")
-      }`,
-    );
+      console.log(
+        `uninterrupted runs${kind === "allow" ? " with --allow" : ""}: ${
+          calibration.map((c) => `record ${c.createdMs} ms, started ${c.startedMs} ms, ended ${c.lifeMs} ms`)
+            .join("; ")
+        }`,
+      );
+    }
 
     const counted: { a: Attempt; recs: Map<string, Rec | string>; leftovers: string[] }[] = [];
     const early: string[] = []; // signal before moat's handlers: problems, if any
@@ -327,12 +402,16 @@ Deno.test(`${RUNS} interrupts at random moments leave no container and ${RUNS} f
         attempts++;
         inFlight++;
         try {
-          // Five draws every time, so a replay with the same seed draws the same sequence. Some moments
+          // Six draws every time, so a replay with the same seed draws the same sequence. Some moments
           // fall anywhere in the run's life; the rest are spread over its short phases, which a uniform
           // moment rarely hits: Deno's start and the checks up to the record (written just before create);
           // create, attach and the start call (the start call itself is long under gVisor); the end (exit,
-          // removal, the last record update).
-          const [where, at, which, twice, gap] = [rand(), rand(), rand(), rand(), rand()];
+          // removal, the last record update). With the allowlist network, "create" begins with the network
+          // and the relay.
+          const [where, at, which, twice, gap, net] = [rand(), rand(), rand(), rand(), rand(), rand()];
+          const allow = net < ALLOW_SHARE;
+          const span = spans[allow ? "allow" : "plain"];
+          const { spanMs, startedMs, createdMs } = span;
           const starting = startedMs - createdMs;
           const draw: Draw = {
             atMs: where < 0.35
@@ -346,22 +425,23 @@ Deno.test(`${RUNS} interrupts at random moments leave no container and ${RUNS} f
               : spanMs * (0.9 + 0.1 * at),
             signal: which < 0.5 ? "SIGINT" : "SIGTERM",
             secondAfterMs: twice < 0.25 ? 20 + gap * 380 : undefined,
+            allow,
           };
           const { n, ws, home } = await fresh();
           const a = await attempt(n, draw, ws, home);
           if ("missedAfterMs" in a) {
             // The host got faster than when calibrated (its load changes): draw from the shorter life.
-            spanMs = Math.min(spanMs, a.missedAfterMs);
+            span.spanMs = Math.min(span.spanMs, a.missedAfterMs);
             redrawnMissed++;
             continue;
           }
           const recs = await recordsIn(home);
-          const leftovers = (await containersUnder(dir)).filter((c) => c.ws === ws).map((c) => c.line);
+          const leftovers = await leftoversOf(dir, ws);
           // Deno's default action: the signal came before moat listened. Nothing may exist; not counted.
           if (a.killedBy !== null && recs.size === 0) {
             redrawnEarly++;
             if (leftovers.length) {
-              early.push(`${describe(a, recs)}\n    containers left: ${leftovers.join(" | ")}`);
+              early.push(`${describe(a, recs)}\n    left on the engine: ${leftovers.join(" | ")}`);
             }
             continue;
           }
@@ -380,7 +460,9 @@ Deno.test(`${RUNS} interrupts at random moments leave no container and ${RUNS} f
     for (const { a, recs, leftovers } of counted) {
       const rec = [...recs.values()].find((r): r is Rec => typeof r !== "string");
       const phase = phaseOf(a, rec) + (a.killedBy === null ? "" : ` (moat then killed by ${a.killedBy})`);
-      const key = `${phase}, ${a.draw.signal}${a.draw.secondAfterMs !== undefined ? " twice" : ""}`;
+      const key = `${phase}, ${a.draw.signal}${a.draw.secondAfterMs !== undefined ? " twice" : ""}${
+        a.draw.allow ? ", --allow" : ""
+      }`;
       phases.set(key, (phases.get(key) ?? 0) + 1);
       for (const r of recs.values()) {
         if (typeof r !== "string" && FINAL_STATES.has(String(r.state))) finalRecords++;
@@ -395,10 +477,15 @@ Deno.test(`${RUNS} interrupts at random moments leave no container and ${RUNS} f
     );
     for (const [k, v] of [...phases].sort()) console.log(`  ${String(v).padStart(3)}  ${k}`);
 
-    const left = await containersUnder(dir);
+    const left = [
+      ...(await containersUnder(dir)).map((c) => `container ${c.line}`),
+      ...(await networksUnder(dir)).map((n) => `network ${n.line}`),
+    ];
+    const withAllow = counted.filter((c) => c.a.draw.allow).length;
+    console.log(`  ${withAllow} of the counted runs had --allow`);
     const report = [
       ...failures,
-      ...early.map((e) => `${e}\n    PROBLEMS: killed before moat's handlers, yet containers exist`),
+      ...early.map((e) => `${e}\n    PROBLEMS: killed before moat's handlers, yet something is left`),
     ];
     // Plain messages (not deepEqual): the report is the diagnosis, a diff would only repeat it.
     assert.ok(
@@ -411,13 +498,17 @@ Deno.test(`${RUNS} interrupts at random moments leave no container and ${RUNS} f
     );
     assert.ok(
       left.length === 0,
-      `seed ${seed}: containers left behind:\n${left.map((c) => c.line).join("\n")}`,
+      `seed ${seed}: left behind:\n${left.join("\n")}`,
     );
+    assert.ok(withAllow > 0, `seed ${seed}: no counted run had --allow`);
     assert.ok(finalRecords === RUNS, `seed ${seed}: ${finalRecords} final records, expected ${RUNS}`);
   } finally {
     // Only this test's containers: their workspace label lies under this test's directory.
     const mine = await containersUnder(dir).catch(() => []);
     if (mine.length) await docker("rm", "-f", ...mine.map((c) => c.id)).catch(() => {});
+    for (const n of await networksUnder(dir).catch(() => [])) {
+      await docker("network", "rm", n.id).catch(() => {});
+    }
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
