@@ -231,6 +231,7 @@ export function resourceSettings(
   if (network === "allowlist") {
     const fromConfig = config.network === "allowlist" ? config.allow ?? [] : [];
     settings.allow = [...new Set([...fromConfig, ...(opts.allow ?? [])])];
+    if (config.network === "allowlist" && config.tcp?.length) settings.tcp = config.tcp;
   }
   if (opts.readOnly || config.readOnly) settings.readOnly = true;
   return settings;

@@ -11,12 +11,13 @@ import { SANDBOX_VALUES } from "../sandbox/decide.ts";
 import type { ConfigMount, MoatConfig } from "./types.ts";
 import { readYaml, showPath, whereOf } from "./yaml.ts";
 import { parseHostPattern } from "../net/host_policy.ts";
+import { parseTcpMapping } from "../net/tcp_map.ts";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `network:` as a word; `open` is another name for `default` (the engine's default network). */
 const NETWORK_VALUES = ["default", "open", "none", "allowlist"] as const;
-/** Keys `network:` may have as a map (`tcp` is recognised, and refused as not there yet). */
+/** Keys `network:` may have as a map. */
 const NETWORK_KEYS = ["policy", "allow", "tcp"];
 
 /** The resource parsers by field; each also gives the words for its errors. */
@@ -268,7 +269,7 @@ function checkNetwork(
   at: (path: (string | number)[]) => number,
   keyAt: (path: (string | number)[]) => number,
   fail: (offset: number, path: string, problem: string, hint?: string) => never,
-): Pick<MoatConfig, "network" | "allow"> {
+): Pick<MoatConfig, "network" | "allow" | "tcp"> {
   const mode = (w: unknown, path: (string | number)[]): "default" | "none" | "allowlist" => {
     if (typeof w === "string" && (NETWORK_VALUES as readonly string[]).includes(w)) {
       return w === "open" ? "default" : w as "default" | "none" | "allowlist";
@@ -285,21 +286,13 @@ function checkNetwork(
     return m === "allowlist" ? { network: m, allow: [] } : { network: m };
   }
   for (const key of Object.keys(v)) {
-    if (key === "tcp") {
-      fail(
-        keyAt(["network", "tcp"]),
-        "network.tcp",
-        "mapped TCP ports are not supported yet",
-        "Remove tcp: for now",
-      );
-    }
     if (!NETWORK_KEYS.includes(key)) {
       const near = nearest(key, NETWORK_KEYS);
       fail(
         keyAt(["network", key]),
         `network.${key}`,
         `unknown key "${key}" in network`,
-        near ? `Did you mean "${near}"?` : "Known keys of network: policy, allow",
+        near ? `Did you mean "${near}"?` : `Known keys of network: ${NETWORK_KEYS.join(", ")}`,
       );
     }
   }
@@ -328,16 +321,75 @@ function checkNetwork(
     if (typeof pattern === "string") return fail(at(path), showPath(path), pattern, ALLOW_HINT);
     return entry as string;
   });
-  if (policy !== "allowlist" && allow.length > 0) {
+  const tcp = checkTcp(v.tcp ?? [], at, fail);
+  for (const [key, given] of [["allow", allow], ["tcp", tcp]] as const) {
+    if (policy !== "allowlist" && given.length > 0) {
+      fail(
+        keyAt(["network", key]),
+        `network.${key}`,
+        `${key === "allow" ? "names hosts" : "maps ports"} a run may reach, which policy ${
+          policy === "default" ? "open" : policy
+        } does not limit`,
+        `Drop policy (a network with ${key} is an allowlist), or write  policy: allowlist`,
+      );
+    }
+  }
+  if (policy !== "allowlist") return { network: policy };
+  return tcp.length > 0 ? { network: "allowlist", allow, tcp } : { network: "allowlist", allow };
+}
+
+/** `network.tcp`: a list of `PORT=HOST:PORT` (lib/net/tcp_map.ts), each local port once. */
+function checkTcp(
+  list: unknown,
+  at: (path: (string | number)[]) => number,
+  fail: (offset: number, path: string, problem: string, hint?: string) => never,
+): string[] {
+  if (!Array.isArray(list)) {
     fail(
-      keyAt(["network", "allow"]),
-      "network.allow",
-      `names hosts a run may reach, which policy ${policy === "default" ? "open" : policy} does not limit`,
-      "Drop policy (a network with allow is an allowlist), or write  policy: allowlist",
+      at(["network", "tcp"]),
+      "network.tcp",
+      `must be a list of mappings; got ${describeValue(list)}`,
+      TCP_HINT,
     );
   }
-  return policy === "allowlist" ? { network: "allowlist", allow } : { network: policy };
+  const seen = new Map<number, number>();
+  return (list as unknown[]).map((entry, i) => {
+    const path = ["network", "tcp", i];
+    if (typeof entry !== "string") {
+      fail(
+        at(path),
+        showPath(path),
+        `must be a mapping PORT=HOST:PORT, such as "22=github.com:22"; got ${describeValue(entry)}`,
+        TCP_HINT,
+      );
+    }
+    const m = parseTcpMapping(entry as string);
+    if (typeof m === "string") {
+      const own = typeof entry === "string" && m.includes("relay's own");
+      const upstream = (entry as string).slice((entry as string).indexOf("=") + 1).trim();
+      return fail(
+        at(path),
+        showPath(path),
+        m,
+        own ? `Map another port to it, e.g.  "2222=${upstream}"` : TCP_HINT,
+      );
+    }
+    const first = seen.get(m.port);
+    if (first !== undefined) {
+      fail(
+        at(path),
+        showPath(path),
+        `port ${m.port} is mapped already, by network.tcp[${first}]: a port goes to one upstream`,
+        "Give each mapping its own port",
+      );
+    }
+    seen.set(m.port, i);
+    return m.text;
+  });
 }
+
+const TCP_HINT =
+  'Write each mapping as PORT=HOST:PORT, quoted, e.g.\n  network:\n    tcp:\n      - "22=github.com:22"';
 
 const ALLOW_HINT =
   'Write each host on its own line, e.g.\n  network:\n    allow:\n      - api.github.com\n      - "*.npmjs.org"';

@@ -23,6 +23,8 @@ export interface MoatConfig {
   network?: "default" | "none" | "allowlist";
   /** With `allowlist`: the hosts a run may reach, as written (lib/net/host_policy.ts). */
   allow?: string[];
+  /** With `allowlist`: mapped TCP ports, `PORT=HOST:PORT` as moat writes them (lib/net/tcp_map.ts). */
+  tcp?: string[];
   /** `read_only: true` in the file: read-only root filesystem with a writable `/tmp`. */
   readOnly?: boolean;
   /** Extra bind mounts, as written; targets already checked, sources checked at run time. */

@@ -12,6 +12,7 @@ import type { EngineClient } from "../docker/client.ts";
 import { MoatError } from "../errors.ts";
 import { type HostPattern, parseHostPattern } from "../net/host_policy.ts";
 import { type Decision, PolicyPoint, PORTS, type Upstreams } from "../net/policy_point.ts";
+import { parseTcpMapping, type TcpMapping } from "../net/tcp_map.ts";
 import { hostUpstreams } from "../net/upstream.ts";
 import { after } from "../timer.ts";
 import { LABELS } from "./labels.ts";
@@ -53,6 +54,8 @@ export interface EgressRequest {
   /** The run's image (its id): the relay's bare root filesystem. */
   image: string;
   allow: readonly string[];
+  /** Mapped TCP ports, `PORT=HOST:PORT` (lib/net/tcp_map.ts), checked already. */
+  tcp?: readonly string[];
   /** The run's labels; the relay and the network carry them, the relay marked as a helper. */
   labels: Record<string, string>;
 }
@@ -89,6 +92,10 @@ export async function startEgress(
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
   const allow = req.allow.map((a) => parseHostPattern(a) as HostPattern);
+  const tcp = new Map((req.tcp ?? []).map((t) => {
+    const m = parseTcpMapping(t) as TcpMapping;
+    return [m.port, { host: m.host, port: m.hostPort }];
+  }));
   const undo: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const step of undo.reverse()) await step().catch(() => {});
@@ -130,7 +137,7 @@ export async function startEgress(
     };
     const listener = Deno.listen({ transport: "unix", path: `${dir}/${RELAY_SOCKET}` });
     const ready = Promise.withResolvers<void>();
-    const point = new PolicyPoint({ allow, tcp: new Map(), relayAddress }, upstreamsFor(env), record);
+    const point = new PolicyPoint({ allow, tcp, relayAddress }, upstreamsFor(env), record);
     const served = point.serve(listener, ready.resolve);
     undo.push(async () => {
       listener.close();
@@ -143,7 +150,7 @@ export async function startEgress(
       address: relayAddress,
       runtime: moatRuntime(),
       socketDir: dir,
-      ports: [PORTS.proxy, PORTS.http, PORTS.tls],
+      ports: [PORTS.proxy, PORTS.http, PORTS.tls, ...tcp.keys()],
       udpPorts: [PORTS.dns],
       user: `${Deno.uid()}:${Deno.gid()}`,
       labels: { ...req.labels, [LABELS.probe]: "relay" },

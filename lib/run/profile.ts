@@ -47,6 +47,8 @@ export interface ProfileSettings {
   network?: "default" | "none" | "allowlist";
   /** With `allowlist`: the allow list's entries. */
   allow?: string[];
+  /** With `allowlist`: mapped TCP ports, `PORT=HOST:PORT` (lib/net/tcp_map.ts). */
+  tcp?: string[];
   readOnly?: boolean;
   mounts?: ProfileMount[];
 }
@@ -62,6 +64,7 @@ export function profileFor(settings: ProfileSettings): Profile {
     cpus: settings.cpus ?? null,
     network: settings.network ?? "default",
     ...(settings.network === "allowlist" ? { allow: settings.allow ?? [] } : {}),
+    ...(settings.network === "allowlist" && settings.tcp?.length ? { tcp: settings.tcp } : {}),
     readOnly: settings.readOnly ?? false,
     mounts: settings.mounts ?? [],
   };

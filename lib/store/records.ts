@@ -59,6 +59,8 @@ export interface Profile {
    * otherwise.
    */
   allow?: string[];
+  /** With `allowlist`: mapped TCP ports, `PORT=HOST:PORT` (lib/net/tcp_map.ts); absent when there are none. */
+  tcp?: string[];
   /** Read-only root filesystem, with a writable `/tmp`. */
   readOnly: boolean;
   /** Extra bind mounts besides the workspace. */

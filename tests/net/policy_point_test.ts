@@ -77,7 +77,7 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
     "api.allowed.test": echo.port,
     "tls.allowed.test": echo.port,
     "web.allowed.test": web.port,
-    "git.allowed.test": echo.port,
+    "git.only.test": echo.port,
   };
   const dialed: string[] = [];
   const upstreams: Upstreams = {
@@ -97,15 +97,30 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
   const stop = new AbortController();
   const relay = runRelay({
     socket,
-    ports: [0, 0, 0, 0, 0],
+    ports: [0, 0, 0, 0, 0, 0],
     udpPorts: [0],
     hostname: "127.0.0.1",
     onListening: (tcp, udp) => relayReady.resolve({ tcp, udp }),
   }, stop.signal);
   const { tcp, udp } = await relayReady.promise;
-  const [proxy, http, tls, mapped, nothing] = tcp as [number, number, number, number, number];
+  const [proxy, http, tls, mapped, lostMapped, nothing] = tcp as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const point = new PolicyPoint(
-    { allow, tcp: new Map([[mapped, { host: "git.allowed.test", port: 22 }]]), relayAddress: "10.237.0.2" },
+    {
+      allow,
+      // Mapped hosts outside the allow list: the mapping alone lets their names resolve, and their port.
+      tcp: new Map([[mapped, { host: "git.only.test", port: 22 }], [lostMapped, {
+        host: "lost.test",
+        port: 22,
+      }]]),
+      relayAddress: "10.237.0.2",
+    },
     upstreams,
     (d) => log.push(d),
     { dns: udp[0]!, proxy, http, tls },
@@ -140,6 +155,11 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
     assert.equal((await ask("evil.example")).rcode, 3, "NXDOMAIN");
     assert.equal((await ask("allowed.test")).rcode, 3, "a wildcard does not cover its own domain");
     assert.deepEqual((await ask("api.allowed.test", 28)).answers, 0, "no AAAA: IPv4 only");
+    assert.deepEqual(
+      await ask("GIT.only.test"),
+      { rcode: 0, answers: 1, last4: "10.237.0.2" },
+      "a mapped host",
+    );
 
     // The explicit proxy: CONNECT allowed (the tunnel's bytes both ways), CONNECT denied (a 403 saying what to add).
     assert.equal(
@@ -195,6 +215,9 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
 
     // A mapped TCP port: to its one upstream; a port with nothing behind it: closed.
     assert.equal(await talk(mapped, "SSH-2.0-test\r\n"), "SSH-2.0-test\r\n");
+    assert.equal(await talk(lostMapped, "SSH-2.0-test\r\n"), "", "an upstream moat cannot reach: closed");
+    // A mapped host is reached on its mapped port only: not by the proxy, nor on 443.
+    assert.match(await talk(proxy, "CONNECT git.only.test:22 HTTP/1.1\r\n\r\n"), /^HTTP\/1\.1 403/);
     assert.equal(await talk(nothing, "hi"), "");
   } finally {
     client.close();
@@ -226,14 +249,25 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
       ["http", "evil.example", "deny", "not in the allow list"],
       ["tls", "tls.allowed.test", "allow", "*.allowed.test"],
       ["tls", "evil.example", "deny", "not in the allow list"],
-      ["tcp", "git.allowed.test", "allow", `tcp ${log.find((d) => d.via === "tcp")?.rule?.split(" ")[1]}`],
+      ["dns", "git.only.test", "allow", `tcp ${mapped}=git.only.test:22`],
+      ["tcp", "git.only.test", "allow", `tcp ${mapped}=git.only.test:22`],
+      ["tcp", "lost.test", "allow", `tcp ${lostMapped}=lost.test:22`],
+      ["proxy", "git.only.test", "deny", "not in the allow list"],
       ["tcp", null, "deny", "no service on that port"],
     ]),
   );
   const url = log.find((d) => d.via === "proxy" && d.method === "GET")!;
   assert.equal(url.path, "/a/b", "the query string is not logged");
   assert.match(log.find((d) => d.host === "lost.example")!.reason!, /^cannot connect: no address for it$/);
+  assert.match(log.find((d) => d.host === "lost.test")!.reason!, /^cannot connect: no address for it$/);
+  const piped = log.find((d) => d.via === "tcp" && d.host === "git.only.test")!;
+  assert.deepEqual(
+    [piped.port, piped.sent, piped.received],
+    [22, 14, 14],
+    "the upstream's port, bytes each way",
+  );
   const tunnel = log.find((d) => d.via === "proxy" && d.decision === "allow")!;
   assert.deepEqual([tunnel.sent, tunnel.received], [5, 5], "bytes each way, once the connection is over");
   assert.ok(dialed.every((d) => !d.startsWith("evil")), "nothing denied was dialed");
+  assert.ok(dialed.includes(`git.only.test:22 by tcp ${mapped}=git.only.test:22`), dialed.join("\n"));
 });
