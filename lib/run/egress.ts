@@ -12,6 +12,7 @@ import type { EngineClient } from "../docker/client.ts";
 import { MoatError } from "../errors.ts";
 import { type HostPattern, parseHostPattern } from "../net/host_policy.ts";
 import { type Decision, PolicyPoint, PORTS, type Upstreams } from "../net/policy_point.ts";
+import { parseHttpRule } from "../net/http_rules.ts";
 import { parseTcpMapping, type TcpMapping } from "../net/tcp_map.ts";
 import { hostUpstreams } from "../net/upstream.ts";
 import { after } from "../timer.ts";
@@ -56,6 +57,8 @@ export interface EgressRequest {
   allow: readonly string[];
   /** Mapped TCP ports, `PORT=HOST:PORT` (lib/net/tcp_map.ts), checked already. */
   tcp?: readonly string[];
+  /** Rules for the requests to some of `allow`'s entries (`host` as written there), checked already. */
+  rules?: readonly { host: string; rules: readonly string[] }[];
   /** The run's labels; the relay and the network carry them, the relay marked as a helper. */
   labels: Record<string, string>;
 }
@@ -85,13 +88,37 @@ export function upstreamsFor(env: Record<string, string | undefined>): Upstreams
   };
 }
 
+/**
+ * The allow list as the policy point takes it: each entry's pattern, with its rules when it has some. The
+ * entries and rules were checked with the config; one that does not parse now is a bug, and refused. Pure.
+ */
+export function policyPatterns(
+  allow: readonly string[],
+  rules: readonly { host: string; rules: readonly string[] }[],
+): HostPattern[] {
+  const checked = <T>(r: T | string, what: string): T => {
+    if (typeof r === "string") throw new Error(`${what} was not checked: ${r}`);
+    return r;
+  };
+  const patterns = allow.map((a) => checked(parseHostPattern(a), `allow entry "${a}"`));
+  for (const entry of rules) {
+    const i = allow.indexOf(entry.host);
+    if (i === -1) throw new Error(`rules for "${entry.host}", which is not in the allow list`);
+    patterns[i] = {
+      ...patterns[i]!,
+      rules: entry.rules.map((r) => checked(parseHttpRule(r), `rule "${r}" for ${entry.host}`)),
+    };
+  }
+  return patterns;
+}
+
 /** Put a run's egress in place; on failure, whatever was made is removed and the error thrown. */
 export async function startEgress(
   client: EngineClient,
   req: EgressRequest,
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
-  const allow = req.allow.map((a) => parseHostPattern(a) as HostPattern);
+  const allow = policyPatterns(req.allow, req.rules ?? []);
   const tcp = new Map((req.tcp ?? []).map((t) => {
     const m = parseTcpMapping(t) as TcpMapping;
     return [m.port, { host: m.host, port: m.hostPort }];

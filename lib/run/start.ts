@@ -273,6 +273,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
         image: imageId,
         allow: req.profile.allow ?? [],
         tcp: req.profile.tcp ?? [],
+        rules: req.profile.rules ?? [],
         labels: runLabels(spec),
       }, edge.env);
       plan = planContainer({ ...spec, egress: egress.spec });

@@ -146,6 +146,11 @@ const settingsCases: [string, Partial<Flags>, MoatConfig, ProfileSettings][] = [
     allow: ["a.io"],
     tcp: ["22=a.io:22"],
   }, { network: "allowlist", allow: ["a.io", "b.io"], tcp: ["22=a.io:22"] }],
+  ["the config's rules for a host", { network: "allowlist", allow: ["a.io"] }, {
+    network: "allowlist",
+    allow: ["a.io"],
+    rules: [{ host: "a.io", rules: ["allow * /*"] }],
+  }, { network: "allowlist", allow: ["a.io"], rules: [{ host: "a.io", rules: ["allow * /*"] }] }],
   ["--network beats the config's tcp mappings", { network: "none" }, {
     network: "allowlist",
     allow: [],
