@@ -130,6 +130,31 @@ export function deniedText(host: string, port: number): string {
     `To allow it, add to moat.yaml:\n  network:\n    allow:\n      - ${allowHint(host, port)}\n`;
 }
 
+/**
+ * The length of a request's body as its head declares it (RFC 9112 6.3): its Content-Length (checked to be
+ * one number by lib/net/http_head.ts), 0 with neither that nor a Transfer-Encoding, or `chunked`. Pure.
+ */
+export function declaredBody(head: RequestHead): number | "chunked" {
+  if (head.headers.some(([name]) => name.toLowerCase() === "transfer-encoding")) return "chunked";
+  const length = head.headers.find(([name]) => name.toLowerCase() === "content-length");
+  return length ? Number(length[1].split(",")[0]!.trim()) : 0;
+}
+
+/**
+ * The most bytes passed upstream after the head of a request to a host with rules: its body, so that a
+ * second request sent after it on the connection, which the rules did not check, never reaches the server.
+ * `undefined` (no limit) for a host without rules. Pure.
+ */
+function bodyLimit(entry: HostPattern, head: RequestHead): number | undefined {
+  const body = declaredBody(head);
+  return entry.rules === undefined || body === "chunked" ? undefined : body;
+}
+
+/** Why a chunked request to a host with rules is refused. Pure. */
+function chunkedReason(host: string): string {
+  return `requests to ${host}, which has rules, need a Content-Length (a chunked body is not passed on)`;
+}
+
 /** Why a CONNECT or TLS connection to a host with rules is refused. Pure. */
 export function interceptionReason(host: string): string {
   return `rules for ${host} need TLS interception, which moat does not do yet`;
@@ -366,7 +391,7 @@ export class PolicyPoint {
     } else {
       await writeAll(upstream, upstreamHead(head, reader.bytes));
     }
-    await this.#carry(what, rule, conn, upstream, rest);
+    await this.#carry(what, rule, conn, upstream, rest, bodyLimit(allowed, head));
   }
 
   async #http(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
@@ -408,7 +433,7 @@ export class PolicyPoint {
     });
     if (!upstream) return close(conn);
     await writeAll(upstream, upstreamHead(head, reader.bytes));
-    await this.#carry(what, rule, conn, upstream, reader.bytes.subarray(r.size));
+    await this.#carry(what, rule, conn, upstream, reader.bytes.subarray(r.size), bodyLimit(allowed, head));
   }
 
   async #tls(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
@@ -450,6 +475,14 @@ export class PolicyPoint {
     head: RequestHead,
   ): Promise<HostPattern | undefined> {
     if (!entry.rules) return entry;
+    if (declaredBody(head) === "chunked") {
+      this.#decide({ ...what, decision: "deny", rule: entry.text, reason: chunkedReason(host) });
+      const body =
+        `moat: ${head.method} ${redactQuery(head.path)} to ${host} is refused: ${chunkedReason(host)}.\n` +
+        "Send the request with a Content-Length.\n";
+      await writeAll(conn, httpResponse(411, "Length Required", body)).catch(() => {});
+      return undefined;
+    }
     const verdict = decideRequest(entry.rules, head.method, head.path);
     const rule = verdict.rule ? `${entry.text}: ${verdict.rule.text}` : entry.text;
     if (verdict.action === "allow") return { ...entry, text: rule };
@@ -480,7 +513,8 @@ export class PolicyPoint {
   /**
    * Send upstream what the sandbox sent already (`first`: after a request head, or the ClientHello), then
    * carry bytes both ways until the connection is over, and log it with the bytes each way (the request
-   * head moat read is not counted; what it passed on unread is).
+   * head moat read is not counted; what it passed on unread is). `limit`: the most bytes passed upstream
+   * (a checked request's body); what the sandbox sends after is dropped.
    */
   async #carry(
     what: Omit<Decision, "time" | "source" | "decision"> & { c: ProxiedConnection },
@@ -488,10 +522,16 @@ export class PolicyPoint {
     conn: Deno.Conn,
     upstream: Deno.Conn,
     first: Uint8Array,
+    limit?: number,
   ): Promise<void> {
-    if (first.byteLength) await writeAll(upstream, first);
-    const { sent, received } = await splice(conn, upstream);
-    this.#decide({ ...what, decision: "allow", rule: rule.text, sent: sent + first.byteLength, received });
+    const now = limit === undefined ? first : first.subarray(0, limit);
+    if (now.byteLength) await writeAll(upstream, now);
+    const { sent, received } = await splice(
+      conn,
+      upstream,
+      limit === undefined ? undefined : limit - now.byteLength,
+    );
+    this.#decide({ ...what, decision: "allow", rule: rule.text, sent: sent + now.byteLength, received });
   }
 
   /** Dial an allowed upstream; when it fails, log why, let `tell` say it to the sandbox, and give `undefined`. */

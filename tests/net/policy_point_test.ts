@@ -286,8 +286,11 @@ Deno.test("a host with rules: each plain-HTTP request checked by them, CONNECT a
     },
   };
   const allow = policyPatterns(
-    ["*.ruled.test", "api.ruled.test", "free.test"],
-    [{ host: "api.ruled.test", rules: ["allow GET /v1/*", "deny * /v1/admin*", "allow POST /v2/*"] }],
+    ["*.ruled.test", "api.ruled.test", "free.test", "echo.ruled.test"],
+    [
+      { host: "api.ruled.test", rules: ["allow GET /v1/*", "deny * /v1/admin*", "allow POST /v2/*"] },
+      { host: "echo.ruled.test", rules: ["allow POST /in"] },
+    ],
   );
   const log: Decision[] = [];
   const listener = Deno.listen({ transport: "unix", path: socket });
@@ -370,6 +373,28 @@ Deno.test("a host with rules: each plain-HTTP request checked by them, CONNECT a
     await t.handshake().catch(() => {});
     t.close();
     assert.equal(echo.received.length, before, "nothing reached an upstream");
+    // Only the body the head declares is passed on: a request sent after it, unchecked, never is.
+    const pipelined = "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\nContent-Length: 5\r\n\r\nhello" +
+      "DELETE /all HTTP/1.1\r\nHost: echo.ruled.test\r\n\r\n";
+    assert.equal(
+      await talk(http, pipelined),
+      "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert.equal(
+      await talk(http, "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\n\r\nGET /secret HTTP/1.1\r\n\r\n"),
+      "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\nConnection: close\r\n\r\n",
+      "no Content-Length: no body",
+    );
+    // A chunked body's end is not tracked: refused for a host with rules.
+    const chunked = await talk(
+      http,
+      "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert.match(chunked, /^HTTP\/1\.1 411 Length Required\r\n/);
+    assert.match(
+      chunked,
+      /POST \/in to echo\.ruled\.test is refused: requests to echo\.ruled\.test, which has rules, need a Content-Length/,
+    );
     // Hosts the wildcard covers without rules are not checked by them.
     assert.match(
       await talk(http, "DELETE /anything HTTP/1.1\r\nHost: other.ruled.test\r\n\r\n"),
@@ -398,6 +423,9 @@ Deno.test("a host with rules: each plain-HTTP request checked by them, CONNECT a
       'http GET /v1/../v3/x deny [api.ruled.test] the path cannot be checked by rules: it has a "." or ".." segment',
       "http GET /v1/admin/x allow [api.ruled.test: allow GET /v1/*] ",
       "http GET /v1/repos allow [api.ruled.test: allow GET /v1/*] ",
+      "http POST /in allow [echo.ruled.test: allow POST /in] ",
+      "http POST /in allow [echo.ruled.test: allow POST /in] ",
+      "http POST /in deny [echo.ruled.test] requests to echo.ruled.test, which has rules, need a Content-Length (a chunked body is not passed on)",
       "http PUT /v3/x deny [api.ruled.test] no rule matches it",
       "proxy CONNECT  deny [api.ruled.test] rules for api.ruled.test need TLS interception, which moat does not do yet",
       "proxy CONNECT  deny [api.ruled.test] rules for api.ruled.test need TLS interception, which moat does not do yet",
@@ -407,5 +435,8 @@ Deno.test("a host with rules: each plain-HTTP request checked by them, CONNECT a
     ].sort(),
   );
   assert.ok(!dialed.some((d) => d.endsWith(":443")), `nothing dialed for CONNECT or TLS: ${dialed}`);
-  assert.equal(dialed.length, 4, dialed.join(" "));
+  assert.equal(dialed.length, 6, dialed.join(" "));
+  const sent = log.filter((d) => d.host === "echo.ruled.test" && d.decision === "allow").map((d) => d.sent)
+    .sort();
+  assert.deepEqual(sent, [0, 5], "the body's bytes, not the dropped request's");
 });
