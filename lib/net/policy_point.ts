@@ -182,7 +182,9 @@ export function ruleDeniedText(
   const eg = `allow ${method} ${path}`;
   return `${what}${why}.\nTo allow it, add a rule ${
     verdict.rule ? `before "${verdict.rule.text}"` : "to that host's rules"
-  } in moat.yaml, such as:\n  network:\n    allow:\n      - host: ${entry}\n        rules: ["${eg}"]\n`;
+  } in moat.yaml, such as:\n  network:\n    allow:\n      - host: ${
+    entry.startsWith("*") ? JSON.stringify(entry) : entry
+  }\n        rules: [${JSON.stringify(eg)}]\n`;
 }
 
 /** An HTTP response that ends the connection. Pure. */

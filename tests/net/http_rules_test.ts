@@ -7,6 +7,7 @@ import {
   pathMatches,
   uncheckablePath,
 } from "../../lib/net/http_rules.ts";
+import { ruleDeniedText } from "../../lib/net/policy_point.ts";
 
 const good: [string, HttpRule][] = [
   ["allow GET /v1/*", { text: "allow GET /v1/*", action: "allow", method: "GET", path: "/v1/*" }],
@@ -115,4 +116,11 @@ Deno.test("the first rule that matches decides; none matching is a denial", () =
   );
   const some = ["allow GET /v1/*"].map((r) => parseHttpRule(r) as HttpRule);
   assert.deepEqual(decideRequest(some, "GET", "/v2"), { action: "deny", reason: "no rule matches it" });
+});
+
+Deno.test("the 403 for a request a wildcard entry's rules deny quotes the entry, as YAML needs", () => {
+  const verdict = decideRequest(["deny * /*"].map((r) => parseHttpRule(r) as HttpRule), "GET", "/x");
+  const body = ruleDeniedText("a.example.com", "GET", "/x", "*.example.com", verdict);
+  assert.match(body, /the rule "deny \* \/\*"\.\n/);
+  assert.match(body, /\n {6}- host: "\*\.example\.com"\n {8}rules: \["allow GET \/x"\]\n$/);
 });
