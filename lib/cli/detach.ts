@@ -120,7 +120,13 @@ async function record(home: string, runId: string): Promise<number> {
   // The allowlist network: this process serves the run's policy from before the container starts.
   const profile = store.record.profile;
   const egress = profile?.network === "allowlist"
-    ? await takeOverEgress(client, { runId, runDir: store.dir, allow: profile.allow ?? [] }, env)
+    ? await takeOverEgress(client, {
+      runId,
+      runDir: store.dir,
+      allow: profile.allow ?? [],
+      tcp: profile.tcp ?? [],
+      rules: profile.rules ?? [],
+    }, env)
     : undefined;
   try {
     store.update(life.ownedBy(currentOwner()));

@@ -224,6 +224,8 @@ export function resourceSettings(
   if (network === "allowlist") {
     const fromConfig = config.network === "allowlist" ? config.allow ?? [] : [];
     settings.allow = [...new Set([...fromConfig, ...(opts.allow ?? [])])];
+    if (config.network === "allowlist" && config.tcp?.length) settings.tcp = config.tcp;
+    if (config.network === "allowlist" && config.rules?.length) settings.rules = config.rules;
   }
   if (opts.readOnly || config.readOnly) settings.readOnly = true;
   return settings;

@@ -10,13 +10,15 @@ import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/reso
 import { SANDBOX_VALUES } from "../sandbox/decide.ts";
 import type { ConfigMount, MoatConfig } from "./types.ts";
 import { readYaml, showPath, whereOf } from "./yaml.ts";
-import { parseHostPattern } from "../net/host_policy.ts";
+import { normalizeHost, parseHostPattern } from "../net/host_policy.ts";
+import { parseTcpMapping } from "../net/tcp_map.ts";
+import { parseHttpRule } from "../net/http_rules.ts";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** `network:` as a word; `open` is another name for `default` (the engine's default network). */
 const NETWORK_VALUES = ["default", "open", "none", "allowlist"] as const;
-/** Keys `network:` may have as a map (`tcp` is recognised, and refused as not there yet). */
+/** Keys `network:` may have as a map. */
 const NETWORK_KEYS = ["policy", "allow", "tcp"];
 
 /** The resource parsers by field; each also gives the words for its errors. */
@@ -268,7 +270,7 @@ function checkNetwork(
   at: (path: (string | number)[]) => number,
   keyAt: (path: (string | number)[]) => number,
   fail: (offset: number, path: string, problem: string, hint?: string) => never,
-): Pick<MoatConfig, "network" | "allow"> {
+): Pick<MoatConfig, "network" | "allow" | "tcp" | "rules"> {
   const mode = (w: unknown, path: (string | number)[]): "default" | "none" | "allowlist" => {
     if (typeof w === "string" && (NETWORK_VALUES as readonly string[]).includes(w)) {
       return w === "open" ? "default" : w as "default" | "none" | "allowlist";
@@ -285,21 +287,13 @@ function checkNetwork(
     return m === "allowlist" ? { network: m, allow: [] } : { network: m };
   }
   for (const key of Object.keys(v)) {
-    if (key === "tcp") {
-      fail(
-        keyAt(["network", "tcp"]),
-        "network.tcp",
-        "mapped TCP ports are not supported yet",
-        "Remove tcp: for now",
-      );
-    }
     if (!NETWORK_KEYS.includes(key)) {
       const near = nearest(key, NETWORK_KEYS);
       fail(
         keyAt(["network", key]),
         `network.${key}`,
         `unknown key "${key}" in network`,
-        near ? `Did you mean "${near}"?` : "Known keys of network: policy, allow",
+        near ? `Did you mean "${near}"?` : `Known keys of network: ${NETWORK_KEYS.join(", ")}`,
       );
     }
   }
@@ -313,14 +307,29 @@ function checkNetwork(
       ALLOW_HINT,
     );
   }
+  const rules: Array<{ host: string; rules: string[]; index: number }> = [];
   const allow = (list as unknown[]).map((entry, i) => {
     const path = ["network", "allow", i];
+    if (isMap(entry)) {
+      const withRules = checkHostRules(entry, path, at, keyAt, fail);
+      const same = (h: string) => normalizeHost(h.trim());
+      const twice = rules.findIndex((r) => same(r.host) === same(withRules.host));
+      if (twice !== -1) {
+        fail(
+          at([...path, "host"]),
+          showPath([...path, "host"]),
+          `"${withRules.host}" has rules already, in network.allow[${rules[twice]!.index}]`,
+          "Give a host's rules in one entry, in the order they apply",
+        );
+      }
+      rules.push({ ...withRules, index: i });
+      return withRules.host;
+    }
     if (typeof entry !== "string") {
       fail(
         at(path),
         showPath(path),
-        `must be a host, such as api.github.com; got ${describeValue(entry)}` +
-          (isMap(entry) ? " (rules per host are not supported yet)" : ""),
+        `must be a host, such as api.github.com, or a map of host and rules; got ${describeValue(entry)}`,
         ALLOW_HINT,
       );
     }
@@ -328,16 +337,153 @@ function checkNetwork(
     if (typeof pattern === "string") return fail(at(path), showPath(path), pattern, ALLOW_HINT);
     return entry as string;
   });
-  if (policy !== "allowlist" && allow.length > 0) {
+  const tcp = checkTcp(v.tcp ?? [], at, fail);
+  for (const [key, given] of [["allow", allow], ["tcp", tcp]] as const) {
+    if (policy !== "allowlist" && given.length > 0) {
+      fail(
+        keyAt(["network", key]),
+        `network.${key}`,
+        `${key === "allow" ? "names hosts" : "maps ports"} a run may reach, which policy ${
+          policy === "default" ? "open" : policy
+        } does not limit`,
+        `Drop policy (a network with ${key} is an allowlist), or write  policy: allowlist`,
+      );
+    }
+  }
+  if (policy !== "allowlist") return { network: policy };
+  return {
+    network: "allowlist",
+    allow,
+    ...(tcp.length > 0 ? { tcp } : {}),
+    ...(rules.length > 0 ? { rules: rules.map(({ host, rules }) => ({ host, rules })) } : {}),
+  };
+}
+
+/** Keys of an allow entry written as a map. */
+const HOST_RULES_KEYS = ["host", "rules"];
+
+/** An allow entry written as a map: `host` (an allow-list entry) and its `rules` (lib/net/http_rules.ts). */
+function checkHostRules(
+  entry: Record<string, unknown>,
+  path: (string | number)[],
+  at: (path: (string | number)[]) => number,
+  keyAt: (path: (string | number)[]) => number,
+  fail: (offset: number, path: string, problem: string, hint?: string) => never,
+): { host: string; rules: string[] } {
+  for (const key of Object.keys(entry)) {
+    if (!HOST_RULES_KEYS.includes(key)) {
+      const near = nearest(key, HOST_RULES_KEYS);
+      fail(
+        keyAt([...path, key]),
+        showPath([...path, key]),
+        `unknown key "${key}" in an allow entry`,
+        near ? `Did you mean "${near}"?` : "An allow entry written as a map has host and rules",
+      );
+    }
+  }
+  if (entry.host === undefined || entry.rules === undefined) {
     fail(
-      keyAt(["network", "allow"]),
-      "network.allow",
-      `names hosts a run may reach, which policy ${policy === "default" ? "open" : policy} does not limit`,
-      "Drop policy (a network with allow is an allowlist), or write  policy: allowlist",
+      at(path),
+      showPath(path),
+      `missing: an allow entry written as a map needs a host and its rules`,
+      RULES_HINT,
     );
   }
-  return policy === "allowlist" ? { network: "allowlist", allow } : { network: policy };
+  if (typeof entry.host !== "string") {
+    fail(
+      at([...path, "host"]),
+      showPath([...path, "host"]),
+      `must be a host, such as api.example.com; got ${describeValue(entry.host)}`,
+      RULES_HINT,
+    );
+  }
+  const pattern = parseHostPattern(entry.host as string);
+  if (typeof pattern === "string") {
+    return fail(at([...path, "host"]), showPath([...path, "host"]), pattern, RULES_HINT);
+  }
+  if (!Array.isArray(entry.rules) || entry.rules.length === 0) {
+    fail(
+      at([...path, "rules"]),
+      showPath([...path, "rules"]),
+      Array.isArray(entry.rules)
+        ? "is empty, which would deny every request: a host with rules is reached only as they allow"
+        : `must be a list of rules, such as "allow GET /v1/*"; got ${describeValue(entry.rules)}`,
+      RULES_HINT,
+    );
+  }
+  const rules = (entry.rules as unknown[]).map((rule, j) => {
+    const rulePath = [...path, "rules", j];
+    if (typeof rule !== "string") {
+      fail(
+        at(rulePath),
+        showPath(rulePath),
+        `must be a rule ACTION METHOD PATH, such as "allow GET /v1/*"; got ${describeValue(rule)}`,
+        RULES_HINT,
+      );
+    }
+    const parsed = parseHttpRule(rule as string);
+    if (typeof parsed === "string") return fail(at(rulePath), showPath(rulePath), parsed, RULES_HINT);
+    return parsed.text;
+  });
+  return { host: entry.host as string, rules };
 }
+
+const RULES_HINT = "Write a host with rules as a map; the first rule that matches a request decides, e.g.\n" +
+  "  network:\n    allow:\n      - host: api.example.com\n" +
+  '        rules: ["allow GET /v1/*", "deny * /*"]';
+
+/** `network.tcp`: a list of `PORT=HOST:PORT` (lib/net/tcp_map.ts), each local port once. */
+function checkTcp(
+  list: unknown,
+  at: (path: (string | number)[]) => number,
+  fail: (offset: number, path: string, problem: string, hint?: string) => never,
+): string[] {
+  if (!Array.isArray(list)) {
+    fail(
+      at(["network", "tcp"]),
+      "network.tcp",
+      `must be a list of mappings; got ${describeValue(list)}`,
+      TCP_HINT,
+    );
+  }
+  const seen = new Map<number, number>();
+  return (list as unknown[]).map((entry, i) => {
+    const path = ["network", "tcp", i];
+    if (typeof entry !== "string") {
+      fail(
+        at(path),
+        showPath(path),
+        `must be a mapping PORT=HOST:PORT, such as "22=github.com:22"; got ${describeValue(entry)}`,
+        TCP_HINT,
+      );
+    }
+    const m = parseTcpMapping(entry as string);
+    if (typeof m === "string") {
+      const own = typeof entry === "string" && m.includes("relay's own");
+      const upstream = (entry as string).slice((entry as string).indexOf("=") + 1).trim();
+      return fail(
+        at(path),
+        showPath(path),
+        m,
+        own ? `Map another port to it, e.g.  "2222=${upstream}"` : TCP_HINT,
+      );
+    }
+    const first = seen.get(m.port);
+    if (first !== undefined) {
+      fail(
+        at(path),
+        showPath(path),
+        `port ${m.port} is mapped already, by network.tcp[${first}]: a port goes to one upstream`,
+        "Give each mapping its own port",
+      );
+    }
+    seen.set(m.port, i);
+    return m.text;
+  });
+}
+
+const TCP_HINT =
+  'Write each mapping as PORT=HOST:PORT, quoted, e.g.\n  network:\n    tcp:\n      - "22=github.com:22"';
 
 const ALLOW_HINT =
   'Write each host on its own line, e.g.\n  network:\n    allow:\n      - api.github.com\n      - "*.npmjs.org"';

@@ -1,4 +1,5 @@
 import type { ConfigPosition } from "../errors.ts";
+import type { HostRules } from "../store/records.ts";
 import type { MountEntry } from "../run/mounts.ts";
 
 /** The validated config (`moat.yaml`). Every field is optional; absent means "use the default". */
@@ -23,11 +24,21 @@ export interface MoatConfig {
   network?: "default" | "none" | "allowlist";
   /** With `allowlist`: the hosts a run may reach, as written (lib/net/host_policy.ts). */
   allow?: string[];
+  /**
+   * With `allowlist`: rules for the HTTP requests to some of `allow`'s entries (`host` as written there),
+   * as moat writes them back (lib/net/http_rules.ts), in order.
+   */
+  rules?: HostRules[];
+  /** With `allowlist`: mapped TCP ports, `PORT=HOST:PORT` as moat writes them (lib/net/tcp_map.ts). */
+  tcp?: string[];
   /** `read_only: true` in the file: read-only root filesystem with a writable `/tmp`. */
   readOnly?: boolean;
   /** Extra bind mounts, as written; targets already checked, sources checked at run time. */
   mounts?: ConfigMount[];
 }
+
+/** An allow entry's rules (`- host: api.example.com` with `rules: [...]`). */
+export type { HostRules };
 
 /** One `mounts:` entry, as lib/run/mounts.ts takes it. */
 export type ConfigMount = MountEntry;

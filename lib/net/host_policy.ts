@@ -7,7 +7,12 @@
  * address (the one way to reach a private address on purpose), each with an optional port
  * (`api.example.com:8443`). Without a port a pattern allows 80 and 443, the ports of HTTP and HTTPS; any
  * other port must be named. Names compare without case and without a trailing dot.
+ *
+ * An entry may carry rules for the HTTP requests sent to its hosts (lib/net/http_rules.ts). Such an entry
+ * comes first: for a host and port that it and an entry without rules both cover, its rules apply (a host
+ * with rules is never passed unchecked because a broader entry names it too).
  */
+import type { HttpRule } from "./http_rules.ts";
 
 /** One entry of an allow list, checked. */
 export interface HostPattern {
@@ -18,6 +23,8 @@ export interface HostPattern {
   wildcard: boolean;
   /** The ports it allows. */
   ports: readonly number[];
+  /** Rules for the HTTP requests to its hosts (`host:` with `rules:` in moat.yaml); absent: any request. */
+  rules?: readonly HttpRule[];
 }
 
 /** The ports a pattern without one allows. */
@@ -79,12 +86,16 @@ export function matches(pattern: HostPattern, host: string, port: number): boole
   return pattern.wildcard ? host.endsWith(`.${pattern.host}`) : host === pattern.host;
 }
 
-/** The first of `patterns` that allows `host` on `port`; `undefined`: denied. Pure. */
+/**
+ * The first of `patterns` with rules that allows `host` on `port`, else the first without; `undefined`:
+ * denied. Pure.
+ */
 export function allowedBy(
   patterns: readonly HostPattern[],
   host: string,
   port: number,
 ): HostPattern | undefined {
   const name = normalizeHost(host);
-  return patterns.find((p) => matches(p, name, port));
+  return patterns.find((p) => p.rules !== undefined && matches(p, name, port)) ??
+    patterns.find((p) => matches(p, name, port));
 }

@@ -11,7 +11,10 @@
  *   decrypted.
  * - a port of the policy's `tcp` map: to the one upstream mapped to it.
  *
- * Each is decided against the allow list (lib/net/host_policy.ts) and logged (`Decision`). An allowed one is
+ * Each is decided against the allow list (lib/net/host_policy.ts) and logged (`Decision`). A host whose
+ * entry has rules (lib/net/http_rules.ts) is reached by plain HTTP only, each request checked by them (its
+ * method, and its path without the query string); CONNECT and TLS to it are refused, since checking what
+ * they carry would need TLS interception, which moat does not do. An allowed one is
  * connected by `Upstreams.dial` to the name it asked for (moat resolves it; an address the sandbox chose is
  * never used), and its bytes carried both ways. A denied one is told why where its protocol can say so (an
  * HTTP 403 naming the host and what to add to moat.yaml), else closed. A plain-HTTP request is sent upstream
@@ -21,6 +24,7 @@
 import { after } from "../timer.ts";
 import { buildAnswer, type DnsQuery, formErrorFor, parseQuery, TYPE_A, TYPE_AAAA } from "./dns.ts";
 import { allowedBy, type HostPattern, normalizeHost } from "./host_policy.ts";
+import { decideRequest, type RuleVerdict } from "./http_rules.ts";
 import { originFormHead, readRequestHead, redactQuery, type RequestHead } from "./http_head.ts";
 import { decodeProxyHeader, type ProxiedConnection } from "./proxy_header.ts";
 import { splice, writeAll } from "./relay.ts";
@@ -59,7 +63,10 @@ export interface Decision {
   method?: string;
   path?: string;
   decision: "allow" | "deny";
-  /** The allow-list entry that allowed it. */
+  /**
+   * The allow-list entry that allowed it; for a host with rules, the entry and the rule that decided
+   * (`api.example.com: allow GET /v1/*`), when one did.
+   */
   rule?: string;
   /** Why it was denied, or why an allowed one failed. */
   reason?: string;
@@ -123,6 +130,63 @@ export function deniedText(host: string, port: number): string {
     `To allow it, add to moat.yaml:\n  network:\n    allow:\n      - ${allowHint(host, port)}\n`;
 }
 
+/**
+ * The length of a request's body as its head declares it (RFC 9112 6.3): its Content-Length (checked to be
+ * one number by lib/net/http_head.ts), 0 with neither that nor a Transfer-Encoding, or `chunked`. Pure.
+ */
+export function declaredBody(head: RequestHead): number | "chunked" {
+  if (head.headers.some(([name]) => name.toLowerCase() === "transfer-encoding")) return "chunked";
+  const length = head.headers.find(([name]) => name.toLowerCase() === "content-length");
+  return length ? Number(length[1].split(",")[0]!.trim()) : 0;
+}
+
+/**
+ * The most bytes passed upstream after the head of a request to a host with rules: its body, so that a
+ * second request sent after it on the connection, which the rules did not check, never reaches the server.
+ * `undefined` (no limit) for a host without rules. Pure.
+ */
+function bodyLimit(entry: HostPattern, head: RequestHead): number | undefined {
+  const body = declaredBody(head);
+  return entry.rules === undefined || body === "chunked" ? undefined : body;
+}
+
+/** Why a chunked request to a host with rules is refused. Pure. */
+function chunkedReason(host: string): string {
+  return `requests to ${host}, which has rules, need a Content-Length (a chunked body is not passed on)`;
+}
+
+/** Why a CONNECT or TLS connection to a host with rules is refused. Pure. */
+export function interceptionReason(host: string): string {
+  return `rules for ${host} need TLS interception, which moat does not do yet`;
+}
+
+/** The body of a 403 for a CONNECT to a host with rules. Pure. */
+export function interceptionText(host: string, port: number): string {
+  return `moat: ${host}:${port} is refused: ${interceptionReason(host)}.\n` +
+    `Send its requests as plain HTTP (http://${host}/…), which the rules can check, or drop its rules.\n`;
+}
+
+/** The body of a 403 for an HTTP request the rules for its host (entry `entry`) denied. Pure. */
+export function ruleDeniedText(
+  host: string,
+  method: string,
+  path: string,
+  entry: string,
+  verdict: RuleVerdict,
+): string {
+  const what = `moat: ${method} ${path} to ${host} is denied by this run's network policy: `;
+  if (verdict.rule === undefined && verdict.reason.startsWith("the path")) {
+    return `${what}${verdict.reason}.\nSend the path as the server reads it (no ".", "..", or encoded letters).\n`;
+  }
+  const why = verdict.rule ? `the rule "${verdict.rule.text}"` : `no rule for ${entry} matches it`;
+  const eg = `allow ${method} ${path}`;
+  return `${what}${why}.\nTo allow it, add a rule ${
+    verdict.rule ? `before "${verdict.rule.text}"` : "to that host's rules"
+  } in moat.yaml, such as:\n  network:\n    allow:\n      - host: ${
+    entry.startsWith("*") ? JSON.stringify(entry) : entry
+  }\n        rules: [${JSON.stringify(eg)}]\n`;
+}
+
 /** An HTTP response that ends the connection. Pure. */
 function httpResponse(status: number, reason: string, body: string): Uint8Array {
   const bytes = encoder.encode(body);
@@ -164,7 +228,8 @@ export class PolicyPoint {
     const open = new Set<Promise<void>>();
     try {
       for await (const conn of listener) {
-        const p = this.handle(conn, onReady).catch(() => {}).finally(() => open.delete(p));
+        // A failure of moat's own ends the connection: the sandbox's side never hangs.
+        const p = this.handle(conn, onReady).catch(() => close(conn)).finally(() => open.delete(p));
         open.add(p);
       }
     } catch { /* closed */ }
@@ -303,12 +368,19 @@ export class PolicyPoint {
         .catch(() => {});
       return close(conn);
     }
-    const rule = allowedBy(this.#policy.allow, host, port);
-    if (!rule) {
+    const allowed = allowedBy(this.#policy.allow, host, port);
+    if (!allowed) {
       this.#decide({ ...what, decision: "deny", reason: "not in the allow list" });
       await writeAll(conn, httpResponse(403, "Forbidden", deniedText(host, port))).catch(() => {});
       return close(conn);
     }
+    if (allowed.rules && head.form === "authority") {
+      this.#decide({ ...what, decision: "deny", rule: allowed.text, reason: interceptionReason(host) });
+      await writeAll(conn, httpResponse(403, "Forbidden", interceptionText(host, port))).catch(() => {});
+      return close(conn);
+    }
+    const rule = await this.#checkRules(conn, what, allowed, host, head);
+    if (!rule) return close(conn);
     const upstream = await this.#dial(what, host, port, rule, async (reason) => {
       await writeAll(conn, httpResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
         () => {},
@@ -321,7 +393,7 @@ export class PolicyPoint {
     } else {
       await writeAll(upstream, upstreamHead(head, reader.bytes));
     }
-    await this.#carry(what, rule, conn, upstream, rest);
+    await this.#carry(what, rule, conn, upstream, rest, bodyLimit(allowed, head));
   }
 
   async #http(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
@@ -345,8 +417,8 @@ export class PolicyPoint {
       method: head.method,
       path: redactQuery(head.path),
     };
-    const rule = host === undefined ? undefined : allowedBy(this.#policy.allow, host, port);
-    if (!rule || host === undefined) {
+    const allowed = host === undefined ? undefined : allowedBy(this.#policy.allow, host, port);
+    if (!allowed || host === undefined) {
       this.#decide({ ...what, decision: "deny", reason: host ? "not in the allow list" : "no Host header" });
       const body = host
         ? deniedText(host, port)
@@ -354,6 +426,8 @@ export class PolicyPoint {
       await writeAll(conn, httpResponse(403, "Forbidden", body)).catch(() => {});
       return close(conn);
     }
+    const rule = await this.#checkRules(conn, what, allowed, host, head);
+    if (!rule) return close(conn);
     const upstream = await this.#dial(what, host, port, rule, async (reason) => {
       await writeAll(conn, httpResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
         () => {},
@@ -361,7 +435,7 @@ export class PolicyPoint {
     });
     if (!upstream) return close(conn);
     await writeAll(upstream, upstreamHead(head, reader.bytes));
-    await this.#carry(what, rule, conn, upstream, reader.bytes.subarray(r.size));
+    await this.#carry(what, rule, conn, upstream, reader.bytes.subarray(r.size), bodyLimit(allowed, head));
   }
 
   async #tls(conn: Deno.Conn, reader: Reader, c: ProxiedConnection, cancel: () => void): Promise<void> {
@@ -381,9 +455,48 @@ export class PolicyPoint {
       this.#decide({ ...what, decision: "deny", reason: "not in the allow list" });
       return close(conn);
     }
+    if (rule.rules) {
+      this.#decide({ ...what, decision: "deny", rule: rule.text, reason: interceptionReason(host) });
+      return close(conn);
+    }
     const upstream = await this.#dial(what, host, port, rule, () => Promise.resolve());
     if (!upstream) return close(conn);
     await this.#carry(what, rule, conn, upstream, reader.bytes);
+  }
+
+  /**
+   * An allowed plain-HTTP request checked by its entry's rules, when it has some: the entry to go on with
+   * (named with the rule that allowed the request, for the log), or `undefined` once a denial is logged
+   * and answered with a 403.
+   */
+  async #checkRules(
+    conn: Deno.Conn,
+    what: Omit<Decision, "time" | "source" | "decision"> & { c: ProxiedConnection },
+    entry: HostPattern,
+    host: string,
+    head: RequestHead,
+  ): Promise<HostPattern | undefined> {
+    if (!entry.rules) return entry;
+    if (declaredBody(head) === "chunked") {
+      this.#decide({ ...what, decision: "deny", rule: entry.text, reason: chunkedReason(host) });
+      const body =
+        `moat: ${head.method} ${redactQuery(head.path)} to ${host} is refused: ${chunkedReason(host)}.\n` +
+        "Send the request with a Content-Length.\n";
+      await writeAll(conn, httpResponse(411, "Length Required", body)).catch(() => {});
+      return undefined;
+    }
+    const verdict = decideRequest(entry.rules, head.method, head.path);
+    const rule = verdict.rule ? `${entry.text}: ${verdict.rule.text}` : entry.text;
+    if (verdict.action === "allow") return { ...entry, text: rule };
+    this.#decide({
+      ...what,
+      decision: "deny",
+      rule,
+      reason: verdict.rule ? "denied by a rule" : verdict.reason,
+    });
+    const body = ruleDeniedText(host, head.method, redactQuery(head.path), entry.text, verdict);
+    await writeAll(conn, httpResponse(403, "Forbidden", body)).catch(() => {});
+    return undefined;
   }
 
   async #tcp(
@@ -402,7 +515,8 @@ export class PolicyPoint {
   /**
    * Send upstream what the sandbox sent already (`first`: after a request head, or the ClientHello), then
    * carry bytes both ways until the connection is over, and log it with the bytes each way (the request
-   * head moat read is not counted; what it passed on unread is).
+   * head moat read is not counted; what it passed on unread is). `limit`: the most bytes passed upstream
+   * (a checked request's body); what the sandbox sends after is dropped.
    */
   async #carry(
     what: Omit<Decision, "time" | "source" | "decision"> & { c: ProxiedConnection },
@@ -410,10 +524,16 @@ export class PolicyPoint {
     conn: Deno.Conn,
     upstream: Deno.Conn,
     first: Uint8Array,
+    limit?: number,
   ): Promise<void> {
-    if (first.byteLength) await writeAll(upstream, first);
-    const { sent, received } = await splice(conn, upstream);
-    this.#decide({ ...what, decision: "allow", rule: rule.text, sent: sent + first.byteLength, received });
+    const now = limit === undefined ? first : first.subarray(0, limit);
+    if (now.byteLength) await writeAll(upstream, now);
+    const { sent, received } = await splice(
+      conn,
+      upstream,
+      limit === undefined ? undefined : limit - now.byteLength,
+    );
+    this.#decide({ ...what, decision: "allow", rule: rule.text, sent: sent + now.byteLength, received });
   }
 
   /** Dial an allowed upstream; when it fails, log why, let `tell` say it to the sandbox, and give `undefined`. */

@@ -94,17 +94,19 @@ export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void
 
 /**
  * Copy `from` into `to` until `from` ends, then end `to`'s writing side (a half close, so the other
- * direction goes on: a client that ends its request still gets the answer). Errors end the copy.
+ * direction goes on: a client that ends its request still gets the answer). Errors end the copy. With
+ * `limit`, only that many bytes are passed on; the rest is read and dropped.
  */
-async function copyThenCloseWrite(from: Deno.Conn, to: Deno.Conn): Promise<number> {
+async function copyThenCloseWrite(from: Deno.Conn, to: Deno.Conn, limit = Infinity): Promise<number> {
   const buf = new Uint8Array(64 * 1024);
   let copied = 0;
   try {
     for (;;) {
       const n = await from.read(buf);
       if (n === null) break;
-      await writeAll(to, buf.subarray(0, n));
-      copied += n;
+      const pass = Math.min(n, limit - copied);
+      if (pass > 0) await writeAll(to, buf.subarray(0, pass));
+      copied += pass;
     }
   } catch { /* either side went away: the connection is over */ }
   try {
@@ -115,10 +117,15 @@ async function copyThenCloseWrite(from: Deno.Conn, to: Deno.Conn): Promise<numbe
 
 /**
  * Carry bytes both ways between `a` and `b` until both directions have ended; then close both. The bytes
- * carried from `a` to `b`, and back.
+ * carried from `a` to `b`, and back. `limit`: the most bytes passed from `a` to `b` (what comes after is
+ * dropped).
  */
-export async function splice(a: Deno.Conn, b: Deno.Conn): Promise<{ sent: number; received: number }> {
-  const [sent, received] = await Promise.all([copyThenCloseWrite(a, b), copyThenCloseWrite(b, a)]);
+export async function splice(
+  a: Deno.Conn,
+  b: Deno.Conn,
+  limit?: number,
+): Promise<{ sent: number; received: number }> {
+  const [sent, received] = await Promise.all([copyThenCloseWrite(a, b, limit), copyThenCloseWrite(b, a)]);
   for (const c of [a, b]) {
     try {
       c.close();

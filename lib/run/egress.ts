@@ -13,6 +13,8 @@ import type { NetworkInspect } from "../docker/types.ts";
 import { EngineApiError, MoatError } from "../errors.ts";
 import { type HostPattern, parseHostPattern } from "../net/host_policy.ts";
 import { type Decision, PolicyPoint, PORTS, type Upstreams } from "../net/policy_point.ts";
+import { parseHttpRule } from "../net/http_rules.ts";
+import { parseTcpMapping, type TcpMapping } from "../net/tcp_map.ts";
 import { hostUpstreams } from "../net/upstream.ts";
 import { after } from "../timer.ts";
 import { LABELS } from "./labels.ts";
@@ -54,6 +56,10 @@ export interface EgressRequest {
   /** The run's image (its id): the relay's bare root filesystem. */
   image: string;
   allow: readonly string[];
+  /** Mapped TCP ports, `PORT=HOST:PORT` (lib/net/tcp_map.ts), checked already. */
+  tcp?: readonly string[];
+  /** Rules for the requests to some of `allow`'s entries (`host` as written there), checked already. */
+  rules?: readonly { host: string; rules: readonly string[] }[];
   /** The run's labels; the relay and the network carry them, the relay marked as a helper. */
   labels: Record<string, string>;
 }
@@ -91,10 +97,17 @@ export interface PolicyService {
  * socket cannot be made.
  */
 export function servePolicy(
-  opts: { socketPath: string; runDir: string; allow: readonly string[]; relayAddress: string },
+  opts: {
+    socketPath: string;
+    runDir: string;
+    allow: readonly string[];
+    tcp?: readonly string[];
+    rules?: readonly { host: string; rules: readonly string[] }[];
+    relayAddress: string;
+  },
   env: Record<string, string | undefined>,
 ): PolicyService {
-  const allow = opts.allow.map((a) => parseHostPattern(a) as HostPattern);
+  const allow = policyPatterns(opts.allow, opts.rules ?? []);
   const log = Deno.openSync(`${opts.runDir}/${NETWORK_LOG}`, { append: true, create: true, mode: 0o600 });
   const encoder = new TextEncoder();
   const record = (d: Decision) => {
@@ -111,7 +124,7 @@ export function servePolicy(
   }
   const ready = Promise.withResolvers<void>();
   const point = new PolicyPoint(
-    { allow, tcp: new Map(), relayAddress: opts.relayAddress },
+    { allow, tcp: tcpMap(opts.tcp ?? []), relayAddress: opts.relayAddress },
     upstreamsFor(env),
     record,
   );
@@ -189,12 +202,45 @@ export async function createRunNetwork(
   }
 }
 
+/** The mapped TCP ports as the policy point takes them, from `PORT=HOST:PORT` entries checked already. Pure. */
+export function tcpMap(entries: readonly string[]): Map<number, { host: string; port: number }> {
+  return new Map(entries.map((t) => {
+    const m = parseTcpMapping(t) as TcpMapping;
+    return [m.port, { host: m.host, port: m.hostPort }];
+  }));
+}
+
+/**
+ * The allow list as the policy point takes it: each entry's pattern, with its rules when it has some. The
+ * entries and rules were checked with the config; one that does not parse now is a bug, and refused. Pure.
+ */
+export function policyPatterns(
+  allow: readonly string[],
+  rules: readonly { host: string; rules: readonly string[] }[],
+): HostPattern[] {
+  const checked = <T>(r: T | string, what: string): T => {
+    if (typeof r === "string") throw new Error(`${what} was not checked: ${r}`);
+    return r;
+  };
+  const patterns = allow.map((a) => checked(parseHostPattern(a), `allow entry "${a}"`));
+  for (const entry of rules) {
+    const i = allow.indexOf(entry.host);
+    if (i === -1) throw new Error(`rules for "${entry.host}", which is not in the allow list`);
+    patterns[i] = {
+      ...patterns[i]!,
+      rules: entry.rules.map((r) => checked(parseHttpRule(r), `rule "${r}" for ${entry.host}`)),
+    };
+  }
+  return patterns;
+}
+
 /** Put a run's egress in place; on failure, whatever was made is removed and the error thrown. */
 export async function startEgress(
   client: EngineClient,
   req: EgressRequest,
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
+  const tcp = tcpMap(req.tcp ?? []);
   const undo: Array<() => Promise<void>> = [];
   const runSteps = async (steps: Array<() => Promise<void>>) => {
     for (const step of steps.reverse()) await step().catch(() => {});
@@ -227,6 +273,8 @@ export async function startEgress(
       socketPath: `${dir}/${RELAY_SOCKET}`,
       runDir: req.runDir,
       allow: req.allow,
+      ...(req.tcp ? { tcp: req.tcp } : {}),
+      ...(req.rules ? { rules: req.rules } : {}),
       relayAddress,
     }, env);
     relayFrom = undo.length;
@@ -242,7 +290,7 @@ export async function startEgress(
       address: relayAddress,
       runtime: moatRuntime(),
       socketDir: dir,
-      ports: [PORTS.proxy, PORTS.http, PORTS.tls],
+      ports: [PORTS.proxy, PORTS.http, PORTS.tls, ...tcp.keys()],
       udpPorts: [PORTS.dns],
       user: `${Deno.uid()}:${Deno.gid()}`,
       labels: { ...req.labels, [LABELS.probe]: "relay" },
@@ -299,7 +347,13 @@ export const relayName = (runId: string) => `moat-net-${runId}-relay`;
  */
 export async function takeOverEgress(
   client: EngineClient,
-  req: { runId: string; runDir: string; allow: readonly string[] },
+  req: {
+    runId: string;
+    runDir: string;
+    allow: readonly string[];
+    tcp?: readonly string[];
+    rules?: readonly { host: string; rules: readonly string[] }[];
+  },
   env: Record<string, string | undefined>,
 ): Promise<{ stop(): Promise<void> }> {
   const relay = await client.maybeContainerInspect(relayName(req.runId));

@@ -3,7 +3,7 @@
  * stored in the run record) and how it becomes `HostConfig` fields. Pure. docs/concepts/sandboxing.md
  * explains each choice.
  */
-import type { Profile, ProfileMount } from "../store/records.ts";
+import type { HostRules, Profile, ProfileMount } from "../store/records.ts";
 
 /** The recorded profile's type lives with the record (lib/store sits below lib/run). */
 export type { Profile };
@@ -47,6 +47,10 @@ export interface ProfileSettings {
   network?: "default" | "none" | "allowlist";
   /** With `allowlist`: the allow list's entries. */
   allow?: string[];
+  /** With `allowlist`: mapped TCP ports, `PORT=HOST:PORT` (lib/net/tcp_map.ts). */
+  tcp?: string[];
+  /** With `allowlist`: rules for the HTTP requests to some of `allow`'s entries (lib/net/http_rules.ts). */
+  rules?: HostRules[];
   readOnly?: boolean;
   mounts?: ProfileMount[];
 }
@@ -62,6 +66,8 @@ export function profileFor(settings: ProfileSettings): Profile {
     cpus: settings.cpus ?? null,
     network: settings.network ?? "default",
     ...(settings.network === "allowlist" ? { allow: settings.allow ?? [] } : {}),
+    ...(settings.network === "allowlist" && settings.tcp?.length ? { tcp: settings.tcp } : {}),
+    ...(settings.network === "allowlist" && settings.rules?.length ? { rules: settings.rules } : {}),
     readOnly: settings.readOnly ?? false,
     mounts: settings.mounts ?? [],
   };

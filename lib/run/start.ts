@@ -273,6 +273,8 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
         runDir: store.dir,
         image: imageId,
         allow: req.profile.allow ?? [],
+        tcp: req.profile.tcp ?? [],
+        rules: req.profile.rules ?? [],
         labels: runLabels(spec),
       }, edge.env);
       plan = planContainer({ ...spec, egress: egress.spec });

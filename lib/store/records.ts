@@ -59,10 +59,23 @@ export interface Profile {
    * otherwise.
    */
   allow?: string[];
+  /** With `allowlist`: mapped TCP ports, `PORT=HOST:PORT` (lib/net/tcp_map.ts); absent when there are none. */
+  tcp?: string[];
+  /**
+   * With `allowlist`: rules for the HTTP requests to some of `allow`'s entries (`host` as written there), in
+   * order (lib/net/http_rules.ts); absent when there are none.
+   */
+  rules?: HostRules[];
   /** Read-only root filesystem, with a writable `/tmp`. */
   readOnly: boolean;
   /** Extra bind mounts besides the workspace. */
   mounts: ProfileMount[];
+}
+
+/** An allow entry's rules, as moat writes them back (`allow GET /v1/*`). */
+export interface HostRules {
+  host: string;
+  rules: string[];
 }
 
 /** Schema version 1 of `run.json`. Fields are only ever added. */

@@ -139,6 +139,21 @@ const settingsCases: [string, Partial<Flags>, MoatConfig, ProfileSettings][] = [
   ["--allow makes an allowlist of a config's other network", { network: "allowlist", allow: ["b.io"] }, {
     network: "none",
   }, { network: "allowlist", allow: ["b.io"] }],
+  ["the config's tcp mappings, with --allow on top", { network: "allowlist", allow: ["b.io"] }, {
+    network: "allowlist",
+    allow: ["a.io"],
+    tcp: ["22=a.io:22"],
+  }, { network: "allowlist", allow: ["a.io", "b.io"], tcp: ["22=a.io:22"] }],
+  ["the config's rules for a host", { network: "allowlist", allow: ["a.io"] }, {
+    network: "allowlist",
+    allow: ["a.io"],
+    rules: [{ host: "a.io", rules: ["allow * /*"] }],
+  }, { network: "allowlist", allow: ["a.io"], rules: [{ host: "a.io", rules: ["allow * /*"] }] }],
+  ["--network beats the config's tcp mappings", { network: "none" }, {
+    network: "allowlist",
+    allow: [],
+    tcp: ["22=a.io:22"],
+  }, { network: "none" }],
   ["--network beats the config's allowlist", { network: "default" }, {
     network: "allowlist",
     allow: ["a.io"],

@@ -92,3 +92,13 @@ Deno.test("isHostName, isIpv4, normalizeHost", () => {
   }
   assert.equal(normalizeHost("Example.COM."), "example.com");
 });
+
+Deno.test("allowedBy: an entry with rules comes before one without for what both cover", () => {
+  const plain = parseHostPattern("*.example.com") as HostPattern;
+  const ruled = { ...(parseHostPattern("api.example.com") as HostPattern), rules: [] };
+  const other = parseHostPattern("api.example.com:8443") as HostPattern;
+  const patterns = [plain, other, ruled];
+  assert.equal(allowedBy(patterns, "api.example.com", 443), ruled, "the rules apply, though listed last");
+  assert.equal(allowedBy(patterns, "www.example.com", 443), plain);
+  assert.equal(allowedBy(patterns, "api.example.com", 8443), other, "a port the ruled entry does not cover");
+});

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type HostPattern, parseHostPattern } from "../../lib/net/host_policy.ts";
 import { type Decision, PolicyPoint, type Upstreams } from "../../lib/net/policy_point.ts";
 import { runRelay } from "../../lib/net/relay.ts";
+import { policyPatterns } from "../../lib/run/egress.ts";
 import { readClientHello } from "../../lib/net/tls_hello.ts";
 
 const encoder = new TextEncoder();
@@ -77,7 +78,7 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
     "api.allowed.test": echo.port,
     "tls.allowed.test": echo.port,
     "web.allowed.test": web.port,
-    "git.allowed.test": echo.port,
+    "git.only.test": echo.port,
   };
   const dialed: string[] = [];
   const upstreams: Upstreams = {
@@ -97,15 +98,30 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
   const stop = new AbortController();
   const relay = runRelay({
     socket,
-    ports: [0, 0, 0, 0, 0],
+    ports: [0, 0, 0, 0, 0, 0],
     udpPorts: [0],
     hostname: "127.0.0.1",
     onListening: (tcp, udp) => relayReady.resolve({ tcp, udp }),
   }, stop.signal);
   const { tcp, udp } = await relayReady.promise;
-  const [proxy, http, tls, mapped, nothing] = tcp as [number, number, number, number, number];
+  const [proxy, http, tls, mapped, lostMapped, nothing] = tcp as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const point = new PolicyPoint(
-    { allow, tcp: new Map([[mapped, { host: "git.allowed.test", port: 22 }]]), relayAddress: "10.237.0.2" },
+    {
+      allow,
+      // Mapped hosts outside the allow list: the mapping alone lets their names resolve, and their port.
+      tcp: new Map([[mapped, { host: "git.only.test", port: 22 }], [lostMapped, {
+        host: "lost.test",
+        port: 22,
+      }]]),
+      relayAddress: "10.237.0.2",
+    },
     upstreams,
     (d) => log.push(d),
     { dns: udp[0]!, proxy, http, tls },
@@ -140,6 +156,11 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
     assert.equal((await ask("evil.example")).rcode, 3, "NXDOMAIN");
     assert.equal((await ask("allowed.test")).rcode, 3, "a wildcard does not cover its own domain");
     assert.deepEqual((await ask("api.allowed.test", 28)).answers, 0, "no AAAA: IPv4 only");
+    assert.deepEqual(
+      await ask("GIT.only.test"),
+      { rcode: 0, answers: 1, last4: "10.237.0.2" },
+      "a mapped host",
+    );
 
     // The explicit proxy: CONNECT allowed (the tunnel's bytes both ways), CONNECT denied (a 403 saying what to add).
     assert.equal(
@@ -195,6 +216,9 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
 
     // A mapped TCP port: to its one upstream; a port with nothing behind it: closed.
     assert.equal(await talk(mapped, "SSH-2.0-test\r\n"), "SSH-2.0-test\r\n");
+    assert.equal(await talk(lostMapped, "SSH-2.0-test\r\n"), "", "an upstream moat cannot reach: closed");
+    // A mapped host is reached on its mapped port only: not by the proxy, nor on 443.
+    assert.match(await talk(proxy, "CONNECT git.only.test:22 HTTP/1.1\r\n\r\n"), /^HTTP\/1\.1 403/);
     assert.equal(await talk(nothing, "hi"), "");
   } finally {
     client.close();
@@ -226,14 +250,193 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
       ["http", "evil.example", "deny", "not in the allow list"],
       ["tls", "tls.allowed.test", "allow", "*.allowed.test"],
       ["tls", "evil.example", "deny", "not in the allow list"],
-      ["tcp", "git.allowed.test", "allow", `tcp ${log.find((d) => d.via === "tcp")?.rule?.split(" ")[1]}`],
+      ["dns", "git.only.test", "allow", `tcp ${mapped}=git.only.test:22`],
+      ["tcp", "git.only.test", "allow", `tcp ${mapped}=git.only.test:22`],
+      ["tcp", "lost.test", "allow", `tcp ${lostMapped}=lost.test:22`],
+      ["proxy", "git.only.test", "deny", "not in the allow list"],
       ["tcp", null, "deny", "no service on that port"],
     ]),
   );
   const url = log.find((d) => d.via === "proxy" && d.method === "GET")!;
   assert.equal(url.path, "/a/b", "the query string is not logged");
   assert.match(log.find((d) => d.host === "lost.example")!.reason!, /^cannot connect: no address for it$/);
+  assert.match(log.find((d) => d.host === "lost.test")!.reason!, /^cannot connect: no address for it$/);
+  const piped = log.find((d) => d.via === "tcp" && d.host === "git.only.test")!;
+  assert.deepEqual(
+    [piped.port, piped.sent, piped.received],
+    [22, 14, 14],
+    "the upstream's port, bytes each way",
+  );
   const tunnel = log.find((d) => d.via === "proxy" && d.decision === "allow")!;
   assert.deepEqual([tunnel.sent, tunnel.received], [5, 5], "bytes each way, once the connection is over");
   assert.ok(dialed.every((d) => !d.startsWith("evil")), "nothing denied was dialed");
+  assert.ok(dialed.includes(`git.only.test:22 by tcp ${mapped}=git.only.test:22`), dialed.join("\n"));
+});
+
+Deno.test("a host with rules: each plain-HTTP request checked by them, CONNECT and TLS to it refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "moat-policy-" });
+  const socket = `${dir}/relay.sock`;
+  const web = httpServer();
+  const echo = echoServer();
+  const dialed: string[] = [];
+  const upstreams: Upstreams = {
+    dial(host, port) {
+      dialed.push(`${host}:${port}`);
+      return Deno.connect({ hostname: "127.0.0.1", port: host === "api.ruled.test" ? web.port : echo.port });
+    },
+  };
+  const allow = policyPatterns(
+    ["*.ruled.test", "api.ruled.test", "free.test", "echo.ruled.test"],
+    [
+      { host: "api.ruled.test", rules: ["allow GET /v1/*", "deny * /v1/admin*", "allow POST /v2/*"] },
+      { host: "echo.ruled.test", rules: ["allow POST /in"] },
+    ],
+  );
+  const log: Decision[] = [];
+  const listener = Deno.listen({ transport: "unix", path: socket });
+  const relayReady = Promise.withResolvers<number[]>();
+  const stop = new AbortController();
+  const relay = runRelay({
+    socket,
+    ports: [0, 0, 0],
+    hostname: "127.0.0.1",
+    onListening: (tcp) => relayReady.resolve(tcp),
+  }, stop.signal);
+  const [proxy, http, tls] = await relayReady.promise as [number, number, number];
+  const point = new PolicyPoint(
+    { allow, tcp: new Map(), relayAddress: "10.237.0.2" },
+    upstreams,
+    (d) => log.push(d),
+    {
+      proxy,
+      http,
+      tls,
+    },
+  );
+  const served = point.serve(listener);
+  const talk = async (port: number, text: string) => {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    await c.write(encoder.encode(text));
+    await c.closeWrite();
+    const answer = decoder.decode(await readAll(c));
+    c.close();
+    return answer;
+  };
+  const get = (port: number, method: string, target: string) =>
+    talk(port, `${method} ${target} HTTP/1.1\r\nHost: api.ruled.test\r\nContent-Length: 0\r\n\r\n`);
+  try {
+    // Straight to port 80, by Host: the first rule that matches decides; the query string is not matched.
+    assert.match(await get(http, "GET", "/v1/repos?token=x"), /^HTTP\/1\.1 200 OK[\s\S]*path=\/v1\/repos /);
+    assert.match(
+      await get(http, "GET", "/v1/admin/x"),
+      /^HTTP\/1\.1 200 /,
+      "the first rule that matches wins",
+    );
+    const denied = await get(http, "DELETE", "/v1/admin/users?id=1");
+    assert.match(denied, /^HTTP\/1\.1 403 Forbidden\r\n/);
+    assert.match(
+      denied,
+      /\r\n\r\nmoat: DELETE \/v1\/admin\/users to api\.ruled\.test is denied by this run's network policy: the rule "deny \* \/v1\/admin\*"\.\nTo allow it, add a rule before "deny \* \/v1\/admin\*" in moat\.yaml, such as:\n {2}network:\n {4}allow:\n {6}- host: api\.ruled\.test\n {8}rules: \["allow DELETE \/v1\/admin\/users"\]\n$/,
+    );
+    const none = await get(http, "PUT", "/v3/x");
+    assert.match(
+      none,
+      /^HTTP\/1\.1 403 [\s\S]*PUT \/v3\/x to api\.ruled\.test .*: no rule for api\.ruled\.test matches it\./,
+    );
+    assert.match(await get(http, "GET", "/v1/../v3/x"), /^HTTP\/1\.1 403 [\s\S]*"\." or "\.\." segment/);
+    assert.match(await get(http, "GET", "/v%31/x"), /^HTTP\/1\.1 403 [\s\S]*%31, an encoded "1"/);
+    // Through the proxy, by URL: the same rules.
+    assert.match(
+      await get(proxy, "POST", "http://api.ruled.test/v2/items"),
+      /^HTTP\/1\.1 200 [\s\S]*path=\/v2\/items /,
+    );
+    assert.match(
+      await get(proxy, "POST", "http://api.ruled.test/v1/items"),
+      /^HTTP\/1\.1 403 [\s\S]*no rule for/,
+    );
+    // CONNECT to it, on any port: refused, since what the tunnel carries cannot be checked.
+    const tunnel = await talk(proxy, "CONNECT api.ruled.test:443 HTTP/1.1\r\n\r\n");
+    assert.match(tunnel, /^HTTP\/1\.1 403 Forbidden\r\n/);
+    assert.match(
+      tunnel,
+      /moat: api\.ruled\.test:443 is refused: rules for api\.ruled\.test need TLS interception, which moat does not do yet\.\n/,
+    );
+    assert.match(
+      await talk(proxy, "CONNECT api.ruled.test:80 HTTP/1.1\r\n\r\n"),
+      /^HTTP\/1\.1 403 [\s\S]*interception/,
+    );
+    // TLS straight to it: closed, nothing passed on.
+    const before = echo.received.length;
+    const t = await Deno.startTls(await Deno.connect({ hostname: "127.0.0.1", port: tls }), {
+      hostname: "api.ruled.test",
+    });
+    await t.handshake().catch(() => {});
+    t.close();
+    assert.equal(echo.received.length, before, "nothing reached an upstream");
+    // Only the body the head declares is passed on: a request sent after it, unchecked, never is.
+    const pipelined = "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\nContent-Length: 5\r\n\r\nhello" +
+      "DELETE /all HTTP/1.1\r\nHost: echo.ruled.test\r\n\r\n";
+    assert.equal(
+      await talk(http, pipelined),
+      "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert.equal(
+      await talk(http, "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\n\r\nGET /secret HTTP/1.1\r\n\r\n"),
+      "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\nConnection: close\r\n\r\n",
+      "no Content-Length: no body",
+    );
+    // A chunked body's end is not tracked: refused for a host with rules.
+    const chunked = await talk(
+      http,
+      "POST /in HTTP/1.1\r\nHost: echo.ruled.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert.match(chunked, /^HTTP\/1\.1 411 Length Required\r\n/);
+    assert.match(
+      chunked,
+      /POST \/in to echo\.ruled\.test is refused: requests to echo\.ruled\.test, which has rules, need a Content-Length/,
+    );
+    // Hosts the wildcard covers without rules are not checked by them.
+    assert.match(
+      await talk(http, "DELETE /anything HTTP/1.1\r\nHost: other.ruled.test\r\n\r\n"),
+      /^DELETE \/anything HTTP\/1\.1\r\nHost: other\.ruled\.test\r\n/,
+      "passed on (to the echo server)",
+    );
+  } finally {
+    stop.abort();
+    await relay;
+    listener.close();
+    await served;
+    await web.close();
+    await echo.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+  const summary = log.map((d) =>
+    `${d.via} ${d.method ?? "-"} ${d.path ?? "-"} ${d.decision} [${d.rule}] ${d.reason ?? ""}`
+  )
+    .sort();
+  assert.deepEqual(
+    summary,
+    [
+      "http DELETE /anything allow [*.ruled.test] ",
+      "http DELETE /v1/admin/users deny [api.ruled.test: deny * /v1/admin*] denied by a rule",
+      'http GET /v%31/x deny [api.ruled.test] the path cannot be checked by rules: it has %31, an encoded "1"',
+      'http GET /v1/../v3/x deny [api.ruled.test] the path cannot be checked by rules: it has a "." or ".." segment',
+      "http GET /v1/admin/x allow [api.ruled.test: allow GET /v1/*] ",
+      "http GET /v1/repos allow [api.ruled.test: allow GET /v1/*] ",
+      "http POST /in allow [echo.ruled.test: allow POST /in] ",
+      "http POST /in allow [echo.ruled.test: allow POST /in] ",
+      "http POST /in deny [echo.ruled.test] requests to echo.ruled.test, which has rules, need a Content-Length (a chunked body is not passed on)",
+      "http PUT /v3/x deny [api.ruled.test] no rule matches it",
+      "proxy CONNECT  deny [api.ruled.test] rules for api.ruled.test need TLS interception, which moat does not do yet",
+      "proxy CONNECT  deny [api.ruled.test] rules for api.ruled.test need TLS interception, which moat does not do yet",
+      "proxy POST /v1/items deny [api.ruled.test] no rule matches it",
+      "proxy POST /v2/items allow [api.ruled.test: allow POST /v2/*] ",
+      "tls - - deny [api.ruled.test] rules for api.ruled.test need TLS interception, which moat does not do yet",
+    ].sort(),
+  );
+  assert.ok(!dialed.some((d) => d.endsWith(":443")), `nothing dialed for CONNECT or TLS: ${dialed}`);
+  assert.equal(dialed.length, 6, dialed.join(" "));
+  const sent = log.filter((d) => d.host === "echo.ruled.test" && d.decision === "allow").map((d) => d.sent)
+    .sort();
+  assert.deepEqual(sent, [0, 5], "the body's bytes, not the dropped request's");
 });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { DockerClient } from "../../lib/docker/client.ts";
 import { unixTransport } from "../../lib/docker/transport.ts";
 import { MoatError } from "../../lib/errors.ts";
-import { startEgress } from "../../lib/run/egress.ts";
+import { policyPatterns, startEgress } from "../../lib/run/egress.ts";
 import { addressIn } from "../../lib/run/network.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { withHome } from "../temp_home.ts";
@@ -34,7 +34,14 @@ Deno.test("a relay that exits before it is ready: the set-up fails at once, and 
     await Deno.mkdir(runDir, { recursive: true });
     const started = performance.now();
     await assert.rejects(
-      startEgress(client, { runId: "0123456789ab", runDir, image: "img", allow: ["x.io"], labels: {} }, {}),
+      startEgress(client, {
+        runId: "0123456789ab",
+        runDir,
+        image: "img",
+        allow: ["x.io"],
+        tcp: ["2222=git.example:22", "5432=10.0.0.5:5432"],
+        labels: {},
+      }, {}),
       (err: unknown) =>
         err instanceof MoatError &&
         err.message === "The run's network relay exited (code 1) before it was ready" &&
@@ -51,6 +58,12 @@ Deno.test("a relay that exits before it is ready: the set-up fails at once, and 
     assert.match(subnet, /^10\.237\.\d+\.\d+\/28$/, "a /28 of the pool (from a random place in it)");
     const relay = engine.requestsTo("POST /containers/create")[0]!;
     assert.equal(relay.query.get("name"), "moat-net-0123456789ab-relay");
+    const cmd = (relay.json as { Cmd: string[] }).Cmd.join(" ");
+    assert.match(
+      cmd,
+      / --port 3128 --port 80 --port 443 --port 2222 --port 5432 --udp-port 53$/,
+      "the mapped ports too",
+    );
     assert.deepEqual(
       engine.calls().filter((c) => c.startsWith("DELETE")),
       ["DELETE /containers/relay1", "DELETE /networks/net1"],
@@ -61,4 +74,23 @@ Deno.test("a relay that exits before it is ready: the set-up fails at once, and 
       `nameserver ${addressIn(subnet, 2)}\noptions ndots:0 timeout:2 attempts:2\n`,
     );
   });
+});
+
+Deno.test("the policy's allow list: each entry's pattern, with the rules of its host entry", () => {
+  const patterns = policyPatterns(["a.io", "*.b.io", "c.io:8080"], [
+    { host: "*.b.io", rules: ["allow GET /v1/*", "deny * /*"] },
+  ]);
+  assert.deepEqual(patterns.map((p) => [p.text, p.rules?.map((r) => r.text)]), [
+    ["a.io", undefined],
+    ["*.b.io", ["allow GET /v1/*", "deny * /*"]],
+    ["c.io:8080", undefined],
+  ]);
+  assert.throws(
+    () => policyPatterns(["a.io"], [{ host: "b.io", rules: ["allow * /*"] }]),
+    /not in the allow list/,
+  );
+  assert.throws(
+    () => policyPatterns(["a.io"], [{ host: "a.io", rules: ["allow get /"] }]),
+    /was not checked/,
+  );
 });

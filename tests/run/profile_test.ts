@@ -87,3 +87,27 @@ Deno.test("the read-only root's /tmp lets programs run there, and grants nothing
   assert.ok(!options.includes("noexec"), TMPFS_OPTIONS);
   for (const kept of ["nosuid", "nodev", "mode=1777"]) assert.ok(options.includes(kept), kept);
 });
+
+Deno.test("the recorded profile shows an allowlist's hosts, and its tcp mappings and rules when it has some", () => {
+  const p = (s: Parameters<typeof profileFor>[0]) => {
+    const { network, allow, tcp, rules } = profileFor(s);
+    return rules ? { network, allow, tcp, rules } : { network, allow, tcp };
+  };
+  const rules = [{ host: "a.io", rules: ["allow * /*"] }];
+  assert.deepEqual(p({ network: "allowlist", allow: ["a.io"], tcp: ["22=a.io:22"], rules }), {
+    network: "allowlist",
+    allow: ["a.io"],
+    tcp: ["22=a.io:22"],
+    rules,
+  });
+  assert.deepEqual(p({ network: "allowlist", tcp: [], rules: [] }), {
+    network: "allowlist",
+    allow: [],
+    tcp: undefined,
+  });
+  assert.deepEqual(p({ network: "none", tcp: ["22=a.io:22"] }), {
+    network: "none",
+    allow: undefined,
+    tcp: undefined,
+  });
+});
