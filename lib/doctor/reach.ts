@@ -9,7 +9,7 @@
  * as "nothing there" — is inconclusive, and one `reached` line is a leak.
  */
 import type { ContainerCreateBody, NetworkInspect } from "../docker/types.ts";
-import { moatBinds, moatCommand, type MoatRuntime } from "../run/relay_plan.ts";
+import { MOAT_HELPER_ENV, moatBinds, moatCommand, type MoatRuntime } from "../run/relay_plan.ts";
 import { addressIn, parseCidr } from "../run/network.ts";
 
 /** Printed once the probe's own loopback connection worked, before any attempt. */
@@ -152,7 +152,7 @@ export function reachContainerBody(p: ReachPlan): ContainerCreateBody {
     Entrypoint: [entrypoint!],
     Cmd: cmd,
     User: p.user,
-    Env: ["DENO_DIR=/tmp/deno", "DENO_NO_UPDATE_CHECK=1", "HOME=/tmp", "NO_COLOR=1"],
+    Env: [...MOAT_HELPER_ENV],
     WorkingDir: "/tmp",
     Labels: p.labels,
     AttachStdout: true,

@@ -381,11 +381,13 @@ export class PolicyPoint {
     }
     const rule = await this.#checkRules(conn, what, allowed, host, head);
     if (!rule) return close(conn);
-    const upstream = await this.#dial(what, host, port, rule, async (reason) => {
-      await writeAll(conn, httpResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
-        () => {},
-      );
-    });
+    const upstream = await this.#dial(
+      what,
+      host,
+      port,
+      rule,
+      (reason) => badGateway(conn, host, port, reason),
+    );
     if (!upstream) return close(conn);
     const rest = reader.bytes.subarray(r.size);
     if (head.form === "authority") {
@@ -428,11 +430,13 @@ export class PolicyPoint {
     }
     const rule = await this.#checkRules(conn, what, allowed, host, head);
     if (!rule) return close(conn);
-    const upstream = await this.#dial(what, host, port, rule, async (reason) => {
-      await writeAll(conn, httpResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
-        () => {},
-      );
-    });
+    const upstream = await this.#dial(
+      what,
+      host,
+      port,
+      rule,
+      (reason) => badGateway(conn, host, port, reason),
+    );
     if (!upstream) return close(conn);
     await writeAll(upstream, upstreamHead(head, reader.bytes));
     await this.#carry(what, rule, conn, upstream, reader.bytes.subarray(r.size), bodyLimit(allowed, head));
@@ -577,4 +581,11 @@ function close(conn: Deno.Conn): void {
   try {
     conn.close();
   } catch { /* closed already */ }
+}
+
+/** Tell an HTTP client that moat could not reach the upstream it allowed. */
+async function badGateway(conn: Deno.Conn, host: string, port: number, reason: string): Promise<void> {
+  await writeAll(conn, httpResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
+    () => {},
+  );
 }

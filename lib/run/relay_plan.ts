@@ -134,6 +134,18 @@ export interface RelayPlan {
   labels: Record<string, string>;
 }
 
+/**
+ * The environment of moat's helpers in containers (the relay, doctor's probe): Deno's cache on the tmpfs. No
+ * update check: Deno would ask for dl.deno.land through Docker's resolver, and the engine then takes seconds
+ * (its DNS timeout) to remove the container (measured: 3.9 s, against 0.1 s without).
+ */
+export const MOAT_HELPER_ENV: readonly string[] = [
+  "DENO_DIR=/tmp/deno",
+  "DENO_NO_UPDATE_CHECK=1",
+  "HOME=/tmp",
+  "NO_COLOR=1",
+];
+
 /** The engine's body for a run's relay container. Pure. */
 export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
   const [entrypoint, ...cmd] = relayCommand(p.runtime, p.ports, p.udpPorts);
@@ -143,9 +155,7 @@ export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
     Entrypoint: [entrypoint!],
     Cmd: cmd,
     User: p.user,
-    // No update check: Deno would ask for dl.deno.land through Docker's resolver, and the engine then takes
-    // seconds (its DNS timeout) to remove the relay (measured: 3.9 s, against 0.1 s without).
-    Env: ["DENO_DIR=/tmp/deno", "DENO_NO_UPDATE_CHECK=1", "HOME=/tmp", "NO_COLOR=1"],
+    Env: [...MOAT_HELPER_ENV],
     WorkingDir: "/tmp",
     Labels: p.labels,
     HostConfig: {
