@@ -379,16 +379,9 @@ export class PolicyPoint {
       await writeAll(conn, httpResponse(403, "Forbidden", interceptionText(host, port))).catch(() => {});
       return close(conn);
     }
-    const rule = await this.#checkRules(conn, what, allowed, host, head);
-    if (!rule) return close(conn);
-    const upstream = await this.#dial(
-      what,
-      host,
-      port,
-      rule,
-      (reason) => badGateway(conn, host, port, reason),
-    );
-    if (!upstream) return close(conn);
+    const admitted = await this.#admitRequest(conn, what, allowed, host, port, head);
+    if (!admitted) return close(conn);
+    const { rule, upstream } = admitted;
     const rest = reader.bytes.subarray(r.size);
     if (head.form === "authority") {
       await writeAll(conn, encoder.encode("HTTP/1.1 200 Connection Established\r\n\r\n"));
@@ -428,16 +421,9 @@ export class PolicyPoint {
       await writeAll(conn, httpResponse(403, "Forbidden", body)).catch(() => {});
       return close(conn);
     }
-    const rule = await this.#checkRules(conn, what, allowed, host, head);
-    if (!rule) return close(conn);
-    const upstream = await this.#dial(
-      what,
-      host,
-      port,
-      rule,
-      (reason) => badGateway(conn, host, port, reason),
-    );
-    if (!upstream) return close(conn);
+    const admitted = await this.#admitRequest(conn, what, allowed, host, port, head);
+    if (!admitted) return close(conn);
+    const { rule, upstream } = admitted;
     await writeAll(upstream, upstreamHead(head, reader.bytes));
     await this.#carry(what, rule, conn, upstream, reader.bytes.subarray(r.size), bodyLimit(allowed, head));
   }
@@ -473,6 +459,30 @@ export class PolicyPoint {
    * (named with the rule that allowed the request, for the log), or `undefined` once a denial is logged
    * and answered with a 403.
    */
+  /**
+   * An HTTP request to an allowed host: its rules, then the upstream. `undefined` when either refuses, the
+   * client told why (403, 411 or 502).
+   */
+  async #admitRequest(
+    conn: Deno.Conn,
+    what: Omit<Decision, "time" | "source" | "decision"> & { c: ProxiedConnection },
+    entry: HostPattern,
+    host: string,
+    port: number,
+    head: RequestHead,
+  ): Promise<{ rule: HostPattern; upstream: Deno.Conn } | undefined> {
+    const rule = await this.#checkRules(conn, what, entry, host, head);
+    if (!rule) return undefined;
+    const upstream = await this.#dial(
+      what,
+      host,
+      port,
+      rule,
+      (reason) => badGateway(conn, host, port, reason),
+    );
+    return upstream ? { rule, upstream } : undefined;
+  }
+
   async #checkRules(
     conn: Deno.Conn,
     what: Omit<Decision, "time" | "source" | "decision"> & { c: ProxiedConnection },
