@@ -9,8 +9,9 @@
  * a request no rule matches is denied.
  *
  * Since the path is matched as sent and the server reads it decoded and normalized, a path two readers could
- * take for different paths is refused whatever the rules say: one with a `.` or `..` segment, a backslash,
- * or a percent-encoded `/`, `\` or unreserved character (RFC 3986 2.3 and 6.2.2.2: `%61` is `a` to a server,
+ * take for different paths is refused whatever the rules say: one with a `.` or `..` segment, an empty
+ * segment (`//`), a `;` (segment parameters some servers drop), a backslash, or a percent-encoded `/`, `\` or
+ * unreserved character (RFC 3986 2.3 and 6.2.2.2: `%61` is `a` to a server,
  * so `/%61dmin` would slip past `deny * /admin*`).
  */
 
@@ -79,6 +80,11 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
 export function uncheckablePath(path: string): string | undefined {
   if (path.split("/").some((seg) => seg === "." || seg === "..")) return 'it has a "." or ".." segment';
   if (path.includes("\\")) return "it has a backslash";
+  // Many servers read `//` as `/`, and `;…` in a segment as parameters they drop (`/admin;x` as `/admin`).
+  if (path.slice(1).split("/").slice(0, -1).includes("") || path.startsWith("//")) {
+    return "it has an empty segment (//)";
+  }
+  if (path.includes(";")) return 'it has a ";"';
   for (const m of path.matchAll(/%([0-9A-Fa-f]{2})/g)) {
     const c = String.fromCharCode(parseInt(m[1]!, 16));
     if (c === "/" || c === "\\" || UNRESERVED.test(c)) return `it has ${m[0]}, an encoded "${c}"`;

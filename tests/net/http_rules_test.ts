@@ -88,6 +88,11 @@ const unclear: [string, RegExp | undefined][] = [
   ["/v1/%5c", /an encoded "\\"/],
   ["/%61dmin", /%61, an encoded "a"/],
   ["/v1\\..\\admin", /backslash/],
+  ["//admin", /empty segment/],
+  ["/v1//admin", /empty segment/],
+  ["/v1/", undefined],
+  ["/", undefined],
+  ["/admin;x=1", /";"/],
 ];
 for (const [path, want] of unclear) {
   Deno.test(`path ${path} ${want ? "cannot be checked" : "can be checked"}`, () => {
