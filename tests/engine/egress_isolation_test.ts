@@ -46,10 +46,12 @@ function sandboxScript(denied: string, deniedByLibc: string, hostService: string
   return [
     `relay=$(awk '/^nameserver/ { print $2; exit }' /etc/resolv.conf)`,
     `echo "relay $relay"`,
-    // Whether a connection is made. The request sent on it is for the other side's log: whether it gets
-    // there (the other side may have closed already) is not the probe's answer.
+    // Whether the other side answers: a connection is made and a line comes back (every server of the
+    // test's answers with one, the relay's port 80 too). A connect reported made with no answer is not
+    // counted as a reach; the other side's own log (checked below) would show a real one. The request
+    // is for that log.
     `probe() {`,
-    `  if timeout 10 bash -c 'trap "" PIPE; exec 3<>"/dev/tcp/$0/$1" || exit 1; printf "GET /moat-isolation-probe HTTP/1.0\\r\\n\\r\\n" >&3; exit 0' "$1" "$2" 2>/dev/null`,
+    `  if timeout 10 bash -c 'trap "" PIPE; exec 3<>"/dev/tcp/$0/$1" || exit 1; printf "GET /moat-isolation-probe HTTP/1.0\\r\\n\\r\\n" >&3; IFS= read -r -t 8 line <&3 && [ -n "$line" ]' "$1" "$2" 2>/dev/null`,
     `  then echo "reached $1 $2"; else echo "blocked $1 $2"; fi`,
     `}`,
     // All at once, each bounded only against a hang (a target that drops what it is sent fails when the
@@ -102,11 +104,15 @@ function portOf(socket: Deno.DatagramConn): number {
   return (socket.addr as Deno.NetAddr).port;
 }
 
-/** Accept connections on `listener` until it is closed; each one's remote address is pushed to `seen`. */
+/**
+ * Accept connections on `listener` until it is closed; each one's remote address is pushed to `seen`, and it
+ * is answered with a line (what the sandbox's probe takes for "reached").
+ */
 function recordConnections(listener: Deno.TcpListener, seen: string[]): Promise<void> {
   return (async () => {
     for await (const conn of listener) {
       seen.push(`${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`);
+      await conn.write(new TextEncoder().encode("moat-isolation-host\n")).catch(() => {});
       conn.close();
     }
   })().catch(() => {});
@@ -295,10 +301,12 @@ Deno.test("an --allow run reaches nothing of this host, no other container, no o
         "HTTP/1.1 403 Forbidden",
         "host=web.allowed.test path=/control",
       ];
-      assert.deepEqual(lines, want, err);
-      assert.deepEqual(seen, [], "no service of this host saw a connection or a datagram");
+      // What the other sides saw, read before the sandbox's own account is checked: a failure says both.
       const logged = await new Deno.Command("docker", { args: ["logs", serverId!] }).output();
       const logs = new TextDecoder().decode(logged.stdout) + new TextDecoder().decode(logged.stderr);
+      const sides = `this host's services saw ${JSON.stringify(seen)}; the test's container logged:\n${logs}`;
+      assert.deepEqual(lines, want, `${err}\n${sides}`);
+      assert.deepEqual(seen, [], "no service of this host saw a connection or a datagram");
       assert.match(logs, /url:\/control/, "the container logs requests");
       assert.doesNotMatch(logs, /moat-isolation-probe/, "the test's container saw no probe");
 
