@@ -27,6 +27,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   relay: () => import("./lib/cli/relay.ts"),
   // Internal: moat doctor's host-isolation probe inside its container (lib/doctor/reach.ts); not in the help.
   reach: () => import("./lib/cli/reach.ts"),
+  // Internal: makes the next allowlist run's network ahead of it (lib/run/standby.ts); not in the help.
+  standby: () => import("./lib/cli/standby.ts"),
 };
 
 async function main(args: string[]): Promise<number> {

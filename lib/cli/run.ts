@@ -6,7 +6,7 @@
 import { startRun } from "../run/start.ts";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
-import { ConfigError, UsageError } from "../errors.ts";
+import { ConfigError, MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { parseHostPattern } from "../net/host_policy.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
@@ -14,6 +14,7 @@ import { chooseImage, maybeImageRefProblem } from "../run/image.ts";
 import type { Sink } from "../run/lifecycle.ts";
 import { parseEnvArg, type UserRef } from "../run/plan.ts";
 import { checkNameFree } from "../run/names.ts";
+import { claimStandby, ownStandbyKey, spawnStandby, standbySettings } from "../run/standby.ts";
 import { profileFor, type ProfileSettings } from "../run/profile.ts";
 import { type PathKind, resolveMounts } from "../run/mounts.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
@@ -441,6 +442,8 @@ async function prepareAndRun(
   const terminal = opts.tty ? hostTerminal() : undefined;
 
   const settings = resourceSettings(opts, config, navigator.hardwareConcurrency);
+  const standby = standbySettings(env);
+  if (typeof standby === "string") throw new MoatError(standby, "Set it in seconds, or unset it for 600");
   const client: EngineClient = clientFromEnv(env);
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
@@ -484,6 +487,14 @@ async function prepareAndRun(
     consoleSize: () => terminal?.size(),
     orphanNotice: orphans.then(orphanNotice),
     ...(detach ? { startRecorder: detach.startRecorder } : {}),
+    ...(standby.enabled
+      ? {
+        standby: {
+          claim: (image: string) => claimStandby(home, ownStandbyKey(image)),
+          prepare: (image: string) => spawnStandby(home, image),
+        },
+      }
+      : {}),
   }, {
     phase: (text) => spinner.phase(text),
     progress: (line) => {

@@ -65,8 +65,9 @@ that removes it by hand. --all-homes lists every one, with a HOME column.
 Columns:
   NETWORK      its name, moat-net-<run id>
   RUN          the run id (label dev.moat.run-id)
-  ROLE         active (its moat process lives) or orphaned (no live moat process; moat clean
-               removes it with its run); ", doctor" marks moat doctor's
+  ROLE         active (its moat process lives), standby (made ahead of the next --allow run;
+               moat removes it once it has expired) or orphaned (no live moat process;
+               moat clean removes it with its run); ", doctor" marks moat doctor's
   SUBNET       its IPv4 subnet (a /28 of 10.237.0.0/16)
   HOME         (--all-homes) this, other or unknown, as for containers
   REMOVE WITH  docker network rm <name> (remove the run's containers first)
@@ -91,9 +92,11 @@ that removes it by hand. --all-homes lists every moat container, with a HOME col
 Columns:
   CONTAINER    the container id (12 characters)
   RUN          the run id (label dev.moat.run-id)
-  ROLE         active (its moat process lives), kept (its run ended, kept with --keep), or
-               orphaned (no live moat process; moat clean removes it); ", probe" marks the
-               short-lived container that reads the image's /etc/passwd
+  ROLE         active (its moat process lives), kept (its run ended, kept with --keep),
+               standby (a relay made ahead of the next --allow run; it stops by itself
+               when no run takes it), or orphaned (no live moat process; moat clean
+               removes it); ", probe" marks moat's helper containers (the passwd and
+               paths probes, doctor's, a run's network relay)
   STATE        the engine's state: created, running, exited, …
   IMAGE        the image it was created from
   HOME         (--all-homes) this, other (another MOAT_HOME's), or unknown (made by a moat
@@ -370,7 +373,7 @@ export function systemNetworks(
       workspace: labelOf(n, "workspace") ?? null,
       subnet: subnets.length ? subnets.join(",") : null,
       probe: labelOf(n, "probe") ?? null,
-      role: classifyNetwork(alive(ownerOf(n, byId.get(runId)))),
+      role: classifyNetwork(n, byId.has(runId), alive(ownerOf(n, byId.get(runId)))),
       home: homeOf(n, homeId, (id) => byId.has(id)),
       remove: `docker network rm ${n.Name}`,
     });

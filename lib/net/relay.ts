@@ -25,6 +25,12 @@ export interface RelayOptions {
   hostname?: string;
   /** Called once every port listens (port 0 is given one by the system), before moat is told. */
   onListening?: (ports: number[], udpPorts: number[]) => void;
+  /**
+   * A relay made ahead of its run (lib/run/standby.ts): at this time (ms since the epoch) it asks whether a
+   * run has taken it, by connecting to the socket: when nobody listens there, it stops and returns. Once a
+   * connection succeeds (a run serves its policy there), it never expires.
+   */
+  expireAt?: number;
 }
 
 /** The longest a datagram's answer may take from moat before the relay gives up on it. */
@@ -176,8 +182,17 @@ export async function runRelay(opts: RelayOptions, signal?: AbortSignal): Promis
       transport: "udp",
     })
   );
-  const stop = () => [...listeners, ...datagrams].forEach((l) => l.close());
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    for (const l of [...listeners, ...datagrams]) {
+      try {
+        l.close();
+      } catch { /* closed already */ }
+    }
+  };
   signal?.addEventListener("abort", stop, { once: true });
+  let expiry: (() => void) | undefined;
   try {
     opts.onListening?.(
       listeners.map((l) => (l.addr as Deno.NetAddr).port),
@@ -189,6 +204,14 @@ export async function runRelay(opts: RelayOptions, signal?: AbortSignal): Promis
     } finally {
       ready.close();
     }
+    if (opts.expireAt !== undefined) {
+      expiry = after(Math.max(0, opts.expireAt - Date.now()), () => {
+        Deno.connect({ transport: "unix", path: opts.socket }).then(
+          (taken) => writeAll(taken, encodeLocalHeader()).finally(() => taken.close()).catch(() => {}),
+          stop, // nobody serves this relay: no run took it
+        );
+      });
+    }
     const open = new Set<Promise<void>>();
     const track = (p: Promise<void>) => {
       open.add(p);
@@ -198,7 +221,7 @@ export async function runRelay(opts: RelayOptions, signal?: AbortSignal): Promis
       try {
         for await (const conn of listener) track(pass(conn, opts.socket));
       } catch (err) {
-        if (!signal?.aborted) throw err;
+        if (!stopped) throw err;
       }
     });
     const packets = datagrams.map(async (d) => {
@@ -208,17 +231,14 @@ export async function runRelay(opts: RelayOptions, signal?: AbortSignal): Promis
           track(passDatagram(d, data, from as Deno.NetAddr, opts.socket));
         }
       } catch (err) {
-        if (!signal?.aborted) throw err;
+        if (!stopped) throw err;
       }
     });
     await Promise.all([...streams, ...packets]);
     await Promise.all(open);
   } finally {
+    expiry?.();
     signal?.removeEventListener("abort", stop);
-    for (const l of [...listeners, ...datagrams]) {
-      try {
-        l.close();
-      } catch { /* closed by stop */ }
-    }
+    stop();
   }
 }

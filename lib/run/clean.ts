@@ -230,7 +230,9 @@ export function planClean(facts: CleanFacts): CleanItem[] {
     if (item) {
       // Not while a container of its run stays (a live one of a run cleaned in part): it is still joined.
       if (item.containers.length === (byRun.get(runId) ?? []).length) item.networks.push(n);
-    } else if (!keptRuns.has(runId) && classifyNetwork(ownerAlive(ownerOf(n, undefined))) === "orphaned") {
+    } else if (
+      !keptRuns.has(runId) && classifyNetwork(n, false, ownerAlive(ownerOf(n, undefined))) === "orphaned"
+    ) {
       const lone: CleanItem = {
         runId,
         name: labelOf(n, "name") ?? null,

@@ -19,6 +19,11 @@ export const LABELS = {
   home: "dev.moat.home",
   /** A short-lived probe container: `passwd`, `paths` or `doctor`. */
   probe: "dev.moat.probe",
+  /**
+   * On a run's network and relay made ahead of the run (lib/run/standby.ts): when the relay stops unless a
+   * run took it, in ms since the epoch.
+   */
+  standby: "dev.moat.standby",
   /** On images: `setup` for those scripts/setup.sh built. */
   builtBy: "dev.moat.built-by",
 } as const;

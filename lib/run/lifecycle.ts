@@ -65,8 +65,9 @@ export interface LifecycleHooks {
   /** An interrupt is stopping the running container: up to `graceSeconds`, unless `force` fires. */
   onStopping?(graceSeconds: number): void;
   /**
-   * The container has exited (or never started), before it is removed: what the run no longer needs can
-   * go alongside the removal (`driveRun` only; it does not wait for what this starts).
+   * The container has exited (or never started): what the run no longer needs can go while its output is
+   * drained and it is removed. Called once, as soon as the exit is known (`driveRun` only; it does not
+   * wait for what this starts).
    */
   onFinished?(): void;
 }
@@ -296,6 +297,12 @@ export async function driveRun(
   let raw = false;
   let sizes: SizeFollower | undefined;
   let watch: ExitWatch | undefined;
+  let finishedCalled = false;
+  const finished = () => {
+    if (finishedCalled) return;
+    finishedCalled = true;
+    hooks.onFinished?.();
+  };
   const stop = () => {
     if (stopping) return;
     hooks.onStopping?.(opts.stopGraceSeconds);
@@ -348,6 +355,8 @@ export async function driveRun(
       opts.timing?.livenessMs,
     );
     const exit = watch.exit;
+    // What the run no longer needs goes as soon as the command has exited, while its output is drained.
+    exit.then(finished, () => {});
     const outputIncomplete = await copyOutput(
       client,
       id,
@@ -391,7 +400,7 @@ export async function driveRun(
     attach?.close();
     wait?.close();
     await early;
-    hooks.onFinished?.();
+    finished();
     if (!opts.keep || refused) {
       const removed = await client.containerRemove(id).then(() => true, () => false);
       if (outcome) outcome.removed = removed;

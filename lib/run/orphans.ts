@@ -40,6 +40,8 @@ export function ownerOf(c: Labelled, record: RunRecord | undefined): Owner | und
 export type ContainerRole =
   /** Its run is in progress and its owner lives. */
   | "active"
+  /** Made ahead of a run that has not taken it yet, and not expired (`waitingStandby`). */
+  | "standby"
   /** Kept on purpose (`--keep`) after its run ended. */
   | "kept"
   /** Nobody will clean it up: the owner died (or never existed) while the run was not finished. */
@@ -63,8 +65,10 @@ export function classifyContainer(
   c: ContainerSummary,
   record: RunRecord | undefined,
   ownerAlive: boolean,
+  now = Date.now(),
 ): ContainerRole {
   if (ownerAlive) return "active";
+  if (waitingStandby(c, record !== undefined, now)) return "standby";
   if (labelOf(c, "probe")) return "orphaned";
   if (record && record.kept && isFinal(record.state)) return "kept";
   if (labelOf(c, "keep") === "true" && !isLive(c.State)) return "kept";
@@ -114,15 +118,36 @@ export function networkRunId(n: NetworkInspect): string | undefined {
   return runId !== undefined && n.Name === `moat-net-${runId}` ? runId : undefined;
 }
 
-/** A network's role: `active` while its owner lives (the run's record's, else its labels'), else orphaned. */
-export type NetworkRole = "active" | "orphaned";
+/**
+ * A network's role: `active` while its owner lives (the run's record's, else its labels'), `standby` while
+ * it waits for a run (`waitingStandby`), else orphaned.
+ */
+export type NetworkRole = "active" | "standby" | "orphaned";
 
 /**
- * Classify one of moat's networks; `ownerAlive` is whether `ownerOf(n, record)` is a live process (false when
- * there is no owner at all). A network is never kept: its run's moat process removes it. Pure.
+ * Classify one of moat's networks; `recorded`: its run has a record here; `ownerAlive`: whether
+ * `ownerOf(n, record)` is a live process (false when there is no owner at all). A network is never kept: its
+ * run's moat process removes it. Pure.
  */
-export function classifyNetwork(ownerAlive: boolean): NetworkRole {
-  return ownerAlive ? "active" : "orphaned";
+export function classifyNetwork(
+  n: Labelled,
+  recorded: boolean,
+  ownerAlive: boolean,
+  now = Date.now(),
+): NetworkRole {
+  if (ownerAlive) return "active";
+  return waitingStandby(n, recorded, now) ? "standby" : "orphaned";
+}
+
+/**
+ * Whether a container or network of moat's is a run's network or relay made ahead (lib/run/standby.ts) and
+ * still waiting: labelled `dev.moat.standby` with a time not yet past at `now`, and not yet the run of a
+ * record here (`recorded`: once a run took it, its run's owner decides). Nobody owns such a thing, and it is
+ * not left behind: its relay stops by itself at that time. Pure.
+ */
+export function waitingStandby(item: Labelled, recorded: boolean, now: number): boolean {
+  const expires = Number(labelOf(item, "standby") ?? NaN);
+  return !recorded && Number.isFinite(expires) && expires > now;
 }
 
 /**

@@ -95,19 +95,26 @@ export async function recordDetached(
 }
 
 /**
- * The command line that starts the recorder: the same moat, as it was started. Under `deno run` (source or
- * bundle) that is the deno binary with `run -A <main module>`; a compiled moat is its own binary. Pure.
+ * The command line that runs this moat again with `tail` (a subcommand and its arguments): under `deno run`
+ * (source or bundle) the deno binary with `run -A <main module>`; a compiled moat is its own binary. Pure.
  */
-export function recorderInvocation(
+export function selfInvocation(
   self: { execPath: string; mainModule: string; standalone: boolean },
-  runId: string,
+  tail: readonly string[],
 ): { command: string; args: string[] } {
-  const tail = ["run", "--record-detached", runId];
-  if (self.standalone) return { command: self.execPath, args: tail };
+  if (self.standalone) return { command: self.execPath, args: [...tail] };
   const main = self.mainModule.startsWith("file:")
     ? decodeURIComponent(new URL(self.mainModule).pathname)
     : self.mainModule;
   return { command: self.execPath, args: ["run", "-A", main, ...tail] };
+}
+
+/** The command line that starts the recorder of `runId`: the same moat, as it was started. Pure. */
+export function recorderInvocation(
+  self: { execPath: string; mainModule: string; standalone: boolean },
+  runId: string,
+): { command: string; args: string[] } {
+  return selfInvocation(self, ["run", "--record-detached", runId]);
 }
 
 /** How often a recorder that took over before the start looks at the record again. */

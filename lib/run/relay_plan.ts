@@ -88,6 +88,7 @@ export function relayCommand(
   rt: MoatRuntime,
   ports: readonly number[],
   udpPorts: readonly number[] = [],
+  expireAt?: number,
 ): string[] {
   return moatCommand(rt, [
     "relay",
@@ -95,6 +96,7 @@ export function relayCommand(
     `${RELAY_SOCKET_DIR}/${RELAY_SOCKET}`,
     ...ports.flatMap((p) => ["--port", String(p)]),
     ...udpPorts.flatMap((p) => ["--udp-port", String(p)]),
+    ...(expireAt === undefined ? [] : ["--expire-at", String(expireAt)]),
   ]);
 }
 
@@ -132,6 +134,11 @@ export interface RelayPlan {
   /** The user moat runs as, `uid:gid`. */
   user: string;
   labels: Record<string, string>;
+  /**
+   * A relay made ahead of its run (lib/run/standby.ts): when it stops, unless a run took it (ms since the
+   * epoch). It is then removed by the engine as it exits.
+   */
+  expireAt?: number;
 }
 
 /**
@@ -148,7 +155,7 @@ export const MOAT_HELPER_ENV: readonly string[] = [
 
 /** The engine's body for a run's relay container. Pure. */
 export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
-  const [entrypoint, ...cmd] = relayCommand(p.runtime, p.ports, p.udpPorts);
+  const [entrypoint, ...cmd] = relayCommand(p.runtime, p.ports, p.udpPorts, p.expireAt);
   const binds = [...moatBinds(p.runtime), `${p.socketDir}:${RELAY_SOCKET_DIR}`];
   return {
     Image: p.image,
@@ -172,6 +179,7 @@ export function relayContainerBody(p: RelayPlan): ContainerCreateBody {
       PidsLimit: 64,
       Memory: 256 * 1024 * 1024,
       Init: true,
+      ...(p.expireAt === undefined ? {} : { AutoRemove: true }),
     },
     NetworkingConfig: { EndpointsConfig: { [p.network]: { IPAMConfig: { IPv4Address: p.address } } } },
   };

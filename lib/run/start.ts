@@ -21,6 +21,7 @@ import {
 } from "../store/records.ts";
 import { VERSION } from "../version.ts";
 import { type Egress, startEgress } from "./egress.ts";
+import { adoptStandby, discardStandby, type Standby } from "./standby.ts";
 import { ensureImage } from "./image.ts";
 import { imagePathKinds } from "./image_paths.ts";
 import { driveRun, type LifecycleIO, startDetached } from "./lifecycle.ts";
@@ -102,6 +103,11 @@ export interface RunEdge {
   orphanNotice: Promise<string | undefined>;
   /** `-d` (required then): start the recorder process of `runId`; the reason when it did not take over. */
   startRecorder?(home: string, runId: string): Promise<string | undefined>;
+  /**
+   * Networks made ahead of allowlist runs (lib/run/standby.ts), when they are on: take one for a run of
+   * `image`, and have the next one made once a run has ended.
+   */
+  standby?: { claim(image: string): Standby | undefined; prepare(image: string): void };
 }
 
 /** How a started run ended for the caller: the exit code, or the id of a detached run now recorded. */
@@ -166,6 +172,10 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
   let plan: { name: string; body: ContainerCreateBody } | undefined;
   let spec: RunSpec;
   let imageId: string;
+  // An allowlist run without mapped ports takes a network made ahead when one is waiting; its id becomes
+  // the run's (lib/run/standby.ts).
+  const standbyFits = req.profile.network === "allowlist" && (req.profile.tcp ?? []).length === 0;
+  let standby: Standby | undefined;
   const check: SandboxCheck = { done: Promise.resolve(), failure: undefined };
   try {
     // The sandbox check (/info only when the sandbox is on) runs alongside the image check and create:
@@ -192,6 +202,8 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     checkInterrupt();
 
     imageId = imageInfo.Id;
+    if (standbyFits) standby = edge.standby?.claim(imageId);
+    if (standby) req = { ...req, runId: standby.id };
     const size = edge.consoleSize();
     spec = {
       runId: req.runId,
@@ -237,6 +249,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     if (req.profile.network !== "allowlist") plan = planContainer(spec);
     store = RunStore.create(home, newRecord());
   } catch (err) {
+    if (standby) await discardStandby(client, home, standby);
     // Interrupted while the engine was being checked: nothing was created, but the run still gets a
     // final record, like a run interrupted at any later point. An engine error that follows the interrupt
     // is secondary: the user asked to stop.
@@ -267,8 +280,17 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
         );
       }
       // Not cut short by an interrupt: what it makes must be known to be removed (its engine calls are
-      // bounded); the interrupt is acted on right after.
-      egress = await startEgress(client, {
+      // bounded); the interrupt is acted on right after. A network made ahead whose relay is gone is
+      // removed, and the run's made as if there had been none.
+      if (standby) {
+        const taken = standby;
+        egress = await adoptStandby(client, home, taken, {
+          runDir: store.dir,
+          allow: req.profile.allow ?? [],
+          rules: req.profile.rules ?? [],
+        }, edge.env).catch(() => discardStandby(client, home, taken).then(() => undefined));
+      }
+      egress ??= await startEgress(client, {
         runId: req.runId,
         runDir: store.dir,
         image: imageId,
@@ -295,6 +317,8 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     return { exitCode: await runInForeground(req, edge, display, plan, store, check, egress) };
   } finally {
     await egress?.stop();
+    // The next allowlist run's network, made in the background now that this one's is gone.
+    if (standbyFits) edge.standby?.prepare(imageId);
   }
 }
 

@@ -29,13 +29,26 @@ export async function scratch(): Promise<{ ws: string; home: string; cleanup(): 
   };
 }
 
-/** Environment for a spawned moat: inherits PATH etc., isolated MOAT_HOME, no outside sandbox settings. */
+/**
+ * Environment for a spawned moat: inherits PATH etc., isolated MOAT_HOME, no outside sandbox settings. No
+ * networks made ahead of allowlist runs (MOAT_STANDBY=0, lib/run/standby.ts) unless `extra` asks for them:
+ * one would outlive the test's MOAT_HOME; tests/engine/egress_standby_test.ts tests them.
+ */
 export function moatEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
   const env = Deno.env.toObject();
-  for (const k of ["MOAT_NO_SANDBOX", "MOAT_RUNTIME", "MOAT_IMAGE", "DOCKER_HOST", "MOAT_ENGINE_TIMEOUT"]) {
+  for (
+    const k of [
+      "MOAT_NO_SANDBOX",
+      "MOAT_RUNTIME",
+      "MOAT_IMAGE",
+      "DOCKER_HOST",
+      "MOAT_ENGINE_TIMEOUT",
+      "MOAT_STANDBY_IDLE",
+    ]
+  ) {
     delete env[k];
   }
-  return { ...env, MOAT_HOME: home, NO_COLOR: "1", ...extra };
+  return { ...env, MOAT_HOME: home, NO_COLOR: "1", MOAT_STANDBY: "0", ...extra };
 }
 
 /** Run `deno run -A main.ts ARGS` to completion. */

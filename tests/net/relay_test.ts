@@ -192,3 +192,65 @@ Deno.test("the relay passes each datagram to moat's socket, framed after its hea
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a relay made ahead stops at its expiry when nobody serves its socket, and not when a run does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "moat-relay-" });
+  const socket = `${dir}/relay.sock`;
+  try {
+    // Nobody serves it at its expiry: it stops by itself (its ports closed), with no error.
+    let moat = Deno.listen({ transport: "unix", path: socket });
+    let seen: Array<ProxiedConnection | "local"> = [];
+    let ready = Promise.withResolvers<void>();
+    let served = serveMoat(moat, seen, ready.resolve);
+    const listening = Promise.withResolvers<number>();
+    const expireAt = Date.now() + 300;
+    const alone = runRelay({
+      socket,
+      ports: [0],
+      hostname: "127.0.0.1",
+      onListening: (p) => listening.resolve(p[0]!),
+      expireAt,
+    });
+    const port = await listening.promise;
+    await ready.promise; // its maker heard it was ready, then went
+    moat.close();
+    await served.catch(() => {});
+    await alone;
+    assert.ok(Date.now() >= expireAt, "stopped before its time");
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }), "its port still listens");
+
+    // A run serves it by then: it is told the relay is still there, and the relay goes on passing.
+    moat = Deno.listen({ transport: "unix", path: socket });
+    seen = [];
+    ready = Promise.withResolvers<void>();
+    served = serveMoat(moat, seen, ready.resolve);
+    const stop = new AbortController();
+    const listening2 = Promise.withResolvers<number>();
+    const taken = runRelay({
+      socket,
+      ports: [0],
+      hostname: "127.0.0.1",
+      onListening: (p) => listening2.resolve(p[0]!),
+      expireAt: Date.now() + 300,
+    }, stop.signal);
+    try {
+      const port2 = await listening2.promise;
+      await ready.promise;
+      while (seen.length < 2) await new Promise((r) => setTimeout(r, 50)); // the expiry's question
+      assert.deepEqual(seen, ["local", "local"]);
+      await new Promise((r) => setTimeout(r, 200));
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: port2 });
+      await c.write(new TextEncoder().encode("hi"));
+      await c.closeWrite();
+      assert.equal(new TextDecoder().decode(await readAll(c)), `to ${port2}: hi`);
+      c.close();
+    } finally {
+      stop.abort();
+      await taken;
+      moat.close();
+      await served.catch(() => {});
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

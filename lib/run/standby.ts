@@ -1,0 +1,379 @@
+/**
+ * A run's network made ahead (a "standby"): the network and the relay of an allowlist run (lib/run/egress.ts)
+ * cost about 0.45 s to set up, mostly the engine starting the relay's container, which is more than the rest
+ * of a short run. So after an allowlist run moat makes the next one in the background (`moat standby`, a
+ * detached process), and the next run with the same image takes it: it serves its own policy on the relay's
+ * socket, and the standby's id becomes the run's id (the network `moat-net-<id>` and the relay
+ * `moat-net-<id>-relay` are named after it, as every run's are). A standby serves one run only and goes with
+ * it, like a network made for the run, so runs share nothing.
+ *
+ * In MOAT_HOME:
+ * - `standby/<id>/`: the directory of the relay's unix socket (bind-mounted into the relay).
+ * - `standby/<id>.json`: written once the relay is ready: the standby can be taken. A run takes it by
+ *   renaming it to `standby/<id>/claimed.json`, which only one process can do.
+ * - `standby/.lock`: held by the process that makes one, so that two never make one each.
+ *
+ * A standby nobody takes expires: its relay stops by itself at the time it was given (`--expire-at`; the
+ * engine removes its container) unless a run serves its socket by then, and its network is removed by the
+ * next `moat standby` or `moat clean`. Until then it carries the label `dev.moat.standby` (its expiry) and is
+ * not taken for something left behind (`waitingStandby`).
+ *
+ * `MOAT_STANDBY=0` turns it off; `MOAT_STANDBY_IDLE` is how long one waits, in seconds (default 600).
+ */
+import type { EngineClient } from "../docker/client.ts";
+import { MoatError } from "../errors.ts";
+import { PolicyPoint, PORTS } from "../net/policy_point.ts";
+import { ensureHomeId } from "../store/home_id.ts";
+import { currentOwner } from "../store/owner.ts";
+import { newRunId } from "../store/records.ts";
+import { after } from "../timer.ts";
+import { VERSION } from "../version.ts";
+import {
+  createRunNetwork,
+  type Egress,
+  type EgressRequest,
+  RELAY_READY_MS,
+  relayName,
+  servePolicy,
+} from "./egress.ts";
+import { labelOf, LABELS } from "./labels.ts";
+import { waitingStandby } from "./orphans.ts";
+import { addressIn } from "./network.ts";
+import { selfInvocation } from "./recorder.ts";
+import { moatRuntime, RELAY_SOCKET, relayContainerBody } from "./relay_plan.ts";
+
+/** The directory of standbys in MOAT_HOME. */
+export const STANDBY_DIR = "standby";
+/** How long a standby waits for a run, unless `MOAT_STANDBY_IDLE` says otherwise. */
+export const STANDBY_IDLE_MS = 600_000;
+/**
+ * A standby this close to its expiry is not taken: its relay may be about to stop before the run serves
+ * its socket. A quarter of its idle time when that is shorter (a short idle time is for tests).
+ */
+export const CLAIM_MARGIN_MS = 30_000;
+/** The longest unix socket path the kernel takes (108 bytes with its NUL), with room to spare. */
+const MAX_SOCKET_PATH = 100;
+
+/** A standby ready to be taken: what `standby/<id>.json` says. */
+export interface Standby {
+  id: string;
+  /** What a run must match to take it (`standbyKey`). */
+  key: string;
+  network: string;
+  relayId: string;
+  /** The relay's address on the network. */
+  address: string;
+  /** When it was made, and when its relay stops unless a run took it (ms since the epoch). */
+  madeAt: number;
+  expiresAt: number;
+}
+
+/** Whether standbys are made and taken, and how long one waits; an error's text for a bad setting. Pure. */
+export function standbySettings(
+  env: Record<string, string | undefined>,
+): { enabled: boolean; idleMs: number } | string {
+  const enabled = env["MOAT_STANDBY"] !== "0";
+  const idle = env["MOAT_STANDBY_IDLE"];
+  if (idle === undefined || idle === "") return { enabled, idleMs: STANDBY_IDLE_MS };
+  if (!/^\d+$/.test(idle) || Number(idle) === 0) {
+    return `MOAT_STANDBY_IDLE must be a whole number of seconds above 0 (it is "${idle}")`;
+  }
+  return { enabled, idleMs: Number(idle) * 1000 };
+}
+
+/**
+ * What a run must share with a standby to take it: the image the relay runs on, and everything the relay
+ * was made with (the moat it runs, its version, the user it runs as). Pure.
+ */
+export function standbyKey(p: { image: string; executable: string; main: string; user: string }): string {
+  return JSON.stringify({ image: p.image, executable: p.executable, main: p.main, user: p.user, VERSION });
+}
+
+/** This process's `standbyKey` for `image`. */
+export function ownStandbyKey(image: string): string {
+  return standbyKey({
+    image,
+    executable: Deno.execPath(),
+    main: Deno.mainModule,
+    user: `${Deno.uid()}:${Deno.gid()}`,
+  });
+}
+
+/** Parse `standby/<id>.json`; `undefined` for anything else. Pure. */
+export function parseStandby(text: string): Standby | undefined {
+  try {
+    const s = JSON.parse(text);
+    const ok = s && typeof s === "object" && typeof s.id === "string" && /^[0-9a-f]{1,64}$/.test(s.id) &&
+      typeof s.key === "string" && typeof s.network === "string" && typeof s.relayId === "string" &&
+      typeof s.address === "string" && typeof s.madeAt === "number" && typeof s.expiresAt === "number";
+    return ok ? s as Standby : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const standbyDir = (home: string) => `${home}/${STANDBY_DIR}`;
+
+/** The standbys ready in `home` (each `standby/<id>.json` that parses). */
+function readyStandbys(home: string): Standby[] {
+  const out: Standby[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(standbyDir(home))];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!e.isFile || !e.name.endsWith(".json")) continue;
+    try {
+      const s = parseStandby(Deno.readTextFileSync(`${standbyDir(home)}/${e.name}`));
+      if (s && `${s.id}.json` === e.name) out.push(s);
+    } catch { /* taken meanwhile */ }
+  }
+  return out;
+}
+
+/** Take `s` for this process: `false` when another took it first. */
+function claim(home: string, s: Standby): boolean {
+  try {
+    Deno.renameSync(`${standbyDir(home)}/${s.id}.json`, `${standbyDir(home)}/${s.id}/claimed.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Take a standby of `key` that does not expire within `CLAIM_MARGIN_MS` of `now`, the one that waited
+ * longest first; `undefined` when there is none.
+ */
+export function claimStandby(home: string, key: string, now = Date.now()): Standby | undefined {
+  const margin = (s: Standby) => Math.min(CLAIM_MARGIN_MS, (s.expiresAt - s.madeAt) / 4);
+  const ready = readyStandbys(home).filter((s) => s.key === key && s.expiresAt - now > margin(s))
+    .sort((a, b) => a.expiresAt - b.expiresAt);
+  return ready.find((s) => claim(home, s));
+}
+
+/** Remove a standby taken with `claimStandby` (or expired): its relay, its network, its directory. */
+export async function discardStandby(client: EngineClient, home: string, s: { id: string }): Promise<void> {
+  await client.containerRemove(relayName(s.id)).catch(() => {});
+  await client.networkRemove(`moat-net-${s.id}`).catch(() => {});
+  await Deno.remove(`${standbyDir(home)}/${s.id}`, { recursive: true }).catch(() => {});
+  await Deno.remove(`${standbyDir(home)}/${s.id}.json`).catch(() => {});
+}
+
+/**
+ * Put a run's egress in place on a standby taken for it (`claimStandby`; the run's id is the standby's):
+ * serve the run's policy on the relay's socket, once the relay is known to run. Throws when it does not
+ * (the caller discards the standby and makes the run's network itself).
+ */
+export async function adoptStandby(
+  client: EngineClient,
+  home: string,
+  s: Standby,
+  req: Pick<EgressRequest, "runDir" | "allow" | "tcp" | "rules">,
+  env: Record<string, string | undefined>,
+): Promise<Egress> {
+  const dir = `${standbyDir(home)}/${s.id}`;
+  const resolvConf = `${req.runDir}/resolv.conf`;
+  Deno.writeTextFileSync(resolvConf, `nameserver ${s.address}\noptions ndots:0 timeout:2 attempts:2\n`);
+  let point: { close(): Promise<void> } | undefined = servePolicy({
+    socketPath: `${dir}/${RELAY_SOCKET}`,
+    runDir: req.runDir,
+    allow: req.allow,
+    ...(req.tcp ? { tcp: req.tcp } : {}),
+    ...(req.rules ? { rules: req.rules } : {}),
+    relayAddress: s.address,
+  }, env);
+  const closePoint = async () => {
+    const p = point;
+    point = undefined;
+    await p?.close().catch(() => {});
+  };
+  const relay = await client.maybeContainerInspect(s.relayId).catch(() => undefined);
+  if (!relay?.State?.Running) {
+    await closePoint();
+    throw new MoatError(
+      `The network made ahead for this run (${s.network}) has no relay running`,
+      "moat makes the run's network itself instead",
+    );
+  }
+  let owned = true;
+  let released: Promise<void> | undefined;
+  const release = () =>
+    released ??= (async () => {
+      await closePoint();
+      if (owned) await client.containerRemove(s.relayId).catch(() => {});
+    })();
+  let stopped: Promise<void> | undefined;
+  return {
+    spec: { network: s.network, relayAddress: s.address, resolvConf },
+    release,
+    stop: () =>
+      stopped ??= (async () => {
+        await release();
+        if (!owned) return;
+        await client.networkRemove(s.network).catch(() => {});
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      })(),
+    handOver: closePoint,
+    disown() {
+      owned = false;
+    },
+  };
+}
+
+/**
+ * `moat standby`: make one standby of `image` in `home`, unless one that is not about to expire is there
+ * already; before that, remove the standbys of this home that expired. One process at a time makes one
+ * (`standby/.lock`). Returns what it did, for its caller to ignore: it runs with nobody to tell.
+ */
+export async function prepareStandby(
+  client: EngineClient,
+  home: string,
+  image: string,
+  idleMs: number,
+): Promise<"made" | "there" | "unsuitable"> {
+  const dir = standbyDir(home);
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const id = newRunId();
+  if (`${dir}/${id}/${RELAY_SOCKET}`.length > MAX_SOCKET_PATH) return "unsuitable";
+  using lock = Deno.openSync(`${dir}/.lock`, { create: true, write: true, mode: 0o600 });
+  lock.lockSync(true);
+  const networks = await client.networkList([`${LABELS.managed}=true`]);
+  await removeExpired(client, home, networks);
+  const key = ownStandbyKey(image);
+  const now = Date.now();
+  if (readyStandbys(home).some((s) => s.key === key && s.expiresAt - now > idleMs / 2)) return "there";
+
+  const expiresAt = now + idleMs;
+  const owner = currentOwner();
+  const labels = {
+    [LABELS.managed]: "true",
+    [LABELS.runId]: id,
+    [LABELS.version]: VERSION,
+    [LABELS.ownerPid]: String(owner.pid),
+    [LABELS.bootId]: owner.bootId,
+    [LABELS.home]: ensureHomeId(home),
+    [LABELS.standby]: String(expiresAt),
+  };
+  Deno.mkdirSync(`${dir}/${id}`, { mode: 0o700 });
+  const ready = Promise.withResolvers<void>();
+  const listener = Deno.listen({ transport: "unix", path: `${dir}/${id}/${RELAY_SOCKET}` });
+  // Nothing is allowed here: only the relay's sign that it is ready is listened for.
+  const point = new PolicyPoint(
+    { allow: [], tcp: new Map(), relayAddress: "" },
+    { dial: () => Promise.reject(new Error("a standby connects nowhere")) },
+    () => {},
+  );
+  const served = point.serve(listener, ready.resolve);
+  const network = `moat-net-${id}`;
+  let address = "";
+  let relayId = "";
+  try {
+    const { subnet } = await createRunNetwork(client, network, labels, { networks });
+    address = addressIn(subnet, 2)!;
+    const relay = await client.containerCreate(
+      relayContainerBody({
+        image,
+        network,
+        address,
+        runtime: moatRuntime(),
+        socketDir: `${dir}/${id}`,
+        ports: [PORTS.proxy, PORTS.http, PORTS.tls],
+        udpPorts: [PORTS.dns],
+        user: `${Deno.uid()}:${Deno.gid()}`,
+        labels: { ...labels, [LABELS.probe]: "relay" },
+        expireAt: expiresAt,
+      }),
+      relayName(id),
+    );
+    relayId = relay.Id;
+    const exit = await client.containerWait(relay.Id, "next-exit");
+    try {
+      await client.containerStart(relay.Id);
+      let cancel = () => {};
+      const late = new Promise<never>((_, reject) => {
+        cancel = after(RELAY_READY_MS, () => reject(new Error("the relay did not get ready")));
+      });
+      const exited = exit.result.then((r) => {
+        throw new Error(`the relay exited (code ${r.StatusCode}) before it was ready`);
+      });
+      exited.catch(() => {});
+      await Promise.race([ready.promise, late, exited]).finally(cancel);
+    } finally {
+      exit.close();
+    }
+  } catch (err) {
+    listener.close();
+    await served;
+    await discardStandby(client, home, { id });
+    throw err;
+  }
+  listener.close();
+  await served;
+  const s: Standby = { id, key, network, relayId, address, madeAt: now, expiresAt };
+  Deno.writeTextFileSync(`${dir}/${id}.tmp`, JSON.stringify(s) + "\n", { mode: 0o600 });
+  Deno.renameSync(`${dir}/${id}.tmp`, `${dir}/${id}.json`);
+  return "made";
+}
+
+/**
+ * Remove this home's standbys that expired and no run took (`networks`: moat's networks, listed already):
+ * their networks (their relays stopped and went by themselves) and their files. A standby a run took is its
+ * run's, to remove with it.
+ */
+async function removeExpired(
+  client: EngineClient,
+  home: string,
+  networks: readonly { Name: string; Labels?: Record<string, string> | null }[],
+): Promise<void> {
+  const homeId = ensureHomeId(home);
+  const now = Date.now();
+  const taken = (id: string) => {
+    try {
+      Deno.statSync(`${standbyDir(home)}/${id}/claimed.json`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const n of networks) {
+    const id = labelOf(n, "runId");
+    if (!id || labelOf(n, "home") !== homeId || labelOf(n, "standby") === undefined) continue;
+    if (waitingStandby(n, false, now) || taken(id)) continue;
+    await discardStandby(client, home, { id });
+  }
+  // Files of standbys whose network is gone (removed by hand, or never made).
+  const names = new Set(networks.map((n) => n.Name));
+  for (const e of [...Deno.readDirSync(standbyDir(home))]) {
+    const id = e.name.replace(/\.json$/, "");
+    if (!/^[0-9a-f]{1,64}$/.test(id) || names.has(`moat-net-${id}`) || taken(id)) continue;
+    const age = now - (Deno.statSync(`${standbyDir(home)}/${e.name}`).mtime?.getTime() ?? now);
+    if (age > RELAY_READY_MS * 2) await Deno.remove(`${standbyDir(home)}/${e.name}`, { recursive: true });
+  }
+}
+
+/**
+ * Start `moat standby` for `image` in `home` as a detached process with no stdio, not waited for. Nothing
+ * when Deno would not let moat run itself (moat run without -A): the next run makes its own network.
+ */
+export function spawnStandby(home: string, image: string): void {
+  const execPath = Deno.execPath();
+  if (Deno.permissions.querySync({ name: "run", command: execPath }).state !== "granted") return;
+  const inv = selfInvocation({
+    execPath,
+    mainModule: Deno.mainModule,
+    standalone: (Deno.build as { standalone?: boolean }).standalone === true,
+  }, ["standby", "--image", image]);
+  try {
+    new Deno.Command(inv.command, {
+      args: inv.args,
+      env: { MOAT_HOME: home },
+      detached: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn().unref();
+  } catch { /* the next run makes its own network */ }
+}
