@@ -30,7 +30,8 @@ Remove what is left over, after listing it and asking:
   - damaged records: a run.json that cannot be read, or an output.bin that is gone (stderr
     names the file and what is wrong), once no live moat process or running container has them.
   - run networks (moat-net-<id>: moat run --allow's, moat doctor's): with their run, after its
-    containers, or alone once their moat process is gone (moat system networks: orphaned).
+    containers, or alone once their moat process is gone (moat system networks: orphaned). One
+    made ahead of the next --allow run is left alone while it waits (standby).
 A run whose moat process is still alive (a moat run in progress, a detached run's recorder) is
 never touched. Run records of finished runs are removed too: this is how records are cleaned.
 Only this MOAT_HOME's containers are considered (label dev.moat.home, or a run recorded here):
