@@ -739,6 +739,8 @@ async function downloadRows() {
       policy.push(
         await once(["--allow", "dl.bench.test", ws, "--", "bash", "-c", script("dl.bench.test", 80)], {
           MOAT_TEST_UPSTREAMS: JSON.stringify({ "dl.bench.test": `127.0.0.1:${port}` }),
+          // Throughput, not setup: no network made ahead for a next run working alongside the next round.
+          MOAT_STANDBY: "0",
         }),
       );
       direct.push(await once([ws, "--", "bash", "-c", script(gateway, port)], {}));

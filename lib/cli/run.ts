@@ -491,7 +491,7 @@ async function prepareAndRun(
       ? {
         standby: {
           claim: (image: string) => claimStandby(home, ownStandbyKey(image)),
-          prepare: (image: string) => spawnStandby(home, image),
+          spawn: (work: { image?: string; release?: string }) => spawnStandby(home, work),
         },
       }
       : {}),

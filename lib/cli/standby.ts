@@ -11,26 +11,36 @@ import { moatHome } from "../store/records.ts";
 import { parseCommandArgs } from "./args.ts";
 import { cliContext } from "./context.ts";
 
-export const STANDBY_HELP = `Usage: moat standby --image ID
+export const STANDBY_HELP = `Usage: moat standby [--image ID] [--release RUN]
 
-Make the network and relay of moat's next allowlist run with image ID ahead of it. moat run
-starts it itself, in the background, after such a run; MOAT_STANDBY=0 turns that off. Not for
-people to type.
+moat's background work for allowlist runs: make the network and relay of the next such run with
+image ID ahead of it (unless MOAT_STANDBY=0), and remove the network of run RUN, which has ended.
+moat run starts it itself after such a run. Not for people to type.
 `;
 
 /** Parse `moat standby` arguments; throws `UsageError`. Pure. */
-export function parseStandbyArgs(args: string[]): { help: boolean; image: string } {
+export function parseStandbyArgs(args: string[]): { help: boolean; image?: string; release?: string } {
   const { values, positionals } = parseCommandArgs("standby", args, {
     help: { type: "boolean", short: "h" },
     image: { type: "string" },
+    release: { type: "string" },
   });
-  if (values.help) return { help: true, image: "" };
+  if (values.help) return { help: true };
   const hint = "moat run starts it itself: see  moat run --help";
   if (positionals.length > 0) {
     throw new UsageError(`Unexpected argument "${positionals[0]}" to moat standby`, hint);
   }
-  if (!values.image) throw new UsageError("moat standby needs --image ID", hint);
-  return { help: false, image: values.image };
+  if (values.release !== undefined && !/^[0-9a-f]{1,64}$/.test(values.release)) {
+    throw new UsageError(`moat standby: "${values.release}" is not a run id`, hint);
+  }
+  if (!values.image && values.release === undefined) {
+    throw new UsageError("moat standby needs --image ID or --release RUN", hint);
+  }
+  return {
+    help: false,
+    ...(values.image ? { image: values.image } : {}),
+    ...(values.release !== undefined ? { release: values.release } : {}),
+  };
 }
 
 export async function command(args: string[]): Promise<number> {
@@ -40,10 +50,15 @@ export async function command(args: string[]): Promise<number> {
     return 0;
   }
   const env = Deno.env.toObject();
+  const client = clientFromEnv(env);
+  const home = moatHome(env);
   const settings = standbySettings(env);
-  if (typeof settings === "string" || !settings.enabled) return 0;
-  try {
-    await prepareStandby(clientFromEnv(env), moatHome(env), opts.image, settings.idleMs);
-  } catch { /* the next run makes its own network */ }
+  await Promise.all([
+    // Emptied by the run (its sandbox and relay are gone): if it cannot go, moat clean removes it.
+    opts.release ? client.networkRemove(`moat-net-${opts.release}`).catch(() => {}) : undefined,
+    opts.image && typeof settings !== "string" && settings.enabled
+      ? prepareStandby(client, home, opts.image, settings.idleMs).catch(() => {})
+      : undefined,
+  ]);
   return 0;
 }

@@ -67,8 +67,12 @@ export interface EgressRequest {
 /** A run's egress in place: what the sandbox joins, and how to take it all down. */
 export interface Egress {
   spec: EgressSpec;
-  /** Remove the relay and the network, stop the policy point. Never throws. */
-  stop(): Promise<void>;
+  /**
+   * Remove the relay and the network, stop the policy point. Never throws. With `keepNetwork` the network
+   * stays, empty, for another process to remove (`moat standby --release`, lib/run/standby.ts); a later
+   * `stop()` removes it still.
+   */
+  stop(opts?: { keepNetwork?: boolean }): Promise<void>;
   /**
    * Stop the policy point and remove the relay, leaving the network to `stop`: once the sandbox has
    * exited, alongside its removal. Never throws.
@@ -249,14 +253,19 @@ export async function startEgress(
   let relayFrom = 0;
   let released: Promise<void> | undefined;
   const release = () => released ??= runSteps(undo.splice(relayFrom));
-  const stop = async () => {
+  let removeNetwork: (() => Promise<void>) | undefined;
+  const stop = async (opts: { keepNetwork?: boolean } = {}) => {
     await release();
     await runSteps(undo.splice(0));
+    if (opts.keepNetwork) return;
+    const remove = removeNetwork;
+    removeNetwork = undefined;
+    await remove?.().catch(() => {});
   };
   try {
     const network = `moat-net-${req.runId}`;
     const { id: networkId, subnet } = await createRunNetwork(client, network, req.labels);
-    undo.push(() => client.networkRemove(networkId));
+    removeNetwork = () => client.networkRemove(networkId);
     const relayAddress = addressIn(subnet, 2)!;
 
     // moat's socket: in the run's directory, or a short directory of this user's when that path is too long.
@@ -328,6 +337,7 @@ export async function startEgress(
       handOver: closePoint,
       disown() {
         undo.length = 0;
+        removeNetwork = undefined;
       },
     };
   } catch (err) {

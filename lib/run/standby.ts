@@ -24,7 +24,8 @@ import type { EngineClient } from "../docker/client.ts";
 import { MoatError } from "../errors.ts";
 import { PolicyPoint, PORTS } from "../net/policy_point.ts";
 import { ensureHomeId } from "../store/home_id.ts";
-import { currentOwner } from "../store/owner.ts";
+import { currentOwner, processOwner } from "../store/owner.ts";
+import type { Owner } from "../store/records.ts";
 import { newRunId } from "../store/records.ts";
 import { after } from "../timer.ts";
 import { VERSION } from "../version.ts";
@@ -205,17 +206,18 @@ export async function adoptStandby(
       await closePoint();
       if (owned) await client.containerRemove(s.relayId).catch(() => {});
     })();
-  let stopped: Promise<void> | undefined;
+  let networkLeft = true;
   return {
     spec: { network: s.network, relayAddress: s.address, resolvConf },
     release,
-    stop: () =>
-      stopped ??= (async () => {
-        await release();
-        if (!owned) return;
-        await client.networkRemove(s.network).catch(() => {});
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-      })(),
+    async stop(opts = {}) {
+      await release();
+      if (!owned) return;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (opts.keepNetwork || !networkLeft) return;
+      networkLeft = false;
+      await client.networkRemove(s.network).catch(() => {});
+    },
     handOver: closePoint,
     disown() {
       owned = false;
@@ -355,25 +357,38 @@ async function removeExpired(
 }
 
 /**
- * Start `moat standby` for `image` in `home` as a detached process with no stdio, not waited for. Nothing
- * when Deno would not let moat run itself (moat run without -A): the next run makes its own network.
+ * Start `moat standby` in `home` as a detached process with no stdio, not waited for: to make a network ahead
+ * for `image`, and to remove the network of run `release` (emptied already). Returns that process as an owner
+ * (the run's record names it, so its network is not taken for a leftover meanwhile); nothing when Deno would
+ * not let moat run itself (moat run without -A) or the process could not start.
  */
-export function spawnStandby(home: string, image: string): void {
+export function spawnStandby(
+  home: string,
+  work: { image?: string; release?: string },
+): Owner | undefined {
   const execPath = Deno.execPath();
-  if (Deno.permissions.querySync({ name: "run", command: execPath }).state !== "granted") return;
+  if (Deno.permissions.querySync({ name: "run", command: execPath }).state !== "granted") return undefined;
   const inv = selfInvocation({
     execPath,
     mainModule: Deno.mainModule,
     standalone: (Deno.build as { standalone?: boolean }).standalone === true,
-  }, ["standby", "--image", image]);
+  }, [
+    "standby",
+    ...(work.image ? ["--image", work.image] : []),
+    ...(work.release ? ["--release", work.release] : []),
+  ]);
   try {
-    new Deno.Command(inv.command, {
+    const child = new Deno.Command(inv.command, {
       args: inv.args,
       env: { MOAT_HOME: home },
       detached: true,
       stdin: "null",
       stdout: "null",
       stderr: "null",
-    }).spawn().unref();
-  } catch { /* the next run makes its own network */ }
+    }).spawn();
+    child.unref();
+    return processOwner(child.pid);
+  } catch {
+    return undefined;
+  }
 }

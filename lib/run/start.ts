@@ -107,7 +107,11 @@ export interface RunEdge {
    * Networks made ahead of allowlist runs (lib/run/standby.ts), when they are on: take one for a run of
    * `image`, and have the next one made once a run has ended.
    */
-  standby?: { claim(image: string): Standby | undefined; prepare(image: string): void };
+  standby?: {
+    claim(image: string): Standby | undefined;
+    /** Start the background work (`spawnStandby`); the process doing it, when it started. */
+    spawn(work: { image?: string; release?: string }): Owner | undefined;
+  };
 }
 
 /** How a started run ended for the caller: the exit code, or the id of a detached run now recorded. */
@@ -316,9 +320,20 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check, egress);
     return { exitCode: await runInForeground(req, edge, display, plan, store, check, egress) };
   } finally {
-    await egress?.stop();
-    // The next allowlist run's network, made in the background now that this one's is gone.
-    if (standbyFits) edge.standby?.prepare(imageId);
+    // The network of a run in the foreground (emptied: the sandbox and the relay are gone) is removed in the
+    // background, with the next allowlist run's made ahead: that process owns what is left of the run now
+    // (its record says so), or this one removes the network itself. A detached run's recorder removes its
+    // own, with no one waiting.
+    const background = egress !== undefined && !req.detach && edge.standby !== undefined;
+    if (background) await egress?.stop({ keepNetwork: true });
+    const owner = standbyFits || background
+      ? edge.standby?.spawn({
+        ...(standbyFits ? { image: imageId } : {}),
+        ...(background ? { release: req.runId } : {}),
+      })
+      : undefined;
+    if (background && owner) store.tryUpdate({ owner });
+    else await egress?.stop();
   }
 }
 

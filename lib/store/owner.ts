@@ -42,12 +42,13 @@ export function bootId(): string {
 
 /** This process as an owner. */
 export function currentOwner(): Owner {
-  const stat = readText(`/proc/${Deno.pid}/stat`);
-  return {
-    pid: Deno.pid,
-    bootId: bootId(),
-    startTicks: (stat ? startTicksFromStat(stat) : undefined) ?? 0,
-  };
+  return processOwner(Deno.pid);
+}
+
+/** Process `pid` of this host as an owner (a child this process started). */
+export function processOwner(pid: number): Owner {
+  const stat = readText(`/proc/${pid}/stat`);
+  return { pid, bootId: bootId(), startTicks: (stat ? startTicksFromStat(stat) : undefined) ?? 0 };
 }
 
 /** True when the owner process is running now (same boot, same pid, same start time, not a zombie). */

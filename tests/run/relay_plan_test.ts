@@ -116,6 +116,24 @@ Deno.test("the relay container: the run's image and network, a fixed address, ho
   assert.deepEqual(body.NetworkingConfig, {
     EndpointsConfig: { "moat-net-abc": { IPAMConfig: { IPv4Address: "10.237.0.2" } } },
   });
+  assert.equal(h.AutoRemove, undefined, "a run's relay is removed by moat");
+});
+
+Deno.test("a relay made ahead: told when it expires, and removed by the engine when it stops", () => {
+  const body = relayContainerBody({
+    image: "debian:bookworm-slim",
+    network: "moat-net-abc",
+    address: "10.237.0.2",
+    runtime: RUNTIME,
+    socketDir: "/home/me/.moat/standby/abc",
+    ports: [80],
+    udpPorts: [53],
+    user: "1000:1000",
+    labels: {},
+    expireAt: 1_800_000_000_000,
+  });
+  assert.deepEqual(body.Cmd?.slice(-6), ["--port", "80", "--udp-port", "53", "--expire-at", "1800000000000"]);
+  assert.equal(body.HostConfig.AutoRemove, true);
 });
 
 Deno.test("parseRelayArgs: a socket and ports, or a usage error", () => {
@@ -126,6 +144,11 @@ Deno.test("parseRelayArgs: a socket and ports, or a usage error", () => {
     udpPorts: [53],
   });
   assert.deepEqual(parseRelayArgs(["--socket", "/s", "--udp-port", "53"]).ports, []);
+  assert.equal(
+    parseRelayArgs(["--socket", "/s", "--port", "80", "--expire-at", "1800000000000"]).expireAt,
+    18e11,
+  );
+  assert.throws(() => parseRelayArgs(["--socket", "/s", "--port", "80", "--expire-at", "soon"]), UsageError);
   for (
     const args of [[], ["--socket", "/s"], ["--port", "80"], ["--socket", "/s", "--port", "0"], [
       "--socket",

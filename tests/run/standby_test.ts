@@ -11,6 +11,8 @@ import {
   standbySettings,
 } from "../../lib/run/standby.ts";
 import { withHome } from "../temp_home.ts";
+import { parseStandbyArgs } from "../../lib/cli/standby.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { record, summary } from "../cli/records_fixture.ts";
 
 const T = 1_800_000_000_000;
@@ -147,4 +149,17 @@ Deno.test("waitingStandby and the roles: a standby waits until its time, unless 
   assert.equal(classifyNetwork(net, true, false, T), "orphaned");
   assert.equal(classifyNetwork(net, true, true, T), "active");
   assert.equal(classifyNetwork({ Labels: {} }, false, false, T), "orphaned");
+});
+
+Deno.test("parseStandbyArgs: an image to make one for, a run whose network to remove, or both", () => {
+  assert.deepEqual(parseStandbyArgs(["--image", "sha256:a"]), { help: false, image: "sha256:a" });
+  assert.deepEqual(parseStandbyArgs(["--release", "abc123"]), { help: false, release: "abc123" });
+  assert.deepEqual(parseStandbyArgs(["--image", "sha256:a", "--release", "abc123"]), {
+    help: false,
+    image: "sha256:a",
+    release: "abc123",
+  });
+  for (const args of [[], ["--release", "../x"], ["--release", "ABC"], ["--image", "a", "extra"]]) {
+    assert.throws(() => parseStandbyArgs(args), UsageError, JSON.stringify(args));
+  }
 });
