@@ -67,7 +67,8 @@ memory, cpus, pids, network, read_only, mounts.
 Every container drops all capabilities but a documented few, runs with no-new-privileges and an
 init process as PID 1, and has a process limit, with or without gVisor.
 Environment:   MOAT_NO_SANDBOX=1, MOAT_RUNTIME, MOAT_IMAGE, MOAT_HOME, MOAT_ENGINE_TIMEOUT,
-               MOAT_ENGINE_START_TIMEOUT, DOCKER_HOST.
+               MOAT_ENGINE_START_TIMEOUT, DOCKER_HOST, MOAT_STANDBY=0 (no network made ahead
+               of the next allowlist run), MOAT_STANDBY_IDLE (seconds one waits, default 600).
 
 Interrupts: the first SIGINT (Ctrl-C; with -it Ctrl-C goes to the command instead), SIGTERM or
 SIGHUP stops the container (SIGTERM, then SIGKILL after 5 s); a second one kills it at once. The

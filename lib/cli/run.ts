@@ -6,7 +6,7 @@
 import { startRun } from "../run/start.ts";
 import { loadConfig } from "../config/load.ts";
 import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/client.ts";
-import { ConfigError, MoatError, UsageError } from "../errors.ts";
+import { ConfigError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { parseHostPattern } from "../net/host_policy.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
@@ -443,7 +443,9 @@ async function prepareAndRun(
 
   const settings = resourceSettings(opts, config, navigator.hardwareConcurrency);
   const standby = standbySettings(env);
-  if (typeof standby === "string") throw new MoatError(standby, "Set it in seconds, or unset it for 600");
+  if (typeof standby === "string") {
+    throw new UsageError(standby, "Set it in seconds (e.g. MOAT_STANDBY_IDLE=300), or unset it for 600");
+  }
   const client: EngineClient = clientFromEnv(env);
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
