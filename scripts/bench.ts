@@ -411,7 +411,12 @@ const measures: Measure[] = [
         const what = gvisor ? "gVisor" : "no sandbox";
         const runtime = gvisor ? ["--runtime=runsc"] : [];
         const cmds = {
-          moat: moatSrc(["run", ...(gvisor ? [] : ["--no-sandbox"]), "--image", image, ws, "--", "true"]),
+          // As typed: the run's own network, nothing allowed, made ahead by the run before (waited for,
+          // untimed, after each run, as in the network measure).
+          moat: {
+            ...moatSrc(["run", ...(gvisor ? [] : ["--no-sandbox"]), "--image", image, ws, "--", "true"]),
+            after: () => standbyReady(home),
+          },
           plain: docker(["run", "--rm", "--label", benchLabel, ...runtime, image, "true"]),
           profile: docker([
             "run",
@@ -449,11 +454,11 @@ const measures: Measure[] = [
       const allowArgs = ["run", "--image", image, "--allow", "bench.test", ws, "--", "true"];
       const cmds = {
         allow: { ...moatSrc(allowArgs), after: () => standbyReady(home) },
-        open: moatSrc(["run", "--image", image, ws, "--", "true"]),
+        open: moatSrc(["run", "--network", "default", "--image", image, ws, "--", "true"]),
       };
       const cold = {
         allow: moatSrc(allowArgs, { ...moatEnv, MOAT_STANDBY: "0" }),
-        open: moatSrc(["run", "--image", image, ws, "--", "true"]),
+        open: moatSrc(["run", "--network", "default", "--image", image, ws, "--", "true"]),
       };
       try {
         const s = await interleave("network: run true", cmds, rounds(11));
@@ -520,7 +525,11 @@ const measures: Measure[] = [
       }
       const file = await bigFile("big", bytes);
       const cmds = {
-        moat: { ...moatSrc(["run", "--image", image, ws, "--", "cat", file]), after: clearRuns },
+        // On the engine's network, as the docker run it is compared with: this measures the output's path.
+        moat: {
+          ...moatSrc(["run", "--network", "default", "--image", image, ws, "--", "cat", file]),
+          after: clearRuns,
+        },
         docker: docker([
           "run",
           "--rm",
@@ -587,8 +596,16 @@ const measures: Measure[] = [
       const big = await bigFile("big-rss", RSS_BIG_BYTES);
       const small = await bigFile("small-rss", RSS_SMALL_BYTES);
       const cmds = {
-        big: { ...moatSrc(["run", "--image", image, ws, "--", "cat", big]), after: clearRuns },
-        small: { ...moatSrc(["run", "--image", image, ws, "--", "cat", small]), after: clearRuns },
+        // As typed (the policy point serves the run's network in the same process), with the network made
+        // ahead for the next run waited for, untimed.
+        big: {
+          ...moatSrc(["run", "--image", image, ws, "--", "cat", big]),
+          after: async () => (await clearRuns(), await standbyReady(home)),
+        },
+        small: {
+          ...moatSrc(["run", "--image", image, ws, "--", "cat", small]),
+          after: async () => (await clearRuns(), await standbyReady(home)),
+        },
       };
       const s = await interleave("peak RSS", cmds, r, { rss: true, warmUp: false });
       const [pb, ps] = [medianRss(s.big!), medianRss(s.small!)];
@@ -743,7 +760,7 @@ async function downloadRows() {
           MOAT_STANDBY: "0",
         }),
       );
-      direct.push(await once([ws, "--", "bash", "-c", script(gateway, port)], {}));
+      direct.push(await once(["--network", "default", ws, "--", "bash", "-c", script(gateway, port)], {}));
     }
   } finally {
     ac.abort();
@@ -835,6 +852,7 @@ try {
     }
   }
 } finally {
+  await removeStandbys(home); // made ahead after the last run of a measure
   await cleanupContainers();
   await Deno.remove(tmp, { recursive: true }).catch((err) => progress(`could not remove ${tmp}: ${err}`));
 }
@@ -897,18 +915,21 @@ ${notes.length ? `\n${notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
   the same \`docker run\` with the container moat actually creates: \`--init --cap-drop ALL\`, the seven
   \`--cap-add\`s, \`--security-opt no-new-privileges --pids-limit 1024\` (and \`--ulimit nproc=1024:1024\`
   under gVisor), the workspace bind-mounted at \`/workspace\` as working directory, and the workspace owner as
-  user. Wall time of the whole command, from spawn to exit.
-- **The allowlist network**: \`moat run --allow bench.test … -- true\` against the same \`moat run\` on the
-  default network, both under gVisor: what the run's own network, relay and policy point cost on the shortest
-  run. And an HTTP download (\`DOWNLOAD_BYTES\`, 256 MiB) from a server of the bench's on this host, timed
+  user. Wall time of the whole command, from spawn to exit. \`moat run\` as typed: on the run's own network
+  with nothing allowed, made ahead by the run before it (after each, the bench waits, untimed, until the next
+  one is made).
+- **The allowlist network**: \`moat run --allow bench.test … -- true\` against the same \`moat run\` with
+  \`--network default\` (the engine's network), both under gVisor: what the run's own network, relay and
+  policy point cost on the shortest run, with the network made ahead (waited for as above) and, in the second
+  row, made by each run itself (\`MOAT_STANDBY=0\`). And an HTTP download (\`DOWNLOAD_BYTES\`, 256 MiB) from a server of the bench's on this host, timed
   inside the sandbox by bash (\`/dev/tcp\`, \`date +%s%N\`) in \`debian:bookworm-slim\`
   (\`MOAT_BENCH_NET_IMAGE\`): through moat's policy point (\`--allow dl.bench.test\`, the name pointed at the
-  server with \`MOAT_TEST_UPSTREAMS\`) against straight to the host's \`docker0\` address on the default
-  network; the ratio is the first's MiB/s over the second's.
+  server with \`MOAT_TEST_UPSTREAMS\`) against straight to the host's \`docker0\` address with
+  \`--network default\`; the ratio is the first's MiB/s over the second's.
 - **Startup**: \`moat --version\` and \`moat list\` with an empty \`MOAT_HOME\`, both from source
   (\`deno run -A main.ts\`) and as users run it (\`deno run -A moat.js\`, a copy of the bundle in a directory
   without \`deno.json\`), against \`deno run\` of an empty script.
-- **Throughput**: \`moat run --image IMAGE WS -- cat /workspace/big\` (a sparse file, so reads come from the
+- **Throughput**: \`moat run --network default --image IMAGE WS -- cat /workspace/big\` (a sparse file, so reads come from the
   page cache) under gVisor with moat's stdout on \`/dev/null\`, against
   \`docker run --rm --runtime=runsc\` with the same mount and command, stdout on \`/dev/null\`. MiB/s is the
   size over the whole command's wall time (container start included, on both sides); the ratio is moat's

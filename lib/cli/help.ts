@@ -54,8 +54,9 @@ Options:
   -m, --memory SIZE      Memory limit, e.g. 512m or 2g (default: memory: in moat.yaml, else none)
       --cpus N           CPU limit, e.g. 1.5 (default: cpus: in moat.yaml, else none)
       --pids N           Most processes at once (default: pids: in moat.yaml, else 1024)
-      --network MODE     default, none for loopback only, or allowlist: only the hosts
-                         --allow names (default: network: in moat.yaml)
+      --network MODE     allowlist: only the hosts --allow names (none when it names
+                         none), none: loopback only, default: the engine's network
+                         (default: network: in moat.yaml, else allowlist)
       --allow HOST       Reach only the hosts named (repeatable; api.github.com,
                          '*.npmjs.org', host:port); implies --network allowlist
       --read-only        Read-only root filesystem; /workspace and a fresh /tmp stay writable

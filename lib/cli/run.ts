@@ -116,8 +116,8 @@ export function parseRunArgs(
   ) {
     throw new UsageError(
       `--network "${values.network}" is not one of default (or open), none, allowlist`,
-      "Use  --network none  for loopback only, --allow HOST to reach only the hosts named, or leave it " +
-        "out for the engine's default network",
+      "Use  --allow HOST  to reach only the hosts named,  --network none  for loopback only, or " +
+        "--network default  for the engine's network",
     );
   }
   const allow = values.allow ?? [];

@@ -96,9 +96,8 @@ const HINT: Record<string, string> = {
   memory: "Write a size with its unit, e.g.  memory: 2g   (k, m, g and t are powers of 1024)",
   cpus: "Write a number of CPUs, e.g.  cpus: 1.5",
   pids: "Write a whole number, e.g.  pids: 4096",
-  network:
-    "Write  network: none  for loopback only,  network: {allow: [api.github.com]}  to reach only the " +
-    "hosts named, or leave network out for the default network",
+  network: "Write  network: {allow: [api.github.com]}  to reach only the hosts named,  network: none  for " +
+    "loopback only, or  network: default  for the engine's network",
   read_only: "Write  read_only: true  or  read_only: false",
   mounts: "Write each mount as a map, e.g.\n" +
     "  mounts:\n" +

@@ -8,6 +8,7 @@ import type { EngineClient } from "../docker/client.ts";
 import { InterruptedError, MoatError } from "../errors.ts";
 import { driveRun, type Sink } from "../run/lifecycle.ts";
 import { planContainer } from "../run/plan.ts";
+import { profileFor } from "../run/profile.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import type { Owner } from "../store/records.ts";
 import { PROBE_COMMAND, type ProbeFacts } from "./checks.ts";
@@ -74,6 +75,8 @@ export function runProbe(client: EngineClient, opts: ProbeOptions): Promise<Prob
     runtime: opts.runtime,
     interactive: false,
     moatVersion: opts.moatVersion,
+    // The probe needs no network: it reads what the sandbox's kernel says.
+    profile: profileFor({ network: "none" }),
     ...(opts.owner ? { owner: opts.owner } : {}),
     ...(opts.homeId ? { homeId: opts.homeId } : {}),
   });

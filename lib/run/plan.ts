@@ -97,7 +97,9 @@ export function containerName(spec: RunSpec): string {
 
 /** Build the create body. */
 export function planContainer(spec: RunSpec): { name: string; body: ContainerCreateBody } {
-  const profile = spec.profile ?? profileFor({});
+  // A spec without a profile (moat's own probes; tests) gets the hardened one with no network at all: what
+  // fails closed without the run's own network, which only a run makes (lib/run/egress.ts).
+  const profile = spec.profile ?? profileFor({ network: "none" });
   // Fail closed: a run whose policy is an allow list never gets the engine's default network.
   if (profile.network === "allowlist" && !spec.egress) {
     throw new Error("a run with the allowlist network needs its own network (EgressSpec): none was given");

@@ -55,7 +55,15 @@ export interface ProfileSettings {
   mounts?: ProfileMount[];
 }
 
+/**
+ * The network of a run that states none: an allow list with nothing in it. The run gets its own network,
+ * relay and policy point (lib/run/egress.ts), and every name and connection is refused and logged until the
+ * user allows a host (`--allow`, `network:` in moat.yaml); `--network default` is the engine's network.
+ */
+export const DEFAULT_NETWORK = "allowlist";
+
 export function profileFor(settings: ProfileSettings): Profile {
+  const network = settings.network ?? DEFAULT_NETWORK;
   return {
     capDrop: ["ALL"],
     capAdd: [...KEPT_CAPABILITIES],
@@ -64,10 +72,10 @@ export function profileFor(settings: ProfileSettings): Profile {
     pids: settings.pids ?? DEFAULT_PIDS,
     memory: settings.memory ?? null,
     cpus: settings.cpus ?? null,
-    network: settings.network ?? "default",
-    ...(settings.network === "allowlist" ? { allow: settings.allow ?? [] } : {}),
-    ...(settings.network === "allowlist" && settings.tcp?.length ? { tcp: settings.tcp } : {}),
-    ...(settings.network === "allowlist" && settings.rules?.length ? { rules: settings.rules } : {}),
+    network,
+    ...(network === "allowlist" ? { allow: settings.allow ?? [] } : {}),
+    ...(network === "allowlist" && settings.tcp?.length ? { tcp: settings.tcp } : {}),
+    ...(network === "allowlist" && settings.rules?.length ? { rules: settings.rules } : {}),
     readOnly: settings.readOnly ?? false,
     mounts: settings.mounts ?? [],
   };

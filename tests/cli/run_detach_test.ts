@@ -61,7 +61,21 @@ function scriptEngine(engine: FakeEngine, o: { logDriver?: string; startError?: 
 
 async function runDetached(engine: FakeEngine, extra: string[] = []) {
   const s = await scratch();
-  const r = await moat(["run", "-d", "--image", "img", "-e", "HOME=/root", ...extra, s.ws, "--", "work"], {
+  // On the engine's network: the fake engine has no networks or relay for a run's own.
+  const r = await moat([
+    "run",
+    "-d",
+    "--network",
+    "default",
+    "--image",
+    "img",
+    "-e",
+    "HOME=/root",
+    ...extra,
+    s.ws,
+    "--",
+    "work",
+  ], {
     home: s.home,
     env: { DOCKER_HOST: `unix://${engine.path}` },
   });

@@ -13,10 +13,14 @@ const RUNC_ONLY = { Runtimes: { runc: { path: "runc" }, "io.containerd.runc.v2":
  */
 const engineCalls = (engine: FakeEngine) => engine.calls().filter((c) => c !== "GET /containers/json");
 
+/**
+ * `moat run` against the fake engine, on the engine's network (`--network default`): the fake engine has no
+ * networks or relay for a run's own (tests/engine/egress_*_test.ts test those).
+ */
 async function run(engine: FakeEngine, args: string[], env: Record<string, string> = {}) {
   const s = await scratch();
   try {
-    const r = await moat(["run", s.ws, "--", "true", ...args], {
+    const r = await moat(["run", "--network", "default", s.ws, "--", "true", ...args], {
       home: s.home,
       env: { DOCKER_HOST: `unix://${engine.endpoint.path}`, ...env },
     });
@@ -135,7 +139,7 @@ Deno.test("an interrupt while the engine is being checked starts nothing, leaves
   const s = await scratch();
   try {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}/main.ts`, "run", s.ws, "--", "true"],
+      args: ["run", "-A", `${ROOT}/main.ts`, "run", "--network", "default", s.ws, "--", "true"],
       env: moatEnv(s.home, { DOCKER_HOST: `unix://${engine.endpoint.path}` }),
       clearEnv: true,
       stdin: "null",
@@ -171,7 +175,19 @@ async function runRaw(engine: FakeEngine, script: string) {
   const s = await scratch();
   try {
     const out = await new Deno.Command("bash", {
-      args: ["-c", script, "bash", Deno.execPath(), "run", "-A", `${ROOT}/main.ts`, "run", s.ws],
+      args: [
+        "-c",
+        script,
+        "bash",
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}/main.ts`,
+        "run",
+        "--network",
+        "default",
+        s.ws,
+      ],
       env: moatEnv(s.home, { DOCKER_HOST: `unix://${engine.endpoint.path}` }),
       clearEnv: true,
       stdin: "null",
@@ -349,6 +365,8 @@ function onPty(engine: FakeEngine, ws: string, home: string) {
       "-A",
       `${ROOT}/main.ts`,
       "run",
+      "--network",
+      "default",
       ws,
       "--",
       "true",

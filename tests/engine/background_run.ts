@@ -3,7 +3,16 @@
  * command prints `ready` (so the container runs), with what it printed collected until it exits.
  */
 import assert from "node:assert/strict";
-import { containersFor, docker, moatEnv, onlyRecord, ROOT, TEST_IMAGE } from "./helpers.ts";
+import {
+  containersFor,
+  docker,
+  moatEnv,
+  onlyRecord,
+  removeNetworksOf,
+  ROOT,
+  sandboxesFor,
+  TEST_IMAGE,
+} from "./helpers.ts";
 
 export interface BackgroundRun {
   child: Deno.ChildProcess;
@@ -68,23 +77,20 @@ export async function startBackgroundRun(
 export async function orphanedRun(s: { ws: string; home: string }): Promise<{ id: string; cid: string }> {
   const run = await startBackgroundRun(s);
   const id = (await onlyRecord(s.home)).id as string;
-  const [cid] = await containersFor(s.ws);
+  const [cid] = await sandboxesFor(s.ws);
   assert.ok(cid, "the run's container exists");
   run.child.kill("SIGKILL");
   await run.done;
   return { id, cid };
 }
 
-/** Remove what this test's workspace left on the engine (only containers labelled with it). */
+/**
+ * Remove what this test's workspace left on the engine: the containers labelled with it, then the networks
+ * (a run's own, `moat-net-<id>`, which a run whose moat was killed leaves).
+ */
 export async function removeContainersOf(ws: string): Promise<void> {
   for (const id of await containersFor(ws).catch(() => [])) await docker("rm", "-f", id).catch(() => {});
+  await removeNetworksOf(ws);
 }
 
-/** Remove the networks moat made for this test's workspace (a run's `moat-net-<id>`, label `dev.moat.workspace`). */
-export async function removeNetworksOf(ws: string): Promise<void> {
-  const real = await Deno.realPath(ws).catch(() => ws);
-  const ids = await docker("network", "ls", "-q", "--filter", `label=dev.moat.workspace=${real}`).catch(() =>
-    ""
-  );
-  for (const id of ids.split("\n").filter(Boolean)) await docker("network", "rm", id).catch(() => {});
-}
+export { removeNetworksOf };

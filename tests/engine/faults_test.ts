@@ -45,7 +45,12 @@ async function withProxy(fn: (c: Case) => Promise<void>): Promise<void> {
 
 /** The foreground run of SLOW; checks what every such run must show whatever the fault. */
 async function runSlow(c: Case, env: Record<string, string> = {}, extra: string[] = []): Promise<Result> {
-  const r = await c.run(["run", "--image", TEST_IMAGE, ...extra, c.ws, "--", "sh", "-c", SLOW], env);
+  // On the engine's network: the faults are the sandbox's (the relay of a run's own network would take the
+  // first create, start and wait).
+  const r = await c.run(
+    ["run", "--network", "default", "--image", TEST_IMAGE, ...extra, c.ws, "--", "sh", "-c", SLOW],
+    env,
+  );
   assert.doesNotMatch(r.stderr, /internal error/);
   assert.deepEqual(await containersFor(c.ws), [], "no container is left");
   return r;
@@ -155,9 +160,10 @@ Deno.test("a -t run whose stream ends early gets the rest from its log", async (
   await withProxy(async (c) => {
     c.proxy.inject("POST /containers/:id/attach", { kind: "end-early", bytes: 60 });
     // -t needs a terminal on stdin: `script` gives moat one.
-    const cmd = `DOCKER_HOST=${c.proxy.dockerHost} MOAT_HOME=${c.home} ${Deno.execPath()} run -A ${
-      new URL("../../main.ts", import.meta.url).pathname
-    } run -t --image ${TEST_IMAGE} ${c.ws} -- sh -c '${SLOW}'`;
+    const cmd =
+      `DOCKER_HOST=${c.proxy.dockerHost} MOAT_HOME=${c.home} MOAT_STANDBY=0 ${Deno.execPath()} run -A ${
+        new URL("../../main.ts", import.meta.url).pathname
+      } run -t --network default --image ${TEST_IMAGE} ${c.ws} -- sh -c '${SLOW}'`;
     const out = await new Deno.Command("script", {
       args: ["-qec", cmd, "/dev/null"],
       stdin: "null",

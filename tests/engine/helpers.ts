@@ -94,11 +94,28 @@ export async function docker(...args: string[]): Promise<string> {
   return new TextDecoder().decode(stdout);
 }
 
-/** IDs of containers moat created for this workspace (label `dev.moat.workspace`). */
+/**
+ * IDs of containers moat created for this workspace (label `dev.moat.workspace`): the runs' own, and their
+ * helpers (a run's network relay, probes).
+ */
 export async function containersFor(ws: string): Promise<string[]> {
   const real = await Deno.realPath(ws);
   const out = await docker("ps", "-aq", "--filter", `label=dev.moat.workspace=${real}`);
   return out.split("\n").filter(Boolean);
+}
+
+/** IDs of the runs' own containers for this workspace: `containersFor` without moat's helpers (a relay). */
+export async function sandboxesFor(ws: string): Promise<string[]> {
+  const real = await Deno.realPath(ws);
+  const out = await docker(
+    "ps",
+    "-a",
+    "--filter",
+    `label=dev.moat.workspace=${real}`,
+    "--format",
+    '{{.ID}} {{.Label "dev.moat.probe"}}',
+  );
+  return out.split("\n").filter((l) => l !== "" && l.trim().split(" ").length === 1).map((l) => l.trim());
 }
 
 /** The single run record under `home`. */
@@ -124,13 +141,26 @@ export async function requireEngine(): Promise<void> {
 
 export type Scratch = Awaited<ReturnType<typeof scratch>>;
 
-/** Run `fn` in a scratch workspace and home; afterwards the containers of that workspace are removed. */
+/** Remove the networks moat made for this test's workspace (a run's `moat-net-<id>`, label `dev.moat.workspace`). */
+export async function removeNetworksOf(ws: string): Promise<void> {
+  const real = await Deno.realPath(ws).catch(() => ws);
+  const ids = await docker("network", "ls", "-q", "--filter", `label=dev.moat.workspace=${real}`).catch(() =>
+    ""
+  );
+  for (const id of ids.split("\n").filter(Boolean)) await docker("network", "rm", id).catch(() => {});
+}
+
+/**
+ * Run `fn` in a scratch workspace and home; afterwards the containers of that workspace are removed, then its
+ * networks.
+ */
 export async function withScratch(fn: (s: Scratch) => Promise<void>): Promise<void> {
   const s = await scratch();
   try {
     await fn(s);
   } finally {
     for (const id of await containersFor(s.ws).catch(() => [])) await docker("rm", "-f", id).catch(() => {});
+    await removeNetworksOf(s.ws);
     await s.cleanup();
   }
 }

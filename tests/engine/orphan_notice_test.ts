@@ -8,7 +8,16 @@
  * test's is the newest. Where it expects no notice at all, it first checks there was none before it began.
  */
 import assert from "node:assert/strict";
-import { containersFor, docker, moat, onlyRecord, requireEngine, scratch, TEST_IMAGE } from "./helpers.ts";
+import {
+  containersFor,
+  docker,
+  moat,
+  onlyRecord,
+  requireEngine,
+  sandboxesFor,
+  scratch,
+  TEST_IMAGE,
+} from "./helpers.ts";
 import { orphanedRun, removeContainersOf } from "./background_run.ts";
 
 await requireEngine();
@@ -134,7 +143,8 @@ Deno.test("a container left behind is this MOAT_HOME's alone: another home neith
       all.out,
       new RegExp(`^${cid}\\s+${id}\\s+orphaned\\s+running\\s+\\S+\\s+other\\s+docker rm -f ${cid}$`, "m"),
     );
-    assert.deepEqual(await containersFor(s.ws), [cid], "the other home removed nothing");
+    assert.deepEqual(await sandboxesFor(s.ws), [cid], "the other home removed nothing");
+    assert.equal((await containersFor(s.ws)).length, 2, "the run's relay neither");
 
     // Its own home hears of it.
     const own = await moat(["list"], { home: s.home });

@@ -13,6 +13,7 @@ import {
   onlyRecord,
   requireEngine,
   type Result,
+  sandboxesFor,
   type Scratch,
   scratch,
   TEST_IMAGE,
@@ -124,7 +125,9 @@ const expectedDefaultProfile = {
   pids: DEFAULT_PIDS,
   memory: null,
   cpus: null,
-  network: "default",
+  // A run that states no network: its own, with nothing allowed.
+  network: "allowlist",
+  allow: [],
   readOnly: false,
   mounts: [],
 };
@@ -148,9 +151,12 @@ for (const mode of MODES) {
       // gVisor's /proc/self/status has no NoNewPrivs line; runc's Linux has, and it must be set.
       if (!mode.gvisor) assert.equal(status.NoNewPrivs, "1");
 
-      const ids = await containersFor(s.ws);
+      const ids = await sandboxesFor(s.ws);
       assert.equal(ids.length, 1, "the kept container");
       const host = JSON.parse(await docker("inspect", ids[0]!))[0].HostConfig;
+      const runId = (await onlyRecord(s.home)).id;
+      assert.equal(host.NetworkMode, `moat-net-${runId}`, "the run's own network only");
+      assert.deepEqual(await containersFor(s.ws), ids, "the relay went with the run; the kept sandbox stays");
       assert.equal(
         host.Runtime,
         mode.gvisor ? "runsc" : (await docker("info", "--format", "{{.DefaultRuntime}}")).trim(),

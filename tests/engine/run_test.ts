@@ -11,6 +11,7 @@ import {
   onlyRecord,
   requireEngine,
   ROOT,
+  sandboxesFor,
   scratch,
   TEST_IMAGE,
 } from "./helpers.ts";
@@ -373,7 +374,8 @@ for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     try {
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", `${ROOT}/main.ts`, "run", ...img, s.ws, "--", "sh", "-c", "echo ready; sleep 60"],
-        env: { MOAT_HOME: s.home },
+        env: moatEnv(s.home),
+        clearEnv: true,
         stdout: "piped",
         stderr: "piped",
       }).spawn();
@@ -385,7 +387,7 @@ for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
         seen += new TextDecoder().decode(value);
       }
       assert.match(seen, /ready/);
-      assert.equal((await containersFor(s.ws)).length, 1, "running");
+      assert.equal((await sandboxesFor(s.ws)).length, 1, "running");
       child.kill(sig);
       reader.releaseLock();
       await child.stdout.cancel();
@@ -410,7 +412,8 @@ Deno.test("on a terminal a spinner shows until the container starts and is erase
       `'${Deno.execPath()}' run -A '${ROOT}/main.ts' run --image ${TEST_IMAGE} '${s.ws}' -- sh -c 'echo hello-from-box'`;
     const { code, stdout } = await new Deno.Command("script", {
       args: ["-qec", inner, "/dev/null"],
-      env: { MOAT_HOME: s.home },
+      env: moatEnv(s.home),
+      clearEnv: true,
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -432,7 +435,8 @@ Deno.test("SIGINT at any moment of startup leaves no container behind", async ()
     for (const delayMs of [0, 100, 250, 400, 600, 900, 1300]) {
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", `${ROOT}/main.ts`, "run", ...img, s.ws, "--", "sleep", "30"],
-        env: { MOAT_HOME: s.home },
+        env: moatEnv(s.home),
+        clearEnv: true,
         stdout: "null",
         stderr: "piped",
       }).spawn();
@@ -455,7 +459,8 @@ Deno.test("closing moat's stdout early ends the command with SIGPIPE (exit 141) 
       `'${Deno.execPath()}' run -A '${ROOT}/main.ts' run --image ${TEST_IMAGE} '${s.ws}' -- seq 10000000; echo $? > '${s.home}/code'`;
     const r = await new Deno.Command("sh", {
       args: ["-c", `(${script}) | head -n 1`],
-      env: { MOAT_HOME: s.home },
+      env: moatEnv(s.home),
+      clearEnv: true,
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -1,6 +1,15 @@
 /** `moat stop` and `moat destroy` on real runs in progress: the engine stops them, the records end. */
 import assert from "node:assert/strict";
-import { containersFor, docker, moat, onlyRecord, requireEngine, scratch, TEST_IMAGE } from "./helpers.ts";
+import {
+  containersFor,
+  docker,
+  moat,
+  onlyRecord,
+  requireEngine,
+  sandboxesFor,
+  scratch,
+  TEST_IMAGE,
+} from "./helpers.ts";
 import { removeContainersOf, removeNetworksOf, startBackgroundRun } from "./background_run.ts";
 
 await requireEngine();
@@ -115,7 +124,7 @@ Deno.test("moat destroy refuses a running run without --force, and removes it wi
     const refused = await moat(["destroy", "destroy-me"], { home: s.home });
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(refused.stderr, /is running; moat destroy does not remove a running run/);
-    assert.equal((await containersFor(s.ws)).length, 1, "still running");
+    assert.equal((await sandboxesFor(s.ws)).length, 1, "still running");
 
     const forced = await moat(["destroy", "--force", "-t", "1", "destroy-me"], { home: s.home });
     assert.equal(forced.code, 0, forced.stderr);

@@ -49,6 +49,9 @@ const cases: [string, Parameters<typeof profileFor>[0], boolean, Record<string, 
   ["cpus rounding", { cpus: 0.01 }, true, { NanoCpus: 10_000_000 }],
   ["network none", { network: "none" }, true, { NetworkMode: "none" }],
   ["network default leaves the engine's", { network: "default" }, true, { NetworkMode: undefined }],
+  ["no network stated: the run's own (an allow list with nothing in it)", {}, true, {
+    NetworkMode: undefined,
+  }],
   ["read-only root with a writable /tmp", { readOnly: true }, false, {
     ReadonlyRootfs: true,
     Tmpfs: { "/tmp": TMPFS_OPTIONS },
@@ -63,6 +66,7 @@ for (const [label, settings, gvisor, want] of cases) {
 
 Deno.test("the plan carries the profile, its mounts after the workspace; probes without one get the default", () => {
   const profile = profileFor({
+    network: "default",
     mounts: [{ source: "/data", target: "/data", readonly: true }],
     readOnly: true,
   });
@@ -73,6 +77,7 @@ Deno.test("the plan carries the profile, its mounts after the workspace; probes 
   ]);
   assert.equal(body.HostConfig.ReadonlyRootfs, true);
   const plain = planContainer(spec).body.HostConfig;
+  assert.equal(plain.NetworkMode, "none", "a probe without a profile has no network");
   assert.deepEqual(plain.CapDrop, ["ALL"]);
   assert.equal(plain.Init, true);
   assert.deepEqual(plain.Ulimits, [{ Name: "nproc", Soft: DEFAULT_PIDS, Hard: DEFAULT_PIDS }]);
@@ -110,4 +115,13 @@ Deno.test("the recorded profile shows an allowlist's hosts, and its tcp mappings
     allow: undefined,
     tcp: undefined,
   });
+});
+
+Deno.test("a run that states no network gets an allow list with nothing in it; a stated one is kept", () => {
+  const none = profileFor({});
+  assert.deepEqual([none.network, none.allow, none.tcp, none.rules], ["allowlist", [], undefined, undefined]);
+  assert.equal(profileFor({ network: "default" }).network, "default");
+  assert.equal(profileFor({ network: "default" }).allow, undefined);
+  assert.equal(profileFor({ network: "none" }).network, "none");
+  assert.deepEqual(profileFor({ allow: ["a.test"], network: "allowlist" }).allow, ["a.test"]);
 });
