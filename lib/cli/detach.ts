@@ -8,7 +8,7 @@ import { clientFromEnv, engineStartTimeoutMs } from "../docker/client.ts";
 import { takeOverEgress } from "../run/egress.ts";
 import { EXIT, MoatError } from "../errors.ts";
 import { isFinal } from "../store/records.ts";
-import { awaitStart, recordDetached, recorderInvocation } from "../run/recorder.ts";
+import { awaitStart, recordDetached, recorderTail, spawnDetachedMoat, thisMoat } from "../run/recorder.ts";
 import { currentOwner } from "../store/owner.ts";
 import { maybeReadRecord, RunStore } from "../store/records.ts";
 
@@ -21,20 +21,12 @@ const START_MARGIN_MS = 30_000;
 /** How long `moat run -d` waits for its recorder to take the run over. */
 const CLAIM_TIMEOUT_MS = 20_000;
 
-function self(): { execPath: string; mainModule: string; standalone: boolean } {
-  return {
-    execPath: Deno.execPath(),
-    mainModule: Deno.mainModule,
-    standalone: (Deno.build as { standalone?: boolean }).standalone === true,
-  };
-}
-
 /**
  * Refuse `-d` up front, before anything is created, when Deno would not let moat start its recorder
  * (moat run without `-A`, or compiled without `--allow-run`).
  */
 export function checkRecorderAllowed(): void {
-  const { execPath, standalone } = self();
+  const { execPath, standalone } = thisMoat();
   const state = Deno.permissions.querySync({ name: "run", command: execPath }).state;
   if (state === "granted") return;
   throw new MoatError(
@@ -51,21 +43,12 @@ export function checkRecorderAllowed(): void {
  * returned.
  */
 export async function startRecorder(home: string, runId: string): Promise<string | undefined> {
-  const inv = recorderInvocation(self(), runId);
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(inv.command, {
-      args: inv.args,
-      env: { MOAT_HOME: home },
-      detached: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    child = spawnDetachedMoat(home, recorderTail(runId));
   } catch (err) {
-    return `${inv.command} could not be started: ${err instanceof Error ? err.message : String(err)}`;
+    return `${Deno.execPath()} could not be started: ${err instanceof Error ? err.message : String(err)}`;
   }
-  child.unref();
   let exited: Deno.CommandStatus | undefined;
   child.status.then((s) => exited = s, () => {});
   const claimed = () => {

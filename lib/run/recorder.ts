@@ -109,12 +109,43 @@ export function selfInvocation(
   return { command: self.execPath, args: ["run", "-A", main, ...tail] };
 }
 
+/** This moat process as `selfInvocation` needs it. */
+export function thisMoat(): { execPath: string; mainModule: string; standalone: boolean } {
+  return {
+    execPath: Deno.execPath(),
+    mainModule: Deno.mainModule,
+    standalone: (Deno.build as { standalone?: boolean }).standalone === true,
+  };
+}
+
+/**
+ * Start this moat again with `tail` in MOAT_HOME `home`, as its own process group with no stdio, not waited
+ * for (the process outlives this one): the recorder of a detached run, `moat standby`. Throws when it cannot
+ * be started.
+ */
+export function spawnDetachedMoat(home: string, tail: readonly string[]): Deno.ChildProcess {
+  const inv = selfInvocation(thisMoat(), tail);
+  const child = new Deno.Command(inv.command, {
+    args: inv.args,
+    env: { MOAT_HOME: home },
+    detached: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  child.unref();
+  return child;
+}
+
+/** moat's arguments that make it the recorder of `runId`. Pure. */
+export const recorderTail = (runId: string): string[] => ["run", "--record-detached", runId];
+
 /** The command line that starts the recorder of `runId`: the same moat, as it was started. Pure. */
 export function recorderInvocation(
   self: { execPath: string; mainModule: string; standalone: boolean },
   runId: string,
 ): { command: string; args: string[] } {
-  return selfInvocation(self, ["run", "--record-detached", runId]);
+  return selfInvocation(self, recorderTail(runId));
 }
 
 /** How often a recorder that took over before the start looks at the record again. */

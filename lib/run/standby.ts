@@ -40,7 +40,7 @@ import {
 import { labelOf, LABELS } from "./labels.ts";
 import { waitingStandby } from "./orphans.ts";
 import { addressIn } from "./network.ts";
-import { selfInvocation } from "./recorder.ts";
+import { spawnDetachedMoat } from "./recorder.ts";
 import { moatRuntime, RELAY_SOCKET, relayContainerBody } from "./relay_plan.ts";
 
 /** The directory of standbys in MOAT_HOME. */
@@ -368,25 +368,12 @@ export function spawnStandby(
 ): Owner | undefined {
   const execPath = Deno.execPath();
   if (Deno.permissions.querySync({ name: "run", command: execPath }).state !== "granted") return undefined;
-  const inv = selfInvocation({
-    execPath,
-    mainModule: Deno.mainModule,
-    standalone: (Deno.build as { standalone?: boolean }).standalone === true,
-  }, [
-    "standby",
-    ...(work.image ? ["--image", work.image] : []),
-    ...(work.release ? ["--release", work.release] : []),
-  ]);
   try {
-    const child = new Deno.Command(inv.command, {
-      args: inv.args,
-      env: { MOAT_HOME: home },
-      detached: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    child.unref();
+    const child = spawnDetachedMoat(home, [
+      "standby",
+      ...(work.image ? ["--image", work.image] : []),
+      ...(work.release ? ["--release", work.release] : []),
+    ]);
     return processOwner(child.pid);
   } catch {
     return undefined;

@@ -72,94 +72,26 @@ function upstream() {
 
 const fetchScript = (path: string) => `wget -q -O - http://web.allowed.test${path}`;
 
-Deno.test("a network made ahead: made after an --allow run, taken by the next of the same image, gone with it", async () => {
+/**
+ * A scratch workspace and home with networks made ahead on (`env` added), an upstream of the test's, and one
+ * `--allow` run done: `fn` gets the standby made after it. Every standby of the home is removed afterwards.
+ */
+async function afterFirstRun(
+  env: Record<string, string>,
+  fn: (s: { ws: string; home: string; env: Record<string, string>; made: StandbyFile }) => Promise<void>,
+): Promise<void> {
   await requireEngine();
   const web = upstream();
   try {
     await withScratch(async ({ ws, home }) => {
-      const env = { ...ON, ...web.env };
-      const first = await moat([
-        "run",
-        "--image",
-        TEST_IMAGE,
-        "--allow",
-        "web.allowed.test",
-        ws,
-        "--",
-        "true",
-      ], {
-        home,
-        env,
-      });
+      const all = { ...ON, ...web.env, ...env };
+      const args = ["run", "--image", TEST_IMAGE, "--allow", "web.allowed.test", ws, "--", "true"];
+      const first = await moat(args, { home, env: all });
       assert.equal(first.code, 0, first.stderr);
       try {
         const [made] = await standbysReady(home, 1);
         assert.ok(made);
-        assert.ok(await isRunning(made.relayId), "its relay runs");
-        assert.ok(await networkExists(made.network));
-
-        // Waiting, it is nobody's leftover: listed as standby, left alone by moat clean.
-        const nets = JSON.parse((await moat(["system", "networks", "--json"], { home })).out) as {
-          name: string;
-          role: string;
-        }[];
-        assert.deepEqual(nets.filter((n) => n.name === made.network).map((n) => n.role), ["standby"]);
-        const cs = JSON.parse((await moat(["system", "containers", "--json"], { home })).out) as {
-          id: string;
-          role: string;
-        }[];
-        assert.deepEqual(cs.filter((c) => c.id === made.relayId).map((c) => c.role), ["standby"]);
-        const listed = await moat(["list"], { home });
-        assert.doesNotMatch(listed.stderr, /left behind|orphan/i, listed.stderr);
-        const clean = await moat(["clean", "-f"], { home });
-        assert.equal(clean.code, 0, clean.stderr);
-        assert.ok(await isRunning(made.relayId), "moat clean removed a waiting standby");
-
-        // Another image does not take it (its relay runs on the image it was made for).
-        const other = await moat(
-          ["run", "--image", "debian:bookworm-slim", "--allow", "web.allowed.test", ws, "--", "true"],
-          { home, env },
-        );
-        assert.equal(other.code, 0, other.stderr);
-        assert.ok(readyStandbys(home).some((s) => s.id === made.id), "taken by a run of another image");
-
-        // The same image takes it: the run's id is the standby's, and it reaches the allowed host through it.
-        const second = await moat(
-          [
-            "run",
-            "--image",
-            TEST_IMAGE,
-            "--allow",
-            "web.allowed.test",
-            ws,
-            "--",
-            "sh",
-            "-c",
-            fetchScript("/taken"),
-          ],
-          { home, env },
-        );
-        assert.equal(second.code, 0, second.stderr);
-        assert.equal(second.out, "path=/taken\n");
-        const ids = [...Deno.readDirSync(`${home}/runs`)].map((e) => e.name);
-        assert.ok(ids.includes(made.id), `no run took standby ${made.id}: runs ${ids.join(", ")}`);
-        const decisions = await Deno.readTextFile(`${home}/runs/${made.id}/network.jsonl`);
-        assert.match(decisions, /"decision":"allow"/);
-        // Gone with its run: relay and files at once, the emptied network in the background (the process
-        // that makes the next one ahead), which the run's record names as its owner meanwhile.
-        assert.equal(await isRunning(made.relayId), false);
-        assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${made.id}`), "");
-        await assert.rejects(Deno.stat(`${home}/standby/${made.id}`));
-        const owner = JSON.parse(await Deno.readTextFile(`${home}/runs/${made.id}/run.json`)).owner;
-        const args = await Deno.readTextFile(`/proc/${owner.pid}/cmdline`).catch(() => "(exited)");
-        assert.ok(args === "(exited)" || args.includes("standby"), `the run's owner now: ${args}`);
-        const deadline = Date.now() + 30_000;
-        while (await networkExists(made.network)) {
-          assert.ok(Date.now() < deadline, "the run's network was not removed in the background");
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        // And the next one is made for the run after.
-        await standbysReady(home, 2, [made.id]); // the debian run's and the next busybox run's
+        await fn({ ws, home, env: all, made });
       } finally {
         await removeStandbys(home);
       }
@@ -167,97 +99,113 @@ Deno.test("a network made ahead: made after an --allow run, taken by the next of
   } finally {
     await web.close();
   }
+}
+
+/** The role `moat system networks|containers` gives the item named `name` (by its `key`). */
+async function roleOf(home: string, what: "networks" | "containers", key: "name" | "id", name: string) {
+  const items = JSON.parse((await moat(["system", what, "--json"], { home })).out) as Record<
+    string,
+    string
+  >[];
+  return items.filter((i) => i[key] === name).map((i) => i.role);
+}
+
+Deno.test("a network made ahead: made after an --allow run, taken by the next of the same image, gone with it", async () => {
+  await afterFirstRun({}, async ({ ws, home, env, made }) => {
+    assert.ok(await isRunning(made.relayId), "its relay runs");
+    assert.ok(await networkExists(made.network));
+
+    // Waiting, it is nobody's leftover: listed as standby, left alone by moat clean.
+    assert.deepEqual(await roleOf(home, "networks", "name", made.network), ["standby"]);
+    assert.deepEqual(await roleOf(home, "containers", "id", made.relayId), ["standby"]);
+    const listed = await moat(["list"], { home });
+    assert.doesNotMatch(listed.stderr, /left behind|orphan/i, listed.stderr);
+    const clean = await moat(["clean", "-f"], { home });
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.ok(await isRunning(made.relayId), "moat clean removed a waiting standby");
+
+    // Another image does not take it (its relay runs on the image it was made for).
+    const other = await moat(
+      ["run", "--image", "debian:bookworm-slim", "--allow", "web.allowed.test", ws, "--", "true"],
+      { home, env },
+    );
+    assert.equal(other.code, 0, other.stderr);
+    assert.ok(readyStandbys(home).some((s) => s.id === made.id), "taken by a run of another image");
+
+    // The same image takes it: the run's id is the standby's, and it reaches the allowed host through it.
+    const second = await moat(
+      [
+        "run",
+        "--image",
+        TEST_IMAGE,
+        "--allow",
+        "web.allowed.test",
+        ws,
+        "--",
+        "sh",
+        "-c",
+        fetchScript("/taken"),
+      ],
+      { home, env },
+    );
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.out, "path=/taken\n");
+    const ids = [...Deno.readDirSync(`${home}/runs`)].map((e) => e.name);
+    assert.ok(ids.includes(made.id), `no run took standby ${made.id}: runs ${ids.join(", ")}`);
+    const decisions = await Deno.readTextFile(`${home}/runs/${made.id}/network.jsonl`);
+    assert.match(decisions, /"decision":"allow"/);
+    // Gone with its run: relay and files at once, the emptied network in the background (the process
+    // that makes the next one ahead), which the run's record names as its owner meanwhile.
+    assert.equal(await isRunning(made.relayId), false);
+    assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${made.id}`), "");
+    await assert.rejects(Deno.stat(`${home}/standby/${made.id}`));
+    const owner = JSON.parse(await Deno.readTextFile(`${home}/runs/${made.id}/run.json`)).owner;
+    const cmdline = await Deno.readTextFile(`/proc/${owner.pid}/cmdline`).catch(() => "(exited)");
+    assert.ok(cmdline === "(exited)" || cmdline.includes("standby"), `the run's owner now: ${cmdline}`);
+    const deadline = Date.now() + 30_000;
+    while (await networkExists(made.network)) {
+      assert.ok(Date.now() < deadline, "the run's network was not removed in the background");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // And the next one is made for the run after.
+    await standbysReady(home, 2, [made.id]); // the debian run's and the next busybox run's
+  });
 });
 
 Deno.test("moat run -d takes a network made ahead; its recorder serves it and removes it at the end", async () => {
-  await requireEngine();
-  const web = upstream();
-  try {
-    await withScratch(async ({ ws, home }) => {
-      const env = { ...ON, ...web.env };
-      const first = await moat([
-        "run",
-        "--image",
-        TEST_IMAGE,
-        "--allow",
-        "web.allowed.test",
-        ws,
-        "--",
-        "true",
-      ], {
-        home,
-        env,
-      });
-      assert.equal(first.code, 0, first.stderr);
-      try {
-        const [made] = await standbysReady(home, 1);
-        assert.ok(made);
-        const d = await moat([
-          "run",
-          "-d",
-          "--image",
-          TEST_IMAGE,
-          "--allow",
-          "web.allowed.test",
-          ws,
-          "--",
-          "sh",
-          "-c",
-          `${fetchScript("/first")}; sleep 1; ${fetchScript("/second")}`,
-        ], { home, env });
-        assert.equal(d.code, 0, d.stderr);
-        assert.equal(d.out.trim(), made.id, "the detached run did not take the standby");
-        const waited = await moat(["wait", made.id], { home });
-        assert.equal(waited.code, 0, waited.stderr);
-        const logs = await moat(["logs", made.id], { home });
-        assert.equal(logs.out, "path=/first\npath=/second\n", logs.stderr);
-        // The recorder removes the relay and the network before it writes the final record.
-        assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${made.id}`), "");
-        assert.equal(await networkExists(made.network), false);
-        await standbysReady(home, 1, [made.id]);
-      } finally {
-        await removeStandbys(home);
-      }
-    });
-  } finally {
-    await web.close();
-  }
+  await afterFirstRun({}, async ({ ws, home, env, made }) => {
+    const script = `${fetchScript("/first")}; sleep 1; ${fetchScript("/second")}`;
+    const d = await moat(
+      ["run", "-d", "--image", TEST_IMAGE, "--allow", "web.allowed.test", ws, "--", "sh", "-c", script],
+      { home, env },
+    );
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal(d.out.trim(), made.id, "the detached run did not take the standby");
+    const waited = await moat(["wait", made.id], { home });
+    assert.equal(waited.code, 0, waited.stderr);
+    const logs = await moat(["logs", made.id], { home });
+    assert.equal(logs.out, "path=/first\npath=/second\n", logs.stderr);
+    // The recorder removes the relay and the network before it writes the final record.
+    assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${made.id}`), "");
+    assert.equal(await networkExists(made.network), false);
+    await standbysReady(home, 1, [made.id]);
+  });
 });
 
 Deno.test("a network made ahead that no run takes stops by itself; moat clean removes its network", async () => {
-  await requireEngine();
-  await withScratch(async ({ ws, home }) => {
-    // Waits 4 s: taken only in its first 3 s (the last quarter is too close to its end).
-    const env = { ...ON, MOAT_STANDBY_IDLE: "4" };
-    const first = await moat(
-      ["run", "--image", TEST_IMAGE, "--allow", "web.allowed.test", ws, "--", "true"],
-      {
-        home,
-        env,
-      },
-    );
-    assert.equal(first.code, 0, first.stderr);
-    try {
-      const [made] = await standbysReady(home, 1);
-      assert.ok(made);
-      // The relay stops at its time, and the engine removes it.
-      const deadline = made.expiresAt + 30_000;
-      while ((await docker("ps", "-aq", "--filter", `id=${made.relayId}`)).trim() !== "") {
-        assert.ok(Date.now() < deadline, "the relay did not stop by itself");
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      assert.ok(Date.now() >= made.expiresAt - 1000, "it stopped before its time");
-      // Its network is left, now nobody's (orphaned), and never taken: a run makes its own.
-      const nets = JSON.parse((await moat(["system", "networks", "--json"], { home })).out) as {
-        name: string;
-        role: string;
-      }[];
-      assert.deepEqual(nets.filter((n) => n.name === made.network).map((n) => n.role), ["orphaned"]);
-      const clean = await moat(["clean", "-f"], { home });
-      assert.equal(clean.code, 0, clean.stderr);
-      assert.equal(await networkExists(made.network), false, "moat clean left an expired standby's network");
-    } finally {
-      await removeStandbys(home);
+  // Waits 4 s: taken only in its first 3 s (the last quarter is too close to its end).
+  await afterFirstRun({ MOAT_STANDBY_IDLE: "4" }, async ({ home, made }) => {
+    // The relay stops at its time, and the engine removes it.
+    const deadline = made.expiresAt + 30_000;
+    while ((await docker("ps", "-aq", "--filter", `id=${made.relayId}`)).trim() !== "") {
+      assert.ok(Date.now() < deadline, "the relay did not stop by itself");
+      await new Promise((r) => setTimeout(r, 200));
     }
+    assert.ok(Date.now() >= made.expiresAt - 1000, "it stopped before its time");
+    // Its network is left, now nobody's (orphaned), and never taken: a run makes its own.
+    assert.deepEqual(await roleOf(home, "networks", "name", made.network), ["orphaned"]);
+    const clean = await moat(["clean", "-f"], { home });
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.equal(await networkExists(made.network), false, "moat clean left an expired standby's network");
   });
 });
