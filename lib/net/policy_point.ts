@@ -126,8 +126,9 @@ export function allowHint(host: string, port: number): string {
 
 /** The body of a 403 for a denied HTTP request or CONNECT. Pure. */
 export function deniedText(host: string, port: number): string {
+  const entry = allowHint(host, port);
   return `moat: ${host}:${port} is not allowed by this run's network policy.\n` +
-    `To allow it, add to moat.yaml:\n  network:\n    allow:\n      - ${allowHint(host, port)}\n`;
+    `To allow it, run moat with  --allow ${entry}  or add to moat.yaml:\n  network:\n    allow:\n      - ${entry}\n`;
 }
 
 /**

@@ -171,7 +171,7 @@ Deno.test("the policy point answers, passes or refuses each kind of connection, 
     assert.match(denied, /^HTTP\/1\.1 403 Forbidden\r\n/);
     assert.match(
       denied,
-      /moat: evil\.example:443 is not allowed by this run's network policy\.\n.*\n.*\n.*\n {6}- evil\.example\n$/,
+      /moat: evil\.example:443 is not allowed by this run's network policy\.\nTo allow it, run moat with {2}--allow evil\.example {2}or add to moat\.yaml:\n.*\n.*\n {6}- evil\.example\n$/,
     );
     assert.match(
       await talk(proxy, "CONNECT api.allowed.test:8443 HTTP/1.1\r\nHost: api.allowed.test:8443\r\n\r\n"),
