@@ -2,15 +2,23 @@
 import assert from "node:assert/strict";
 import { classifyContainer, classifyNetwork, waitingStandby } from "../../lib/run/orphans.ts";
 import {
+  adoptStandby,
   CLAIM_MARGIN_MS,
   claimStandby,
+  ownStandbyKey,
   parseStandby,
+  prepareStandby,
   type Standby,
   STANDBY_IDLE_MS,
   standbyKey,
   standbySettings,
 } from "../../lib/run/standby.ts";
 import { withHome } from "../temp_home.ts";
+import { FakeEngine } from "../fake_engine.ts";
+import { DockerClient } from "../../lib/docker/client.ts";
+import { unixTransport } from "../../lib/docker/transport.ts";
+import { encodeLocalHeader } from "../../lib/net/proxy_header.ts";
+import { ensureHomeId } from "../../lib/store/home_id.ts";
 import { parseStandbyArgs } from "../../lib/cli/standby.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { record, summary } from "../cli/records_fixture.ts";
@@ -162,4 +170,142 @@ Deno.test("parseStandbyArgs: an image to make one for, a run whose network to re
   for (const args of [[], ["--release", "../x"], ["--release", "ABC"], ["--image", "a", "extra"]]) {
     assert.throws(() => parseStandbyArgs(args), UsageError, JSON.stringify(args));
   }
+});
+
+/** A fake engine that makes networks and relays; a relay "gets ready" when started (it signs on the socket). */
+async function standbyEngine(networks: unknown[] = []) {
+  const engine = await FakeEngine.start();
+  engine.on("GET /networks", { status: 200, json: networks });
+  engine.on("POST /networks/create", { status: 201, json: { Id: "net1" } });
+  engine.on("POST /containers/create", { status: 201, json: { Id: "relay1", Warnings: [] } });
+  engine.on("POST /containers/:id/wait", async (_req, res) => {
+    await res.head(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+    await res.delay(60_000); // a relay that runs on
+  });
+  engine.on("POST /containers/:id/start", async (_req, res) => {
+    const body = engine.requestsTo("POST /containers/create").at(-1)!.json as {
+      HostConfig: { Binds: string[] };
+    };
+    const dir = body.HostConfig.Binds.find((b) => b.endsWith(":/run/moat"))!.split(":")[0]!;
+    const conn = await Deno.connect({ transport: "unix", path: `${dir}/relay.sock` });
+    await conn.write(encodeLocalHeader());
+    conn.close();
+    await res.empty(204);
+  });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  engine.on("DELETE /networks/:id", { status: 204 });
+  return { engine, client: new DockerClient(unixTransport(engine.endpoint), { timeoutMs: 5000 }) };
+}
+
+Deno.test("prepareStandby makes a network and a relay that expires, waits for it, then writes the file once", async () => {
+  await withHome(async (home) => {
+    const { engine, client } = await standbyEngine();
+    await using _ = engine;
+    const before = Date.now();
+    assert.equal(await prepareStandby(client, home, "sha256:img", 90_000), "made");
+    const [s] = [...Deno.readDirSync(`${home}/standby`)].filter((e) => e.name.endsWith(".json"))
+      .map((e) => parseStandby(Deno.readTextFileSync(`${home}/standby/${e.name}`))!);
+    assert.ok(s);
+    assert.deepEqual([s.key, s.network, s.relayId], [
+      ownStandbyKey("sha256:img"),
+      `moat-net-${s.id}`,
+      "relay1",
+    ]);
+    assert.equal(s.expiresAt - s.madeAt, 90_000);
+    assert.ok(s.madeAt >= before);
+    const net = engine.requestsTo("POST /networks/create")[0]!.json as {
+      Name: string;
+      Labels: Record<string, string>;
+    };
+    assert.deepEqual([net.Name, net.Labels["dev.moat.standby"]], [s.network, String(s.expiresAt)]);
+    const relay = engine.requestsTo("POST /containers/create")[0]!;
+    assert.equal(relay.query.get("name"), `moat-net-${s.id}-relay`);
+    const body = relay.json as { Image: string; Cmd: string[]; HostConfig: { AutoRemove: boolean } };
+    assert.equal(body.Image, "sha256:img");
+    assert.deepEqual(body.Cmd.slice(-2), ["--expire-at", String(s.expiresAt)]);
+    assert.equal(body.HostConfig.AutoRemove, true, "the engine removes it when it stops");
+    // One is there, not about to expire: no second one.
+    assert.equal(await prepareStandby(client, home, "sha256:img", 90_000), "there");
+    assert.equal(engine.requestsTo("POST /networks/create").length, 1);
+  });
+});
+
+Deno.test("prepareStandby removes this home's expired standbys that no run took, and nothing else", async () => {
+  await withHome(async (home) => {
+    const homeId = ensureHomeId(home);
+    const net = (id: string, labels: Record<string, string>) => ({
+      Name: `moat-net-${id}`,
+      Id: `id-${id}`,
+      Labels: { "dev.moat.managed": "true", "dev.moat.run-id": id, ...labels },
+      IPAM: { Config: [] },
+    });
+    const past = String(Date.now() - 1000);
+    const { engine, client } = await standbyEngine([
+      net("aaa", { "dev.moat.home": homeId, "dev.moat.standby": past }), // expired, not taken: goes
+      net("bbb", { "dev.moat.home": homeId, "dev.moat.standby": past }), // expired, but taken by a run
+      net("ccc", { "dev.moat.home": "another", "dev.moat.standby": past }), // another home's
+      net("ddd", { "dev.moat.home": homeId, "dev.moat.standby": String(Date.now() + 60_000) }), // waiting
+      net("eee", { "dev.moat.home": homeId }), // a run's own
+    ]);
+    await using _ = engine;
+    for (const id of ["aaa", "bbb"]) await Deno.mkdir(`${home}/standby/${id}`, { recursive: true });
+    await Deno.writeTextFile(`${home}/standby/bbb/claimed.json`, "{}");
+    await prepareStandby(client, home, "sha256:img", 90_000);
+    const deletes = engine.calls().filter((c) => c.startsWith("DELETE"));
+    assert.deepEqual(deletes, ["DELETE /containers/moat-net-aaa-relay", "DELETE /networks/moat-net-aaa"]);
+    await assert.rejects(Deno.stat(`${home}/standby/aaa`));
+    await Deno.stat(`${home}/standby/bbb/claimed.json`);
+  });
+});
+
+Deno.test("adoptStandby serves the run's policy on the relay's socket; stop removes all, or all but the network", async () => {
+  await withHome(async (home) => {
+    const engine = await FakeEngine.start();
+    await using _ = engine;
+    let running = false;
+    engine.on(
+      "GET /containers/:id/json",
+      (_req, res) =>
+        res.json(200, { Id: "relay1", Name: "/r", State: { Running: running }, Config: {}, HostConfig: {} }),
+    );
+    engine.on("DELETE /containers/:id", { status: 204 });
+    engine.on("DELETE /networks/:id", { status: 204 });
+    const client = new DockerClient(unixTransport(engine.endpoint), { timeoutMs: 5000 });
+    const s = standby("abc123", { network: "moat-net-abc123", relayId: "relay1" });
+    const runDir = `${home}/runs/${s.id}`;
+    await Deno.mkdir(runDir, { recursive: true });
+    await Deno.mkdir(`${home}/standby/${s.id}`, { recursive: true });
+    const req = { runDir, allow: ["x.test"] };
+    // Its relay stopped (expired, removed by hand): refused, nothing left listening.
+    await assert.rejects(adoptStandby(client, home, s, req, {}), /has no relay running/);
+    await assert.rejects(Deno.stat(`${home}/standby/${s.id}/relay.sock`));
+
+    running = true;
+    for (const keepNetwork of [true, false]) {
+      const egress = await adoptStandby(client, home, s, req, {});
+      assert.deepEqual(egress.spec, {
+        network: s.network,
+        relayAddress: s.address,
+        resolvConf: `${runDir}/resolv.conf`,
+      });
+      assert.match(
+        await Deno.readTextFile(`${runDir}/resolv.conf`),
+        new RegExp(`^nameserver ${s.address}\n`),
+      );
+      // The run's policy point answers on the relay's socket.
+      const conn = await Deno.connect({ transport: "unix", path: `${home}/standby/${s.id}/relay.sock` });
+      conn.close();
+      const deletesBefore = engine.calls().filter((c) => c.startsWith("DELETE")).length;
+      await egress.stop({ keepNetwork });
+      const deletes = engine.calls().filter((c) => c.startsWith("DELETE")).slice(deletesBefore);
+      assert.deepEqual(
+        deletes,
+        keepNetwork
+          ? ["DELETE /containers/relay1"]
+          : ["DELETE /containers/relay1", `DELETE /networks/${s.network}`],
+      );
+      await assert.rejects(Deno.stat(`${home}/standby/${s.id}`), "its directory goes with it");
+      await Deno.mkdir(`${home}/standby/${s.id}`, { recursive: true });
+    }
+  });
 });
