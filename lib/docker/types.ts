@@ -144,6 +144,7 @@ export interface NetworkInspect {
   Id: string;
   Driver?: string;
   Internal?: boolean;
+  EnableIPv6?: boolean;
   IPAM?: { Config?: IpamConfig[] | null };
   Options?: Record<string, string> | null;
   Labels?: Record<string, string> | null;

@@ -43,6 +43,23 @@ export function isolatedNetworkBody(
   };
 }
 
+/**
+ * Whether the engine's `inspect` of network `name` is one `isolatedNetworkBody` makes: that name, `Internal`,
+ * its bridge without a host address, no IPv6. Pure.
+ */
+export function isIsolatedNetwork(
+  inspect: {
+    Name: string;
+    Internal?: boolean;
+    EnableIPv6?: boolean;
+    Options?: Record<string, string> | null;
+  },
+  name: string,
+): boolean {
+  return inspect.Name === name && inspect.Internal === true && inspect.EnableIPv6 !== true &&
+    inspect.Options?.["com.docker.network.bridge.inhibit_ipv4"] === "true";
+}
+
 /** An IPv4 CIDR as its first address (an unsigned 32-bit number) and prefix length. */
 export interface Cidr {
   base: number;

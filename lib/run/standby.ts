@@ -39,7 +39,7 @@ import {
 } from "./egress.ts";
 import { labelOf, LABELS } from "./labels.ts";
 import { waitingStandby } from "./orphans.ts";
-import { addressIn } from "./network.ts";
+import { addressIn, isIsolatedNetwork } from "./network.ts";
 import { spawnDetachedMoat } from "./recorder.ts";
 import { moatRuntime, RELAY_SOCKET, relayContainerBody } from "./relay_plan.ts";
 
@@ -191,11 +191,23 @@ export async function adoptStandby(
     point = undefined;
     await p?.close().catch(() => {});
   };
-  const relay = await client.maybeContainerInspect(s.relayId).catch(() => undefined);
-  if (!relay?.State?.Running) {
+  // What the file says is checked with the engine before the sandbox joins it: the network is one moat makes
+  // (Internal, no host address), named after the run, and its relay runs on it at the address the run's
+  // resolver names.
+  const [relay, network] = await Promise.all([
+    client.maybeContainerInspect(s.relayId).catch(() => undefined),
+    client.maybeNetworkInspect(s.network).catch(() => undefined),
+  ]);
+  const problem = !relay?.State?.Running ? "has no relay running" : relay.Name !== `/${relayName(s.id)}` ||
+      relay.NetworkSettings?.Networks?.[s.network]?.IPAddress !== s.address
+    ? "has a relay that is not its own"
+    : !network || s.network !== `moat-net-${s.id}` || !isIsolatedNetwork(network, s.network)
+    ? "is not an isolated network of moat's"
+    : undefined;
+  if (problem) {
     await closePoint();
     throw new MoatError(
-      `The network made ahead for this run (${s.network}) has no relay running`,
+      `The network made ahead for this run (${s.network}) ${problem}`,
       "moat makes the run's network itself instead",
     );
   }

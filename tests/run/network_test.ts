@@ -4,6 +4,7 @@ import {
   addressIn,
   formatCidr,
   freeSubnet,
+  isIsolatedNetwork,
   isolatedNetworkBody,
   overlaps,
   parseCidr,
@@ -172,4 +173,18 @@ Deno.test("createRunNetwork passes over a subnet another run took since the list
   taken = 100;
   await assert.rejects(createRunNetwork(client, "moat-net-y", {}, { from: () => 0 }), /Pool overlaps/);
   assert.equal(asked.length, 8);
+});
+
+Deno.test("isIsolatedNetwork: only a network as isolatedNetworkBody makes it, with that name", () => {
+  const made = {
+    Name: "moat-net-a",
+    Internal: true,
+    Options: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+  };
+  assert.equal(isIsolatedNetwork(made, "moat-net-a"), true);
+  assert.equal(isIsolatedNetwork(made, "moat-net-b"), false);
+  assert.equal(isIsolatedNetwork({ ...made, Internal: false }, "moat-net-a"), false);
+  assert.equal(isIsolatedNetwork({ ...made, Options: {} }, "moat-net-a"), false);
+  assert.equal(isIsolatedNetwork({ ...made, Options: null }, "moat-net-a"), false);
+  assert.equal(isIsolatedNetwork({ ...made, EnableIPv6: true }, "moat-net-a"), false);
 });

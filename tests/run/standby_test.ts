@@ -263,11 +263,24 @@ Deno.test("adoptStandby serves the run's policy on the relay's socket; stop remo
     const engine = await FakeEngine.start();
     await using _ = engine;
     let running = false;
-    engine.on(
-      "GET /containers/:id/json",
-      (_req, res) =>
-        res.json(200, { Id: "relay1", Name: "/r", State: { Running: running }, Config: {}, HostConfig: {} }),
-    );
+    let relayName = "/moat-net-abc123-relay";
+    let internal = true;
+    engine.on("GET /containers/:id/json", (_req, res) =>
+      res.json(200, {
+        Id: "relay1",
+        Name: relayName,
+        State: { Running: running },
+        Config: {},
+        HostConfig: {},
+        NetworkSettings: { Networks: { "moat-net-abc123": { IPAddress: "10.237.0.2" } } },
+      }));
+    engine.on("GET /networks/:id", (_req, res) =>
+      res.json(200, {
+        Name: "moat-net-abc123",
+        Id: "n1",
+        Internal: internal,
+        Options: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+      }));
     engine.on("DELETE /containers/:id", { status: 204 });
     engine.on("DELETE /networks/:id", { status: 204 });
     const client = new DockerClient(unixTransport(engine.endpoint), { timeoutMs: 5000 });
@@ -281,6 +294,17 @@ Deno.test("adoptStandby serves the run's policy on the relay's socket; stop remo
     await assert.rejects(Deno.stat(`${home}/standby/${s.id}/relay.sock`));
 
     running = true;
+    // A file that names another container, or a network that is not isolated: refused too.
+    relayName = "/someone-else";
+    await assert.rejects(adoptStandby(client, home, s, req, {}), /has a relay that is not its own/);
+    relayName = "/moat-net-abc123-relay";
+    internal = false;
+    await assert.rejects(adoptStandby(client, home, s, req, {}), /is not an isolated network of moat's/);
+    internal = true;
+    await assert.rejects(
+      adoptStandby(client, home, { ...s, address: "10.237.0.3" }, req, {}),
+      /has a relay that is not its own/,
+    );
     for (const keepNetwork of [true, false]) {
       const egress = await adoptStandby(client, home, s, req, {});
       assert.deepEqual(egress.spec, {
