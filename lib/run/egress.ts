@@ -168,6 +168,9 @@ export function upstreamsFor(env: Record<string, string | undefined>): Upstreams
 /** How the error for a pool with no /28 left begins. */
 export const NO_FREE_SUBNET = "No free subnet is left for the run's network";
 
+/** How the error for a run's network the engine refused begins. */
+export const NETWORK_REFUSED = "The engine could not make the run's own network";
+
 /** How many subnets a run's network is tried on before moat gives up (each taken meanwhile by another). */
 const SUBNET_TRIES = 8;
 
@@ -200,6 +203,16 @@ export async function createRunNetwork(
       return { id: await client.networkCreate(isolatedNetworkBody(name, subnet, labels)), subnet };
     } catch (err) {
       const taken = err instanceof EngineApiError && /overlaps/i.test(err.daemonMessage);
+      if (err instanceof EngineApiError && !taken) {
+        // The engine refused the network itself (a driver without the bridge's options, an engine without
+        // Internal networks): nothing a retry changes.
+        throw new MoatError(
+          `${NETWORK_REFUSED}: ${err.daemonMessage}`,
+          "See what this engine supports:  moat doctor\n" +
+            "Or run on the engine's own network, with no limit on what the run reaches:  moat run --network default …",
+          { cause: err },
+        );
+      }
       if (!taken || attempt >= SUBNET_TRIES) throw err;
       used.push(subnet);
     }

@@ -11,7 +11,8 @@ import {
   SUBNET_POOL,
 } from "../../lib/run/network.ts";
 import { planContainer, proxyEnv } from "../../lib/run/plan.ts";
-import { createRunNetwork } from "../../lib/run/egress.ts";
+import { createRunNetwork, NETWORK_REFUSED } from "../../lib/run/egress.ts";
+import { MoatError } from "../../lib/errors.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { clientFor } from "./lifecycle_fixture.ts";
 import { profileFor } from "../../lib/run/profile.ts";
@@ -187,4 +188,23 @@ Deno.test("isIsolatedNetwork: only a network as isolatedNetworkBody makes it, wi
   assert.equal(isIsolatedNetwork({ ...made, Options: {} }, "moat-net-a"), false);
   assert.equal(isIsolatedNetwork({ ...made, Options: null }, "moat-net-a"), false);
   assert.equal(isIsolatedNetwork({ ...made, EnableIPv6: true }, "moat-net-a"), false);
+});
+
+Deno.test("createRunNetwork: a network the engine refuses is said so once, with what to do", async () => {
+  await using engine = await FakeEngine.start();
+  engine.on("GET /networks", { status: 200, json: [] });
+  engine.on("POST /networks/create", {
+    status: 400,
+    json: { message: "invalid option com.docker.network.bridge.inhibit_ipv4" },
+  });
+  const client = clientFor(engine);
+  await assert.rejects(
+    createRunNetwork(client, "moat-net-x", {}, { from: () => 0 }),
+    (err: unknown) =>
+      err instanceof MoatError &&
+      err.message ===
+        `${NETWORK_REFUSED}: invalid option com.docker.network.bridge.inhibit_ipv4` &&
+      /moat doctor/.test(err.hint ?? "") && /--network default/.test(err.hint ?? ""),
+  );
+  assert.equal(engine.requestsTo("POST /networks/create").length, 1, "not tried again");
 });
