@@ -5,7 +5,7 @@
  * then removes it. The record is removed only once every container is gone, so a failed removal can be
  * retried with the same command.
  */
-import { LABELS, MANAGED_FILTER } from "../run/labels.ts";
+import { labelOf, LABELS, MANAGED_FILTER } from "../run/labels.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs, parseGrace } from "./args.ts";
 import { isLive, ownerOf } from "../run/orphans.ts";
@@ -103,7 +103,9 @@ export async function command(args: string[]): Promise<number> {
   ]);
   const owner = record.owner ?? containers.map((c) => ownerOf(c, undefined)).find((o) => o !== undefined);
   const ownerAlive = owner ? isOwnerAlive(owner) : false;
-  const live = containers.filter((c) => isLive(c.State));
+  // A finished run's helper that is still there (its relay, removed in the background after a run in the
+  // foreground) does not make it running: it goes with the run below.
+  const live = containers.filter((c) => isLive(c.State) && !(isFinal(record.state) && labelOf(c, "probe")));
   const running = live.length > 0 || (!isFinal(record.state) && ownerAlive);
   if (running) {
     if (!opts.force) throw runningError(record);

@@ -6,7 +6,7 @@
  */
 import { clientFromEnv } from "../docker/client.ts";
 import { UsageError } from "../errors.ts";
-import { prepareStandby, standbySettings } from "../run/standby.ts";
+import { discardStandby, prepareStandby, standbySettings } from "../run/standby.ts";
 import { moatHome } from "../store/records.ts";
 import { parseCommandArgs } from "./args.ts";
 import { cliContext } from "./context.ts";
@@ -54,8 +54,8 @@ export async function command(args: string[]): Promise<number> {
   const home = moatHome(env);
   const settings = standbySettings(env);
   await Promise.all([
-    // Emptied by the run (its sandbox and relay are gone): if it cannot go, moat clean removes it.
-    opts.release ? client.networkRemove(`moat-net-${opts.release}`).catch(() => {}) : undefined,
+    // The run's relay, then its network; what cannot go, moat clean removes with the run.
+    opts.release ? discardStandby(client, home, { id: opts.release }) : undefined,
     opts.image && typeof settings !== "string" && settings.enabled
       ? prepareStandby(client, home, opts.image, settings.idleMs).catch(() => {})
       : undefined,

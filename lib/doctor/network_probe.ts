@@ -7,7 +7,7 @@
  */
 import type { EngineClient } from "../docker/client.ts";
 import { InterruptedError, MoatError } from "../errors.ts";
-import { createRunNetwork, NO_FREE_SUBNET } from "../run/egress.ts";
+import { createRunNetwork, NETWORK_REFUSED, NO_FREE_SUBNET } from "../run/egress.ts";
 import type { MoatRuntime } from "../run/relay_plan.ts";
 import type { IsolationFacts, NetworkFacts } from "./checks.ts";
 import { driveProbe } from "./probe.ts";
@@ -61,7 +61,9 @@ export async function runNetworkChecks(
     id = made.id;
   } catch (err) {
     if (err instanceof MoatError && err.message.startsWith(NO_FREE_SUBNET)) return { network };
-    network.createProblem = messageOf(err);
+    // The engine's own answer, as its request made it (a run says the same in its own words).
+    const refused = err instanceof MoatError && err.message.startsWith(NETWORK_REFUSED) && err.cause;
+    network.createProblem = messageOf(refused || err);
     return { network };
   }
   network.id = id;

@@ -62,20 +62,25 @@ export interface EgressRequest {
   rules?: readonly { host: string; rules: readonly string[] }[];
   /** The run's labels; the relay and the network carry them, the relay marked as a helper. */
   labels: Record<string, string>;
+  /**
+   * The relay's removal is left to `stop` (for another process to do, `stop({keepRelay})`): `release` only
+   * stops the policy point. For a run in the foreground whose end another process cleans up.
+   */
+  deferRemoval?: boolean;
 }
 
 /** A run's egress in place: what the sandbox joins, and how to take it all down. */
 export interface Egress {
   spec: EgressSpec;
   /**
-   * Remove the relay and the network, stop the policy point. Never throws. With `keepNetwork` the network
-   * stays, empty, for another process to remove (`moat standby --release`, lib/run/standby.ts); a later
-   * `stop()` removes it still.
+   * Remove the relay and the network, stop the policy point. Never throws. With `keepRelay` and
+   * `keepNetwork` they stay (the relay with nothing to pass connections to) for another process to remove
+   * (`moat standby --release`, lib/run/standby.ts); a later `stop()` removes them still.
    */
-  stop(opts?: { keepNetwork?: boolean }): Promise<void>;
+  stop(opts?: { keepNetwork?: boolean; keepRelay?: boolean }): Promise<void>;
   /**
-   * Stop the policy point and remove the relay, leaving the network to `stop`: once the sandbox has
-   * exited, alongside its removal. Never throws.
+   * Stop the policy point and remove the relay (unless `deferRemoval`), leaving the network to `stop`: once
+   * the sandbox has exited, alongside its removal. Never throws.
    */
   release(): Promise<void>;
   /**
@@ -264,16 +269,27 @@ export async function startEgress(
   };
   // The policy point and the relay: what `release` ends early. From `relayFrom` on in `undo`.
   let relayFrom = 0;
-  let released: Promise<void> | undefined;
-  const release = () => released ??= runSteps(undo.splice(relayFrom));
+  let removeRelay: (() => Promise<void>) | undefined;
   let removeNetwork: (() => Promise<void>) | undefined;
-  const stop = async (opts: { keepNetwork?: boolean } = {}) => {
+  /** Run a removal once (a second call, or one after `disown`, does nothing). */
+  const once = async (which: "relay" | "network") => {
+    const remove = which === "relay" ? removeRelay : removeNetwork;
+    if (which === "relay") removeRelay = undefined;
+    else removeNetwork = undefined;
+    await remove?.().catch(() => {});
+  };
+  let released: Promise<void> | undefined;
+  const release = () =>
+    released ??= (async () => {
+      await runSteps(undo.splice(relayFrom));
+      if (!req.deferRemoval) await once("relay");
+    })();
+  const stop = async (opts: { keepNetwork?: boolean; keepRelay?: boolean } = {}) => {
     await release();
     await runSteps(undo.splice(0));
-    if (opts.keepNetwork) return;
-    const remove = removeNetwork;
-    removeNetwork = undefined;
-    await remove?.().catch(() => {});
+    if (opts.keepRelay) return;
+    await once("relay");
+    if (!opts.keepNetwork) await once("network");
   };
   try {
     const network = `moat-net-${req.runId}`;
@@ -318,7 +334,7 @@ export async function startEgress(
       labels: { ...req.labels, [LABELS.probe]: "relay" },
     });
     const relay = await client.containerCreate(body, relayName(req.runId));
-    undo.push(() => client.containerRemove(relay.Id));
+    removeRelay = () => client.containerRemove(relay.Id);
     // Registered before the start (as a run's own wait is): a relay that exits at once is seen to.
     const exit = await client.containerWait(relay.Id, "next-exit");
     undo.push(() => Promise.resolve(exit.close()));
@@ -350,6 +366,7 @@ export async function startEgress(
       handOver: closePoint,
       disown() {
         undo.length = 0;
+        removeRelay = undefined;
         removeNetwork = undefined;
       },
     };

@@ -155,9 +155,25 @@ export function claimStandby(home: string, key: string, now = Date.now()): Stand
   return ready.find((s) => claim(home, s));
 }
 
+/**
+ * Remove a standby's relay, and wait until it is gone: the engine removes one that stops by itself
+ * (AutoRemove), and a removal asked for meanwhile fails with "removal in progress" while the relay is still
+ * on the network. Never throws.
+ */
+async function removeRelay(client: EngineClient, relay: string): Promise<void> {
+  try {
+    await client.containerRemove(relay);
+  } catch {
+    try {
+      const gone = await client.containerWait(relay, "removed");
+      await gone.result.finally(() => gone.close());
+    } catch { /* gone already */ }
+  }
+}
+
 /** Remove a standby taken with `claimStandby` (or expired): its relay, its network, its directory. */
 export async function discardStandby(client: EngineClient, home: string, s: { id: string }): Promise<void> {
-  await client.containerRemove(relayName(s.id)).catch(() => {});
+  await removeRelay(client, relayName(s.id));
   await client.networkRemove(`moat-net-${s.id}`).catch(() => {});
   await Deno.remove(`${standbyDir(home)}/${s.id}`, { recursive: true }).catch(() => {});
   await Deno.remove(`${standbyDir(home)}/${s.id}.json`).catch(() => {});
@@ -172,7 +188,7 @@ export async function adoptStandby(
   client: EngineClient,
   home: string,
   s: Standby,
-  req: Pick<EgressRequest, "runDir" | "allow" | "tcp" | "rules">,
+  req: Pick<EgressRequest, "runDir" | "allow" | "tcp" | "rules" | "deferRemoval">,
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
   const dir = `${standbyDir(home)}/${s.id}`;
@@ -212,13 +228,19 @@ export async function adoptStandby(
     );
   }
   let owned = true;
+  let relayLeft = true;
+  let networkLeft = true;
+  const relayGoes = async () => {
+    if (!owned || !relayLeft) return;
+    relayLeft = false;
+    await removeRelay(client, s.relayId);
+  };
   let released: Promise<void> | undefined;
   const release = () =>
     released ??= (async () => {
       await closePoint();
-      if (owned) await client.containerRemove(s.relayId).catch(() => {});
+      if (!req.deferRemoval) await relayGoes();
     })();
-  let networkLeft = true;
   return {
     spec: { network: s.network, relayAddress: s.address, resolvConf },
     release,
@@ -226,6 +248,8 @@ export async function adoptStandby(
       await release();
       if (!owned) return;
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (opts.keepRelay) return;
+      await relayGoes();
       if (opts.keepNetwork || !networkLeft) return;
       networkLeft = false;
       await client.networkRemove(s.network).catch(() => {});

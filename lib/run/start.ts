@@ -272,6 +272,9 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
   // The allowlist network: the run's own network, moat's policy point and the relay, in place before the
   // sandbox is created. The relay is a container: made only once the sandbox check has passed.
   let egress: Egress | undefined;
+  // A run in the foreground leaves the removal of its relay and network to the process that makes the next
+  // one ahead (`edge.standby`), when it can start one: see the end below.
+  const deferRemoval = !req.detach && edge.standby !== undefined;
   if (req.profile.network === "allowlist") {
     try {
       await check.done;
@@ -292,6 +295,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
           runDir: store.dir,
           allow: req.profile.allow ?? [],
           rules: req.profile.rules ?? [],
+          deferRemoval,
         }, edge.env).catch(() => discardStandby(client, home, taken).then(() => undefined));
       }
       egress ??= await startEgress(client, {
@@ -302,6 +306,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
         tcp: req.profile.tcp ?? [],
         rules: req.profile.rules ?? [],
         labels: runLabels(spec),
+        deferRemoval,
       }, edge.env);
       plan = planContainer({ ...spec, egress: egress.spec });
       checkInterrupt();
@@ -320,12 +325,12 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check, egress);
     return { exitCode: await runInForeground(req, edge, display, plan, store, check, egress) };
   } finally {
-    // The network of a run in the foreground (emptied: the sandbox and the relay are gone) is removed in the
-    // background, with the next allowlist run's made ahead: that process owns what is left of the run now
-    // (its record says so), or this one removes the network itself. A detached run's recorder removes its
-    // own, with no one waiting.
-    const background = egress !== undefined && !req.detach && edge.standby !== undefined;
-    if (background) await egress?.stop({ keepNetwork: true });
+    // The relay of a run in the foreground (left with nothing to pass connections to: the policy point has
+    // stopped) and its network (emptied) are removed in the background, by the process that makes the next
+    // allowlist run's network ahead: that process owns what is left of the run now (its record says so), or
+    // this one removes them itself. A detached run's recorder removes its own, with no one waiting.
+    const background = egress !== undefined && deferRemoval;
+    if (background) await egress?.stop({ keepRelay: true, keepNetwork: true });
     const owner = standbyFits || background
       ? edge.standby?.spawn({
         ...(standbyFits ? { image: imageId } : {}),

@@ -65,6 +65,27 @@ Deno.test("destroy removes a finished run's kept container, its leftover probe a
   }
 });
 
+Deno.test("destroy of a finished run whose relay is still being removed: not running, the relay goes with it", async () => {
+  await using engine = await FakeEngine.start();
+  const RELAY = "7".repeat(64);
+  engine.on("GET /containers/json", {
+    status: 200,
+    json: [summary(RELAY, ID, { State: "running" }, { "dev.moat.probe": "relay" })],
+  });
+  engine.on("DELETE /containers/:id", { status: 204 });
+  const s = await scratch();
+  try {
+    // Its record names the background process that removes the relay and the network (alive: this one).
+    const dir = await writeRecord(s.home, record({ id: ID, containerId: CID, owner: liveOwner() }), 100);
+    const r = await destroy([ID], s.home, `unix://${engine.path}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(engine.requestsTo("DELETE /containers/:id").map((q) => q.params.id), [RELAY]);
+    assert.equal(await exists(dir), false);
+  } finally {
+    await s.cleanup();
+  }
+});
+
 Deno.test("destroy names another run's orphaned container in one stderr notice, never on stdout", async () => {
   const OTHER = "bbbbbbbbbbbb";
   await using engine = await FakeEngine.start();

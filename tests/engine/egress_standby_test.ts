@@ -154,17 +154,21 @@ Deno.test("a network made ahead: made after an --allow run, taken by the next of
     assert.ok(ids.includes(made.id), `no run took standby ${made.id}: runs ${ids.join(", ")}`);
     const decisions = await Deno.readTextFile(`${home}/runs/${made.id}/network.jsonl`);
     assert.match(decisions, /"decision":"allow"/);
-    // Gone with its run: relay and files at once, the emptied network in the background (the process
-    // that makes the next one ahead), which the run's record names as its owner meanwhile.
-    assert.equal(await isRunning(made.relayId), false);
-    assert.equal(await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${made.id}`), "");
+    // Gone with its run, in the background (the process that makes the next one ahead), which the run's
+    // record names as its owner meanwhile: the relay, then the network; the files at once.
     await assert.rejects(Deno.stat(`${home}/standby/${made.id}`));
     const owner = JSON.parse(await Deno.readTextFile(`${home}/runs/${made.id}/run.json`)).owner;
     const cmdline = await Deno.readTextFile(`/proc/${owner.pid}/cmdline`).catch(() => "(exited)");
     assert.ok(cmdline === "(exited)" || cmdline.includes("standby"), `the run's owner now: ${cmdline}`);
+    // Meanwhile the run is not running, and nothing of it is left behind.
+    const listed2 = await moat(["list"], { home });
+    assert.doesNotMatch(listed2.stderr, /left behind|orphan/i, listed2.stderr);
     const deadline = Date.now() + 30_000;
-    while (await networkExists(made.network)) {
-      assert.ok(Date.now() < deadline, "the run's network was not removed in the background");
+    while (
+      await networkExists(made.network) ||
+      await docker("ps", "-aq", "--filter", `label=dev.moat.run-id=${made.id}`) !== ""
+    ) {
+      assert.ok(Date.now() < deadline, "the run's relay and network were not removed in the background");
       await new Promise((r) => setTimeout(r, 100));
     }
     // And the next one is made for the run after.
