@@ -463,7 +463,7 @@ const measures: Measure[] = [
       try {
         const s = await interleave("network: run true", cmds, rounds(11));
         timeRow(
-          "`moat run --allow HOST -- true` vs `moat run -- true` (gVisor; the run's network made ahead)",
+          "`moat run --allow HOST -- true` vs `moat run --network default -- true` (gVisor; network made ahead)",
           s.allow!,
           s.open!,
           1.3,
