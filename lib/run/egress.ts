@@ -43,6 +43,38 @@ export function parseNetworkLog(text: string): Decision[] {
   return out;
 }
 
+/** How many refused hosts the notice at a run's end names before it counts the rest. */
+const NOTICE_HOSTS = 5;
+
+/**
+ * The line moat prints when a run ends whose policy refused hosts (`decisions`: its network log): which,
+ * and how to allow one. Names asked by address (reverse lookups) are left out. `undefined` when none was
+ * refused. Pure.
+ */
+export function deniedNotice(runId: string, decisions: readonly Decision[]): string | undefined {
+  const hosts = [
+    ...new Set(
+      decisions.filter((d) => d.decision === "deny" && d.host).map((d) =>
+        d.host!.toLowerCase().replace(/\.$/, "")
+      )
+        .filter((h) => h !== "" && !/\.(in-addr|ip6)\.arpa$/.test(h)),
+    ),
+  ];
+  if (hosts.length === 0) return undefined;
+  const more = hosts.length > NOTICE_HOSTS ? ` and ${hosts.length - NOTICE_HOSTS} more` : "";
+  return `moat: run ${runId}'s network policy refused ${hosts.slice(0, NOTICE_HOSTS).join(", ")}${more}: ` +
+    `allow a host with  --allow HOST  (every decision:  moat logs --network ${runId})`;
+}
+
+/** `deniedNotice` for the run whose directory is `runDir`, from its network log (none: no notice). */
+export function readDeniedNotice(runId: string, runDir: string): string | undefined {
+  let log = "";
+  try {
+    log = Deno.readTextFileSync(`${runDir}/${NETWORK_LOG}`);
+  } catch { /* nothing was decided */ }
+  return deniedNotice(runId, parseNetworkLog(log));
+}
+
 /** How long the relay may take to say it is ready. */
 export const RELAY_READY_MS = 30_000;
 

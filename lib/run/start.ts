@@ -20,7 +20,7 @@ import {
   RunStore,
 } from "../store/records.ts";
 import { VERSION } from "../version.ts";
-import { type Egress, startEgress } from "./egress.ts";
+import { type Egress, readDeniedNotice, startEgress } from "./egress.ts";
 import { adoptStandby, discardStandby, type Standby } from "./standby.ts";
 import { ensureImage } from "./image.ts";
 import { imagePathKinds } from "./image_paths.ts";
@@ -323,7 +323,12 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     if (notice) display.say(notice);
 
     if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check, egress);
-    return { exitCode: await runInForeground(req, edge, display, plan, store, check, egress) };
+    const exitCode = await runInForeground(req, edge, display, plan, store, check, egress);
+    // What the policy refused, said once the command is over: a name that did not resolve for the command
+    // says nothing of why.
+    const refused = egress ? readDeniedNotice(req.runId, store.dir) : undefined;
+    if (refused) display.say(refused);
+    return { exitCode };
   } finally {
     // The relay of a run in the foreground (left with nothing to pass connections to: the policy point has
     // stopped) and its network (emptied) are removed in the background, by the process that makes the next

@@ -52,6 +52,16 @@ Deno.test("a run with network: allow in moat.yaml reaches the allowed host only,
       );
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /^moat: warning: MOAT_TEST_UPSTREAMS is set: /m, "the override is never silent");
+      // What was refused, said at the end (the names that did not resolve say nothing of why).
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^moat: run [0-9a-f]{12}'s network policy refused evil\\.example, ${
+            tunnelled.replaceAll(".", "\\.")
+          }: allow a host with  --allow HOST  \\(every decision:  moat logs --network [0-9a-f]{12}\\)$`,
+          "m",
+        ),
+      );
       assert.deepEqual(r.out.trim().split("\n"), [
         "web.allowed.test",
         "no evil.example",

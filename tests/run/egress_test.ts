@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { DockerClient } from "../../lib/docker/client.ts";
 import { unixTransport } from "../../lib/docker/transport.ts";
 import { MoatError } from "../../lib/errors.ts";
-import { policyPatterns, startEgress } from "../../lib/run/egress.ts";
+import { deniedNotice, policyPatterns, startEgress } from "../../lib/run/egress.ts";
 import { addressIn } from "../../lib/run/network.ts";
 import { FakeEngine } from "../fake_engine.ts";
 import { withHome } from "../temp_home.ts";
@@ -92,5 +92,36 @@ Deno.test("the policy's allow list: each entry's pattern, with the rules of its 
   assert.throws(
     () => policyPatterns(["a.io"], [{ host: "a.io", rules: ["allow get /"] }]),
     /was not checked/,
+  );
+});
+
+Deno.test("deniedNotice: the hosts a run's policy refused, once each, and how to allow one", () => {
+  const d = (host: string | null, decision: "allow" | "deny", via: "dns" | "proxy" | "tls" = "dns") => ({
+    time: "t",
+    via,
+    source: "10.237.0.3:40000",
+    host,
+    port: 443,
+    decision,
+  });
+  assert.equal(deniedNotice("abc", []), undefined);
+  assert.equal(deniedNotice("abc", [d("ok.test", "allow")]), undefined, "nothing refused");
+  assert.equal(
+    deniedNotice("abc", [d(null, "deny", "tls"), d("3.0.237.10.in-addr.arpa", "deny")]),
+    undefined,
+  );
+  assert.equal(
+    deniedNotice("abc", [
+      d("Registry.NPMjs.org.", "deny"),
+      d("registry.npmjs.org", "deny", "proxy"),
+      d("ok.test", "allow"),
+    ]),
+    "moat: run abc's network policy refused registry.npmjs.org: allow a host with  --allow HOST  " +
+      "(every decision:  moat logs --network abc)",
+  );
+  const many = ["a", "b", "c", "d", "e", "f", "g"].map((h) => d(`${h}.test`, "deny"));
+  assert.match(
+    deniedNotice("abc", many)!,
+    /refused a\.test, b\.test, c\.test, d\.test, e\.test and 2 more: /,
   );
 });
