@@ -28,7 +28,8 @@ DEBIAN_MIRROR=${MOAT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 IMAGE_LABEL=dev.moat.built-by=setup
 NETSTACK_ERR='cannot run with network enabled in root network namespace'
 # debian-archive-keyring: the trixie runsc download and debootstrap verify against it (absent on Ubuntu).
-APT_PACKAGES=(docker.io busybox-static debootstrap debian-archive-keyring)
+# openssl: tests/net/x509_test.ts reads and verifies the certificates of a run's CA with it.
+APT_PACKAGES=(docker.io busybox-static debootstrap debian-archive-keyring openssl)
 
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null 2>&1 ||
