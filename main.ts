@@ -23,6 +23,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   clean: () => import("./lib/cli/clean.ts"),
   system: () => import("./lib/cli/system.ts"),
   doctor: () => import("./lib/cli/doctor.ts"),
+  grant: () => import("./lib/cli/grant.ts"),
+  revoke: () => import("./lib/cli/revoke.ts"),
   // Internal: moat's relay inside a run's relay container (lib/net/relay.ts); not in the help.
   relay: () => import("./lib/cli/relay.ts"),
   // Internal: moat doctor's host-isolation probe inside its container (lib/doctor/reach.ts); not in the help.

@@ -1,0 +1,70 @@
+/** Grant kinds and a user's own (lib/run/grant_kinds.ts): header templates, hosts, names, secrets, values. */
+import assert from "node:assert/strict";
+import {
+  GRANT_KINDS,
+  grantHostProblem,
+  grantNameProblem,
+  headerValue,
+  parseHeaderTemplate,
+  secretProblem,
+} from "../../lib/run/grant_kinds.ts";
+
+Deno.test("parseHeaderTemplate: a header name and a value with one {} for the secret", () => {
+  const table: [string, ReturnType<typeof parseHeaderTemplate>][] = [
+    ["Authorization: Bearer {}", { header: "Authorization", template: "Bearer {}" }],
+    ["x-api-key:{}", { header: "x-api-key", template: "{}" }],
+    ["  X-Token :  token={}; v=1 ", { header: "X-Token", template: "token={}; v=1" }],
+    [
+      "Authorization Bearer {}",
+      '"Authorization Bearer {}" is not a header: write it as  Name: value with {}',
+    ],
+    [": {}", '": {}" is not a header: write it as  Name: value with {}'],
+    ["Bad Name: {}", '"Bad Name" is not a header name'],
+    ["Authorization: Bearer", 'the header "Authorization: Bearer" has no {} for the secret'],
+    ["A: {} {}", 'the header "A: {} {}" has more than one {}'],
+  ];
+  for (const [text, want] of table) assert.deepEqual(parseHeaderTemplate(text), want, text);
+});
+
+Deno.test("headerValue: the secret in its place; Basic for git's user and the secret", () => {
+  assert.equal(headerValue("Bearer {}", "s3cret"), "Bearer s3cret");
+  assert.equal(headerValue("{}", "k"), "k");
+  assert.equal(headerValue("Basic {basic:x-access-token}", "ghp_x"), `Basic ${btoa("x-access-token:ghp_x")}`);
+  assert.equal(
+    headerValue("Basic {basic:u}", "pässwörd"),
+    "Basic dTpww6Rzc3fDtnJk",
+    "UTF-8, as HTTP sends it",
+  );
+});
+
+Deno.test("the built-in kinds: their hosts, headers and placeholder variables", () => {
+  const flat = Object.fromEntries(
+    Object.entries(GRANT_KINDS).map((
+      [k, v],
+    ) => [k, v.targets.map((t) => `${t.host} ${t.header}: ${t.template}`)]),
+  );
+  assert.deepEqual(flat, {
+    anthropic: ["api.anthropic.com x-api-key: {}"],
+    openai: ["api.openai.com Authorization: Bearer {}"],
+    github: [
+      "api.github.com Authorization: Bearer {}",
+      "github.com Authorization: Basic {basic:x-access-token}",
+    ],
+    npm: ["registry.npmjs.org Authorization: Bearer {}"],
+  });
+  assert.deepEqual(GRANT_KINDS.github!.env, ["GITHUB_TOKEN", "GH_TOKEN"]);
+});
+
+Deno.test("names, hosts and secrets a grant may have", () => {
+  for (const ok of ["anthropic", "my-api", "a.b_c", "X1"]) assert.equal(grantNameProblem(ok), undefined, ok);
+  for (const bad of ["", "-x", "a b", "../x", "a".repeat(65), "list"]) assert.ok(grantNameProblem(bad), bad);
+  for (const ok of ["api.example.com", "API.Example.com.", "localhost"]) {
+    assert.equal(grantHostProblem(ok), undefined, ok);
+  }
+  for (const bad of ["*.example.com", "api.example.com:443", "", "10.0.0.5", "a b"]) {
+    assert.ok(grantHostProblem(bad), bad);
+  }
+  assert.equal(secretProblem("sk-ant-123"), undefined);
+  assert.equal(secretProblem(""), "the credential is empty");
+  for (const bad of ["a\nb", "a\rb", "a\x00b", "a\x7f"]) assert.ok(secretProblem(bad), JSON.stringify(bad));
+});
