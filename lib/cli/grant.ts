@@ -11,6 +11,7 @@ import {
   parseHeaderTemplate,
   secretProblem,
 } from "../run/grant_kinds.ts";
+import { normalizeHost } from "../net/host_policy.ts";
 import { type Grant, type GrantTarget, listGrants, saveGrant } from "../store/grants.ts";
 import { parseCommandArgs } from "./args.ts";
 import { cliContext, formatAge, formatTable } from "./context.ts";
@@ -126,7 +127,7 @@ export function grantOf(opts: ParsedGrantArgs, secret: string, now: Date): Grant
   if (kind) targets = kind.targets.map((t) => ({ ...t }));
   else {
     const t = parseHeaderTemplate(opts.header!) as { header: string; template: string };
-    targets = opts.hosts.map((h) => ({ host: h.toLowerCase().replace(/\.$/, ""), ...t }));
+    targets = opts.hosts.map((h) => ({ host: normalizeHost(h), ...t }));
   }
   return {
     schema: 1,
@@ -138,6 +139,9 @@ export function grantOf(opts: ParsedGrantArgs, secret: string, now: Date): Grant
     secret,
   };
 }
+
+/** The hosts a grant is for, each once (github's two targets are two hosts; a target per host). Pure. */
+const hostsOf = (g: Pick<Grant, "targets">) => [...new Set(g.targets.map((t) => t.host))];
 
 /** Read the credential: from `--from-env`, else stdin (asked without echo on a terminal). */
 async function readSecret(opts: ParsedGrantArgs, env: Record<string, string | undefined>): Promise<string> {
@@ -216,7 +220,7 @@ export async function command(args: string[]): Promise<number> {
         grants.map((g) => [
           g.name,
           g.kind,
-          [...new Set(g.targets.map((t) => t.host))].join(","),
+          hostsOf(g).join(","),
           `${formatAge(g.createdAt, now)} ago`,
         ]),
       ),
@@ -236,7 +240,7 @@ export async function command(args: string[]): Promise<number> {
     );
   }
   ctx.note(
-    `moat: grant ${opts.name} stored for ${[...new Set(grant.targets.map((t) => t.host))].join(", ")}`,
+    `moat: grant ${opts.name} stored for ${hostsOf(grant).join(", ")}`,
   );
   return 0;
 }

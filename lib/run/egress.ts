@@ -11,7 +11,7 @@
 import type { EngineClient } from "../docker/client.ts";
 import type { NetworkInspect } from "../docker/types.ts";
 import { EngineApiError, MoatError } from "../errors.ts";
-import { type HostPattern, parseHostPattern } from "../net/host_policy.ts";
+import { type HostPattern, normalizeHost, parseHostPattern } from "../net/host_policy.ts";
 import { type Decision, PolicyPoint, PORTS, type Upstreams } from "../net/policy_point.ts";
 import { parseHttpRule } from "../net/http_rules.ts";
 import { parseTcpMapping, type TcpMapping } from "../net/tcp_map.ts";
@@ -54,9 +54,7 @@ const NOTICE_HOSTS = 5;
 export function deniedNotice(runId: string, decisions: readonly Decision[]): string | undefined {
   const hosts = [
     ...new Set(
-      decisions.filter((d) => d.decision === "deny" && d.host).map((d) =>
-        d.host!.toLowerCase().replace(/\.$/, "")
-      )
+      decisions.filter((d) => d.decision === "deny" && d.host).map((d) => normalizeHost(d.host!))
         .filter((h) => h !== "" && !/\.(in-addr|ip6)\.arpa$/.test(h)),
     ),
   ];
@@ -337,8 +335,7 @@ export async function startEgress(
     } else {
       Deno.mkdirSync(dir, { mode: 0o700 });
     }
-    const resolvConf = `${req.runDir}/resolv.conf`;
-    Deno.writeTextFileSync(resolvConf, `nameserver ${relayAddress}\noptions ndots:0 timeout:2 attempts:2\n`);
+    const resolvConf = writeResolvConf(req.runDir, relayAddress);
     const service = servePolicy({
       socketPath: `${dir}/${RELAY_SOCKET}`,
       runDir: req.runDir,
@@ -366,31 +363,8 @@ export async function startEgress(
       labels: { ...req.labels, [LABELS.probe]: "relay" },
     });
     const relay = await client.containerCreate(body, relayName(req.runId));
-    removeRelay = () => client.containerRemove(relay.Id);
-    // Registered before the start (as a run's own wait is): a relay that exits at once is seen to.
-    const exit = await client.containerWait(relay.Id, "next-exit");
-    undo.push(() => Promise.resolve(exit.close()));
-    await client.containerStart(relay.Id);
-    let cancel = () => {};
-    const late = new Promise<never>((_, reject) => {
-      cancel = after(RELAY_READY_MS, () =>
-        reject(
-          new MoatError(
-            `The run's network relay did not get ready within ${RELAY_READY_MS / 1000} s`,
-            `See its output:  docker logs ${relay.Id.slice(0, 12)}`,
-          ),
-        ));
-    });
-    const exited = exit.result.then((r) => {
-      throw new MoatError(
-        `The run's network relay exited (code ${r.StatusCode}) before it was ready`,
-        `See its output:  docker logs ${
-          relay.Id.slice(0, 12)
-        }\nThis is a bug in moat; please report it with that output`,
-      );
-    });
-    exited.catch(() => {});
-    await Promise.race([service.ready, late, exited]).finally(cancel);
+    removeRelay = () => removeRelayContainer(client, relay.Id);
+    await startRelay(client, relay.Id, service.ready);
     return {
       spec: { network, relayAddress, resolvConf },
       stop,
@@ -406,6 +380,63 @@ export async function startEgress(
     await stop();
     throw err;
   }
+}
+
+/**
+ * Start the relay container `relayId` and wait until it says it is ready (`ready`, from the policy point on
+ * its socket). Throws, with what to do, when it exits first or is not ready within `RELAY_READY_MS`. The wait
+ * for its exit is registered before the start (as a run's own is), so a relay that exits at once is seen to.
+ */
+export async function startRelay(client: EngineClient, relayId: string, ready: Promise<void>): Promise<void> {
+  const exit = await client.containerWait(relayId, "next-exit");
+  try {
+    await client.containerStart(relayId);
+    let cancel = () => {};
+    const late = new Promise<never>((_, reject) => {
+      cancel = after(RELAY_READY_MS, () =>
+        reject(
+          new MoatError(
+            `The run's network relay did not get ready within ${RELAY_READY_MS / 1000} s`,
+            `See its output:  docker logs ${relayId.slice(0, 12)}`,
+          ),
+        ));
+    });
+    const exited = exit.result.then((r) => {
+      throw new MoatError(
+        `The run's network relay exited (code ${r.StatusCode}) before it was ready`,
+        `See its output:  docker logs ${
+          relayId.slice(0, 12)
+        }\nThis is a bug in moat; please report it with that output`,
+      );
+    });
+    exited.catch(() => {});
+    await Promise.race([ready, late, exited]).finally(cancel);
+  } finally {
+    exit.close();
+  }
+}
+
+/**
+ * Remove a relay container (by id or name), and wait until it is gone: one made ahead is removed by the engine
+ * when it stops by itself (AutoRemove), and a removal asked for meanwhile fails with "removal in progress"
+ * while the relay is still on the network its network's removal waits for. Never throws.
+ */
+export async function removeRelayContainer(client: EngineClient, relay: string): Promise<void> {
+  try {
+    await client.containerRemove(relay);
+  } catch {
+    try {
+      const gone = await client.containerWait(relay, "removed");
+      await gone.result.finally(() => gone.close());
+    } catch { /* gone already */ }
+  }
+}
+
+/** Write the run's `resolv.conf`, naming the relay as its only nameserver; its path. */
+export function writeResolvConf(runDir: string, relayAddress: string): string {
+  const path = `${runDir}/resolv.conf`;
+  Deno.writeTextFileSync(path, `nameserver ${relayAddress}\noptions ndots:0 timeout:2 attempts:2\n`);
+  return path;
 }
 
 /** The name of a run's relay container (`startEgress`). */
@@ -442,7 +473,7 @@ export async function takeOverEgress(
     /** Idempotent. */
     async stop() {
       await point.close().catch(() => {});
-      await client.containerRemove(relay.Id).catch(() => {});
+      await removeRelayContainer(client, relay.Id);
       await client.networkRemove(`moat-net-${req.runId}`).catch(() => {});
       if (!dir.startsWith(`${req.runDir}/`)) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },

@@ -4,7 +4,7 @@
  * sandbox gets only a placeholder in the variables its clients read. This module is the pure part: the
  * built-in kinds, a user's own (`--host`, `--header`), and the header a secret makes. Pure.
  */
-import { isHostName } from "../net/host_policy.ts";
+import { isHostName, normalizeHost } from "../net/host_policy.ts";
 import type { GrantTarget } from "../store/grants.ts";
 
 /** What a grant's kind says. */
@@ -63,8 +63,9 @@ export function parseHeaderTemplate(text: string): { header: string; template: s
 
 /** A host a grant may name: one DNS name, no wildcard, no port (the credential goes to that name only). Pure. */
 export function grantHostProblem(host: string): string | undefined {
-  const h = host.toLowerCase().replace(/\.$/, "");
-  return isHostName(h) ? undefined : `"${host}" is not a host name (one name, no wildcard, no port)`;
+  return isHostName(normalizeHost(host))
+    ? undefined
+    : `"${host}" is not a host name (one name, no wildcard, no port)`;
 }
 
 /** The header value for `secret` from a target's template. Pure. */

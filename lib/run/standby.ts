@@ -27,7 +27,6 @@ import { ensureHomeId } from "../store/home_id.ts";
 import { currentOwner, processOwner } from "../store/owner.ts";
 import type { Owner } from "../store/records.ts";
 import { newRunId } from "../store/records.ts";
-import { after } from "../timer.ts";
 import { VERSION } from "../version.ts";
 import {
   createRunNetwork,
@@ -35,7 +34,10 @@ import {
   type EgressRequest,
   RELAY_READY_MS,
   relayName,
+  removeRelayContainer,
   servePolicy,
+  startRelay,
+  writeResolvConf,
 } from "./egress.ts";
 import { labelOf, LABELS } from "./labels.ts";
 import { waitingStandby } from "./orphans.ts";
@@ -155,25 +157,9 @@ export function claimStandby(home: string, key: string, now = Date.now()): Stand
   return ready.find((s) => claim(home, s));
 }
 
-/**
- * Remove a standby's relay, and wait until it is gone: the engine removes one that stops by itself
- * (AutoRemove), and a removal asked for meanwhile fails with "removal in progress" while the relay is still
- * on the network. Never throws.
- */
-async function removeRelay(client: EngineClient, relay: string): Promise<void> {
-  try {
-    await client.containerRemove(relay);
-  } catch {
-    try {
-      const gone = await client.containerWait(relay, "removed");
-      await gone.result.finally(() => gone.close());
-    } catch { /* gone already */ }
-  }
-}
-
 /** Remove a standby taken with `claimStandby` (or expired): its relay, its network, its directory. */
 export async function discardStandby(client: EngineClient, home: string, s: { id: string }): Promise<void> {
-  await removeRelay(client, relayName(s.id));
+  await removeRelayContainer(client, relayName(s.id));
   await client.networkRemove(`moat-net-${s.id}`).catch(() => {});
   await Deno.remove(`${standbyDir(home)}/${s.id}`, { recursive: true }).catch(() => {});
   await Deno.remove(`${standbyDir(home)}/${s.id}.json`).catch(() => {});
@@ -192,8 +178,7 @@ export async function adoptStandby(
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
   const dir = `${standbyDir(home)}/${s.id}`;
-  const resolvConf = `${req.runDir}/resolv.conf`;
-  Deno.writeTextFileSync(resolvConf, `nameserver ${s.address}\noptions ndots:0 timeout:2 attempts:2\n`);
+  const resolvConf = writeResolvConf(req.runDir, s.address);
   let point: { close(): Promise<void> } | undefined = servePolicy({
     socketPath: `${dir}/${RELAY_SOCKET}`,
     runDir: req.runDir,
@@ -233,7 +218,7 @@ export async function adoptStandby(
   const relayGoes = async () => {
     if (!owned || !relayLeft) return;
     relayLeft = false;
-    await removeRelay(client, s.relayId);
+    await removeRelayContainer(client, s.relayId);
   };
   let released: Promise<void> | undefined;
   const release = () =>
@@ -327,21 +312,7 @@ export async function prepareStandby(
       relayName(id),
     );
     relayId = relay.Id;
-    const exit = await client.containerWait(relay.Id, "next-exit");
-    try {
-      await client.containerStart(relay.Id);
-      let cancel = () => {};
-      const late = new Promise<never>((_, reject) => {
-        cancel = after(RELAY_READY_MS, () => reject(new Error("the relay did not get ready")));
-      });
-      const exited = exit.result.then((r) => {
-        throw new Error(`the relay exited (code ${r.StatusCode}) before it was ready`);
-      });
-      exited.catch(() => {});
-      await Promise.race([ready.promise, late, exited]).finally(cancel);
-    } finally {
-      exit.close();
-    }
+    await startRelay(client, relay.Id, ready.promise);
   } catch (err) {
     listener.close();
     await served;
