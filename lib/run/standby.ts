@@ -263,7 +263,9 @@ export async function prepareStandby(
   if (`${dir}/${id}/${RELAY_SOCKET}`.length > MAX_SOCKET_PATH) return "unsuitable";
   using lock = Deno.openSync(`${dir}/.lock`, { create: true, write: true, mode: 0o600 });
   lock.lockSync(true);
-  const networks = await client.networkList([`${LABELS.managed}=true`]);
+  // Every network of the engine: the subnet of the new one must be free of all of them, not only of moat's
+  // (as createRunNetwork's own listing is); the expired standbys are found among them by their labels.
+  const networks = await client.networkList([]);
   await removeExpired(client, home, networks);
   const key = ownStandbyKey(image);
   const now = Date.now();

@@ -175,7 +175,16 @@ Deno.test("parseStandbyArgs: an image to make one for, a run whose network to re
 /** A fake engine that makes networks and relays; a relay "gets ready" when started (it signs on the socket). */
 async function standbyEngine(networks: unknown[] = []) {
   const engine = await FakeEngine.start();
-  engine.on("GET /networks", { status: 200, json: networks });
+  // As the engine does: a label filter lists only the networks carrying it.
+  engine.on("GET /networks", (req, res) => {
+    const labels: string[] = JSON.parse(req.query.get("filters") ?? "{}").label ?? [];
+    const carries = (n: { Labels?: Record<string, string> }) =>
+      labels.every((l) => {
+        const [k, v] = l.split("=");
+        return n.Labels?.[k!] === v;
+      });
+    return res.json(200, (networks as { Labels?: Record<string, string> }[]).filter(carries));
+  });
   engine.on("POST /networks/create", { status: 201, json: { Id: "net1" } });
   engine.on("POST /containers/create", { status: 201, json: { Id: "relay1", Warnings: [] } });
   engine.on("POST /containers/:id/wait", async (_req, res) => {
@@ -199,10 +208,17 @@ async function standbyEngine(networks: unknown[] = []) {
 
 Deno.test("prepareStandby makes a network and a relay that expires, waits for it, then writes the file once", async () => {
   await withHome(async (home) => {
-    const { engine, client } = await standbyEngine();
+    // A network of someone else's covers half of moat's pool: the standby's subnet is in the other half.
+    const { engine, client } = await standbyEngine([
+      { Name: "theirs", Id: "t", Labels: {}, IPAM: { Config: [{ Subnet: "10.237.0.0/17" }] } },
+    ]);
     await using _ = engine;
     const before = Date.now();
     assert.equal(await prepareStandby(client, home, "sha256:img", 90_000), "made");
+    const made = engine.requestsTo("POST /networks/create")[0]!.json as {
+      IPAM: { Config: { Subnet: string }[] };
+    };
+    assert.match(made.IPAM.Config[0]!.Subnet, /^10\.237\.(12[89]|1[3-9]\d|2\d\d)\.\d+\/28$/);
     const [s] = [...Deno.readDirSync(`${home}/standby`)].filter((e) => e.name.endsWith(".json"))
       .map((e) => parseStandby(Deno.readTextFileSync(`${home}/standby/${e.name}`))!);
     assert.ok(s);
