@@ -92,5 +92,3 @@ export async function removeContainersOf(ws: string): Promise<void> {
   for (const id of await containersFor(ws).catch(() => [])) await docker("rm", "-f", id).catch(() => {});
   await removeNetworksOf(ws);
 }
-
-export { removeNetworksOf };

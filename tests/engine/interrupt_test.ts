@@ -195,15 +195,21 @@ async function recordsIn(home: string): Promise<Map<string, Rec | string>> {
   return recs;
 }
 
-/** Every container moat labelled with a workspace under `dir` (running or not); `line` describes it. */
-async function containersUnder(dir: string): Promise<{ id: string; ws: string; line: string }[]> {
+/**
+ * Everything moat labelled with a workspace under `dir` that `list` lists (`["ps", "-a"]`: containers, running
+ * or not; `["network", "ls"]`: a run's `moat-net-<id>`); `line` describes it, its `fields` after id and workspace.
+ */
+async function managedUnder(
+  dir: string,
+  list: string[],
+  fields: string,
+): Promise<{ id: string; ws: string; line: string }[]> {
   const out = await docker(
-    "ps",
-    "-a",
+    ...list,
     "--filter",
     "label=dev.moat.managed=true",
     "--format",
-    '{{.ID}}\t{{.Label "dev.moat.workspace"}}\t{{.Names}}\t{{.State}}\t{{.Status}}',
+    `{{.ID}}\t{{.Label "dev.moat.workspace"}}\t${fields}`,
   );
   return out.split("\n").filter(Boolean).map((line) => {
     const [id = "", ws = ""] = line.split("\t");
@@ -211,21 +217,9 @@ async function containersUnder(dir: string): Promise<{ id: string; ws: string; l
   }).filter((c) => c.ws.startsWith(dir + "/"));
 }
 
-/** Every network moat made for a workspace under `dir` (a run's `moat-net-<id>`); `line` describes it. */
-async function networksUnder(dir: string): Promise<{ id: string; ws: string; line: string }[]> {
-  const out = await docker(
-    "network",
-    "ls",
-    "--filter",
-    "label=dev.moat.managed=true",
-    "--format",
-    '{{.ID}}\t{{.Label "dev.moat.workspace"}}\t{{.Name}}',
-  );
-  return out.split("\n").filter(Boolean).map((line) => {
-    const [id = "", ws = ""] = line.split("\t");
-    return { id, ws, line };
-  }).filter((n) => n.ws.startsWith(dir + "/"));
-}
+const containersUnder = (dir: string) =>
+  managedUnder(dir, ["ps", "-a"], "{{.Names}}\t{{.State}}\t{{.Status}}");
+const networksUnder = (dir: string) => managedUnder(dir, ["network", "ls"], "{{.Name}}");
 
 /** What of workspace `ws` is left on the engine: its containers, then its networks. */
 async function leftoversOf(dir: string, ws: string): Promise<string[]> {

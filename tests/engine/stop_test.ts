@@ -10,7 +10,7 @@ import {
   scratch,
   TEST_IMAGE,
 } from "./helpers.ts";
-import { removeContainersOf, removeNetworksOf, startBackgroundRun } from "./background_run.ts";
+import { removeContainersOf, startBackgroundRun } from "./background_run.ts";
 
 await requireEngine();
 
@@ -72,7 +72,6 @@ Deno.test("moat stop of a foreground --allow run: once its moat has ended, its r
     assert.equal(await docker("network", "ls", "-q", "--filter", `name=moat-net-${id}`), "", "no network");
   } finally {
     await removeContainersOf(s.ws);
-    await removeNetworksOf(s.ws);
     await s.cleanup();
   }
 });
@@ -112,7 +111,6 @@ Deno.test("moat stop of a detached --allow run: once moat stop returns, its rela
     assert.equal(rec.removed, true);
   } finally {
     await removeContainersOf(s.ws);
-    await removeNetworksOf(s.ws);
     await s.cleanup();
   }
 });
