@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Machine setup for moat: Deno, Docker (Debian's docker.io), gVisor's runsc
-# registered as a Docker runtime, and the local images the tests use.
+# registered as a Docker runtime, and the local images the tests use:
+#   moat-test/busybox:latest  busybox-static, docker import'ed
+#   debian:bookworm-slim      docker pull, else debootstrap --variant=minbase
+#   moat-test/clients:latest  debootstrap --variant=minbase with ca-certificates,
+#                             curl, git, python3-requests and nodejs: real TLS
+#                             clients for the tests that run them in the sandbox
 #
 # Idempotent: a second run changes nothing and only re-checks. Needs root; when
 # run as another user it re-runs itself through sudo.
@@ -23,6 +28,9 @@ DOCKER_PIDFILE=/var/run/docker.pid
 DOCKERD_LOG=/var/log/moat-dockerd.log
 BUSYBOX_IMAGE=moat-test/busybox:latest
 DEBIAN_IMAGE=debian:bookworm-slim
+CLIENTS_IMAGE=moat-test/clients:latest
+# Debian's CA bundle and the TLS clients tests run inside the sandbox (debootstrap --include resolves their dependencies).
+CLIENTS_PACKAGES=ca-certificates,curl,git,python3,python3-requests,nodejs
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${MOAT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 IMAGE_LABEL=dev.moat.built-by=setup
@@ -394,6 +402,19 @@ import_dir() { # dir image change...
   tar --numeric-owner --owner=0 --group=0 -C "$dir" -cf - . |
     docker import "${changes[@]}" - "$image" >/dev/null
 }
+# debootstrap --variant=minbase $DEBIAN_SUITE, without apt's caches and lists, imported as IMAGE.
+debootstrap_image() { # image cmd [debootstrap option...]
+  local image=$1 cmd=$2
+  shift 2
+  local root=$WORK/rootfs.${image//[:\/]/_} log=$WORK/debootstrap.${image//[:\/]/_}.log
+  say "building $image with debootstrap --variant=minbase $* $DEBIAN_SUITE from $DEBIAN_MIRROR"
+  if ! debootstrap --variant=minbase "$@" "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "debootstrap failed building $image ($DEBIAN_SUITE from $DEBIAN_MIRROR; its log's last lines are above)"
+  fi
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/debootstrap
+  import_dir "$root" "$image" "CMD [\"$cmd\"]"
+}
 
 if image_exists "$BUSYBOX_IMAGE"; then
   ok "image $BUSYBOX_IMAGE exists ($(image_id "$BUSYBOX_IMAGE"))"
@@ -423,15 +444,15 @@ elif timeout 20 docker pull -q "$DEBIAN_IMAGE" >"$WORK/pull.log" 2>&1; then
   did "pulled $DEBIAN_IMAGE ($(image_id "$DEBIAN_IMAGE"))"
 else
   say "docker pull $DEBIAN_IMAGE failed: $(tail -n1 "$WORK/pull.log")"
-  say "building $DEBIAN_IMAGE with debootstrap --variant=minbase $DEBIAN_SUITE from $DEBIAN_MIRROR"
-  root=$WORK/debian-rootfs
-  if ! debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1; then
-    tail -n 30 "$WORK/debootstrap.log" >&2
-    die "debootstrap failed"
-  fi
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/debootstrap
-  import_dir "$root" "$DEBIAN_IMAGE" 'CMD ["bash"]'
+  debootstrap_image "$DEBIAN_IMAGE" bash
   did "built $DEBIAN_IMAGE with debootstrap ($(image_id "$DEBIAN_IMAGE"))"
+fi
+
+if image_exists "$CLIENTS_IMAGE"; then
+  ok "image $CLIENTS_IMAGE exists ($(image_id "$CLIENTS_IMAGE"))"
+else
+  debootstrap_image "$CLIENTS_IMAGE" bash "--include=$CLIENTS_PACKAGES"
+  did "built $CLIENTS_IMAGE with debootstrap, including $CLIENTS_PACKAGES ($(image_id "$CLIENTS_IMAGE"))"
 fi
 
 # --------------------------------------------------------------- 7. probe ---
@@ -503,6 +524,7 @@ echo "  runtime: $DAEMON_JSON runtimes.runsc = $(daemon_json get)"
 [[ -z $FALLBACK_REASON ]] || echo "           network fallback because: $FALLBACK_REASON"
 echo "  images:  $BUSYBOX_IMAGE $(image_id "$BUSYBOX_IMAGE")"
 echo "           $DEBIAN_IMAGE $(image_id "$DEBIAN_IMAGE")"
+echo "           $CLIENTS_IMAGE $(image_id "$CLIENTS_IMAGE")"
 for n in "${NOTES[@]}"; do echo "  note:    $n"; done
 if ((${#CHANGES[@]} == 0)); then
   echo "  changes: none (already set up)"

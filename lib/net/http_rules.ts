@@ -104,3 +104,24 @@ export function decideRequest(rules: readonly HttpRule[], method: string, path: 
   const rule = rules.find((r) => (r.method === "*" || r.method === method) && pathMatches(r.path, path));
   return rule ? { action: rule.action, rule } : { action: "deny", reason: "no rule matches it" };
 }
+
+/** The body of a 403 for an HTTP request the rules for its host (entry `entry`) denied. Pure. */
+export function ruleDeniedText(
+  host: string,
+  method: string,
+  path: string,
+  entry: string,
+  verdict: RuleVerdict,
+): string {
+  const what = `moat: ${method} ${path} to ${host} is denied by this run's network policy: `;
+  if (verdict.rule === undefined && verdict.reason.startsWith("the path")) {
+    return `${what}${verdict.reason}.\nSend the path as the server reads it (no ".", "..", or encoded letters).\n`;
+  }
+  const why = verdict.rule ? `the rule "${verdict.rule.text}"` : `no rule for ${entry} matches it`;
+  const eg = `allow ${method} ${path}`;
+  return `${what}${why}.\nTo allow it, add a rule ${
+    verdict.rule ? `before "${verdict.rule.text}"` : "to that host's rules"
+  } in moat.yaml, such as:\n  network:\n    allow:\n      - host: ${
+    entry.startsWith("*") ? JSON.stringify(entry) : entry
+  }\n        rules: [${JSON.stringify(eg)}]\n`;
+}

@@ -24,11 +24,15 @@
 import { after } from "../timer.ts";
 import { buildAnswer, type DnsQuery, formErrorFor, parseQuery, TYPE_A, TYPE_AAAA } from "./dns.ts";
 import { allowedBy, type HostPattern, normalizeHost } from "./host_policy.ts";
-import { decideRequest, type RuleVerdict } from "./http_rules.ts";
+import { decideRequest, ruleDeniedText } from "./http_rules.ts";
 import { originFormHead, readRequestHead, redactQuery, type RequestHead } from "./http_head.ts";
 import { decodeProxyHeader, type ProxiedConnection } from "./proxy_header.ts";
 import { splice, writeAll } from "./relay.ts";
 import { readClientHello } from "./tls_hello.ts";
+import { Reader } from "./reader.ts";
+import { closingResponse, type GrantUse, serveIntercepted } from "./intercept.ts";
+import { acceptTls, ALPN } from "./tls_server.ts";
+import { type Leaf, makeLeaf, type RunCa } from "./x509.ts";
 
 /** The relay's ports for each service (the `tcp` map's come on top). */
 export interface ServicePorts {
@@ -48,6 +52,17 @@ export interface Policy {
   tcp: ReadonlyMap<number, { host: string; port: number }>;
   /** The relay's address on the run's network: the answer to a DNS question for an allowed name. */
   relayAddress: string;
+  /** Credentials added to the requests of a host (normalized), over TLS moat reads itself only. */
+  grants?: ReadonlyMap<string, GrantUse>;
+  /** What reading TLS takes. Without it, TLS to a host with rules is refused and no grant applies. */
+  tls?: TlsInterception;
+}
+
+/** What moat reads TLS with: the run's CA for the sandbox's side, and what it trusts upstream. */
+export interface TlsInterception {
+  ca: RunCa;
+  /** CA certificates (PEM, each string may hold several) upstream servers are verified with. */
+  upstreamCaCerts: readonly string[];
 }
 
 /** One decision, for the run's network log. */
@@ -70,6 +85,8 @@ export interface Decision {
   rule?: string;
   /** Why it was denied, or why an allowed one failed. */
   reason?: string;
+  /** The grant whose credential was added to the request (its name only). */
+  grant?: string;
   /** Bytes from the sandbox upstream, and back, once the connection is over. */
   sent?: number;
   received?: number;
@@ -85,39 +102,6 @@ export interface Upstreams {
 export const FIRST_BYTES_MS = 10_000;
 
 const encoder = new TextEncoder();
-
-/** Bytes read so far from a connection, and a way to read more of them. */
-class Reader {
-  #conn: Deno.Conn;
-  bytes = new Uint8Array(0);
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  /** Read more; false when the connection ended. */
-  async more(): Promise<boolean> {
-    const buf = new Uint8Array(16 * 1024);
-    const n = await this.#conn.read(buf);
-    if (n === null) return false;
-    const next = new Uint8Array(this.bytes.byteLength + n);
-    next.set(this.bytes);
-    next.set(buf.subarray(0, n), this.bytes.byteLength);
-    this.bytes = next;
-    return true;
-  }
-
-  /** Read until `parse` says something other than "more" (`undefined` when the connection ends first). */
-  async until<T extends { kind: string }>(
-    parse: (b: Uint8Array) => T,
-  ): Promise<Exclude<T, { kind: "more" }> | undefined> {
-    for (;;) {
-      const r = parse(this.bytes);
-      if (r.kind !== "more") return r as Exclude<T, { kind: "more" }>;
-      if (!(await this.more())) return undefined;
-    }
-  }
-}
 
 /** The allow-list entry to add for `host:port` (what a denial tells the sandbox's user). */
 export function allowHint(host: string, port: number): string {
@@ -167,36 +151,6 @@ export function interceptionText(host: string, port: number): string {
     `Send its requests as plain HTTP (http://${host}/…), which the rules can check, or drop its rules.\n`;
 }
 
-/** The body of a 403 for an HTTP request the rules for its host (entry `entry`) denied. Pure. */
-export function ruleDeniedText(
-  host: string,
-  method: string,
-  path: string,
-  entry: string,
-  verdict: RuleVerdict,
-): string {
-  const what = `moat: ${method} ${path} to ${host} is denied by this run's network policy: `;
-  if (verdict.rule === undefined && verdict.reason.startsWith("the path")) {
-    return `${what}${verdict.reason}.\nSend the path as the server reads it (no ".", "..", or encoded letters).\n`;
-  }
-  const why = verdict.rule ? `the rule "${verdict.rule.text}"` : `no rule for ${entry} matches it`;
-  const eg = `allow ${method} ${path}`;
-  return `${what}${why}.\nTo allow it, add a rule ${
-    verdict.rule ? `before "${verdict.rule.text}"` : "to that host's rules"
-  } in moat.yaml, such as:\n  network:\n    allow:\n      - host: ${
-    entry.startsWith("*") ? JSON.stringify(entry) : entry
-  }\n        rules: [${JSON.stringify(eg)}]\n`;
-}
-
-/** An HTTP response that ends the connection. Pure. */
-function httpResponse(status: number, reason: string, body: string): Uint8Array {
-  const bytes = encoder.encode(body);
-  return encoder.encode(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `Content-Length: ${bytes.byteLength}\r\nConnection: close\r\n\r\n${body}`,
-  );
-}
-
 /** A request head to send upstream: origin form, without hop-by-hop `Connection`s, then `Connection: close`. */
 export function upstreamHead(head: RequestHead, raw: Uint8Array): Uint8Array {
   const text = new TextDecoder().decode(originFormHead(head, raw));
@@ -210,6 +164,8 @@ export class PolicyPoint {
   #upstreams: Upstreams;
   #log: (d: Decision) => void;
   #ports: ServicePorts;
+  /** Leaves of the run's CA, by host, made on first use. */
+  #leaves = new Map<string, Promise<Leaf>>();
 
   /** `ports`: the relay's ports for each service, when not the usual ones (`PORTS`; tests). */
   constructor(
@@ -355,7 +311,7 @@ export class PolicyPoint {
     if (!r) return close(conn);
     if (r.kind === "bad") {
       this.#decide({ via: "proxy", c, host: null, port: null, decision: "deny", reason: r.reason });
-      await writeAll(conn, httpResponse(r.status, "Bad Request", `moat: ${r.reason}\n`)).catch(() => {});
+      await writeAll(conn, closingResponse(r.status, "Bad Request", `moat: ${r.reason}\n`)).catch(() => {});
       return close(conn);
     }
     if (r.kind !== "head") return close(conn);
@@ -365,19 +321,38 @@ export class PolicyPoint {
     const what = { via: "proxy" as const, c, host, port, method: head.method, path: redactQuery(head.path) };
     if (head.form !== "authority" && head.form !== "absolute") {
       this.#decide({ ...what, decision: "deny", reason: "not a proxy request (CONNECT, or a URL)" });
-      await writeAll(conn, httpResponse(400, "Bad Request", "moat: send CONNECT host:port or a full URL\n"))
+      await writeAll(
+        conn,
+        closingResponse(400, "Bad Request", "moat: send CONNECT host:port or a full URL\n"),
+      )
         .catch(() => {});
       return close(conn);
     }
     const allowed = allowedBy(this.#policy.allow, host, port);
     if (!allowed) {
       this.#decide({ ...what, decision: "deny", reason: "not in the allow list" });
-      await writeAll(conn, httpResponse(403, "Forbidden", deniedText(host, port))).catch(() => {});
+      await writeAll(conn, closingResponse(403, "Forbidden", deniedText(host, port))).catch(() => {});
       return close(conn);
+    }
+    if (head.form === "authority" && port === PORTS.tls && this.#intercepts(host, allowed)) {
+      await writeAll(conn, encoder.encode("HTTP/1.1 200 Connection Established\r\n\r\n"));
+      reader.bytes = reader.bytes.subarray(r.size);
+      const hello = await reader.until(readClientHello);
+      if (!hello) return close(conn);
+      if (
+        hello.kind !== "hello" || hello.serverName === undefined || normalizeHost(hello.serverName) !== host
+      ) {
+        const reason = hello.kind !== "hello"
+          ? `not TLS inside the tunnel: ${hello.reason}`
+          : `the TLS server name (${hello.serverName ?? "none"}) is not the tunnel's host`;
+        this.#decide({ ...what, decision: "deny", rule: allowed.text, reason });
+        return close(conn);
+      }
+      return await this.#intercept(what, allowed, conn, reader.bytes);
     }
     if (allowed.rules && head.form === "authority") {
       this.#decide({ ...what, decision: "deny", rule: allowed.text, reason: interceptionReason(host) });
-      await writeAll(conn, httpResponse(403, "Forbidden", interceptionText(host, port))).catch(() => {});
+      await writeAll(conn, closingResponse(403, "Forbidden", interceptionText(host, port))).catch(() => {});
       return close(conn);
     }
     const admitted = await this.#admitRequest(conn, what, allowed, host, port, head);
@@ -398,7 +373,7 @@ export class PolicyPoint {
     if (!r) return close(conn);
     if (r.kind === "bad") {
       this.#decide({ via: "http", c, host: null, port: PORTS.http, decision: "deny", reason: r.reason });
-      await writeAll(conn, httpResponse(r.status, "Bad Request", `moat: ${r.reason}\n`)).catch(() => {});
+      await writeAll(conn, closingResponse(r.status, "Bad Request", `moat: ${r.reason}\n`)).catch(() => {});
       return close(conn);
     }
     if (r.kind !== "head") return close(conn);
@@ -419,7 +394,7 @@ export class PolicyPoint {
       const body = host
         ? deniedText(host, port)
         : "moat: a request without a Host header cannot be checked\n";
-      await writeAll(conn, httpResponse(403, "Forbidden", body)).catch(() => {});
+      await writeAll(conn, closingResponse(403, "Forbidden", body)).catch(() => {});
       return close(conn);
     }
     const admitted = await this.#admitRequest(conn, what, allowed, host, port, head);
@@ -446,6 +421,7 @@ export class PolicyPoint {
       this.#decide({ ...what, decision: "deny", reason: "not in the allow list" });
       return close(conn);
     }
+    if (this.#intercepts(host, rule)) return await this.#intercept(what, rule, conn, reader.bytes);
     if (rule.rules) {
       this.#decide({ ...what, decision: "deny", rule: rule.text, reason: interceptionReason(host) });
       return close(conn);
@@ -453,6 +429,83 @@ export class PolicyPoint {
     const upstream = await this.#dial(what, host, port, rule, () => Promise.resolve());
     if (!upstream) return close(conn);
     await this.#carry(what, rule, conn, upstream, reader.bytes);
+  }
+
+  /** Whether moat reads the TLS of connections to `host` (allowed by `rule`): it has a grant, or rules. */
+  #intercepts(host: string, rule: HostPattern): boolean {
+    return this.#policy.tls !== undefined &&
+      (rule.rules !== undefined || this.#policy.grants?.has(normalizeHost(host)) === true);
+  }
+
+  /**
+   * A TLS connection to an allowed host moat reads inside (lib/net/intercept.ts): ended with a leaf of the
+   * run's CA for its host, each request checked, and carried over moat's own verified TLS upstream.
+   */
+  async #intercept(
+    what: Omit<Decision, "time" | "source" | "decision"> & {
+      c: ProxiedConnection;
+      host: string;
+      port: number;
+    },
+    rule: HostPattern,
+    conn: Deno.Conn,
+    first: Uint8Array,
+  ): Promise<void> {
+    const tls = this.#policy.tls!;
+    const host = normalizeHost(what.host);
+    let plain;
+    try {
+      let leaf = this.#leaves.get(host);
+      if (!leaf) this.#leaves.set(host, leaf = makeLeaf(tls.ca, host));
+      plain = await acceptTls(conn, first, await leaf, FIRST_BYTES_MS);
+    } catch (err) {
+      const reason = `TLS with the sandbox failed (does its client trust the run's CA?): ${
+        err instanceof Error ? err.message : String(err)
+      }`;
+      this.#decide({ ...what, decision: "allow", rule: rule.text, reason });
+      return close(conn);
+    }
+    const grant = this.#policy.grants?.get(host);
+    await serveIntercepted(plain, {
+      host,
+      port: what.port,
+      entry: rule,
+      ...(grant ? { grant } : {}),
+      dial: () => this.#dialTls(host, what.port, rule, tls.upstreamCaCerts),
+      decide: (d) => this.#decide({ ...what, ...d }),
+    });
+  }
+
+  /** Dial `host` and start TLS with it, its certificate verified for its name; throws saying why not. */
+  async #dialTls(
+    host: string,
+    port: number,
+    rule: HostPattern,
+    caCerts: readonly string[],
+  ): Promise<Deno.Conn> {
+    const tcp = await this.#upstreams.dial(host, port, rule);
+    let tls: Deno.TlsConn | undefined;
+    const cancel = after(FIRST_BYTES_MS, () => {
+      try {
+        tcp.close();
+      } catch { /* closed already */ }
+    });
+    try {
+      tls = await Deno.startTls(tcp as Deno.TcpConn, {
+        hostname: host,
+        caCerts: [...caCerts],
+        alpnProtocols: ALPN,
+      });
+      await tls.handshake();
+      return tls;
+    } catch (err) {
+      try {
+        (tls ?? tcp).close();
+      } catch { /* closed already */ }
+      throw new Error(`TLS with ${host} failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      cancel();
+    }
   }
 
   /**
@@ -497,7 +550,7 @@ export class PolicyPoint {
       const body =
         `moat: ${head.method} ${redactQuery(head.path)} to ${host} is refused: ${chunkedReason(host)}.\n` +
         "Send the request with a Content-Length.\n";
-      await writeAll(conn, httpResponse(411, "Length Required", body)).catch(() => {});
+      await writeAll(conn, closingResponse(411, "Length Required", body)).catch(() => {});
       return undefined;
     }
     const verdict = decideRequest(entry.rules, head.method, head.path);
@@ -510,7 +563,7 @@ export class PolicyPoint {
       reason: verdict.rule ? "denied by a rule" : verdict.reason,
     });
     const body = ruleDeniedText(host, head.method, redactQuery(head.path), entry.text, verdict);
-    await writeAll(conn, httpResponse(403, "Forbidden", body)).catch(() => {});
+    await writeAll(conn, closingResponse(403, "Forbidden", body)).catch(() => {});
     return undefined;
   }
 
@@ -596,7 +649,7 @@ function close(conn: Deno.Conn): void {
 
 /** Tell an HTTP client that moat could not reach the upstream it allowed. */
 async function badGateway(conn: Deno.Conn, host: string, port: number, reason: string): Promise<void> {
-  await writeAll(conn, httpResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
+  await writeAll(conn, closingResponse(502, "Bad Gateway", `moat: ${host}:${port}: ${reason}\n`)).catch(
     () => {},
   );
 }

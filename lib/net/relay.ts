@@ -92,18 +92,29 @@ async function passDatagram(
   }
 }
 
+/**
+ * Both directions of a connection, as moat carries them: a socket (`Deno.Conn`), or the plaintext side of a
+ * TLS connection moat ended itself (lib/net/tls_server.ts).
+ */
+export interface ByteStream {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  /** End the writing side; reading goes on. */
+  closeWrite(): Promise<void>;
+  close(): void;
+}
+
 /** Write all of `bytes` to `conn`. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: ByteStream, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
 }
 
 /**
- * Copy `from` into `to` until `from` ends, then end `to`'s writing side (a half close, so the other
- * direction goes on: a client that ends its request still gets the answer). Errors end the copy. With
- * `limit`, only that many bytes are passed on; the rest is read and dropped.
+ * Copy `from` into `to` until `from` ends; the bytes copied. Errors end the copy. With `limit`, only that
+ * many bytes are passed on; the rest is read and dropped.
  */
-async function copyThenCloseWrite(from: Deno.Conn, to: Deno.Conn, limit = Infinity): Promise<number> {
+export async function copy(from: ByteStream, to: ByteStream, limit = Infinity): Promise<number> {
   const buf = new Uint8Array(64 * 1024);
   let copied = 0;
   try {
@@ -115,6 +126,19 @@ async function copyThenCloseWrite(from: Deno.Conn, to: Deno.Conn, limit = Infini
       copied += pass;
     }
   } catch { /* either side went away: the connection is over */ }
+  return copied;
+}
+
+/**
+ * `copy`, then end `to`'s writing side (a half close, so the other direction goes on: a client that ends
+ * its request still gets the answer).
+ */
+export async function copyThenCloseWrite(
+  from: ByteStream,
+  to: ByteStream,
+  limit = Infinity,
+): Promise<number> {
+  const copied = await copy(from, to, limit);
   try {
     await to.closeWrite();
   } catch { /* closed already */ }
@@ -127,8 +151,8 @@ async function copyThenCloseWrite(from: Deno.Conn, to: Deno.Conn, limit = Infini
  * dropped).
  */
 export async function splice(
-  a: Deno.Conn,
-  b: Deno.Conn,
+  a: ByteStream,
+  b: ByteStream,
   limit?: number,
 ): Promise<{ sent: number; received: number }> {
   const [sent, received] = await Promise.all([copyThenCloseWrite(a, b, limit), copyThenCloseWrite(b, a)]);

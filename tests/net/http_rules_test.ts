@@ -5,9 +5,9 @@ import {
   type HttpRule,
   parseHttpRule,
   pathMatches,
+  ruleDeniedText,
   uncheckablePath,
 } from "../../lib/net/http_rules.ts";
-import { ruleDeniedText } from "../../lib/net/policy_point.ts";
 
 const good: [string, HttpRule][] = [
   ["allow GET /v1/*", { text: "allow GET /v1/*", action: "allow", method: "GET", path: "/v1/*" }],
