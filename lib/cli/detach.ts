@@ -6,6 +6,11 @@
 import * as life from "../run/record_life.ts";
 import { clientFromEnv, engineStartTimeoutMs } from "../docker/client.ts";
 import { takeOverEgress } from "../run/egress.ts";
+import { runGrants } from "../run/grant_kinds.ts";
+import { needsTls } from "../run/trust.ts";
+import type { GrantUse } from "../net/intercept.ts";
+import { importRunCa } from "../net/x509.ts";
+import { readRunGrants } from "../store/grants.ts";
 import { EXIT, MoatError } from "../errors.ts";
 import { isFinal } from "../store/records.ts";
 import { awaitStart, recordDetached, recorderTail, spawnDetachedMoat, thisMoat } from "../run/recorder.ts";
@@ -42,10 +47,14 @@ export function checkRecorderAllowed(): void {
  * it has written itself into the record as the run's owner. On failure the child is killed and the reason
  * returned.
  */
-export async function startRecorder(home: string, runId: string): Promise<string | undefined> {
+export async function startRecorder(
+  home: string,
+  runId: string,
+  handOver?: Uint8Array,
+): Promise<string | undefined> {
   let child: Deno.ChildProcess;
   try {
-    child = spawnDetachedMoat(home, recorderTail(runId));
+    child = spawnDetachedMoat(home, recorderTail(runId), handOver);
   } catch (err) {
     return `${Deno.execPath()} could not be started: ${err instanceof Error ? err.message : String(err)}`;
   }
@@ -102,6 +111,13 @@ async function record(home: string, runId: string): Promise<number> {
   const client = clientFromEnv(env);
   // The allowlist network: this process serves the run's policy from before the container starts.
   const profile = store.record.profile;
+  // With grants or rules it reads TLS: with the run's CA, which moat run -d passed on stdin, and the grants.
+  const tls = profile?.network === "allowlist" && needsTls(profile)
+    ? {
+      ca: await importRunCa(await new Response(Deno.stdin.readable).text()),
+      grants: grantUses(home, profile.grants ?? []),
+    }
+    : undefined;
   const egress = profile?.network === "allowlist"
     ? await takeOverEgress(client, {
       runId,
@@ -109,6 +125,7 @@ async function record(home: string, runId: string): Promise<number> {
       allow: profile.allow ?? [],
       tcp: profile.tcp ?? [],
       rules: profile.rules ?? [],
+      ...(tls ? { tls } : {}),
     }, env)
     : undefined;
   try {
@@ -158,4 +175,11 @@ async function record(home: string, runId: string): Promise<number> {
   } finally {
     await egress?.stop();
   }
+}
+
+/** The credentials of the grants `names`, by host, as the policy point takes them. */
+function grantUses(home: string, names: readonly string[]): ReadonlyMap<string, GrantUse> {
+  const made = runGrants(readRunGrants(home, names));
+  if (typeof made === "string") throw new MoatError(`The run's grants cannot go together: ${made}`);
+  return made.uses;
 }

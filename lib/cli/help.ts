@@ -61,6 +61,9 @@ Options:
                          (default: network: in moat.yaml, else allowlist)
       --allow HOST       Reach only the hosts named (repeatable; api.github.com,
                          '*.npmjs.org', host:port); implies --network allowlist
+      --grant NAME       Use the credential of grant NAME (moat grant): moat adds it
+                         to the requests for its hosts, the sandbox sees a placeholder
+                         (repeatable; also grants: in moat.yaml)
       --read-only        Read-only root filesystem; /workspace and a fresh /tmp stay writable
   -h, --help             Show this help
 

@@ -554,7 +554,7 @@ export function formatNetworkLog(decisions: readonly Decision[]): string {
       d.host === null ? "-" : d.port === null ? d.host : `${d.host}:${d.port}`,
       d.method ? `${d.method} ${d.path ?? ""}`.trim() : "-",
       d.decision,
-      [d.rule, d.reason].filter(Boolean).join("; ") || "-",
+      [d.rule, d.grant ? `grant ${d.grant}` : undefined, d.reason].filter(Boolean).join("; ") || "-",
       d.sent === undefined ? "-" : `${d.sent}/${d.received ?? 0}`,
     ]),
   );

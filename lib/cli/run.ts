@@ -9,6 +9,8 @@ import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/cli
 import { ConfigError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { parseHostPattern } from "../net/host_policy.ts";
+import { grantNameProblem, type RunGrants, runGrants } from "../run/grant_kinds.ts";
+import { readRunGrants } from "../store/grants.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
 import { chooseImage, maybeImageRefProblem } from "../run/image.ts";
 import type { Sink } from "../run/lifecycle.ts";
@@ -46,6 +48,8 @@ export interface ParsedRunArgs {
   network: string | undefined;
   /** `--allow HOST`: an allow-list entry (implies `--network allowlist`). */
   allow: string[];
+  /** `--grant NAME`: a grant whose credential moat adds to the run's requests (`moat grant`). */
+  grants: string[];
   readOnly: boolean;
   /** `-d`: start the container, print the run id, return; a recorder process records the output. */
   detach: boolean;
@@ -80,6 +84,7 @@ export function parseRunArgs(
     pids: { type: "string" },
     network: { type: "string" },
     allow: { type: "string", multiple: true },
+    grant: { type: "string", multiple: true },
     "read-only": { type: "boolean" },
     detach: { type: "boolean", short: "d" },
     "record-detached": { type: "string" },
@@ -136,6 +141,19 @@ export function parseRunArgs(
       "Drop --network, or use  --network allowlist",
     );
   }
+  const grants = [...new Set(values.grant ?? [])];
+  for (const name of grants) {
+    const problem = grantNameProblem(name);
+    if (problem) {
+      throw new UsageError(`--grant "${name}": ${problem}`, "See the grants there are:  moat grant list");
+    }
+  }
+  if (grants.length > 0 && values.network !== undefined && values.network !== "allowlist") {
+    throw new UsageError(
+      `--grant adds a credential through moat's network policy, which --network ${values.network} does not use`,
+      "Drop --network: a run with grants reaches the granted hosts and those of --allow only",
+    );
+  }
   if (values.detach && values.tty) {
     throw new UsageError(
       "-d (detach) and -t (terminal) cannot be combined: a detached run has no terminal attached",
@@ -164,6 +182,7 @@ export function parseRunArgs(
     pids: values.pids,
     network: allow.length > 0 ? "allowlist" : values.network,
     allow,
+    grants,
     readOnly: values["read-only"] ?? false,
     detach: values.detach ?? false,
     recordDetached: values["record-detached"],
@@ -184,7 +203,10 @@ const encoder = new TextEncoder();
  * is a usage error. `hostCpus`: more CPUs than the host has is refused here, as the engine would.
  */
 export function resourceSettings(
-  opts: Pick<ParsedRunArgs, "memory" | "cpus" | "pids" | "network" | "readOnly"> & { allow?: string[] },
+  opts: Pick<ParsedRunArgs, "memory" | "cpus" | "pids" | "network" | "readOnly"> & {
+    allow?: string[];
+    grants?: string[];
+  },
   config: MoatConfig,
   hostCpus: number | undefined,
 ): ProfileSettings {
@@ -227,6 +249,21 @@ export function resourceSettings(
     settings.allow = [...new Set([...fromConfig, ...(opts.allow ?? [])])];
     if (config.network === "allowlist" && config.tcp?.length) settings.tcp = config.tcp;
     if (config.network === "allowlist" && config.rules?.length) settings.rules = config.rules;
+  }
+  // moat.yaml's grants, and those of --grant on top: only through moat's own network.
+  const grants = [...new Set([...(config.grants ?? []), ...(opts.grants ?? [])])];
+  if (grants.length > 0) {
+    if (network !== undefined && network !== "allowlist") {
+      throw new UsageError(
+        `Grants (${
+          grants.join(", ")
+        }) add credentials through moat's network policy, which network ${network} ` +
+          "does not use",
+        "Drop  network: " + network +
+          "  (or --network) to give the run its own network with the granted hosts",
+      );
+    }
+    settings.grants = grants;
   }
   if (opts.readOnly || config.readOnly) settings.readOnly = true;
   return settings;
@@ -442,6 +479,21 @@ async function prepareAndRun(
   const terminal = opts.tty ? hostTerminal() : undefined;
 
   const settings = resourceSettings(opts, config, navigator.hardwareConcurrency);
+  // Grants: read here, so that a missing one fails before anything is made. Their hosts are allowed (HTTPS),
+  // their variables get placeholders; the credentials go only to the policy point.
+  let grants: RunGrants | undefined;
+  if (settings.grants) {
+    const made = runGrants(readRunGrants(moatHome(env), settings.grants));
+    if (typeof made === "string") {
+      throw new UsageError(
+        `The run's grants cannot go together: ${made}`,
+        "Name only one of them for this run",
+      );
+    }
+    grants = made;
+    settings.allow = [...new Set([...(settings.allow ?? []), ...made.allow])];
+    for (const [k, v] of Object.entries(made.env)) runEnv[k] ??= v;
+  }
   const standby = standbySettings(env);
   if (typeof standby === "string") {
     throw new UsageError(standby, "Set it in seconds (e.g. MOAT_STANDBY_IDLE=300), or unset it for 600");
@@ -474,6 +526,7 @@ async function prepareAndRun(
     mountEntries: config.mounts ?? [],
     home,
     owner: currentOwner(),
+    ...(grants ? { grants: grants.uses } : {}),
   }, {
     client,
     env,

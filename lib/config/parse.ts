@@ -61,6 +61,7 @@ const schema = z.strictObject({
   network: z.optional(z.unknown()),
   read_only: z.optional(z.boolean()),
   mounts: z.optional(z.array(mount)),
+  grants: z.optional(z.array(z.string().check(z.regex(NAME)))),
 });
 
 /** Keys a config may have, for "did you mean". */
@@ -80,6 +81,7 @@ const EXPECT: Record<string, string> = {
   network: 'one of "default" (or "open"), "none", "allowlist", or a map such as {allow: [api.github.com]}',
   read_only: "true or false",
   mounts: "a list of mounts, each a map such as {source: ./data, target: /data}",
+  grants: "a list of grant names, such as [anthropic]",
 };
 
 /** The same for the fields of one `mounts:` entry (the entry itself under ""). */
@@ -99,6 +101,7 @@ const HINT: Record<string, string> = {
   network: "Write  network: {allow: [api.github.com]}  to reach only the hosts named,  network: none  for " +
     "loopback only, or  network: default  for the engine's network",
   read_only: "Write  read_only: true  or  read_only: false",
+  grants: "Name grants made with  moat grant NAME  (see them:  moat grant list), e.g.  grants: [anthropic]",
   mounts: "Write each mount as a map, e.g.\n" +
     "  mounts:\n" +
     "    - {source: ./data, target: /data, readonly: true}",
@@ -248,6 +251,7 @@ function normalise(
   if (data.cpus !== undefined) out.cpus = parsed("cpus", data.cpus);
   if (data.pids !== undefined) out.pids = parsed("pids", data.pids);
   if (data.read_only !== undefined) out.readOnly = data.read_only;
+  if (data.grants !== undefined) out.grants = [...new Set(data.grants)];
   if (data.mounts !== undefined) {
     out.mounts = data.mounts.map((m, i) => ({
       source: m.source,

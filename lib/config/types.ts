@@ -33,6 +33,8 @@ export interface MoatConfig {
   tcp?: string[];
   /** `read_only: true` in the file: read-only root filesystem with a writable `/tmp`. */
   readOnly?: boolean;
+  /** Grants (`moat grant NAME`) whose credentials moat adds to the run's requests; names, checked at run time. */
+  grants?: string[];
   /** Extra bind mounts, as written; targets already checked, sources checked at run time. */
   mounts?: ConfigMount[];
 }

@@ -11,15 +11,18 @@
  *   decrypted.
  * - a port of the policy's `tcp` map: to the one upstream mapped to it.
  *
- * Each is decided against the allow list (lib/net/host_policy.ts) and logged (`Decision`). A host whose
- * entry has rules (lib/net/http_rules.ts) is reached by plain HTTP only, each request checked by them (its
- * method, and its path without the query string); CONNECT and TLS to it are refused, since checking what
- * they carry would need TLS interception, which moat does not do. An allowed one is
+ * Each is decided against the allow list (lib/net/host_policy.ts) and logged (`Decision`). An allowed one is
  * connected by `Upstreams.dial` to the name it asked for (moat resolves it; an address the sandbox chose is
  * never used), and its bytes carried both ways. A denied one is told why where its protocol can say so (an
  * HTTP 403 naming the host and what to add to moat.yaml), else closed. A plain-HTTP request is sent upstream
  * with `Connection: close`, so each connection carries one request: a second one, which could name another
  * host, is never read unchecked.
+ *
+ * TLS to a host with a grant (its credential is added: lib/net/intercept.ts) or with rules (each request is
+ * checked by them: lib/net/http_rules.ts), on port 443 straight or through CONNECT, is read by moat: it ends
+ * the sandbox's TLS with a leaf of the run's CA (`Policy.tls`) and makes its own, verified, upstream. Any
+ * other TLS is passed through by its server name, never decrypted. Plain HTTP to a host with rules is
+ * checked the same way; a credential is never added to plain HTTP.
  */
 import { after } from "../timer.ts";
 import { buildAnswer, type DnsQuery, formErrorFor, parseQuery, TYPE_A, TYPE_AAAA } from "./dns.ts";
@@ -140,15 +143,20 @@ function chunkedReason(host: string): string {
   return `requests to ${host}, which has rules, need a Content-Length (a chunked body is not passed on)`;
 }
 
-/** Why a CONNECT or TLS connection to a host with rules is refused. Pure. */
-export function interceptionReason(host: string): string {
-  return `rules for ${host} need TLS interception, which moat does not do yet`;
+/**
+ * Why TLS or a CONNECT to a host with rules is refused: on a port other than 443, or by a policy point that
+ * reads no TLS (`readsTls` false: given no CA). Pure.
+ */
+export function interceptionReason(host: string, readsTls = true): string {
+  return readsTls
+    ? `rules for ${host} are checked on HTTPS (port 443) and plain HTTP (port 80) only`
+    : `rules for ${host} are checked on plain HTTP only: this policy point reads no TLS`;
 }
 
-/** The body of a 403 for a CONNECT to a host with rules. Pure. */
-export function interceptionText(host: string, port: number): string {
-  return `moat: ${host}:${port} is refused: ${interceptionReason(host)}.\n` +
-    `Send its requests as plain HTTP (http://${host}/…), which the rules can check, or drop its rules.\n`;
+/** The body of a 403 for a CONNECT to a host with rules that cannot be checked. Pure. */
+export function interceptionText(host: string, port: number, readsTls = true): string {
+  return `moat: ${host}:${port} is refused: ${interceptionReason(host, readsTls)}.\n` +
+    `Send its requests to ${readsTls ? `https://${host}/ or ` : ""}http://${host}/, or drop its rules.\n`;
 }
 
 /** A request head to send upstream: origin form, without hop-by-hop `Connection`s, then `Connection: close`. */
@@ -337,8 +345,17 @@ export class PolicyPoint {
     if (head.form === "authority" && port === PORTS.tls && this.#intercepts(host, allowed)) {
       await writeAll(conn, encoder.encode("HTTP/1.1 200 Connection Established\r\n\r\n"));
       reader.bytes = reader.bytes.subarray(r.size);
-      const hello = await reader.until(readClientHello);
-      if (!hello) return close(conn);
+      const late = after(FIRST_BYTES_MS, () => close(conn));
+      const hello = await reader.until(readClientHello).catch(() => undefined).finally(late);
+      if (!hello) {
+        this.#decide({
+          ...what,
+          decision: "deny",
+          rule: allowed.text,
+          reason: "the tunnel ended before TLS began",
+        });
+        return close(conn);
+      }
       if (
         hello.kind !== "hello" || hello.serverName === undefined || normalizeHost(hello.serverName) !== host
       ) {
@@ -351,8 +368,15 @@ export class PolicyPoint {
       return await this.#intercept(what, allowed, conn, reader.bytes);
     }
     if (allowed.rules && head.form === "authority") {
-      this.#decide({ ...what, decision: "deny", rule: allowed.text, reason: interceptionReason(host) });
-      await writeAll(conn, closingResponse(403, "Forbidden", interceptionText(host, port))).catch(() => {});
+      const readsTls = this.#policy.tls !== undefined;
+      this.#decide({
+        ...what,
+        decision: "deny",
+        rule: allowed.text,
+        reason: interceptionReason(host, readsTls),
+      });
+      await writeAll(conn, closingResponse(403, "Forbidden", interceptionText(host, port, readsTls)))
+        .catch(() => {});
       return close(conn);
     }
     const admitted = await this.#admitRequest(conn, what, allowed, host, port, head);
@@ -423,7 +447,8 @@ export class PolicyPoint {
     }
     if (this.#intercepts(host, rule)) return await this.#intercept(what, rule, conn, reader.bytes);
     if (rule.rules) {
-      this.#decide({ ...what, decision: "deny", rule: rule.text, reason: interceptionReason(host) });
+      const reason = interceptionReason(host, this.#policy.tls !== undefined);
+      this.#decide({ ...what, decision: "deny", rule: rule.text, reason });
       return close(conn);
     }
     const upstream = await this.#dial(what, host, port, rule, () => Promise.resolve());

@@ -199,9 +199,12 @@ export const CA_VALIDITY_MS = 7 * 24 * HOUR;
 /** How long a leaf is valid. */
 export const LEAF_VALIDITY_MS = 7 * 24 * HOUR;
 
-/** Make a run's CA, named after the run. Its key exists only in this process. */
-export async function makeRunCa(runId: string, now = new Date()): Promise<RunCa> {
-  const pair = await crypto.subtle.generateKey(P256, false, ["sign", "verify"]) as CryptoKeyPair;
+/**
+ * Make a run's CA, named after the run. Its key exists only in this process, unless `extractable` (for a
+ * detached run's, handed to its recorder through a pipe: `exportRunCa`).
+ */
+export async function makeRunCa(runId: string, now = new Date(), extractable = false): Promise<RunCa> {
+  const pair = await crypto.subtle.generateKey(P256, extractable, ["sign", "verify"]) as CryptoKeyPair;
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", pair.publicKey));
   const id = await keyId(spki);
   const subject = name(`moat run ${runId} CA`);
@@ -260,4 +263,34 @@ export async function makeLeaf(ca: RunCa, host: string, now = new Date()): Promi
   const der = await signed(tbs, ca.key);
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
   return { certPem: pem("CERTIFICATE", der), keyPem: pem("PRIVATE KEY", pkcs8), notAfter };
+}
+
+const b64 = (b: Uint8Array) => btoa(String.fromCharCode(...b));
+const unb64 = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+/** A CA made `extractable`, key included, as text for `importRunCa` in another moat process. */
+export async function exportRunCa(ca: RunCa): Promise<string> {
+  const key = new Uint8Array(await crypto.subtle.exportKey("pkcs8", ca.key));
+  return JSON.stringify({
+    der: b64(ca.der),
+    key: b64(key),
+    subject: b64(ca.subject),
+    keyId: b64(ca.keyId),
+    notAfter: ca.notAfter.toISOString(),
+  });
+}
+
+/** The CA `exportRunCa` wrote, its key not extractable again. Throws for anything else. */
+export async function importRunCa(text: string): Promise<RunCa> {
+  const o = JSON.parse(text);
+  const der = unb64(o.der);
+  const key = await crypto.subtle.importKey("pkcs8", unb64(o.key), P256, false, ["sign"]);
+  return {
+    certPem: pem("CERTIFICATE", der),
+    der,
+    key,
+    subject: unb64(o.subject),
+    keyId: unb64(o.keyId),
+    notAfter: new Date(o.notAfter),
+  };
 }

@@ -16,6 +16,9 @@ import { type Decision, PolicyPoint, PORTS, type Upstreams } from "../net/policy
 import { parseHttpRule } from "../net/http_rules.ts";
 import { parseTcpMapping, type TcpMapping } from "../net/tcp_map.ts";
 import { hostUpstreams } from "../net/upstream.ts";
+import type { GrantUse } from "../net/intercept.ts";
+import type { RunCa } from "../net/x509.ts";
+import { upstreamTrust } from "./trust.ts";
 import { after } from "../timer.ts";
 import { LABELS } from "./labels.ts";
 import { addressIn, freeSubnet, isolatedNetworkBody } from "./network.ts";
@@ -90,6 +93,8 @@ export interface EgressRequest {
   tcp?: readonly string[];
   /** Rules for the requests to some of `allow`'s entries (`host` as written there), checked already. */
   rules?: readonly { host: string; rules: readonly string[] }[];
+  /** What the policy point reads TLS for: the run's CA and grants (lib/run/trust.ts). */
+  tls?: PolicyTls;
   /** The run's labels; the relay and the network carry them, the relay marked as a helper. */
   labels: Record<string, string>;
   /**
@@ -123,6 +128,12 @@ export interface Egress {
   disown(): void;
 }
 
+/** A run's CA and the credentials its policy point adds, by host: with them it reads TLS (lib/net/intercept.ts). */
+export interface PolicyTls {
+  ca: RunCa;
+  grants: ReadonlyMap<string, GrantUse>;
+}
+
 /** moat's policy point serving a run's relay on a unix socket. */
 export interface PolicyService {
   /** Resolves when the relay says it is ready. */
@@ -142,11 +153,14 @@ export function servePolicy(
     allow: readonly string[];
     tcp?: readonly string[];
     rules?: readonly { host: string; rules: readonly string[] }[];
+    tls?: PolicyTls;
     relayAddress: string;
   },
   env: Record<string, string | undefined>,
 ): PolicyService {
   const allow = policyPatterns(opts.allow, opts.rules ?? []);
+  // Read before the socket is made: a MOAT_UPSTREAM_CA that cannot be read fails the run here.
+  const upstreamCaCerts = opts.tls ? upstreamTrust(env) : [];
   const log = Deno.openSync(`${opts.runDir}/${NETWORK_LOG}`, { append: true, create: true, mode: 0o600 });
   const encoder = new TextEncoder();
   const record = (d: Decision) => {
@@ -163,7 +177,12 @@ export function servePolicy(
   }
   const ready = Promise.withResolvers<void>();
   const point = new PolicyPoint(
-    { allow, tcp: tcpMap(opts.tcp ?? []), relayAddress: opts.relayAddress },
+    {
+      allow,
+      tcp: tcpMap(opts.tcp ?? []),
+      relayAddress: opts.relayAddress,
+      ...(opts.tls ? { grants: opts.tls.grants, tls: { ca: opts.tls.ca, upstreamCaCerts } } : {}),
+    },
     upstreamsFor(env),
     record,
   );
@@ -342,6 +361,7 @@ export async function startEgress(
       allow: req.allow,
       ...(req.tcp ? { tcp: req.tcp } : {}),
       ...(req.rules ? { rules: req.rules } : {}),
+      ...(req.tls ? { tls: req.tls } : {}),
       relayAddress,
     }, env);
     relayFrom = undo.length;
@@ -456,6 +476,7 @@ export async function takeOverEgress(
     allow: readonly string[];
     tcp?: readonly string[];
     rules?: readonly { host: string; rules: readonly string[] }[];
+    tls?: PolicyTls;
   },
   env: Record<string, string | undefined>,
 ): Promise<{ stop(): Promise<void> }> {

@@ -5,7 +5,8 @@
  * built-in kinds, a user's own (`--host`, `--header`), and the header a secret makes. Pure.
  */
 import { isHostName, normalizeHost } from "../net/host_policy.ts";
-import type { GrantTarget } from "../store/grants.ts";
+import type { GrantUse } from "../net/intercept.ts";
+import type { Grant, GrantTarget } from "../store/grants.ts";
 
 /** What a grant's kind says. */
 export interface GrantKind {
@@ -94,4 +95,33 @@ export function secretProblem(secret: string): string | undefined {
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f]/.test(secret)) return "the credential holds a line break or another control character";
   return undefined;
+}
+
+/** What a run's grants make: the policy point's credentials by host, the entries they allow, placeholders. */
+export interface RunGrants {
+  /** By host (normalized): the grant's name and the header it adds. */
+  uses: Map<string, GrantUse>;
+  /** Allow-list entries for the granted hosts: `host:443` (HTTPS only: a credential never goes in the clear). */
+  allow: string[];
+  /** A placeholder for each of the grants' variables, for clients that will not start without one. */
+  env: Record<string, string>;
+}
+
+/** The placeholder a sandbox sees in a grant's variables: not a credential, and says whose it is. Pure. */
+export const placeholder = (name: string) => `moat-grant-${name}-placeholder`;
+
+/** What `grants` make for a run, or why they cannot go together (two credentials for one host). Pure. */
+export function runGrants(grants: readonly Grant[]): RunGrants | string {
+  const uses = new Map<string, GrantUse>();
+  const env: Record<string, string> = {};
+  for (const g of grants) {
+    for (const t of g.targets) {
+      const host = normalizeHost(t.host);
+      const other = uses.get(host);
+      if (other) return `the grants ${other.name} and ${g.name} both add a credential for ${host}`;
+      uses.set(host, { name: g.name, header: t.header, value: headerValue(t.template, g.secret) });
+    }
+    for (const v of g.env) env[v] ??= placeholder(g.name);
+  }
+  return { uses, allow: [...uses.keys()].map((h) => `${h}:443`), env };
 }

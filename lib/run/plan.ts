@@ -5,6 +5,7 @@
 import { LABELS } from "./labels.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
 import { type Profile, profileFor, profileHostConfig } from "./profile.ts";
+import { type RunTrust, trustEnv } from "./trust.ts";
 
 /** Where the workspace appears inside the container; also the working directory. */
 export const WORKSPACE_TARGET = "/workspace";
@@ -48,6 +49,8 @@ export interface EgressSpec {
   relayAddress: string;
   /** Host path of the `resolv.conf` naming the relay as the only nameserver. */
   resolvConf: string;
+  /** When the policy point reads TLS: the CA bundle with the run's CA, and where it goes (lib/run/trust.ts). */
+  trust?: RunTrust;
 }
 
 /** The relay's explicit proxy port (lib/net/policy_point.ts `PORTS.proxy`). */
@@ -106,8 +109,11 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
   }
   const body: ContainerCreateBody = {
     Image: spec.image,
-    Env: Object.entries({ ...spec.env, ...(spec.egress ? proxyEnv(spec.egress.relayAddress, spec.env) : {}) })
-      .map(([k, v]) => `${k}=${v}`),
+    Env: Object.entries({
+      ...spec.env,
+      ...(spec.egress ? proxyEnv(spec.egress.relayAddress, spec.env) : {}),
+      ...(spec.egress?.trust ? trustEnv(spec.egress.trust.target, spec.env) : {}),
+    }).map(([k, v]) => `${k}=${v}`),
     WorkingDir: WORKSPACE_TARGET,
     User: spec.user,
     Labels: runLabels(spec),
@@ -130,6 +136,14 @@ export function planContainer(spec: RunSpec): { name: string; body: ContainerCre
         // The relay is the only resolver: Docker's own (127.0.0.11) would pass questions on.
         ...(spec.egress
           ? [{ Type: "bind", Source: spec.egress.resolvConf, Target: "/etc/resolv.conf", ReadOnly: true }]
+          : []),
+        ...(spec.egress?.trust
+          ? [{
+            Type: "bind",
+            Source: spec.egress.trust.source,
+            Target: spec.egress.trust.target,
+            ReadOnly: true,
+          }]
           : []),
       ],
       AutoRemove: false,

@@ -51,6 +51,8 @@ export interface ProfileSettings {
   tcp?: string[];
   /** With `allowlist`: rules for the HTTP requests to some of `allow`'s entries (lib/net/http_rules.ts). */
   rules?: HostRules[];
+  /** With `allowlist`: the grants whose credentials the policy point adds (names; `moat grant`). */
+  grants?: string[];
   readOnly?: boolean;
   mounts?: ProfileMount[];
 }
@@ -76,6 +78,7 @@ export function profileFor(settings: ProfileSettings): Profile {
     ...(network === "allowlist" ? { allow: settings.allow ?? [] } : {}),
     ...(network === "allowlist" && settings.tcp?.length ? { tcp: settings.tcp } : {}),
     ...(network === "allowlist" && settings.rules?.length ? { rules: settings.rules } : {}),
+    ...(network === "allowlist" && settings.grants?.length ? { grants: settings.grants } : {}),
     readOnly: settings.readOnly ?? false,
     mounts: settings.mounts ?? [],
   };

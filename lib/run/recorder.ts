@@ -119,20 +119,29 @@ export function thisMoat(): { execPath: string; mainModule: string; standalone: 
 }
 
 /**
- * Start this moat again with `tail` in MOAT_HOME `home`, as its own process group with no stdio, not waited
- * for (the process outlives this one): the recorder of a detached run, `moat standby`. Throws when it cannot
- * be started.
+ * Start this moat again with `tail` in MOAT_HOME `home`, as its own process group with no stdio (but `input`
+ * on its stdin, when given), not waited for (the process outlives this one): the recorder of a detached run,
+ * `moat standby`. Throws when it cannot be started.
  */
-export function spawnDetachedMoat(home: string, tail: readonly string[]): Deno.ChildProcess {
+export function spawnDetachedMoat(
+  home: string,
+  tail: readonly string[],
+  input?: Uint8Array,
+): Deno.ChildProcess {
   const inv = selfInvocation(thisMoat(), tail);
   const child = new Deno.Command(inv.command, {
     args: inv.args,
     env: { MOAT_HOME: home },
     detached: true,
-    stdin: "null",
+    stdin: input ? "piped" : "null",
     stdout: "null",
     stderr: "null",
   }).spawn();
+  if (input) {
+    // `input` on its stdin, then the end of it; a child that is gone already reads nothing.
+    const writer = child.stdin.getWriter();
+    writer.write(input).then(() => writer.close()).catch(() => {});
+  }
   child.unref();
   return child;
 }

@@ -174,7 +174,7 @@ export async function adoptStandby(
   client: EngineClient,
   home: string,
   s: Standby,
-  req: Pick<EgressRequest, "runDir" | "allow" | "tcp" | "rules" | "deferRemoval">,
+  req: Pick<EgressRequest, "runDir" | "allow" | "tcp" | "rules" | "tls" | "deferRemoval">,
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
   const dir = `${standbyDir(home)}/${s.id}`;
@@ -185,6 +185,7 @@ export async function adoptStandby(
     allow: req.allow,
     ...(req.tcp ? { tcp: req.tcp } : {}),
     ...(req.rules ? { rules: req.rules } : {}),
+    ...(req.tls ? { tls: req.tls } : {}),
     relayAddress: s.address,
   }, env);
   const closePoint = async () => {

@@ -34,6 +34,9 @@ import {
   targetsToProbe,
 } from "./mounts.ts";
 import { readImagePasswd } from "./passwd.ts";
+import { needsTls, type RunTrust, writeRunTrust } from "./trust.ts";
+import type { GrantUse } from "../net/intercept.ts";
+import { exportRunCa, makeRunCa, type RunCa } from "../net/x509.ts";
 import {
   FALLBACK_HOME,
   needsFallbackHome,
@@ -71,6 +74,11 @@ export interface RunRequest {
   mountEntries: readonly MountEntry[];
   home: string;
   owner: Owner;
+  /**
+   * The credentials of the run's grants (`profile.grants`), by host: the policy point adds them. Read by the
+   * CLI from MOAT_HOME; never recorded.
+   */
+  grants?: ReadonlyMap<string, GrantUse>;
 }
 
 /** What the user sees while a run starts and ends: the status line and moat's own lines on stderr. */
@@ -102,7 +110,7 @@ export interface RunEdge {
   /** The notice about containers left behind, looked for alongside the checks; shown before start. */
   orphanNotice: Promise<string | undefined>;
   /** `-d` (required then): start the recorder process of `runId`; the reason when it did not take over. */
-  startRecorder?(home: string, runId: string): Promise<string | undefined>;
+  startRecorder?(home: string, runId: string, handOver?: Uint8Array): Promise<string | undefined>;
   /**
    * Networks made ahead of allowlist runs (lib/run/standby.ts), when they are on: take one for a run of
    * `image`, and have the next one made once a run has ended.
@@ -272,6 +280,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
   // The allowlist network: the run's own network, moat's policy point and the relay, in place before the
   // sandbox is created. The relay is a container: made only once the sandbox check has passed.
   let egress: Egress | undefined;
+  let ca: RunCa | undefined;
   // A run in the foreground leaves the removal of its relay and network to the process that makes the next
   // one ahead (`edge.standby`), when it can start one: see the end below.
   const deferRemoval = !req.detach && edge.standby !== undefined;
@@ -289,12 +298,29 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
       // Not cut short by an interrupt: what it makes must be known to be removed (its engine calls are
       // bounded); the interrupt is acted on right after. A network made ahead whose relay is gone is
       // removed, and the run's made as if there had been none.
+      // A grant or rules: the policy point reads TLS, with a CA of this run's that the sandbox trusts.
+      let trust: RunTrust | undefined;
+      if (needsTls(req.profile)) {
+        // Extractable only for -d, to hand it to the recorder (through a pipe, never a file).
+        ca = await makeRunCa(req.runId, new Date(), req.detach);
+        trust = await writeRunTrust(client, {
+          home,
+          runDir: store.dir,
+          runId: req.runId,
+          imageId,
+          labels: runLabels(spec),
+          runtime,
+          caPem: ca.certPem,
+        });
+      }
+      const tls = ca ? { tls: { ca, grants: req.grants ?? new Map() } } : {};
       if (standby) {
         const taken = standby;
         egress = await adoptStandby(client, home, taken, {
           runDir: store.dir,
           allow: req.profile.allow ?? [],
           rules: req.profile.rules ?? [],
+          ...tls,
           deferRemoval,
         }, edge.env).catch(() => discardStandby(client, home, taken).then(() => undefined));
       }
@@ -305,10 +331,11 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
         allow: req.profile.allow ?? [],
         tcp: req.profile.tcp ?? [],
         rules: req.profile.rules ?? [],
+        ...tls,
         labels: runLabels(spec),
         deferRemoval,
       }, edge.env);
-      plan = planContainer({ ...spec, egress: egress.spec });
+      plan = planContainer({ ...spec, egress: { ...egress.spec, ...(trust ? { trust } : {}) } });
       checkInterrupt();
     } catch (err) {
       await egress?.stop();
@@ -322,7 +349,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     const notice = await edge.orphanNotice;
     if (notice) display.say(notice);
 
-    if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check, egress);
+    if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check, egress, ca);
     const exitCode = await runInForeground(req, edge, display, plan, store, check, egress);
     // What the policy refused, said once the command is over: a name that did not resolve for the command
     // says nothing of why.
@@ -436,6 +463,7 @@ async function startDetachedRun(
   store: RunStore,
   check: SandboxCheck,
   egress: Egress | undefined,
+  ca: RunCa | undefined,
 ): Promise<RunResult> {
   const { client, interrupt } = edge;
   const runId = store.record.id;
@@ -445,7 +473,9 @@ async function startDetachedRun(
   let recorderStarted = false;
   const startRecorder = async () => {
     recorderStarted = true;
-    failure = await edge.startRecorder!(req.home, runId); // present: checked in startRun
+    // The run's CA goes to the recorder, which serves the policy from now on, through its stdin.
+    const handOver = ca ? new TextEncoder().encode(await exportRunCa(ca)) : undefined;
+    failure = await edge.startRecorder!(req.home, runId, handOver); // present: checked in startRun
   };
   try {
     // With the allowlist network the recorder serves the run's policy (lib/run/egress.ts

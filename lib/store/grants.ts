@@ -4,6 +4,8 @@
  * the file as given: what protects it is the file's mode and the user's account, not encryption (see
  * docs/concepts/grants.md). Nothing else in moat writes it anywhere.
  */
+import { MoatError } from "../errors.ts";
+
 /** One host a grant applies to, and the header carrying the credential there. */
 export interface GrantTarget {
   host: string;
@@ -116,4 +118,29 @@ export function removeGrant(home: string, name: string): boolean {
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
+}
+
+/**
+ * The grants a run names, secrets included, read for the process that serves its policy. Throws a
+ * `MoatError` naming what to do when one is missing or damaged; the message never holds a secret.
+ */
+export function readRunGrants(home: string, names: readonly string[]): Grant[] {
+  return names.map((name) => {
+    let g: Grant | undefined;
+    try {
+      g = readGrant(home, name);
+    } catch (err) {
+      throw new MoatError(
+        `The grant ${name} cannot be read: ${err instanceof Error ? err.message : String(err)}`,
+        `Make it again:  moat grant ${name}   (or drop it from the run)`,
+      );
+    }
+    if (!g) {
+      throw new MoatError(
+        `There is no grant named ${name} in ${dirOf(home)}`,
+        `Make it:  moat grant ${name}   (see the grants there are:  moat grant list)`,
+      );
+    }
+    return g;
+  });
 }

@@ -66,6 +66,11 @@ export interface Profile {
    * order (lib/net/http_rules.ts); absent when there are none.
    */
   rules?: HostRules[];
+  /**
+   * With `allowlist`: the grants whose credentials the policy point adds (names only: the secrets stay in
+   * MOAT_HOME/grants); absent when there are none.
+   */
+  grants?: string[];
   /** Read-only root filesystem, with a writable `/tmp`. */
   readOnly: boolean;
   /** Extra bind mounts besides the workspace. */

@@ -118,6 +118,29 @@ Deno.test("run args: --allow names hosts and means the allowlist network; what c
   }
 });
 
+Deno.test("run args: --grant names grants, once each; a bad name, or another network, is a usage error", () => {
+  assert.deepEqual(parseRunArgs(["--grant", "github", "--grant", "npm", "--grant", "github"]).grants, [
+    "github",
+    "npm",
+  ]);
+  assert.deepEqual(parseRunArgs([]).grants, []);
+  const refused: Array<[string[], RegExp]> = [
+    [["--grant", "no/slash"], /--grant "no\/slash": Grant name "no\/slash" is not valid/],
+    [
+      ["--grant", "github", "--network", "default"],
+      /--grant adds a credential through moat's network policy, which --network default does not use/,
+    ],
+    [["--grant", "github", "--network", "none"], /which --network none does not use/],
+  ];
+  for (const [args, message] of refused) {
+    assert.throws(
+      () => parseRunArgs(args),
+      (e: unknown) => e instanceof UsageError && e.exitCode === 2 && message.test(e.message),
+      args.join(" "),
+    );
+  }
+});
+
 type Flags = Parameters<typeof resourceSettings>[0];
 const noFlags: Flags = {
   memory: undefined,
@@ -174,6 +197,14 @@ const settingsCases: [string, Partial<Flags>, MoatConfig, ProfileSettings][] = [
     network: "none",
   }, { memory: 512 * 2 ** 20, cpus: 0.5, pids: 32, network: "default" }],
   ["--read-only adds to a config without it", { readOnly: true }, {}, { readOnly: true }],
+  ["the config's grants, with --grant's on top, once each", { grants: ["npm", "github"] }, {
+    grants: ["github"],
+  }, { grants: ["github", "npm"] }],
+  ["grants on the allowlist network", { network: "allowlist", allow: [], grants: ["npm"] }, {}, {
+    network: "allowlist",
+    allow: [],
+    grants: ["npm"],
+  }],
 ];
 for (const [label, flags, config, want] of settingsCases) {
   Deno.test(`resource settings: ${label}`, () => {
@@ -186,6 +217,18 @@ const settingsErrors: [string, Partial<Flags>, MoatConfig, RegExp][] = [
   ["too little memory", { memory: "1m" }, {}, /^--memory "1m" must be at least 6m/],
   ["more CPUs than the host", { cpus: "3" }, {}, /^--cpus "3" must be at most 2: this host has 2 CPUs/],
   ["a pids value that is not a number", { pids: "lots" }, {}, /^--pids "lots" must be a whole number/],
+  [
+    "grants in moat.yaml with network: default",
+    {},
+    { network: "default", grants: ["github"] },
+    /^Grants \(github\) add credentials through moat's network policy, which network default does not use/,
+  ],
+  [
+    "grants in moat.yaml with --network none",
+    { network: "none" },
+    { grants: ["github"] },
+    /which network none does not use/,
+  ],
 ];
 for (const [label, flags, config, re] of settingsErrors) {
   Deno.test(`resource settings: ${label} is a usage error`, () => {

@@ -44,6 +44,9 @@ const ok: [string, string, unknown][] = [
   ["pids as a number", "pids: 2048\n", { pids: 2048 }],
   ["pids as a string", 'pids: "64"\n', { pids: 64 }],
   ["network none", "network: none\n", { network: "none" }],
+  ["grants by name, once each", "grants: [anthropic, github, anthropic]\n", {
+    grants: ["anthropic", "github"],
+  }],
   ["network default", "network: default\n", { network: "default" }],
   ["network open is the default network", "network: open\n", { network: "default" }],
   ["network allowlist alone allows nothing", "network: allowlist\n", { network: "allowlist", allow: [] }],
@@ -147,6 +150,15 @@ const bad: [string, string, number, number, string, RegExp, RegExp?][] = [
     /sandbox: none/,
   ],
   ["sandbox: no is rejected", "sandbox: no\n", 1, 10, "sandbox", /got "no"/],
+  [
+    "a grant name with a slash",
+    "grants: [ok, a/b]\n",
+    1,
+    14,
+    "grants[1]",
+    /must be a list of grant names, such as \[anthropic\]; got "a\/b"/,
+    /moat grant list/,
+  ],
   ["sandbox: off is rejected", "sandbox: off\n", 1, 10, "sandbox", /got "off"/],
   [
     "an unknown key suggests the nearest known key",

@@ -75,8 +75,9 @@ for (const detach of [false, true]) {
           `${
             http(5, "/secret?token=x")
           } && timeout 5 cat <&5 > /tmp/denied && head -1 /tmp/denied | tr -d '\\r' && grep -o 'denied by .*' /tmp/denied`,
-          // Through the proxy: a tunnel to the host with rules cannot be checked, and is refused.
-          `p=\${HTTP_PROXY#http://}; exec 6<>/dev/tcp/\${p%:*}/\${p##*:} && printf 'CONNECT web.ruled.test:443 HTTP/1.1\\r\\n\\r\\n' >&6 && timeout 5 cat <&6 | grep -o 'rules for .*'`,
+          // Through the proxy: a tunnel to the host with rules is opened, for moat to read the TLS in it and
+          // check each request (what it does then: tests/engine/grants_test.ts).
+          `p=\${HTTP_PROXY#http://}; exec 6<>/dev/tcp/\${p%:*}/\${p##*:} && printf 'CONNECT web.ruled.test:443 HTTP/1.1\\r\\n\\r\\n' >&6 && timeout 5 head -1 <&6 | tr -d '\\r'`,
         ].join("\n");
         const started = await moat(
           [
@@ -116,7 +117,7 @@ for (const detach of [false, true]) {
           "host=web.ruled.test path=/ok/x",
           "HTTP/1.1 403 Forbidden",
           `denied by this run's network policy: the rule "deny * /*".`,
-          "rules for web.ruled.test need TLS interception, which moat does not do yet.",
+          "HTTP/1.1 200 Connection Established",
         ], r.stderr);
         const record = await onlyRecord(home) as {
           id: string;

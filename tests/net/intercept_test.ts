@@ -9,7 +9,8 @@ import type { HostPattern } from "../../lib/net/host_policy.ts";
 import { type Decision, PolicyPoint, type Upstreams } from "../../lib/net/policy_point.ts";
 import { runRelay } from "../../lib/net/relay.ts";
 import { policyPatterns } from "../../lib/run/egress.ts";
-import { makeLeaf, makeRunCa, type RunCa } from "../../lib/net/x509.ts";
+import { makeRunCa, type RunCa } from "../../lib/net/x509.ts";
+import { httpsUpstream } from "../https_upstream.ts";
 import { BodyError, BodyScanner } from "../../lib/net/http_body.ts";
 import { CREDENTIAL_HEADERS, forwardedHead } from "../../lib/net/intercept.ts";
 import { readRequestHead } from "../../lib/net/http_head.ts";
@@ -20,29 +21,22 @@ const SECRET = "sk-test-4f9a0c11-secret";
 
 /** An HTTPS server for `host` on loopback, with a leaf of `ca`, answering with what it was sent. */
 async function upstream(ca: RunCa, host: string) {
-  const leaf = await makeLeaf(ca, host);
   const seen: Array<
     { method: string; path: string; host: string | null; headers: Record<string, string>; body: string }
   > = [];
-  const ac = new AbortController();
-  const server = Deno.serve(
-    {
-      hostname: "127.0.0.1",
-      port: 0,
-      cert: leaf.certPem,
-      key: leaf.keyPem,
-      signal: ac.signal,
-      onListen() {},
-    },
-    async (req) => {
-      const url = new URL(req.url);
-      const body = await req.text();
-      const headers = Object.fromEntries(req.headers);
-      seen.push({ method: req.method, path: url.pathname, host: req.headers.get("host"), headers, body });
-      return new Response(`${host} saw ${req.method} ${url.pathname} (${body.length} bytes)`);
-    },
-  );
-  return { port: server.addr.port, seen, close: () => (ac.abort(), server.finished) };
+  const server = await httpsUpstream(ca, host, async (req) => {
+    const url = new URL(req.url);
+    const body = await req.text();
+    seen.push({
+      method: req.method,
+      path: url.pathname,
+      host: req.headers.get("host"),
+      headers: Object.fromEntries(req.headers),
+      body,
+    });
+    return new Response(`${host} saw ${req.method} ${url.pathname} (${body.length} bytes)`);
+  });
+  return { ...server, seen };
 }
 
 /** A relay and a policy point on loopback for `allow` (with `rules`) and a grant on `api.granted.test`. */
@@ -51,8 +45,11 @@ async function setUp(t: { upstreamCaCerts: string[]; upstreamOf: Record<string, 
   const socket = `${dir}/relay.sock`;
   const ca = await makeRunCa("intercept-test");
   const allow = policyPatterns(
-    ["api.granted.test:443", "other.allowed.test", "ruled.test", "bad.granted.test:443"],
-    [{ host: "ruled.test", rules: ["allow GET /ok", "deny * /*"] }],
+    ["api.granted.test:443", "other.allowed.test", "ruled.test", "bad.granted.test:443", "ruled.test:8443"],
+    [
+      { host: "ruled.test", rules: ["allow GET /ok", "deny * /*"] },
+      { host: "ruled.test:8443", rules: ["allow GET /ok"] },
+    ],
   );
   const log: Decision[] = [];
   const dialed: string[] = [];
@@ -243,6 +240,15 @@ Deno.test("a granted host's requests get the credential in place of the sandbox'
       "/ok",
       undefined,
     ]]);
+
+    // A tunnel to a host with rules on a port other than 443: refused, since moat reads TLS on 443 only.
+    const tunnel = await Deno.connect({ hostname: "127.0.0.1", port: env.ports.proxy });
+    await tunnel.write(encoder.encode("CONNECT ruled.test:8443 HTTP/1.1\r\n\r\n"));
+    assert.match(
+      (await response(tunnel)).body,
+      /rules for ruled\.test are checked on HTTPS \(port 443\) and plain HTTP \(port 80\) only/,
+    );
+    tunnel.close();
 
     // An upstream whose certificate moat cannot verify: a 502 saying so, and no credential sent.
     const bad = await fetch("https://bad.granted.test/x", { client });

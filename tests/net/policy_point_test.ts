@@ -354,16 +354,16 @@ Deno.test("a host with rules: each plain-HTTP request checked by them, CONNECT a
       await get(proxy, "POST", "http://api.ruled.test/v1/items"),
       /^HTTP\/1\.1 403 [\s\S]*no rule for/,
     );
-    // CONNECT to it, on any port: refused, since what the tunnel carries cannot be checked.
+    // CONNECT to it, on any port: refused, since this policy point (given no CA) cannot read the tunnel.
     const tunnel = await talk(proxy, "CONNECT api.ruled.test:443 HTTP/1.1\r\n\r\n");
     assert.match(tunnel, /^HTTP\/1\.1 403 Forbidden\r\n/);
     assert.match(
       tunnel,
-      /moat: api\.ruled\.test:443 is refused: rules for api\.ruled\.test need TLS interception, which moat does not do yet\.\n/,
+      /moat: api\.ruled\.test:443 is refused: rules for api\.ruled\.test are checked on plain HTTP only: this policy point reads no TLS\.\n/,
     );
     assert.match(
       await talk(proxy, "CONNECT api.ruled.test:80 HTTP/1.1\r\n\r\n"),
-      /^HTTP\/1\.1 403 [\s\S]*interception/,
+      /^HTTP\/1\.1 403 [\s\S]*reads no TLS/,
     );
     // TLS straight to it: closed, nothing passed on.
     const before = echo.received.length;
@@ -427,11 +427,11 @@ Deno.test("a host with rules: each plain-HTTP request checked by them, CONNECT a
       "http POST /in allow [echo.ruled.test: allow POST /in] ",
       "http POST /in deny [echo.ruled.test] requests to echo.ruled.test, which has rules, need a Content-Length (a chunked body is not passed on)",
       "http PUT /v3/x deny [api.ruled.test] no rule matches it",
-      "proxy CONNECT  deny [api.ruled.test] rules for api.ruled.test need TLS interception, which moat does not do yet",
-      "proxy CONNECT  deny [api.ruled.test] rules for api.ruled.test need TLS interception, which moat does not do yet",
+      "proxy CONNECT  deny [api.ruled.test] rules for api.ruled.test are checked on plain HTTP only: this policy point reads no TLS",
+      "proxy CONNECT  deny [api.ruled.test] rules for api.ruled.test are checked on plain HTTP only: this policy point reads no TLS",
       "proxy POST /v1/items deny [api.ruled.test] no rule matches it",
       "proxy POST /v2/items allow [api.ruled.test: allow POST /v2/*] ",
-      "tls - - deny [api.ruled.test] rules for api.ruled.test need TLS interception, which moat does not do yet",
+      "tls - - deny [api.ruled.test] rules for api.ruled.test are checked on plain HTTP only: this policy point reads no TLS",
     ].sort(),
   );
   assert.ok(!dialed.some((d) => d.endsWith(":443")), `nothing dialed for CONNECT or TLS: ${dialed}`);

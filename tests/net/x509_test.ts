@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import {
   BACKDATE_MS,
+  exportRunCa,
+  importRunCa,
   integer,
   keyUsageBits,
   LEAF_VALIDITY_MS,
@@ -154,4 +156,29 @@ Deno.test("a Deno TLS server with a leaf is trusted through the run's CA alone, 
     server.close();
     await served;
   }
+});
+
+Deno.test("a run's CA is not extractable, unless made so to hand it over; the one imported signs leaves the same", async () => {
+  const kept = await makeRunCa("0123456789ab");
+  await assert.rejects(exportRunCa(kept), "a CA's key never leaves this process by default");
+  const ca = await makeRunCa("0123456789ab", new Date(), true);
+  const again = await importRunCa(await exportRunCa(ca));
+  assert.equal(again.certPem, ca.certPem);
+  assert.equal(again.notAfter.getTime(), ca.notAfter.getTime());
+  assert.equal(again.key.extractable, false, "not extractable again in the process that imports it");
+  const leaf = await makeLeaf(again, "api.example.test");
+  const dir = await Deno.makeTempDir({ prefix: "moat-x509-" });
+  try {
+    await Deno.writeTextFile(`${dir}/ca.pem`, ca.certPem);
+    await Deno.writeTextFile(`${dir}/leaf.pem`, leaf.certPem);
+    const out = await new Deno.Command("openssl", {
+      args: ["verify", "-CAfile", `${dir}/ca.pem`, `${dir}/leaf.pem`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  await assert.rejects(importRunCa("{}"));
 });

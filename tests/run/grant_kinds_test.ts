@@ -6,8 +6,11 @@ import {
   grantNameProblem,
   headerValue,
   parseHeaderTemplate,
+  placeholder,
+  runGrants,
   secretProblem,
 } from "../../lib/run/grant_kinds.ts";
+import type { Grant } from "../../lib/store/grants.ts";
 
 Deno.test("parseHeaderTemplate: a header name and a value with one {} for the secret", () => {
   const table: [string, ReturnType<typeof parseHeaderTemplate>][] = [
@@ -67,4 +70,32 @@ Deno.test("names, hosts and secrets a grant may have", () => {
   assert.equal(secretProblem("sk-ant-123"), undefined);
   assert.equal(secretProblem(""), "the credential is empty");
   for (const bad of ["a\nb", "a\rb", "a\x00b", "a\x7f"]) assert.ok(secretProblem(bad), JSON.stringify(bad));
+});
+
+const grant = (name: string, kind: string, secret: string): Grant => ({
+  schema: 1,
+  name,
+  kind,
+  ...(GRANT_KINDS[kind] ??
+    { targets: [{ host: "API.Internal.test", header: "X-Key", template: "{}" }], env: [] }),
+  createdAt: "2026-12-07T00:00:00.000Z",
+  secret,
+});
+
+Deno.test("runGrants: the credential for each host, its entry on HTTPS, and a placeholder per variable", () => {
+  const made = runGrants([grant("gh", "github", "tok"), grant("mine", "custom", "k")]);
+  assert.ok(typeof made !== "string");
+  assert.deepEqual([...made.uses], [
+    ["api.github.com", { name: "gh", header: "Authorization", value: "Bearer tok" }],
+    ["github.com", { name: "gh", header: "Authorization", value: `Basic ${btoa("x-access-token:tok")}` }],
+    ["api.internal.test", { name: "mine", header: "X-Key", value: "k" }],
+  ]);
+  assert.deepEqual(made.allow, ["api.github.com:443", "github.com:443", "api.internal.test:443"]);
+  assert.deepEqual(made.env, { GITHUB_TOKEN: placeholder("gh"), GH_TOKEN: placeholder("gh") });
+  assert.ok(!JSON.stringify(made.env).includes("tok"), "a placeholder is not the secret");
+  assert.equal(
+    runGrants([grant("a", "github", "1"), grant("b", "github", "2")]),
+    "the grants a and b both add a credential for api.github.com",
+  );
+  assert.deepEqual(runGrants([]), { uses: new Map(), allow: [], env: {} });
 });
