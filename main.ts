@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: () => import("./lib/cli/doctor.ts"),
   grant: () => import("./lib/cli/grant.ts"),
   revoke: () => import("./lib/cli/revoke.ts"),
+  audit: () => import("./lib/cli/audit.ts"),
   // Internal: moat's relay inside a run's relay container (lib/net/relay.ts); not in the help.
   relay: () => import("./lib/cli/relay.ts"),
   // Internal: moat doctor's host-isolation probe inside its container (lib/doctor/reach.ts); not in the help.
@@ -75,5 +76,8 @@ if (import.meta.main) {
     Deno.stderr.writeSync(encoder.encode(formatError(err) + "\n"));
     code = exitCodeOf(err);
   }
+  // The checkpoints of the audit logs this process wrote (lib/audit/log.ts): signed before it exits.
+  const { settleAuditLogs } = await import("./lib/audit/log.ts");
+  await settleAuditLogs();
   Deno.exit(code);
 }

@@ -1,8 +1,9 @@
 /**
  * lib/ reads bottom to top: each directory imports only from directories below it (or from itself), never
  * back up. The order, bottom first: the shared base files (errors, timer, version); the engine client, the
- * run records and the network protocols, side by side and independent of each other; the sandbox decision;
- * the run; the config, which parses with the run's parsers; doctor; the commands.
+ * network protocols and the audit log's format and writer, side by side and independent of each other; the
+ * run records, which write to the audit log, and the sandbox decision; the run; the config, which parses
+ * with the run's parsers; doctor; the commands.
  */
 import assert from "node:assert/strict";
 
@@ -11,8 +12,9 @@ const LIB = new URL("../lib/", import.meta.url).pathname;
 const RANK: Record<string, number> = {
   "": 0, // lib/errors.ts, lib/timer.ts, lib/version.ts
   docker: 1,
-  store: 1,
   net: 1,
+  audit: 1,
+  store: 2,
   sandbox: 2,
   run: 3,
   config: 4,

@@ -36,7 +36,6 @@ export class AuditLog {
   #home: string;
   #runId: string;
   #path: string;
-  #file: Deno.FsFile | undefined;
   /** What this process knows of the file: its size then, the last entry's seq and hash, and whether sealed. */
   #size = -1;
   #seq = 0;
@@ -44,6 +43,8 @@ export class AuditLog {
   #sealed = false;
   #sinceCheckpoint = 0;
   #pending = new Set<Promise<void>>();
+  /** The run is over: the final checkpoint is due when this process is done with the log (`settleAuditLogs`). */
+  #ended = false;
   /** Why the log could not be written, when it could not. */
   error: unknown;
 
@@ -59,6 +60,20 @@ export class AuditLog {
     let log = AuditLog.#open.get(path);
     if (!log) AuditLog.#open.set(path, log = new AuditLog(home, runId, path));
     return log;
+  }
+
+  /** Every log this process wrote to. */
+  static get open(): AuditLog[] {
+    return [...AuditLog.#open.values()];
+  }
+
+  /** Say the run is over: `close` seals the log with the final checkpoint. */
+  ended(): void {
+    this.#ended = true;
+  }
+
+  get isEnded(): boolean {
+    return this.#ended;
   }
 
   /** Append an entry for what moat decided or did. Never throws. */
@@ -94,24 +109,18 @@ export class AuditLog {
           entry("checkpoint", data as unknown as { [key: string]: Json });
           return true;
         });
-        if (written !== false) {
-          this.#file?.syncDataSync();
-          return;
-        }
+        if (written !== false) return;
       }
     } catch (err) {
       this.error ??= err;
     }
   }
 
-  /** Wait for the checkpoints started along the way; then the final one, when `final`. */
-  async close(final: boolean): Promise<void> {
+  /** Wait for the checkpoints started along the way; then the final one, when `final`. Never throws. */
+  async close(final = this.#ended): Promise<void> {
     await Promise.all(this.#pending);
     if (final) await this.checkpoint(true);
     else if (this.#sinceCheckpoint > 0) await this.checkpoint(false);
-    this.#file?.close();
-    this.#file = undefined;
-    this.#size = -1;
     AuditLog.#open.delete(this.#path);
   }
 
@@ -134,34 +143,38 @@ export class AuditLog {
   #locked<T>(
     fn: (entry: (type: string, data: { [key: string]: Json }) => AuditEntry, seq: number, hash: string) => T,
   ): T | undefined {
+    // Opened for each append: no file stays open between events (a run may last days), and closing it
+    // releases the lock whatever happens.
+    let file: Deno.FsFile | undefined;
     try {
-      this.#file ??= Deno.openSync(this.#path, { read: true, append: true, create: true, mode: 0o600 });
-      const file = this.#file;
-      file.lockSync(true);
-      try {
-        this.#catchUp(file);
-        if (this.#sealed) return undefined;
-        return fn(
-          (type, data) => {
-            const e = makeEntry(this.#seq + 1, this.#last, new Date().toISOString(), type, data);
-            const bytes = encoder.encode(entryLine(e));
-            let off = 0;
-            while (off < bytes.byteLength) off += file.writeSync(bytes.subarray(off));
-            this.#size += bytes.byteLength;
-            this.#seq = e.seq;
-            this.#last = e.hash;
-            if (type === "checkpoint" && data.final === true) this.#sealed = true;
-            return e;
-          },
-          this.#seq,
-          this.#last,
-        );
-      } finally {
-        file.unlockSync();
-      }
+      file = Deno.openSync(this.#path, { read: true, append: true, create: true, mode: 0o600 });
+      const f = file;
+      f.lockSync(true);
+      this.#catchUp(f);
+      if (this.#sealed) return undefined;
+      return fn(
+        (type, data) => {
+          const e = makeEntry(this.#seq + 1, this.#last, new Date().toISOString(), type, data);
+          const bytes = encoder.encode(entryLine(e));
+          let off = 0;
+          while (off < bytes.byteLength) off += f.writeSync(bytes.subarray(off));
+          this.#size += bytes.byteLength;
+          this.#seq = e.seq;
+          this.#last = e.hash;
+          if (type === "checkpoint") {
+            f.syncDataSync(); // a checkpoint is on the disk before moat goes on
+            if (data.final === true) this.#sealed = true;
+          }
+          return e;
+        },
+        this.#seq,
+        this.#last,
+      );
     } catch (err) {
       this.error ??= err;
       return undefined;
+    } finally {
+      file?.close();
     }
   }
 
@@ -223,4 +236,12 @@ function readTail(path: string, size: number): string {
       f.close();
     }
   }
+}
+
+/**
+ * Finish every audit log this process wrote to: the final checkpoint of each run that ended here, a
+ * checkpoint of what the others got since their last one. For main.ts, before moat exits. Never throws.
+ */
+export async function settleAuditLogs(): Promise<void> {
+  await Promise.all(AuditLog.open.map((log) => log.close()));
 }

@@ -126,6 +126,7 @@ async function record(home: string, runId: string): Promise<number> {
       tcp: profile.tcp ?? [],
       rules: profile.rules ?? [],
       ...(tls ? { tls } : {}),
+      audit: store.auditLog,
     }, env)
     : undefined;
   try {

@@ -20,8 +20,9 @@ Commands:
   clean      Remove finished runs and orphaned containers
   system     Show the containers and images moat uses on the engine
   doctor     Check that sandboxed runs work here, and say how to fix what does not
-  grant      Keep a credential on this host for the hosts it belongs to (not used by runs yet)
+  grant      Keep a credential on this host for the hosts it belongs to (runs use it: --grant)
   revoke     Remove a grant
+  audit      Print, check or export a run's tamper-evident audit log
 
 Every run is sandboxed with gVisor (runsc) unless you say otherwise with --no-sandbox or
 'sandbox: none' in moat.yaml; when gVisor is not available moat refuses to run.

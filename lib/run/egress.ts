@@ -19,6 +19,8 @@ import { hostUpstreams } from "../net/upstream.ts";
 import type { GrantUse } from "../net/intercept.ts";
 import type { RunCa } from "../net/x509.ts";
 import { upstreamTrust } from "./trust.ts";
+import type { AuditLog } from "../audit/log.ts";
+import type { Json } from "../audit/chain.ts";
 import { after } from "../timer.ts";
 import { LABELS } from "./labels.ts";
 import { addressIn, freeSubnet, isolatedNetworkBody } from "./network.ts";
@@ -95,6 +97,8 @@ export interface EgressRequest {
   rules?: readonly { host: string; rules: readonly string[] }[];
   /** What the policy point reads TLS for: the run's CA and grants (lib/run/trust.ts). */
   tls?: PolicyTls;
+  /** The run's audit log: each decision goes there too (lib/audit/log.ts). */
+  audit?: AuditLog;
   /** The run's labels; the relay and the network carry them, the relay marked as a helper. */
   labels: Record<string, string>;
   /**
@@ -154,6 +158,7 @@ export function servePolicy(
     tcp?: readonly string[];
     rules?: readonly { host: string; rules: readonly string[] }[];
     tls?: PolicyTls;
+    audit?: AuditLog;
     relayAddress: string;
   },
   env: Record<string, string | undefined>,
@@ -167,6 +172,7 @@ export function servePolicy(
     try {
       log.writeSync(encoder.encode(JSON.stringify(d) + "\n"));
     } catch { /* a full disk: the run goes on; the log is what is lost */ }
+    opts.audit?.append("network", d as unknown as { [key: string]: Json });
   };
   let listener: Deno.Listener;
   try {
@@ -362,6 +368,7 @@ export async function startEgress(
       ...(req.tcp ? { tcp: req.tcp } : {}),
       ...(req.rules ? { rules: req.rules } : {}),
       ...(req.tls ? { tls: req.tls } : {}),
+      ...(req.audit ? { audit: req.audit } : {}),
       relayAddress,
     }, env);
     relayFrom = undo.length;
@@ -477,6 +484,7 @@ export async function takeOverEgress(
     tcp?: readonly string[];
     rules?: readonly { host: string; rules: readonly string[] }[];
     tls?: PolicyTls;
+    audit?: AuditLog;
   },
   env: Record<string, string | undefined>,
 ): Promise<{ stop(): Promise<void> }> {

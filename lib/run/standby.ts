@@ -174,7 +174,7 @@ export async function adoptStandby(
   client: EngineClient,
   home: string,
   s: Standby,
-  req: Pick<EgressRequest, "runDir" | "allow" | "tcp" | "rules" | "tls" | "deferRemoval">,
+  req: Pick<EgressRequest, "runDir" | "allow" | "tcp" | "rules" | "tls" | "audit" | "deferRemoval">,
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
   const dir = `${standbyDir(home)}/${s.id}`;
@@ -186,6 +186,7 @@ export async function adoptStandby(
     ...(req.tcp ? { tcp: req.tcp } : {}),
     ...(req.rules ? { rules: req.rules } : {}),
     ...(req.tls ? { tls: req.tls } : {}),
+    ...(req.audit ? { audit: req.audit } : {}),
     relayAddress: s.address,
   }, env);
   const closePoint = async () => {

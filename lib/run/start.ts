@@ -260,6 +260,19 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     // With the allowlist network the plan waits for the run's own network (below).
     if (req.profile.network !== "allowlist") plan = planContainer(spec);
     store = RunStore.create(home, newRecord());
+    // What the record does not say: how the sandbox was decided, the image's id, what the command gets
+    // (the variables' names, never their values), the grants (names).
+    store.audit("config", {
+      sandbox: decision.sandbox,
+      sandboxSource: decision.source,
+      imageId,
+      user: req.user.user,
+      env: Object.keys(env).sort(),
+      interactive: req.interactive,
+      keep: req.keep,
+      mounts: req.mounts.map((m) => ({ source: m.source, target: m.target, readonly: m.readonly })),
+      grants: req.profile.grants ?? [],
+    });
   } catch (err) {
     if (standby) await discardStandby(client, home, standby);
     // Interrupted while the engine was being checked: nothing was created, but the run still gets a
@@ -313,7 +326,10 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
           caPem: ca.certPem,
         });
       }
-      const tls = ca ? { tls: { ca, grants: req.grants ?? new Map() } } : {};
+      const tls = {
+        ...(ca ? { tls: { ca, grants: req.grants ?? new Map() } } : {}),
+        audit: store.auditLog,
+      };
       if (standby) {
         const taken = standby;
         egress = await adoptStandby(client, home, taken, {

@@ -7,6 +7,8 @@
  * i.e. the engine's 8-byte stream header plus an 8-byte timestamp, so it appends with one write per
  * chunk and is read back without loading it whole.
  */
+import { AuditLog } from "../audit/log.ts";
+import type { Json } from "../audit/chain.ts";
 import { firstLineOf, MoatError } from "../errors.ts";
 import { after } from "../timer.ts";
 import { appendToIndex } from "./index_file.ts";
@@ -450,13 +452,30 @@ export class RunStore {
     store.#dir = dir;
     store.#placed = true;
     appendToIndex(home, [{ run: store.record }]);
+    store.audit("run", store.record);
     return store;
   }
 
-  /** Merge fields and rewrite `run.json` atomically (write a temp file, then rename). */
+  /**
+   * Merge fields and rewrite `run.json` atomically (write a temp file, then rename). The change goes to the
+   * run's audit log too (lib/audit/log.ts); one that ends the run makes its final checkpoint due.
+   */
   update(patch: Partial<RunRecord>): void {
     this.record = { ...this.record, ...patch };
     this.save();
+    this.audit("record", patch);
+  }
+
+  /** Append an entry to the run's audit log (never throws: `auditLog.error` says why one was not written). */
+  audit(type: string, data: object): void {
+    const log = this.auditLog;
+    log.append(type, JSON.parse(JSON.stringify(data)) as { [key: string]: Json });
+    if (isFinal(this.record.state)) log.ended();
+  }
+
+  /** The run's audit log, as this process writes it. */
+  get auditLog(): AuditLog {
+    return AuditLog.for(this.#home, this.record.id, this.#dir);
   }
 
   /** Remove the run's directory: for a run refused before anything ran, which leaves nothing behind. */

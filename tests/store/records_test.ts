@@ -154,7 +154,7 @@ Deno.test("a new run's directory appears whole: run.json and an empty output.bin
     const store = RunStore.create(home, { ...record, id: "0123456789ab" });
     assert.equal(store.dir, `${home}/runs/0123456789ab`);
     const files = (await Array.fromAsync(Deno.readDir(store.dir))).map((e) => e.name).sort();
-    assert.deepEqual(files, ["output.bin", "run.json"]);
+    assert.deepEqual(files, ["audit.jsonl", "output.bin", "run.json"]);
     assert.equal((await Deno.stat(`${store.dir}/output.bin`)).size, 0);
     assert.equal((await Deno.stat(`${store.dir}/output.bin`)).mode! & 0o777, 0o600);
     assert.equal(JSON.parse(await Deno.readTextFile(`${store.dir}/run.json`)).outputFile, true);
