@@ -490,6 +490,59 @@ const measures: Measure[] = [
     },
   },
   {
+    name: "audit",
+    async run() {
+      // What the audit log costs a run with many network decisions. Each decision's entry is written on the
+      // policy point's path, in moat's event loop, between decisions: its time is what the run loses. So:
+      // that time, measured in a process of its own (scripts/bench_decisions.ts: N DNS decisions through a
+      // relay and the policy point on loopback, with the audit log and without), against a real run making
+      // as many decisions (Python's getaddrinfo in a loop, under gVisor, its A and AAAA questions).
+      const n = Math.max(1000, Math.round(10_000 * scale));
+      const decisions = (mode: string): Cmd => ({
+        label: `bench_decisions.ts ${mode} ${n}`,
+        cmd: deno,
+        args: ["run", "-A", `${root}scripts/bench_decisions.ts`, mode, String(n)],
+      });
+      const clientsImage = env("MOAT_BENCH_CLIENTS_IMAGE") ?? "moat-test/clients:latest";
+      const loop =
+        `import socket\nfor i in range(${n / 2}):\n  try: socket.getaddrinfo("a.bench.test", 80)\n  ` +
+        "except Exception: pass\n";
+      try {
+        const d = await interleave(
+          "audit: decisions",
+          { audit: decisions("audit"), none: decisions("none") },
+          rounds(5),
+        );
+        timeRow(
+          `${n} policy decisions in one process: with the audit log vs without (the log's cost alone; no target)`,
+          d.audit!,
+          d.none!,
+          undefined,
+        );
+        const cost = medianMs(d.audit!) - medianMs(d.none!);
+        const run = await interleave("audit: run", {
+          run: moatSrc(
+            ["run", "--image", clientsImage, "--allow", "a.bench.test", ws, "--", "python3", "-c", loop],
+            { ...moatEnv, MOAT_STANDBY: "0" },
+          ),
+        }, rounds(3));
+        const t = medianMs(run.run!);
+        rows.push({
+          measure:
+            `a run with ${n} network decisions (gVisor): with the audit log vs without (its cost above taken out)`,
+          moat: `${t.toFixed(0)} ms`,
+          baseline: `${(t - cost).toFixed(0)} ms`,
+          value: (t / (t - cost)).toFixed(2),
+          target: "≤ 1.05",
+          met: t / (t - cost) <= 1.05,
+        });
+      } catch (err) {
+        failedRow("the audit log's cost", err);
+      }
+      await clearRuns();
+    },
+  },
+  {
     name: "startup",
     async run() {
       await needBundle();

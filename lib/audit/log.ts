@@ -43,6 +43,9 @@ export class AuditLog {
   #sealed = false;
   #sinceCheckpoint = 0;
   #pending = new Set<Promise<void>>();
+  /** The file, kept open while something appends many entries (`hold`). */
+  #held: Deno.FsFile | undefined;
+  #holds = 0;
   /** The run is over: the final checkpoint is due when this process is done with the log (`settleAuditLogs`). */
   #ended = false;
   /** Why the log could not be written, when it could not. */
@@ -74,6 +77,23 @@ export class AuditLog {
 
   get isEnded(): boolean {
     return this.#ended;
+  }
+
+  /**
+   * Keep the file open until the function returned is called: for a writer of many entries (the policy
+   * point), whose appends then skip opening and closing it.
+   */
+  hold(): () => void {
+    this.#holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#holds === 0) {
+        this.#held?.close();
+        this.#held = undefined;
+      }
+    };
   }
 
   /** Append an entry for what moat decided or did. Never throws. */
@@ -147,7 +167,8 @@ export class AuditLog {
     // releases the lock whatever happens.
     let file: Deno.FsFile | undefined;
     try {
-      file = Deno.openSync(this.#path, { read: true, append: true, create: true, mode: 0o600 });
+      file = this.#held ?? Deno.openSync(this.#path, { read: true, append: true, create: true, mode: 0o600 });
+      if (this.#holds > 0) this.#held = file;
       const f = file;
       f.lockSync(true);
       this.#catchUp(f);
@@ -174,7 +195,8 @@ export class AuditLog {
       this.error ??= err;
       return undefined;
     } finally {
-      file?.close();
+      if (file && file !== this.#held) file.close();
+      else file?.unlockSync();
     }
   }
 

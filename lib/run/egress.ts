@@ -182,6 +182,8 @@ export function servePolicy(
     throw err;
   }
   const ready = Promise.withResolvers<void>();
+  // The audit log stays open while the policy point serves: a decision is then one locked write.
+  const releaseAudit = opts.audit?.hold();
   const point = new PolicyPoint(
     {
       allow,
@@ -201,6 +203,7 @@ export function servePolicy(
         listener.close();
         await served;
         log.close();
+        releaseAudit?.();
       })();
       return closed;
     },
