@@ -2,6 +2,9 @@
  * moat's entry point: argv in, exit code out. The only place that prints errors and calls `Deno.exit`.
  */
 import { EXIT, exitCodeOf, formatError, UsageError } from "./lib/errors.ts";
+
+/** Where lib/audit/log.ts leaves `settleAuditLogs` for main.ts (the same symbol there). */
+const SETTLE_AUDIT_LOGS = Symbol.for("moat.settleAuditLogs");
 import { versionLine } from "./lib/version.ts";
 
 const encoder = new TextEncoder();
@@ -76,8 +79,9 @@ if (import.meta.main) {
     Deno.stderr.writeSync(encoder.encode(formatError(err) + "\n"));
     code = exitCodeOf(err);
   }
-  // The checkpoints of the audit logs this process wrote (lib/audit/log.ts): signed before it exits.
-  const { settleAuditLogs } = await import("./lib/audit/log.ts");
-  await settleAuditLogs();
+  // The checkpoints of the audit logs this process wrote, signed before it exits. lib/audit/log.ts leaves its
+  // settle function here once it has a log to settle: a command that wrote none does not load it.
+  const settle = (globalThis as { [SETTLE_AUDIT_LOGS]?: () => Promise<string[]> })[SETTLE_AUDIT_LOGS];
+  for (const warning of settle ? await settle() : []) Deno.stderr.writeSync(encoder.encode(warning + "\n"));
   Deno.exit(code);
 }

@@ -4,6 +4,7 @@
  * prints its public half, for users to keep off the host: a log checked with that copy cannot have been
  * re-signed with another key.
  */
+import { MoatError } from "../errors.ts";
 import { keyId } from "./chain.ts";
 
 export interface AuditKey {
@@ -79,7 +80,11 @@ async function loadOrMake(home: string): Promise<AuditKey> {
     parsed = JSON.parse(text);
     if (typeof parsed.private !== "string" || typeof parsed.public !== "string") throw new Error();
   } catch {
-    throw new Error(`${path} is not an audit key moat wrote`);
+    throw new MoatError(
+      `${path} is not an audit key moat wrote, so moat cannot sign audit logs with it`,
+      `Move it away to make a new key (logs it signed are then checked with --key and your copy of its public ` +
+        `key):  mv ${path} ${path}.damaged`,
+    );
   }
   const publicRaw = unb64(parsed.public);
   const key = await crypto.subtle.importKey("pkcs8", unb64(parsed.private), ED25519, false, ["sign"]);

@@ -25,6 +25,9 @@ import { auditKey } from "./key.ts";
 
 export const AUDIT_FILE = "audit.jsonl";
 
+/** Where `settleAuditLogs` is left for main.ts (the same symbol there). */
+const SETTLE = Symbol.for("moat.settleAuditLogs");
+
 /** A checkpoint after this many entries, and one at the end of the run. */
 export const CHECKPOINT_EVERY = 1000;
 
@@ -62,7 +65,13 @@ export class AuditLog {
     const path = `${runDir}/${AUDIT_FILE}`;
     let log = AuditLog.#open.get(path);
     if (!log) AuditLog.#open.set(path, log = new AuditLog(home, runId, path));
+    // For main.ts, which settles the logs before moat exits without loading this module when none was used.
+    (globalThis as { [SETTLE]?: () => Promise<string[]> })[SETTLE] = settleAuditLogs;
     return log;
+  }
+
+  get runId(): string {
+    return this.#runId;
   }
 
   /** Every log this process wrote to. */
@@ -262,8 +271,18 @@ function readTail(path: string, size: number): string {
 
 /**
  * Finish every audit log this process wrote to: the final checkpoint of each run that ended here, a
- * checkpoint of what the others got since their last one. For main.ts, before moat exits. Never throws.
+ * checkpoint of what the others got since their last one. For main.ts, before moat exits: the warnings to
+ * print, one for each log that could not be written in full (its check will say it was cut short). Never
+ * throws.
  */
-export async function settleAuditLogs(): Promise<void> {
-  await Promise.all(AuditLog.open.map((log) => log.close()));
+export async function settleAuditLogs(): Promise<string[]> {
+  const logs = AuditLog.open;
+  await Promise.all(logs.map((log) => log.close()));
+  return logs.filter((log) => log.error !== undefined).map((log) => {
+    const err = log.error as { message?: string; hint?: string };
+    return `moat: warning: run ${log.runId}'s audit log could not be written in full: ${
+      err?.message ?? err
+    }` +
+      (err?.hint ? `\n  ${err.hint}` : "");
+  });
 }

@@ -7,6 +7,7 @@ import { auditKey, formatPublicKey, parsePublicKey, readPublicKey } from "../aud
 import { AUDIT_FILE } from "../audit/log.ts";
 import { MoatError, UsageError } from "../errors.ts";
 import { readRuns } from "../store/run_index.ts";
+import { isFinal } from "../store/records.ts";
 import { resolveRunRef } from "../store/refs.ts";
 import { parseCommandArgs } from "./args.ts";
 import { type CliContext, cliContext, formatTable } from "./context.ts";
@@ -159,12 +160,12 @@ export async function command(args: string[]): Promise<number> {
   }
 }
 
-/** The audit log of the run `ref` names. */
-function readLog(ctx: CliContext, ref: string): { id: string; text: string } {
+/** The audit log of the run `ref` names, and whether its record says it is not over. */
+function readLog(ctx: CliContext, ref: string): { id: string; text: string; inProgress: boolean } {
   const run = resolveRunRef(readRuns(ctx.home).runs, ref);
   const path = `${ctx.home}/runs/${run.id}/${AUDIT_FILE}`;
   try {
-    return { id: run.id, text: Deno.readTextFileSync(path) };
+    return { id: run.id, text: Deno.readTextFileSync(path), inProgress: !isFinal(run.state) };
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
       throw new MoatError(
@@ -201,6 +202,7 @@ async function verify(ctx: CliContext, target: string, keyText: string | undefin
   let text: string;
   let id: string;
   let bundleKey: Uint8Array | undefined;
+  let inProgress = false;
   if (isFile(target)) {
     const bundle = readBundle(target);
     ({ run: id, log: text } = bundle);
@@ -209,7 +211,7 @@ async function verify(ctx: CliContext, target: string, keyText: string | undefin
     if (typeof parsed === "string") throw new MoatError(`${target} names no key moat can read: ${parsed}`);
     bundleKey = parsed;
   } else {
-    ({ id, text } = readLog(ctx, target));
+    ({ id, text, inProgress } = readLog(ctx, target));
     what = `run ${id}'s audit log`;
   }
   // This MOAT_HOME's key, made now if no log was ever signed here (its runs' checkpoints would be its).
@@ -239,6 +241,10 @@ async function verify(ctx: CliContext, target: string, keyText: string | undefin
         }` +
         ` (checked with ${by})\n`,
     );
+    // Its record says the run goes on: the final checkpoint is written when it ends (or moat was killed).
+    if (inProgress) {
+      ctx.note(`moat: run ${id} is not over by its record: wait for it, then check again:  moat wait ${id}`);
+    }
     return 1;
   }
   await ctx.out(`${what} is not as moat wrote it: ${v.reason} (checked with ${by})\n`);
