@@ -29,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   grant: () => import("./lib/cli/grant.ts"),
   revoke: () => import("./lib/cli/revoke.ts"),
   audit: () => import("./lib/cli/audit.ts"),
+  exec: () => import("./lib/cli/exec.ts"),
   // Internal: moat's relay inside a run's relay container (lib/net/relay.ts); not in the help.
   relay: () => import("./lib/cli/relay.ts"),
   // Internal: moat doctor's host-isolation probe inside its container (lib/doctor/reach.ts); not in the help.

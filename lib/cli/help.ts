@@ -11,6 +11,7 @@ Usage:
 
 Commands:
   run        Run a command in a container with a workspace mounted at /workspace (gVisor by default)
+  exec       Run another command in a run that is still running (moat run -d)
   list, ls   List runs, newest first
   status     Engine, gVisor and run counts at a glance
   logs       Show (or follow) a run's recorded output

@@ -13,7 +13,6 @@ import { grantNameProblem, type RunGrants, runGrants } from "../run/grant_kinds.
 import { readRunGrants } from "../store/grants.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
 import { chooseImage, maybeImageRefProblem } from "../run/image.ts";
-import type { Sink } from "../run/lifecycle.ts";
 import { parseEnvArg, type UserRef } from "../run/plan.ts";
 import { checkNameFree } from "../run/names.ts";
 import { claimStandby, ownStandbyKey, spawnStandby, standbySettings } from "../run/standby.ts";
@@ -28,6 +27,7 @@ import { RUN_HELP } from "./help.ts";
 import { noSpinner, type Spinner, startSpinner } from "./spinner.ts";
 import { maybeFindOrphans, orphanNotice } from "./orphan_notice.ts";
 import { hostTerminal } from "./terminal.ts";
+import { fdSink, outputSink } from "./sinks.ts";
 
 export interface ParsedRunArgs {
   help: boolean;
@@ -271,39 +271,6 @@ export function resourceSettings(
 
 function stderrLine(line: string) {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
-}
-
-function fdSink(file: { write(p: Uint8Array): Promise<number> }): Sink {
-  return {
-    async write(bytes) {
-      let off = 0;
-      while (off < bytes.byteLength) off += await file.write(bytes.subarray(off));
-    },
-  };
-}
-
-/**
- * Where the command's stdout or stderr goes. A file or `/dev/null` takes synchronous writes: they never
- * wait on a reader, and skip the thread-pool hop an asynchronous write costs (half of moat's CPU when
- * streaming, docs/performance.md). A pipe or terminal gets asynchronous writes, so that while its reader
- * is slow (a paused `less`) moat still handles an interrupt.
- */
-function outputSink(fd: 1 | 2, file: typeof Deno.stdout | typeof Deno.stderr): Sink {
-  let neverWaits = false;
-  try {
-    const st = Deno.statSync(`/proc/self/fd/${fd}`);
-    neverWaits = !file.isTerminal() && (st.isFile || st.isCharDevice === true);
-  } catch {
-    // No /proc: asynchronous writes are right everywhere.
-  }
-  if (!neverWaits) return fdSink(file);
-  return {
-    write(bytes) {
-      let off = 0;
-      while (off < bytes.byteLength) off += file.writeSync(bytes.subarray(off));
-      return Promise.resolve();
-    },
-  };
 }
 
 /** Synchronous, like the record writes: an async file call costs a thread-pool hop (1–3 ms) on every run. */

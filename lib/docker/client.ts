@@ -4,6 +4,7 @@
  */
 import { UsageError } from "../errors.ts";
 import * as containers from "./containers.ts";
+import * as exec from "./exec.ts";
 import { type Endpoint, resolveEndpoint } from "./endpoint.ts";
 import * as images from "./images.ts";
 import * as networks from "./networks.ts";
@@ -42,6 +43,10 @@ export interface EngineClient {
   containerKill(id: string, signal?: string): Promise<void>;
   /** Set a `Tty` container's pty size; fails (409) unless it runs. */
   containerResize(id: string, rows: number, cols: number): Promise<void>;
+  execCreate(containerId: string, body: exec.ExecCreateBody): Promise<string>;
+  execStart(execId: string, tty: boolean): Promise<containers.AttachStream>;
+  execInspect(execId: string): Promise<exec.ExecInspect>;
+  execResize(execId: string, rows: number, cols: number): Promise<void>;
   containerStop(id: string, graceSeconds: number): Promise<void>;
   /** `slow`: bounded by the start budget, for a caller that must wait out a start or stop in progress. */
   maybeContainerInspect(id: string, opts?: { slow?: boolean }): Promise<ContainerInspect | undefined>;
@@ -128,6 +133,18 @@ export class DockerClient implements EngineClient {
   }
   containerStop(id: string, graceSeconds: number) {
     return containers.containerStop(this.http, id, graceSeconds);
+  }
+  execCreate(containerId: string, body: exec.ExecCreateBody) {
+    return exec.execCreate(this.http, containerId, body);
+  }
+  execStart(execId: string, tty: boolean) {
+    return exec.execStart(this.http, execId, tty);
+  }
+  execInspect(execId: string) {
+    return exec.execInspect(this.http, execId);
+  }
+  execResize(execId: string, rows: number, cols: number) {
+    return exec.execResize(this.http, execId, rows, cols);
   }
   maybeContainerInspect(id: string, opts?: { slow?: boolean }) {
     return containers.maybeContainerInspect(this.http, id, opts);
