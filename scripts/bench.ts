@@ -543,6 +543,53 @@ const measures: Measure[] = [
     },
   },
   {
+    name: "exec",
+    async run() {
+      // A command in a run that runs already: moat exec against docker exec into the same container.
+      await needBundle();
+      const moatOut = async (args: string[]) => {
+        const r = await new Deno.Command(deno, {
+          args: ["run", "-A", `${root}main.ts`, ...args],
+          env: moatEnv,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        if (r.code !== 0) {
+          throw new Error(`moat ${args.join(" ")} failed: ${decoder.decode(r.stderr).trim()}`);
+        }
+        return decoder.decode(r.stdout).trim();
+      };
+      let id: string | undefined;
+      try {
+        id = await moatOut(["run", "-d", "--image", image, ws, "--", "sleep", "3600"]);
+        // The run's own container (its relay carries the same run id).
+        const cid = JSON.parse(await Deno.readTextFile(`${home}/runs/${id}/run.json`)).containerId as string;
+        const s = await interleave("exec", {
+          src: moatSrc(["exec", id, "--", "true"]),
+          bundle: moatBundle(["exec", id, "--", "true"]),
+          docker: docker(["exec", cid, "true"]),
+        }, rounds(11));
+        timeRow(
+          "`moat exec RUN -- true` (main.ts) vs `docker exec CONTAINER true` (gVisor)",
+          s.src!,
+          s.docker!,
+          1.0,
+        );
+        timeRow(
+          "`moat exec RUN -- true` (dist/moat.js) vs `docker exec CONTAINER true` (gVisor)",
+          s.bundle!,
+          s.docker!,
+          1.0,
+        );
+      } catch (err) {
+        failedRow("moat exec", err);
+      } finally {
+        if (id) await moatOut(["stop", id]).catch(() => {});
+        await clearRuns();
+      }
+    },
+  },
+  {
     name: "startup",
     async run() {
       await needBundle();
@@ -1001,6 +1048,8 @@ ${notes.length ? `\n${notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
   small one's: about 1 when parsing is linear, 4 if each key cost a scan of the keys before it. The second row
   is a 1 MiB file of tags (\`- !t !t … a\` lines), the most work the YAML parser does per byte, which moat
   refuses only once it is parsed.
+- **\`moat exec\`**: \`moat exec RUN -- true\` (source and bundle) into a run started with \`moat run -d -- sleep 3600\`,
+  against \`docker exec CONTAINER true\` into the same container, interleaved.
 - **Audit log**: \`scripts/bench_decisions.ts audit|none 10000\`: a relay and the policy point in one process on
   loopback, asked 10,000 DNS questions one after another, each decision written to the run's audit log or not:
   the log's cost alone. Then a run under gVisor making 10,000 decisions (\`moat-test/clients\`: Python's
