@@ -1,7 +1,7 @@
 /** Container operations (swagger Container* operations). Statuses are classified here, not by callers. */
 import { EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
 import { BufferedReader, readAll } from "./http.ts";
-import { type Conn, type EngineHttp, writeAll } from "./transport.ts";
+import { type Conn, type EngineHttp, type Hijacked, writeAll } from "./transport.ts";
 import type {
   ContainerCreateBody,
   ContainerCreateResponse,
@@ -48,6 +48,11 @@ export async function containerAttach(
     query: { stream: true, stdin: opts.stdin, stdout: opts.stdout ?? true, stderr: opts.stderr ?? true },
     slow: true,
   });
+  return attachStreamOf(h);
+}
+
+/** A hijacked connection (an attach, an exec's start) as the stream moat reads and writes. */
+export function attachStreamOf(h: Hijacked): AttachStream {
   const conn: Conn = h.conn;
   return {
     mediaType: h.head.headers.get("content-type"),

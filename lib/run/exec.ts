@@ -15,7 +15,7 @@ import type { ExecCreateBody } from "../docker/exec.ts";
 import { Demuxer } from "../docker/demux.ts";
 import { EngineApiError, MoatError } from "../errors.ts";
 import { after, sleep } from "../timer.ts";
-import type { Sink, Terminal } from "./lifecycle.ts";
+import { pumpStdin, type Sink, type Terminal } from "./lifecycle.ts";
 import { WORKSPACE_TARGET } from "./plan.ts";
 
 /** How long the command has after SIGTERM before SIGKILL (moat run gives its container as long). */
@@ -256,22 +256,4 @@ async function signal(client: EngineClient, req: ExecRequest, pid: number | unde
       s.close();
     }
   } catch { /* the command or the run ended meanwhile */ }
-}
-
-/** Copy stdin to the exec, then half-close so the command sees EOF. Ends quietly when the exec ends. */
-function pumpStdin(
-  stdin: { read(p: Uint8Array): Promise<number | null> },
-  stream: { write(b: Uint8Array): Promise<void>; closeWrite(): Promise<void> },
-): void {
-  (async () => {
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await stdin.read(buf);
-        if (n === null) break;
-        await stream.write(buf.subarray(0, n));
-      }
-      await stream.closeWrite();
-    } catch { /* the exec ended */ }
-  })();
 }

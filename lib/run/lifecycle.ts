@@ -598,8 +598,11 @@ export function followSize(client: EngineClient, id: string, terminal: Terminal)
   };
 }
 
-/** Copy stdin to the container, then half-close so the container sees EOF. Ends quietly if the run ends. */
-function pumpStdin(stdin: NonNullable<LifecycleIO["stdin"]>, attach: AttachStream): void {
+/** Copy stdin to the container (or an exec), then half-close so it sees EOF. Ends quietly if the run ends. */
+export function pumpStdin(
+  stdin: NonNullable<LifecycleIO["stdin"]>,
+  attach: Pick<AttachStream, "write" | "closeWrite">,
+): void {
   (async () => {
     const buf = new Uint8Array(64 * 1024);
     try {
