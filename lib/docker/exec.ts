@@ -3,8 +3,8 @@
  * (over its own connection, upgraded like an attach), inspect for the exit code, resize its pty.
  */
 import { EngineApiError } from "../errors.ts";
-import type { AttachStream } from "./containers.ts";
-import { type Conn, type EngineHttp, writeAll } from "./transport.ts";
+import { type AttachStream, attachStreamOf } from "./containers.ts";
+import type { EngineHttp } from "./transport.ts";
 
 /** `POST /containers/{id}/exec`'s body (swagger ContainerExec). */
 export interface ExecCreateBody {
@@ -50,14 +50,7 @@ export async function execStart(http: EngineHttp, execId: string, tty: boolean):
     json: { Detach: false, Tty: tty },
     slow: true,
   });
-  const conn: Conn = h.conn;
-  return {
-    mediaType: h.head.headers.get("content-type"),
-    reader: h.reader,
-    write: (bytes) => writeAll(conn, bytes),
-    closeWrite: () => conn.closeWrite(),
-    close: h.close,
-  };
+  return attachStreamOf(h);
 }
 
 /** `GET /exec/{id}/json` → 200; 404 no such exec instance. */
