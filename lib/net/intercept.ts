@@ -14,7 +14,7 @@
  *
  * Requests follow each other on the connection (keep-alive), each body passed on as its head frames it
  * (lib/net/http_body.ts), never held. A request with `Upgrade` (a WebSocket) is the last one read: what
- * follows is carried unread. Responses are carried back as they come. A refusal after earlier requests
+ * follows is carried unread; so a host with rules refuses it (403), since what follows could not be checked. Responses are carried back as they come. A refusal after earlier requests
  * waits for their responses first (moat ends its side upstream and carries what is left), so the 403 is the
  * answer to the request that was refused.
  */
@@ -165,6 +165,20 @@ export async function serveIntercepted(client: ByteStream, opts: InterceptOption
           opts.decide({ ...what, decision: "deny", rule, reason });
           const body = ruleDeniedText(opts.host, head.method, path, opts.entry.text, verdict);
           refusal = closingResponse(403, "Forbidden", body);
+          break;
+        }
+        // After an upgrade moat reads nothing more of the connection: were the server to refuse it, further
+        // requests would pass unchecked. So a host with rules takes none.
+        if (upgrades(head)) {
+          const reason = `a connection upgrade (${
+            head.headers.find(([n]) => n.toLowerCase() === "upgrade")?.[1] ?? "?"
+          }) cannot be checked by the rules of ${opts.entry.text}`;
+          opts.decide({ ...what, decision: "deny", rule, reason });
+          refusal = closingResponse(
+            403,
+            "Forbidden",
+            `moat: ${head.method} ${path} to ${opts.host} is refused: ${reason}.\n`,
+          );
           break;
         }
       }

@@ -240,6 +240,19 @@ Deno.test("a granted host's requests get the credential in place of the sandbox'
       "/ok",
       undefined,
     ]]);
+    // An upgrade on a host with rules: refused, since nothing after it could be checked.
+    const u = await tlsTo(env.ports.tls, "ruled.test", [env.ca.certPem]);
+    await u.write(encoder.encode(
+      "GET /ok HTTP/1.1\r\nHost: ruled.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    ));
+    const upgraded = await response(u);
+    u.close();
+    assert.equal(upgraded.status, 403);
+    assert.match(
+      upgraded.body,
+      /a connection upgrade \(websocket\) cannot be checked by the rules of ruled\.test/,
+    );
+    assert.equal(ruled.seen.length, 1, "not passed on");
 
     // A tunnel to a host with rules on a port other than 443: refused, since moat reads TLS on 443 only.
     const tunnel = await Deno.connect({ hostname: "127.0.0.1", port: env.ports.proxy });
