@@ -459,7 +459,17 @@ async function prepareAndRun(
     }
     grants = made;
     settings.allow = [...new Set([...(settings.allow ?? []), ...made.allow])];
-    for (const [k, v] of Object.entries(made.env)) runEnv[k] ??= v;
+    for (const [k, v] of Object.entries(made.env)) {
+      if (k in runEnv) {
+        // Set by the user (-e, env:): that value is in the sandbox, where the grant's placeholder would be.
+        say(
+          `moat: warning: ${k} is set for this run (-e or env: in moat.yaml), so the sandbox holds that value, ` +
+            `not the placeholder of grant ${
+              v.replace(/^moat-grant-(.*)-placeholder$/, "$1")
+            }; drop it to keep a key out of the sandbox`,
+        );
+      } else runEnv[k] = v;
+    }
   }
   const standby = standbySettings(env);
   if (typeof standby === "string") {

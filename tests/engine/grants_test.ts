@@ -262,6 +262,31 @@ Deno.test("moat revoke: the next run that names the grant fails before anything 
       assert.equal(out.out, "api.github.com answered /detached\n", out.stderr);
       assert.equal(up.seen.find((s) => s.path === "/detached")?.authorization, `Bearer ${SECRET}`);
 
+      // A variable of the grant's the user sets: that value is in the sandbox, and moat says so.
+      const own = await moat(
+        [
+          "run",
+          "--image",
+          "moat-test/busybox:latest",
+          "--grant",
+          "github",
+          "-e",
+          "GH_TOKEN=mine",
+          ws,
+          "--",
+          "sh",
+          "-c",
+          'echo "$GH_TOKEN $GITHUB_TOKEN"',
+        ],
+        { home, env: up.env },
+      );
+      assert.equal(own.code, 0, own.stderr);
+      assert.equal(own.out, "mine moat-grant-github-placeholder\n");
+      assert.match(
+        own.stderr,
+        /^moat: warning: GH_TOKEN is set for this run .* not the placeholder of grant github/m,
+      );
+
       const revoked = await moat(["revoke", "github"], { home });
       assert.equal(revoked.code, 0, revoked.stderr);
       await Deno.writeTextFile(`${ws}/moat.yaml`, "grants: [github]\n");
