@@ -67,6 +67,7 @@ export function canonical(value: Json): string {
   throw new TypeError(`a ${typeof value} is not JSON`);
 }
 
+// deno-lint-ignore no-control-regex
 const ASCII = /^[\x00-\x7f]*$/;
 /** UTF-8 byte length of `s`. */
 const utf8Length = (s: string) => ASCII.test(s) ? s.length : encoder.encode(s).byteLength;

@@ -423,3 +423,12 @@ export function redactQuery(target: string): string {
   const q = t.indexOf("?");
   return q < 0 ? t : t.slice(0, q) + "?…";
 }
+
+/** An HTTP response that ends the connection. Pure. */
+export function closingResponse(status: number, reason: string, body: string): Uint8Array {
+  const bytes = new TextEncoder().encode(body);
+  return new TextEncoder().encode(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${bytes.byteLength}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -20,7 +20,13 @@
  */
 import { after } from "../timer.ts";
 import { BodyError, BodyScanner } from "./http_body.ts";
-import { originFormHead, readRequestHead, redactQuery, type RequestHead } from "./http_head.ts";
+import {
+  closingResponse,
+  originFormHead,
+  readRequestHead,
+  redactQuery,
+  type RequestHead,
+} from "./http_head.ts";
 import { decideRequest, ruleDeniedText } from "./http_rules.ts";
 import { type HostPattern, normalizeHost } from "./host_policy.ts";
 import { Reader } from "./reader.ts";
@@ -69,17 +75,6 @@ export interface InterceptOptions {
   decide: (d: RequestDecision) => void;
   /** The longest wait for the responses to earlier requests before a refusal is sent (ms). */
   drainMs?: number;
-}
-
-const encoder = new TextEncoder();
-
-/** An HTTP response that ends the connection. Pure. */
-export function closingResponse(status: number, reason: string, body: string): Uint8Array {
-  const bytes = encoder.encode(body);
-  return encoder.encode(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `Content-Length: ${bytes.byteLength}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }
 
 /**

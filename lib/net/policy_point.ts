@@ -28,14 +28,19 @@ import { after } from "../timer.ts";
 import { buildAnswer, type DnsQuery, formErrorFor, parseQuery, TYPE_A, TYPE_AAAA } from "./dns.ts";
 import { allowedBy, type HostPattern, normalizeHost } from "./host_policy.ts";
 import { decideRequest, ruleDeniedText } from "./http_rules.ts";
-import { originFormHead, readRequestHead, redactQuery, type RequestHead } from "./http_head.ts";
+import {
+  closingResponse,
+  originFormHead,
+  readRequestHead,
+  redactQuery,
+  type RequestHead,
+} from "./http_head.ts";
 import { decodeProxyHeader, type ProxiedConnection } from "./proxy_header.ts";
 import { splice, writeAll } from "./relay.ts";
 import { readClientHello } from "./tls_hello.ts";
 import { Reader } from "./reader.ts";
-import { closingResponse, type GrantUse, serveIntercepted } from "./intercept.ts";
-import { acceptTls, ALPN } from "./tls_server.ts";
-import { type Leaf, makeLeaf, type RunCa } from "./x509.ts";
+import type { GrantUse } from "./intercept.ts";
+import type { Leaf, RunCa } from "./x509.ts";
 
 /** The relay's ports for each service (the `tcp` map's come on top). */
 export interface ServicePorts {
@@ -481,7 +486,8 @@ export class PolicyPoint {
     let plain;
     try {
       let leaf = this.#leaves.get(host);
-      if (!leaf) this.#leaves.set(host, leaf = makeLeaf(tls.ca, host));
+      if (!leaf) this.#leaves.set(host, leaf = import("./x509.ts").then((x) => x.makeLeaf(tls.ca, host)));
+      const { acceptTls } = await import("./tls_server.ts");
       plain = await acceptTls(conn, first, await leaf, FIRST_BYTES_MS);
     } catch (err) {
       const reason = `TLS with the sandbox failed (does its client trust the run's CA?): ${
@@ -491,6 +497,8 @@ export class PolicyPoint {
       return close(conn);
     }
     const grant = this.#policy.grants?.get(host);
+    // Loaded with the first connection moat reads: a run without grants or rules never loads it.
+    const { serveIntercepted } = await import("./intercept.ts");
     await serveIntercepted(plain, {
       host,
       port: what.port,
@@ -519,7 +527,7 @@ export class PolicyPoint {
       tls = await Deno.startTls(tcp as Deno.TcpConn, {
         hostname: host,
         caCerts: [...caCerts],
-        alpnProtocols: ALPN,
+        alpnProtocols: (await import("./tls_server.ts")).ALPN,
       });
       await tls.handshake();
       return tls;
