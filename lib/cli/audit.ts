@@ -311,6 +311,21 @@ function summary(e: AuditEntry): string {
     }
     case "checkpoint":
       return `signed entries 1-${d.size} with key ${d.key}${d.final ? " (final: the run is over)" : ""}`;
+    case "run": {
+      // The whole record is in --json; the line says what the run is.
+      const p = (d.profile ?? {}) as { network?: string; allow?: string[]; grants?: string[] };
+      const net = p.network === "allowlist"
+        ? `network allowlist [${(p.allow ?? []).join(", ")}]`
+        : `network ${p.network ?? "?"}`;
+      return [
+        `image=${d.image}`,
+        `command=${d.command === null ? "(the image's)" : JSON.stringify(d.command)}`,
+        `sandbox=${d.sandbox}${d.runtime ? ` (${d.runtime})` : ""}`,
+        net,
+        ...(p.grants?.length ? [`grants=${p.grants.join(",")}`] : []),
+        `workspace=${d.workspace}`,
+      ].join(" ");
+    }
     default:
       return Object.entries(d).filter(([, v]) => v !== null && v !== undefined)
         .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ");

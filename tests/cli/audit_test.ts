@@ -53,13 +53,24 @@ Deno.test("moat audit's table: a line per entry, decisions and checkpoints in wo
     grant: "github",
   });
   const c = makeEntry(3, b.hash, t, "checkpoint", { size: 2, key: "6404ef2d671d4a88", final: true });
+  const r = makeEntry(4, c.hash, t, "run", {
+    id: "abc",
+    image: "debian:bookworm-slim",
+    command: ["npm", "test"],
+    sandbox: "gvisor",
+    runtime: "runsc",
+    workspace: "/w",
+    profile: { network: "allowlist", allow: ["api.github.com:443"], grants: ["github"], capDrop: ["ALL"] },
+  });
   assert.equal(
-    formatAuditLog([a, b, c]),
+    formatAuditLog([a, b, c, r]),
     [
       "SEQ  TIME          TYPE        WHAT",
       "1    04:04:14.454  record      state=running",
       "2    04:04:14.454  network     allow tls api.github.com:443 GET /user (api.github.com:443; grant github)",
       "3    04:04:14.454  checkpoint  signed entries 1-2 with key 6404ef2d671d4a88 (final: the run is over)",
+      '4    04:04:14.454  run         image=debian:bookworm-slim command=["npm","test"] sandbox=gvisor (runsc) ' +
+      "network allowlist [api.github.com:443] grants=github workspace=/w",
       "",
     ].join("\n"),
   );
