@@ -11,9 +11,21 @@
  * without digits or with more than 15, and lines or trailers past their bounds are refused.
  */
 
+import type { RequestHead } from "./http_head.ts";
+
 /** The longest chunk-size line (extension included) and the most trailer bytes taken. */
 export const MAX_CHUNK_LINE = 4096;
 export const MAX_TRAILERS = 16 * 1024;
+
+/**
+ * The length of a request's body as its head declares it (RFC 9112 6.3): its Content-Length (checked to be
+ * one number by lib/net/http_head.ts), 0 with neither that nor a Transfer-Encoding, or `chunked`. Pure.
+ */
+export function declaredBody(head: RequestHead): number | "chunked" {
+  if (head.headers.some(([name]) => name.toLowerCase() === "transfer-encoding")) return "chunked";
+  const length = head.headers.find(([name]) => name.toLowerCase() === "content-length");
+  return length ? Number(length[1].split(",")[0]!.trim()) : 0;
+}
 
 /** A body moat could not frame, so the connection cannot go on. */
 export class BodyError extends Error {}

@@ -414,6 +414,24 @@ export function originFormHead(head: RequestHead, raw: Uint8Array): Uint8Array {
 }
 
 /**
+ * The head to send upstream for `head` (read from `raw`): `originFormHead`'s, without the header fields whose
+ * names are in `drop` (lowercase), and with the lines of `add` (text, sent as UTF-8) after the rest. The
+ * fields kept go byte for byte as sent. Pure.
+ */
+export function rewrittenHead(
+  head: RequestHead,
+  raw: Uint8Array,
+  drop: ReadonlySet<string>,
+  add: readonly string[] = [],
+): Uint8Array {
+  const lines = latin1(originFormHead(head, raw)).slice(0, -4).split("\r\n");
+  const kept = lines.filter((l, i) => i === 0 || !drop.has(l.slice(0, l.indexOf(":")).toLowerCase()));
+  const encoder = new TextEncoder();
+  for (const line of add) kept.push(latin1(encoder.encode(line)));
+  return latin1Bytes(`${kept.join("\r\n")}\r\n\r\n`);
+}
+
+/**
  * `target` for a log: the query replaced by `?…` (so the log still shows there was one, even an empty one)
  * and any fragment dropped. Works on any form of target (and on full URLs).
  */

@@ -19,13 +19,13 @@
  * answer to the request that was refused.
  */
 import { after } from "../timer.ts";
-import { BodyError, BodyScanner } from "./http_body.ts";
+import { BodyError, BodyScanner, declaredBody } from "./http_body.ts";
 import {
   closingResponse,
-  originFormHead,
   readRequestHead,
   redactQuery,
   type RequestHead,
+  rewrittenHead,
 } from "./http_head.ts";
 import { decideRequest, ruleDeniedText } from "./http_rules.ts";
 import { type HostPattern, normalizeHost } from "./host_policy.ts";
@@ -83,19 +83,9 @@ export interface InterceptOptions {
  * last. Pure.
  */
 export function forwardedHead(head: RequestHead, raw: Uint8Array, grant?: GrantUse): Uint8Array {
-  const text = new TextDecoder("latin1").decode(originFormHead(head, raw));
-  const lines = text.slice(0, -4).split("\r\n");
   const drop = new Set(["proxy-connection", "proxy-authorization"]);
   if (grant) { for (const h of [...CREDENTIAL_HEADERS, grant.header.toLowerCase()]) drop.add(h); }
-  const kept = lines.filter((l, i) => i === 0 || !drop.has(l.slice(0, l.indexOf(":")).toLowerCase()));
-  if (grant) kept.push(`${grant.header}: ${grant.value}`);
-  return latin1(`${kept.join("\r\n")}\r\n\r\n`);
-}
-
-function latin1(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
-  return out;
+  return rewrittenHead(head, raw, drop, grant ? [`${grant.header}: ${grant.value}`] : []);
 }
 
 /** Whether a request asks to switch protocols (RFC 9110 7.8): after it, the connection is not HTTP/1.1. */
@@ -104,13 +94,6 @@ function upgrades(head: RequestHead): boolean {
   const connection = head.headers.filter(([n]) => n.toLowerCase() === "connection").map(([, v]) => v)
     .join(",").toLowerCase().split(",").map((t) => t.trim());
   return has("upgrade") && connection.includes("upgrade");
-}
-
-/** How the body of `head` is framed: its length, or chunked. Pure. */
-function framing(head: RequestHead): number | "chunked" {
-  if (head.headers.some(([n]) => n.toLowerCase() === "transfer-encoding")) return "chunked";
-  const length = head.headers.find(([n]) => n.toLowerCase() === "content-length");
-  return length ? Number(length[1].split(",")[0]!.trim()) : 0;
 }
 
 /** Serve the requests of `client` (the plaintext of the sandbox's TLS connection) until it ends. */
@@ -201,7 +184,7 @@ export async function serveIntercepted(client: ByteStream, opts: InterceptOption
           await copyThenCloseWrite(client, upstream);
           break;
         }
-        reader.bytes = await passBody(reader, new BodyScanner(framing(head)), upstream, rest);
+        reader.bytes = await passBody(reader, new BodyScanner(declaredBody(head)), upstream, rest);
       } catch (err) {
         if (err instanceof BodyError) opts.decide({ ...what, decision: "deny", rule, reason: err.message });
         break; // either side failed: the connection is over

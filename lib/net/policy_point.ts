@@ -30,15 +30,16 @@ import { allowedBy, type HostPattern, normalizeHost } from "./host_policy.ts";
 import { decideRequest, ruleDeniedText } from "./http_rules.ts";
 import {
   closingResponse,
-  originFormHead,
   readRequestHead,
   redactQuery,
   type RequestHead,
+  rewrittenHead,
 } from "./http_head.ts";
 import { decodeProxyHeader, type ProxiedConnection } from "./proxy_header.ts";
 import { splice, writeAll } from "./relay.ts";
 import { readClientHello } from "./tls_hello.ts";
 import { Reader } from "./reader.ts";
+import { declaredBody } from "./http_body.ts";
 import type { GrantUse } from "./intercept.ts";
 import type { Leaf, RunCa } from "./x509.ts";
 
@@ -124,16 +125,6 @@ export function deniedText(host: string, port: number): string {
 }
 
 /**
- * The length of a request's body as its head declares it (RFC 9112 6.3): its Content-Length (checked to be
- * one number by lib/net/http_head.ts), 0 with neither that nor a Transfer-Encoding, or `chunked`. Pure.
- */
-export function declaredBody(head: RequestHead): number | "chunked" {
-  if (head.headers.some(([name]) => name.toLowerCase() === "transfer-encoding")) return "chunked";
-  const length = head.headers.find(([name]) => name.toLowerCase() === "content-length");
-  return length ? Number(length[1].split(",")[0]!.trim()) : 0;
-}
-
-/**
  * The most bytes passed upstream after the head of a request to a host with rules: its body, so that a
  * second request sent after it on the connection, which the rules did not check, never reaches the server.
  * `undefined` (no limit) for a host without rules. Pure.
@@ -166,11 +157,11 @@ export function interceptionText(host: string, port: number, readsTls = true): s
 
 /** A request head to send upstream: origin form, without hop-by-hop `Connection`s, then `Connection: close`. */
 export function upstreamHead(head: RequestHead, raw: Uint8Array): Uint8Array {
-  const text = new TextDecoder().decode(originFormHead(head, raw));
-  const lines = text.slice(0, -4).split("\r\n");
-  const kept = lines.filter((l, i) => i === 0 || !/^(connection|keep-alive|proxy-connection)\s*:/i.test(l));
-  return encoder.encode(`${kept.join("\r\n")}\r\nConnection: close\r\n\r\n`);
+  return rewrittenHead(head, raw, HOP_BY_HOP, ["Connection: close"]);
 }
+
+/** What a request head loses on its way upstream through moat: its own connection's fields. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set(["connection", "keep-alive", "proxy-connection"]);
 
 export class PolicyPoint {
   #policy: Policy;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { HostPattern } from "../../lib/net/host_policy.ts";
-import { type Decision, PolicyPoint, type Upstreams } from "../../lib/net/policy_point.ts";
+import { type Decision, PolicyPoint, upstreamHead, type Upstreams } from "../../lib/net/policy_point.ts";
 import { runRelay } from "../../lib/net/relay.ts";
 import { policyPatterns } from "../../lib/run/egress.ts";
 import { makeRunCa, type RunCa } from "../../lib/net/x509.ts";
@@ -358,4 +358,29 @@ Deno.test("BodyScanner finds where a body ends, fed a byte at a time or all at o
   const half = new BodyScanner("chunked");
   assert.equal(half.feed(encoder.encode("5\r\nhel")), 6);
   assert.ok(!half.done);
+});
+
+Deno.test("a head passed upstream keeps a header value's bytes as sent (0x80-0xFF too); the grant's goes as UTF-8", () => {
+  const raw = new Uint8Array([
+    ...encoder.encode("GET /a HTTP/1.1\r\nHost: h\r\nX-Obs: "),
+    0x80,
+    0x9f,
+    0xa0,
+    0xe9,
+    0xff,
+    ...encoder.encode("\r\nConnection: keep-alive\r\n\r\n"),
+  ]);
+  const r = readRequestHead(raw);
+  assert.equal(r.kind, "head");
+  if (r.kind !== "head") return;
+  const obs = [0x80, 0x9f, 0xa0, 0xe9, 0xff];
+  const has = (bytes: Uint8Array, seq: number[]) =>
+    bytes.some((_, i) => seq.every((b, k) => bytes[i + k] === b));
+  const forwarded = forwardedHead(r.head, raw, { name: "g", header: "X-Key", value: "s€cret" });
+  assert.ok(has(forwarded, obs), "forwardedHead");
+  assert.ok(has(forwarded, [...encoder.encode("X-Key: s€cret\r\n")]), "the grant's value in UTF-8");
+  const upstream = upstreamHead(r.head, raw);
+  assert.ok(has(upstream, obs), "upstreamHead");
+  assert.ok(decoder.decode(upstream).endsWith("\r\nConnection: close\r\n\r\n"));
+  assert.doesNotMatch(decoder.decode(upstream), /keep-alive/);
 });
