@@ -15,7 +15,7 @@ import type { ExecCreateBody } from "../docker/exec.ts";
 import { Demuxer } from "../docker/demux.ts";
 import { EngineApiError, MoatError } from "../errors.ts";
 import { after, sleep } from "../timer.ts";
-import { pumpStdin, type Sink, type Terminal } from "./lifecycle.ts";
+import { followSize, pumpStdin, type Sink, type SizeFollower, type Terminal } from "./lifecycle.ts";
 import { WORKSPACE_TARGET } from "./plan.ts";
 
 /** How long the command has after SIGTERM before SIGKILL (moat run gives its container as long). */
@@ -117,7 +117,7 @@ async function execOnce(
   hooks.onCreated?.(execId);
   const stream = await client.execStart(execId, req.tty);
   let raw = false;
-  let resize: (() => void) | undefined;
+  let sizes: SizeFollower | undefined;
   let pid: number | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (force: boolean) => {
@@ -151,13 +151,7 @@ async function execOnce(
         raw = true;
         await io.terminal.setRaw(true);
       }
-      const term = io.terminal;
-      const send = () => {
-        const size = term.size();
-        if (size) client.execResize(execId, size.rows, size.cols).catch(() => {});
-      };
-      send();
-      resize = term.onResize(send);
+      sizes = followSize((rows, cols) => client.execResize(execId, rows, cols), io.terminal);
     }
     if (req.interactive && io.stdin) pumpStdin(io.stdin, stream);
 
@@ -217,8 +211,8 @@ async function execOnce(
   } finally {
     signals.interrupt.removeEventListener("abort", onInterrupt);
     signals.force.removeEventListener("abort", onForce);
-    resize?.();
     if (raw) await io.terminal?.setRaw(false);
+    await sizes?.stop();
     stream.close();
   }
 }

@@ -338,7 +338,9 @@ export async function driveRun(
     const startedAt = new Date();
     // The runtime actually used, read while the command runs rather than after it exits.
     early = client.maybeContainerInspect(id).catch(() => undefined);
-    if (tty && io.terminal) sizes = followSize(client, id, io.terminal);
+    if (tty && io.terminal) {
+      sizes = followSize((rows, cols) => client.containerResize(id, rows, cols), io.terminal);
+    }
     interrupt.addEventListener("abort", stop, { once: true });
     opts.force?.addEventListener("abort", kill, { once: true });
     if (interrupt.aborted) stop();
@@ -556,17 +558,21 @@ async function exitStatus(
   }
 }
 
-interface SizeFollower {
+export interface SizeFollower {
   /** Stop following and wait for a resize in flight (its failure is harmless). */
   stop(): Promise<void>;
 }
 
 /**
- * Keep the container's pty the size of the host terminal: once right after start (engines before API 1.42
- * ignore `ConsoleSize`, moby api/docs/CHANGELOG.md) and on every SIGWINCH. Resizes are sent one at a time,
- * the latest size wins, and a failure — typically 409 because the container just exited — is ignored.
+ * Keep a pty the size of the host terminal: once right after start (engines before API 1.42 ignore
+ * `ConsoleSize`, moby api/docs/CHANGELOG.md) and on every SIGWINCH. Resizes are sent one at a time with
+ * `resize` (the container's, or an exec's), the latest size wins, and a failure — typically 409 because the
+ * container just exited — is ignored.
  */
-export function followSize(client: EngineClient, id: string, terminal: Terminal): SizeFollower {
+export function followSize(
+  resize: (rows: number, cols: number) => Promise<void>,
+  terminal: Terminal,
+): SizeFollower {
   let inFlight: Promise<void> | undefined;
   let pending = false;
   let stopped = false;
@@ -574,7 +580,7 @@ export function followSize(client: EngineClient, id: string, terminal: Terminal)
     pending = false;
     const size = terminal.size();
     if (!size || stopped) return Promise.resolve();
-    return client.containerResize(id, size.rows, size.cols).catch(() => {});
+    return resize(size.rows, size.cols).catch(() => {});
   };
   const request = () => {
     if (inFlight) {
