@@ -6,11 +6,9 @@
 import * as life from "../run/record_life.ts";
 import { clientFromEnv, engineStartTimeoutMs } from "../docker/client.ts";
 import { takeOverEgress } from "../run/egress.ts";
-import { runGrants } from "../run/grant_kinds.ts";
+import { loadRunGrants } from "../run/grant_kinds.ts";
 import { needsTls } from "../run/trust.ts";
-import type { GrantUse } from "../net/intercept.ts";
 import { importRunCa } from "../net/x509.ts";
-import { readRunGrants } from "../store/grants.ts";
 import { EXIT, MoatError } from "../errors.ts";
 import { isFinal } from "../store/records.ts";
 import { awaitStart, recordDetached, recorderTail, spawnDetachedMoat, thisMoat } from "../run/recorder.ts";
@@ -115,7 +113,7 @@ async function record(home: string, runId: string): Promise<number> {
   const tls = profile?.network === "allowlist" && needsTls(profile)
     ? {
       ca: await importRunCa(await new Response(Deno.stdin.readable).text()),
-      grants: grantUses(home, profile.grants ?? []),
+      grants: loadRunGrants(home, profile.grants ?? []).uses,
     }
     : undefined;
   const egress = profile?.network === "allowlist"
@@ -176,11 +174,4 @@ async function record(home: string, runId: string): Promise<number> {
   } finally {
     await egress?.stop();
   }
-}
-
-/** The credentials of the grants `names`, by host, as the policy point takes them. */
-function grantUses(home: string, names: readonly string[]): ReadonlyMap<string, GrantUse> {
-  const made = runGrants(readRunGrants(home, names));
-  if (typeof made === "string") throw new MoatError(`The run's grants cannot go together: ${made}`);
-  return made.uses;
 }

@@ -9,8 +9,7 @@ import { clientFromEnv, type EngineClient, engineTimeoutMs } from "../docker/cli
 import { ConfigError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
 import { parseHostPattern } from "../net/host_policy.ts";
-import { grantNameProblem, type RunGrants, runGrants } from "../run/grant_kinds.ts";
-import { readRunGrants } from "../store/grants.ts";
+import { grantNameProblem, loadRunGrants, type RunGrants } from "../run/grant_kinds.ts";
 import { checkArgsAreUtf8, checkEnvIsUtf8 } from "./raw_args.ts";
 import { chooseImage, maybeImageRefProblem } from "../run/image.ts";
 import { parseEnvArg, type UserRef } from "../run/plan.ts";
@@ -450,13 +449,7 @@ async function prepareAndRun(
   // their variables get placeholders; the credentials go only to the policy point.
   let grants: RunGrants | undefined;
   if (settings.grants) {
-    const made = runGrants(readRunGrants(moatHome(env), settings.grants));
-    if (typeof made === "string") {
-      throw new UsageError(
-        `The run's grants cannot go together: ${made}`,
-        "Name only one of them for this run",
-      );
-    }
+    const made = loadRunGrants(moatHome(env), settings.grants);
     grants = made;
     settings.allow = [...new Set([...(settings.allow ?? []), ...made.allow])];
     for (const [k, v] of Object.entries(made.env)) {

@@ -2,11 +2,13 @@
  * What a grant is (issue 14): a credential kept on the host, the hosts it belongs to, and the header that
  * carries it to each; moat's policy point will add that header to the requests for those hosts, and the
  * sandbox gets only a placeholder in the variables its clients read. This module is the pure part: the
- * built-in kinds, a user's own (`--host`, `--header`), and the header a secret makes. Pure.
+ * built-in kinds, a user's own (`--host`, `--header`), and the header a secret makes; and `loadRunGrants`,
+ * which reads a run's grants from MOAT_HOME for it.
  */
+import { UsageError } from "../errors.ts";
 import { isHostName, normalizeHost } from "../net/host_policy.ts";
 import type { GrantUse } from "../net/intercept.ts";
-import type { Grant, GrantTarget } from "../store/grants.ts";
+import { type Grant, type GrantTarget, readRunGrants } from "../store/grants.ts";
 
 /** What a grant's kind says. */
 export interface GrantKind {
@@ -124,4 +126,20 @@ export function runGrants(grants: readonly Grant[]): RunGrants | string {
     for (const v of g.env) env[v] ??= placeholder(g.name);
   }
   return { uses, allow: [...uses.keys()].map((h) => `${h}:443`), env };
+}
+
+/**
+ * What the grants `names` of MOAT_HOME `home` make for a run (`runGrants`), for `moat run` and a detached
+ * run's recorder alike. Throws a `MoatError` for a grant missing or damaged, a `UsageError` for two that add
+ * a credential for one host.
+ */
+export function loadRunGrants(home: string, names: readonly string[]): RunGrants {
+  const made = runGrants(readRunGrants(home, names));
+  if (typeof made === "string") {
+    throw new UsageError(
+      `The run's grants cannot go together: ${made}`,
+      "Name only one of them for this run",
+    );
+  }
+  return made;
 }

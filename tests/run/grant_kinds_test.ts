@@ -5,12 +5,14 @@ import {
   grantHostProblem,
   grantNameProblem,
   headerValue,
+  loadRunGrants,
   parseHeaderTemplate,
   placeholder,
   runGrants,
   secretProblem,
 } from "../../lib/run/grant_kinds.ts";
-import type { Grant } from "../../lib/store/grants.ts";
+import { type Grant, saveGrant } from "../../lib/store/grants.ts";
+import { MoatError, UsageError } from "../../lib/errors.ts";
 
 Deno.test("parseHeaderTemplate: a header name and a value with one {} for the secret", () => {
   const table: [string, ReturnType<typeof parseHeaderTemplate>][] = [
@@ -98,4 +100,26 @@ Deno.test("runGrants: the credential for each host, its entry on HTTPS, and a pl
     "the grants a and b both add a credential for api.github.com",
   );
   assert.deepEqual(runGrants([]), { uses: new Map(), allow: [], env: {} });
+});
+
+Deno.test("loadRunGrants: a run's grants from MOAT_HOME; one missing, or two for one host, said as such", async () => {
+  const home = await Deno.makeTempDir({ prefix: "moat-grants-" });
+  try {
+    saveGrant(home, grant("a", "github", "1"));
+    saveGrant(home, grant("b", "github", "2"));
+    assert.deepEqual(loadRunGrants(home, ["a"]).allow, ["api.github.com:443", "github.com:443"]);
+    assert.throws(
+      () => loadRunGrants(home, ["a", "b"]),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.message ===
+          "The run's grants cannot go together: the grants a and b both add a credential for api.github.com",
+    );
+    assert.throws(
+      () => loadRunGrants(home, ["c"]),
+      (e: unknown) => e instanceof MoatError && /There is no grant named c/.test(e.message),
+    );
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
 });
