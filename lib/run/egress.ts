@@ -82,7 +82,7 @@ export function readDeniedNotice(runId: string, runDir: string): string | undefi
 export const RELAY_READY_MS = 30_000;
 
 /** The longest unix socket path the kernel takes (108 bytes with its NUL), with room to spare. */
-const MAX_SOCKET_PATH = 100;
+export const MAX_SOCKET_PATH = 100;
 
 export interface EgressRequest {
   runId: string;

@@ -32,6 +32,7 @@ import {
   createRunNetwork,
   type Egress,
   type EgressRequest,
+  MAX_SOCKET_PATH,
   RELAY_READY_MS,
   relayName,
   removeRelayContainer,
@@ -54,8 +55,6 @@ export const STANDBY_IDLE_MS = 600_000;
  * its socket. A quarter of its idle time when that is shorter (a short idle time is for tests).
  */
 export const CLAIM_MARGIN_MS = 30_000;
-/** The longest unix socket path the kernel takes (108 bytes with its NUL), with room to spare. */
-const MAX_SOCKET_PATH = 100;
 
 /** A standby ready to be taken: what `standby/<id>.json` says. */
 export interface Standby {
