@@ -158,7 +158,8 @@ async function execOnce(
     // The output, to moat's stdout and stderr; with the shell, its first line on stderr is the pid.
     const demux = req.tty ? undefined : new Demuxer();
     let pidLine = viaShell ? "" : undefined;
-    let engineError = "";
+    let held: Uint8Array | undefined;
+    let firstStdout = true;
     for (;;) {
       let chunk: Uint8Array | null;
       try {
@@ -180,24 +181,25 @@ async function execOnce(
           data = data.subarray(nl + 1);
           if (data.byteLength === 0) continue;
         }
-        // A process the engine could not start (the command, or the shell) shows as its message on stdout.
-        if (
-          p.stream === 1 && engineError.length < 4096 && /^OCI runtime exec failed/.test(
-            engineError + new TextDecoder().decode(data.subarray(0, 64)),
-          )
-        ) {
-          engineError += new TextDecoder().decode(data);
-          continue;
+        // A process the engine could not start (the command, or the shell) shows as its message, the first
+        // and only bytes on stdout: held until the exit says which it was. Anything after it is output.
+        if (p.stream === 1 && firstStdout) {
+          firstStdout = false;
+          if (/^OCI runtime exec failed/.test(new TextDecoder().decode(data.subarray(0, 64)))) {
+            held = data.slice();
+            continue;
+          }
+        } else if (p.stream === 1 && held) {
+          await write(io.stdout, held);
+          held = undefined;
         }
-        await (p.stream === 2 ? io.stderr : io.stdout).write(data).catch((err) => {
-          if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
-        });
+        await write(p.stream === 2 ? io.stderr : io.stdout, data);
       }
     }
     const result = await exitOf(client, execId);
-    if (engineError && result.pid === 0) {
+    if (held && result.pid === 0) {
+      const failed = startFailure(new TextDecoder().decode(held));
       // No shell in the image: the command is started again as it is (nothing of it ran).
-      const failed = startFailure(engineError);
       if (viaShell && failed?.code === 127 && failed.reason.includes("/bin/sh")) {
         return { execId, exitCode: result.exitCode, noShell: true };
       }
@@ -205,8 +207,9 @@ async function execOnce(
         hooks.say(`moat: cannot run ${req.command[0]} in the run's container: ${failed.reason}`);
         return { execId, exitCode: failed.code };
       }
-      await io.stdout.write(new TextEncoder().encode(engineError)).catch(() => {});
     }
+    // The command's own output after all (it started, or the engine said something else).
+    if (held) await write(io.stdout, held);
     return { execId, exitCode: result.exitCode };
   } finally {
     signals.interrupt.removeEventListener("abort", onInterrupt);
@@ -215,6 +218,13 @@ async function execOnce(
     await sizes?.stop();
     stream.close();
   }
+}
+
+/** Write to moat's stdout or stderr; a reader that went away is not an error (the command goes on). */
+async function write(sink: Sink, bytes: Uint8Array): Promise<void> {
+  await sink.write(bytes).catch((err) => {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  });
 }
 
 /** The exit code of an exec whose output has ended (asked until the engine has it). */

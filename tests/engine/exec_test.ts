@@ -37,6 +37,15 @@ Deno.test("moat exec in a detached run: its sandbox, streams apart, exit codes, 
       [7, "out\n", "err\n"],
       "the pid line is not output",
     );
+    // A command whose output starts like the engine's refusal: its output all the same, in order.
+    const lookalike = await exec([
+      id,
+      "--",
+      "sh",
+      "-c",
+      'echo "OCI runtime exec failed: not really"; echo after',
+    ]);
+    assert.deepEqual([lookalike.code, lookalike.out], [0, "OCI runtime exec failed: not really\nafter\n"]);
     const notFound = await exec([id, "--", "/nonexistent"]);
     assert.equal(notFound.code, 127);
     assert.match(notFound.stderr, /\/nonexistent: not found/);
@@ -55,11 +64,11 @@ Deno.test("moat exec in a detached run: its sandbox, streams apart, exit codes, 
     const lines = (await Deno.readTextFile(`${home}/runs/${id}/execs.jsonl`)).trim().split("\n").map((l) =>
       JSON.parse(l)
     );
-    assert.deepEqual(lines.map((l) => l.exitCode), [7, 127, 126, 0, 0, 0, 0, 0]);
+    assert.deepEqual(lines.map((l) => l.exitCode), [7, 0, 127, 126, 0, 0, 0, 0, 0]);
     assert.deepEqual(lines[0].command, ["sh", "-c", "echo out; echo err >&2; exit 7"]);
     const audit = await moat(["audit", id, "--json"], { home });
     const types = JSON.parse(audit.out).map((e: { type: string }) => e.type);
-    assert.equal(types.filter((t: string) => t === "exec.end").length, 8);
+    assert.equal(types.filter((t: string) => t === "exec.end").length, 9);
     assert.equal((await moat(["stop", id], { home })).code, 0);
     assert.equal((await moat(["audit", "verify", id], { home })).code, 0, "one chain, with the execs in it");
 
