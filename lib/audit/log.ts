@@ -84,10 +84,6 @@ export class AuditLog {
     this.#ended = true;
   }
 
-  get isEnded(): boolean {
-    return this.#ended;
-  }
-
   /**
    * Keep the file open until the function returned is called: for a writer of many entries (the policy
    * point), whose appends then skip opening and closing it.
