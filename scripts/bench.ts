@@ -191,7 +191,23 @@ async function standbyReady(moatHome: string): Promise<void> {
   throw new Error("no network was made ahead within 60 s of an --allow run");
 }
 
-/** Remove the networks made ahead in `moatHome`: the bench's home goes, they would stay. */
+/** Wait until a sandbox booted ahead of the next warm run (lib/run/warm.ts) is ready in `moatHome`. */
+async function warmReady(moatHome: string): Promise<string> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      for (const e of Deno.readDirSync(`${moatHome}/standby`)) {
+        if (!e.name.endsWith(".json")) continue;
+        const s = JSON.parse(Deno.readTextFileSync(`${moatHome}/standby/${e.name}`));
+        if (s.sandbox) return s.sandbox;
+      }
+    } catch { /* not made yet, or being taken */ }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("no sandbox was booted ahead within 60 s of a warm run");
+}
+
+/** Remove the networks and sandboxes made ahead in `moatHome`: the bench's home goes, they would stay. */
 async function removeStandbys(moatHome: string): Promise<void> {
   let entries: Deno.DirEntry[] = [];
   try {
@@ -199,10 +215,25 @@ async function removeStandbys(moatHome: string): Promise<void> {
   } catch { /* none */ }
   for (const e of entries.filter((e) => e.name.endsWith(".json"))) {
     const s = JSON.parse(Deno.readTextFileSync(`${moatHome}/standby/${e.name}`));
-    for (const args of [["rm", "-f", s.relayId], ["network", "rm", s.network]]) {
+    const steps = [["rm", "-f", s.sandbox], ["rm", "-f", s.relayId], ["network", "rm", s.network]];
+    for (const args of steps.filter((a) => a[2] !== undefined)) {
       await new Deno.Command("docker", { args, stdout: "null", stderr: "null" }).output();
     }
+    await Deno.remove(`${moatHome}/standby/${e.name}`).catch(() => {});
   }
+}
+
+/** What a container's cgroup says it uses (`docker stats`), in bytes. */
+async function memoryOf(container: string): Promise<number> {
+  const out = await new Deno.Command("docker", {
+    args: ["stats", "--no-stream", "--format", "{{.MemUsage}}", container],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const m = /^([\d.]+)\s*([KMG]i?B|B)/.exec(decoder.decode(out.stdout).trim());
+  if (!m) throw new Error(`docker stats said: ${decoder.decode(out.stdout)}${decoder.decode(out.stderr)}`);
+  const unit = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB, kB: 1e3, MB: 1e6, GB: 1e9 }[m[2]!] ?? 1;
+  return Number(m[1]) * unit;
 }
 
 function failedRow(measure: string, err: unknown) {
@@ -585,6 +616,72 @@ const measures: Measure[] = [
         failedRow("moat exec", err);
       } finally {
         if (id) await moatOut(["stop", id]).catch(() => {});
+        await clearRuns();
+      }
+    },
+  },
+  {
+    name: "warm",
+    async run() {
+      // A run that takes the sandbox booted ahead of it (`--warm`, as typed: the allow-list network, made
+      // ahead with the sandbox on it), against docker run of the same command under gVisor. After each warm
+      // run the bench waits, untimed, until the next sandbox is booted: the comparison is of the runs, not of
+      // the background work between them.
+      await needBundle();
+      const warmArgs = ["run", "--warm", "--image", image, ws, "--", "true"];
+      const cmds = {
+        src: { ...moatSrc(warmArgs), after: () => warmReady(home).then(() => {}) },
+        bundle: { ...moatBundle(warmArgs), after: () => warmReady(home).then(() => {}) },
+        docker: docker(["run", "--rm", "--label", benchLabel, "--runtime=runsc", image, "true"]),
+      };
+      try {
+        // The first warm run of the settings starts cold and boots the sandbox of the next.
+        const first = await new Deno.Command(deno, {
+          args: ["run", "-A", `${root}main.ts`, ...warmArgs],
+          env: moatEnv,
+          stdout: "null",
+          stderr: "piped",
+        }).output();
+        if (first.code !== 0) {
+          throw new Error(`the first warm run failed: ${decoder.decode(first.stderr).trim()}`);
+        }
+        await warmReady(home);
+        const s = await interleave("warm", cmds, rounds(11));
+        timeRow(
+          "`moat run --warm -- true` (main.ts; a sandbox booted ahead) vs `docker run --rm --runtime=runsc`",
+          s.src!,
+          s.docker!,
+          0.3,
+        );
+        timeRow(
+          "`moat run --warm -- true` (dist/moat.js; a sandbox booted ahead) vs `docker run --rm --runtime=runsc`",
+          s.bundle!,
+          s.docker!,
+          0.3,
+        );
+        // What one waiting costs the host: its sandbox, and the relay of its network made ahead.
+        const sandbox = await warmReady(home);
+        const relay = JSON.parse(
+          Deno.readTextFileSync(
+            `${home}/standby/${
+              [...Deno.readDirSync(`${home}/standby`)].find((e) => e.name.endsWith(".json"))!.name
+            }`,
+          ),
+        ).relayId as string;
+        const [sm, rm] = [await memoryOf(sandbox), await memoryOf(relay)];
+        rows.push({
+          measure:
+            "memory of one waiting sandbox on the host (its cgroup, `docker stats`): the sandbox + its relay",
+          moat: `${mibs(sm)} + ${mibs(rm)}`,
+          baseline: "",
+          value: mibs(sm + rm),
+          target: "—",
+          met: undefined,
+        });
+      } catch (err) {
+        failedRow("moat run --warm -- true", err);
+      } finally {
+        await removeStandbys(home);
         await clearRuns();
       }
     },
@@ -1050,6 +1147,10 @@ ${notes.length ? `\n${notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
   refuses only once it is parsed.
 - **\`moat exec\`**: \`moat exec RUN -- true\` (source and bundle) into a run started with \`moat run -d -- sleep 3600\`,
   against \`docker exec CONTAINER true\` into the same container, interleaved.
+- **Warm runs**: \`moat run --warm -- true\` (source and bundle; the allow-list network as typed) taking the
+  sandbox booted ahead of it, against \`docker run --rm --runtime=runsc IMAGE true\`, interleaved; after each warm
+  run the bench waits, untimed, until the next sandbox is booted. Then what one waiting sandbox and the relay of
+  its network made ahead use, as their cgroups say (\`docker stats\`).
 - **Audit log**: \`scripts/bench_decisions.ts audit|none 10000\`: a relay and the policy point in one process on
   loopback, asked 10,000 DNS questions one after another, each decision written to the run's audit log or not:
   the log's cost alone. Then a run under gVisor making 10,000 decisions (\`moat-test/clients\`: Python's

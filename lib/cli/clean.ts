@@ -17,6 +17,7 @@ import { homeOf, ofThisHome } from "../run/orphans.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import { bootId, isOwnerAlive } from "../store/owner.ts";
 import { damageText, removeRunDir } from "../store/records.ts";
+import { forgetStandby } from "../run/standby.ts";
 import { asScan, rebuildIndex, scanRuns } from "../store/run_index.ts";
 import { cliContext, formatTable } from "./context.ts";
 
@@ -32,6 +33,8 @@ Remove what is left over, after listing it and asking:
   - run networks (moat-net-<id>: moat run --allow's, moat doctor's): with their run, after its
     containers, or alone once their moat process is gone (moat system networks: orphaned). One
     made ahead of the next --allow run is left alone while it waits (standby).
+  - with --standby, also what is made ahead of the next run and waits for it: networks and
+    relays of --allow runs, and sandboxes booted ahead of warm runs (moat run --warm).
 A run whose moat process is still alive (a moat run in progress, a detached run's recorder) is
 never touched. Run records of finished runs are removed too: this is how records are cleaned.
 Only this MOAT_HOME's containers are considered (label dev.moat.home, or a run recorded here):
@@ -48,6 +51,7 @@ Options:
       --workspace DIR    Only runs and containers of this workspace
       --all-homes        Also the containers of other MOAT_HOMEs on this engine, and those of
                          moat versions that did not label their MOAT_HOME (judged by their labels)
+      --standby          Also what waits for the next run: networks made ahead, warm sandboxes
   -h, --help             Print this help
 
 Exit codes: 0 everything listed was removed (or nothing to do, or declined); 2 usage error (e.g.
@@ -67,6 +71,8 @@ export interface ParsedCleanArgs {
   workspace: string | undefined;
   /** `--all-homes`: every moat container on the engine, not only this MOAT_HOME's. */
   allHomes: boolean;
+  /** `--standby`: also what is made ahead of the next run and waits for it. */
+  standby: boolean;
 }
 
 /** Parse `moat clean` arguments. Pure; throws `UsageError`. */
@@ -77,6 +83,7 @@ export function parseCleanArgs(args: string[]): ParsedCleanArgs {
     "dry-run": { type: "boolean" },
     workspace: { type: "string" },
     "all-homes": { type: "boolean" },
+    standby: { type: "boolean" },
   });
   const { values, positionals } = parsed;
   if (positionals.length > 0 && !values.help) {
@@ -91,6 +98,7 @@ export function parseCleanArgs(args: string[]): ParsedCleanArgs {
     dryRun: values["dry-run"] ?? false,
     workspace: values.workspace,
     allHomes: values["all-homes"] ?? false,
+    standby: values.standby ?? false,
   };
 }
 
@@ -206,6 +214,7 @@ export async function command(args: string[]): Promise<number> {
     ...(workspace ? { workspace } : {}),
     damaged: scan.damaged,
     networks,
+    standby: opts.standby,
   });
   if (items.length === 0) {
     ctx.note(`moat: nothing to clean${workspace ? ` for ${workspace}` : ""}`);
@@ -281,6 +290,8 @@ export async function command(args: string[]): Promise<number> {
         }
       }
     }
+    // What was made ahead is forgotten with it: no run takes it any more.
+    if (ok && item.reason === "standby") forgetStandby(ctx.home, item.runId);
     if (ok) freed += (sizes[i]!.container ?? 0) + (sizes[i]!.record ?? 0);
     else failed++;
     if (done.length) await ctx.out(`removed ${item.runId || "-"}: ${done.join(", ")}\n`);

@@ -55,6 +55,8 @@ Options:
                          the output is still recorded (moat logs -f ID follows it, and
                          moat wait ID prints its exit code once it ends)
       --keep             Keep the container after it exits (for docker inspect / docker logs)
+      --warm             Take a sandbox booted ahead for runs like this one, and boot the next
+                         after the run (also warm: in moat.yaml, MOAT_WARM=1); one run each
   -m, --memory SIZE      Memory limit, e.g. 512m or 2g (default: memory: in moat.yaml, else none)
       --cpus N           CPU limit, e.g. 1.5 (default: cpus: in moat.yaml, else none)
       --pids N           Most processes at once (default: pids: in moat.yaml, else 1024)
@@ -70,13 +72,14 @@ Options:
   -h, --help             Show this help
 
 Configuration: WORKSPACE/moat.yaml (or agent.yaml) with name, image, command, env, sandbox, runtime,
-memory, cpus, pids, network, read_only, mounts.
+memory, cpus, pids, network, read_only, mounts, grants, warm.
 
 Every container drops all capabilities but a documented few, runs with no-new-privileges and an
 init process as PID 1, and has a process limit, with or without gVisor.
 Environment:   MOAT_NO_SANDBOX=1, MOAT_RUNTIME, MOAT_IMAGE, MOAT_HOME, MOAT_ENGINE_TIMEOUT,
-               MOAT_ENGINE_START_TIMEOUT, DOCKER_HOST, MOAT_STANDBY=0 (no network made ahead
-               of the next allowlist run), MOAT_STANDBY_IDLE (seconds one waits, default 600).
+               MOAT_ENGINE_START_TIMEOUT, DOCKER_HOST, MOAT_WARM=1|0, MOAT_STANDBY=0 (nothing
+               made ahead of the next run: no network, no warm sandbox), MOAT_STANDBY_IDLE
+               (seconds one waits, default 600).
 
 Interrupts: the first SIGINT (Ctrl-C; with -it Ctrl-C goes to the command instead), SIGTERM or
 SIGHUP stops the container (SIGTERM, then SIGKILL after 5 s); a second one kills it at once. The

@@ -15,6 +15,7 @@ import { chooseImage, maybeImageRefProblem } from "../run/image.ts";
 import { parseEnvArg, type UserRef } from "../run/plan.ts";
 import { checkNameFree } from "../run/names.ts";
 import { claimStandby, ownStandbyKey, spawnStandby, standbySettings } from "../run/standby.ts";
+import { warmWanted } from "../run/warm.ts";
 import { profileFor, type ProfileSettings } from "../run/profile.ts";
 import { type PathKind, resolveMounts } from "../run/mounts.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
@@ -40,6 +41,8 @@ export interface ParsedRunArgs {
   /** `-t`: a pseudo-terminal in the container, attached to the host terminal. */
   tty: boolean;
   keep: boolean;
+  /** `--warm`: take a sandbox booted ahead, and boot the next one after the run (lib/run/warm.ts). */
+  warm: boolean;
   /** Resource and isolation flags, as written; they beat the config. */
   memory: string | undefined;
   cpus: string | undefined;
@@ -78,6 +81,7 @@ export function parseRunArgs(
     interactive: { type: "boolean", short: "i" },
     tty: { type: "boolean", short: "t" },
     keep: { type: "boolean" },
+    warm: { type: "boolean" },
     memory: { type: "string", short: "m" },
     cpus: { type: "string" },
     pids: { type: "string" },
@@ -176,6 +180,7 @@ export function parseRunArgs(
     interactive: values.interactive ?? false,
     tty: values.tty ?? false,
     keep: values.keep ?? false,
+    warm: values.warm ?? false,
     memory: values.memory,
     cpus: values.cpus,
     pids: values.pids,
@@ -468,6 +473,8 @@ async function prepareAndRun(
   if (typeof standby === "string") {
     throw new UsageError(standby, "Set it in seconds (e.g. MOAT_STANDBY_IDLE=300), or unset it for 600");
   }
+  const warm = warmWanted(opts.warm, env, config.warm);
+  if (typeof warm === "string") throw new UsageError(warm, "Set MOAT_WARM=1 for warm runs, or unset it");
   const client: EngineClient = clientFromEnv(env);
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
@@ -497,6 +504,7 @@ async function prepareAndRun(
     home,
     owner: currentOwner(),
     ...(grants ? { grants: grants.uses } : {}),
+    warm,
   }, {
     client,
     env,
@@ -515,8 +523,9 @@ async function prepareAndRun(
     ...(standby.enabled
       ? {
         standby: {
-          claim: (image: string) => claimStandby(home, ownStandbyKey(image)),
-          spawn: (work: { image?: string; release?: string }) => spawnStandby(home, work),
+          claim: (key) => claimStandby(home, key),
+          netKey: ownStandbyKey,
+          spawn: (work) => spawnStandby(home, work),
         },
       }
       : {}),

@@ -62,6 +62,7 @@ const schema = z.strictObject({
   read_only: z.optional(z.boolean()),
   mounts: z.optional(z.array(mount)),
   grants: z.optional(z.array(z.string().check(z.regex(NAME)))),
+  warm: z.optional(z.boolean()),
 });
 
 /** Keys a config may have, for "did you mean". */
@@ -82,6 +83,7 @@ const EXPECT: Record<string, string> = {
   read_only: "true or false",
   mounts: "a list of mounts, each a map such as {source: ./data, target: /data}",
   grants: "a list of grant names, such as [anthropic]",
+  warm: "true or false",
 };
 
 /** The same for the fields of one `mounts:` entry (the entry itself under ""). */
@@ -101,6 +103,7 @@ const HINT: Record<string, string> = {
   network: "Write  network: {allow: [api.github.com]}  to reach only the hosts named,  network: none  for " +
     "loopback only, or  network: default  for the engine's network",
   read_only: "Write  read_only: true  or  read_only: false",
+  warm: "Write  warm: true  (runs take a sandbox booted ahead) or  warm: false",
   grants: "Name grants made with  moat grant NAME  (see them:  moat grant list), e.g.  grants: [anthropic]",
   mounts: "Write each mount as a map, e.g.\n" +
     "  mounts:\n" +
@@ -252,6 +255,7 @@ function normalise(
   if (data.pids !== undefined) out.pids = parsed("pids", data.pids);
   if (data.read_only !== undefined) out.readOnly = data.read_only;
   if (data.grants !== undefined) out.grants = [...new Set(data.grants)];
+  if (data.warm !== undefined) out.warm = data.warm;
   if (data.mounts !== undefined) {
     out.mounts = data.mounts.map((m, i) => ({
       source: m.source,

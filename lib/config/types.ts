@@ -37,6 +37,8 @@ export interface MoatConfig {
   grants?: string[];
   /** Extra bind mounts, as written; targets already checked, sources checked at run time. */
   mounts?: ConfigMount[];
+  /** `warm: true`: runs take a sandbox booted ahead (lib/run/warm.ts). */
+  warm?: boolean;
 }
 
 /** An allow entry's rules (`- host: api.example.com` with `rules: [...]`). */

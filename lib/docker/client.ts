@@ -31,6 +31,12 @@ export interface EngineClient {
   systemPing(): Promise<PingResult>;
   /** `/info`, fetched once per client and bounded by the client's info timeout. */
   systemInfo(): Promise<SystemInfo>;
+  /** The events the engine kept between two times (ms since the epoch; not later than now), filtered. */
+  systemEvents(
+    since: number,
+    until: number,
+    filters: Record<string, string[]>,
+  ): Promise<system.EngineEvent[]>;
   maybeImageInspect(name: string): Promise<ImageInspect | undefined>;
   imageCreate(ref: string, onProgress: (p: images.PullProgress) => void, signal?: AbortSignal): Promise<void>;
   containerCreate(body: ContainerCreateBody, name?: string): Promise<ContainerCreateResponse>;
@@ -44,7 +50,11 @@ export interface EngineClient {
   /** Set a `Tty` container's pty size; fails (409) unless it runs. */
   containerResize(id: string, rows: number, cols: number): Promise<void>;
   execCreate(containerId: string, body: exec.ExecCreateBody): Promise<string>;
-  execStart(execId: string, tty: boolean): Promise<containers.AttachStream>;
+  execStart(
+    execId: string,
+    tty: boolean,
+    consoleSize?: { rows: number; cols: number },
+  ): Promise<containers.AttachStream>;
   execInspect(execId: string): Promise<exec.ExecInspect>;
   execResize(execId: string, rows: number, cols: number): Promise<void>;
   containerStop(id: string, graceSeconds: number): Promise<void>;
@@ -107,6 +117,9 @@ export class DockerClient implements EngineClient {
     });
     return this.#info;
   }
+  systemEvents(since: number, until: number, filters: Record<string, string[]>) {
+    return system.systemEvents(this.http, since, until, filters);
+  }
   maybeImageInspect(name: string) {
     return images.maybeImageInspect(this.http, name);
   }
@@ -137,8 +150,8 @@ export class DockerClient implements EngineClient {
   execCreate(containerId: string, body: exec.ExecCreateBody) {
     return exec.execCreate(this.http, containerId, body);
   }
-  execStart(execId: string, tty: boolean) {
-    return exec.execStart(this.http, execId, tty);
+  execStart(execId: string, tty: boolean, consoleSize?: { rows: number; cols: number }) {
+    return exec.execStart(this.http, execId, tty, consoleSize);
   }
   execInspect(execId: string) {
     return exec.execInspect(this.http, execId);

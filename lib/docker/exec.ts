@@ -41,13 +41,21 @@ export async function execCreate(
 }
 
 /**
- * `POST /exec/{id}/start` with `{Detach: false, Tty}` over its own connection, upgraded: the command's
+ * `POST /exec/{id}/start` with `{Detach: false, Tty, ConsoleSize}` over its own connection, upgraded: the command's
  * output (multiplexed unless `Tty`), and its stdin when the exec attached it. The process has started once
  * the engine answers.
  */
-export async function execStart(http: EngineHttp, execId: string, tty: boolean): Promise<AttachStream> {
+export async function execStart(
+  http: EngineHttp,
+  execId: string,
+  tty: boolean,
+  consoleSize?: { rows: number; cols: number },
+): Promise<AttachStream> {
+  // `ConsoleSize` (API 1.42) sizes the pty before the process starts; older engines ignore the field, and the
+  // size comes from the resize right after start.
+  const size = tty && consoleSize ? { ConsoleSize: [consoleSize.rows, consoleSize.cols] } : {};
   const h = await http.hijack("POST", `/exec/${execId}/start`, {
-    json: { Detach: false, Tty: tty },
+    json: { Detach: false, Tty: tty, ...size },
     slow: true,
   });
   return attachStreamOf(h);

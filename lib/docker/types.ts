@@ -28,7 +28,13 @@ export interface PingResult {
 export interface ImageInspect {
   Id: string;
   RepoTags?: string[];
-  Config?: { User?: string; Env?: string[]; Labels?: Record<string, string> | null };
+  Config?: {
+    User?: string;
+    Env?: string[];
+    Labels?: Record<string, string> | null;
+    Cmd?: string[] | null;
+    Entrypoint?: string[] | null;
+  };
 }
 
 /** `POST /containers/create` body (`ContainerConfig` + `HostConfig`). */
@@ -68,6 +74,8 @@ export interface ContainerCreateResponse {
 export interface ContainerInspect {
   Id: string;
   Name: string;
+  /** The image's id (`sha256:…`). */
+  Image?: string;
   State: {
     Status: string;
     Running: boolean;

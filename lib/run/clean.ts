@@ -29,7 +29,9 @@ export type CleanReason =
   /** Recorded as in progress, but its container and its owner are gone. */
   | "lost"
   /** Its record cannot be trusted (`damage` says why). */
-  | "damaged";
+  | "damaged"
+  /** Made ahead of a run and waiting for it (`--standby`: removed only when asked). */
+  | "standby";
 
 /** One run (or one run id seen only on the engine) and everything of it that `clean` would remove. */
 export interface CleanItem {
@@ -62,6 +64,11 @@ export interface CleanFacts {
   damaged?: readonly DamagedRecord[];
   /** moat's networks (labelled `dev.moat.managed=true`); only those named after their run count. */
   networks?: readonly NetworkInspect[];
+  /**
+   * Also what is made ahead of the next run and waits for it (lib/run/standby.ts: networks and relays, warm
+   * sandboxes), which is otherwise left alone until its time has passed.
+   */
+  standby?: boolean;
 }
 
 /** The owners whose liveness `planClean` asks about, so the edge can check each once. Pure. */
@@ -184,8 +191,11 @@ export function planClean(facts: CleanFacts): CleanItem[] {
   }
 
   const unrecorded: CleanItem[] = [];
-  const orphaned = (c: ContainerSummary) =>
-    classifyContainer(c, undefined, ownerAlive(ownerOf(c, undefined))) === "orphaned";
+  const roleOf = (c: ContainerSummary) => classifyContainer(c, undefined, ownerAlive(ownerOf(c, undefined)));
+  const orphaned = (c: ContainerSummary) => {
+    const role = roleOf(c);
+    return role === "orphaned" || (facts.standby === true && role === "standby");
+  };
   for (const [runId, mine] of byRun) {
     if (recorded.has(runId)) continue;
     const gone = mine.filter(orphaned);
@@ -196,7 +206,7 @@ export function planClean(facts: CleanFacts): CleanItem[] {
       name: labelOf(main, "name") ?? null,
       state: labelOf(main, "probe") ? "probe" : main.State,
       exitCode: null,
-      reason: "orphaned",
+      reason: gone.every((c) => roleOf(c) === "standby") ? "standby" : "orphaned",
       containers: gone,
       networks: [],
       record: undefined,
@@ -230,15 +240,15 @@ export function planClean(facts: CleanFacts): CleanItem[] {
     if (item) {
       // Not while a container of its run stays (a live one of a run cleaned in part): it is still joined.
       if (item.containers.length === (byRun.get(runId) ?? []).length) item.networks.push(n);
-    } else if (
-      !keptRuns.has(runId) && classifyNetwork(n, false, ownerAlive(ownerOf(n, undefined))) === "orphaned"
-    ) {
+    } else if (!keptRuns.has(runId)) {
+      const role = classifyNetwork(n, false, ownerAlive(ownerOf(n, undefined)));
+      if (role !== "orphaned" && !(facts.standby === true && role === "standby")) continue;
       const lone: CleanItem = {
         runId,
         name: labelOf(n, "name") ?? null,
         state: "network",
         exitCode: null,
-        reason: "orphaned",
+        reason: role === "standby" ? "standby" : "orphaned",
         containers: [],
         networks: [n],
         record: undefined,

@@ -44,8 +44,32 @@ export interface ExecIO {
 export interface ExecHooks {
   /** The exec instance exists: its id. */
   onCreated?(execId: string): void;
+  /** The engine started the process (or failed to: the exit code says). */
+  onStarted?(): void;
   /** A line for the user (stopping, cannot signal). */
   say(line: string): void;
+}
+
+/**
+ * A command that is its sandbox's only work (a warm run, lib/run/warm.ts): an interrupt stops the whole
+ * sandbox (`stop`; `force`: kill it now), and the sandbox's end (`ended`, its exit code) also ends the
+ * command, whose output and exit the engine may then never report (the runtime lost the process).
+ */
+export interface ExecSandbox {
+  stop(force: boolean): void;
+  ended: Promise<number>;
+  /** How long output may still come once the sandbox has ended. */
+  graceMs: number;
+}
+
+/** How an exec ended: its exit code, or the engine's refusal to start its process (`failed`). */
+export interface ExecEnd {
+  execId: string;
+  exitCode: number;
+  /** The engine could not start the process: the code a shell gives (127, 126) and the engine's reason. */
+  failed?: { code: number; reason: string };
+  /** The sandbox ended while the command ran (`ExecSandbox.ended`); `exitCode` is then the sandbox's. */
+  sandboxEnded?: boolean;
 }
 
 /** The create body of `req`; `viaShell`: started through `/bin/sh`, which tells moat its pid. Pure. */
@@ -88,9 +112,30 @@ export async function runExec(
   signals: { interrupt: AbortSignal; force: AbortSignal },
   hooks: ExecHooks,
 ): Promise<{ execId: string; exitCode: number }> {
-  if (req.tty) return await execOnce(client, req, false, io, signals, hooks);
-  const first = await execOnce(client, req, true, io, signals, hooks);
-  return "noShell" in first ? await execOnce(client, req, false, io, signals, hooks) : first;
+  const end = req.tty
+    ? await execOnce(client, req, false, io, signals, hooks)
+    : await execOnce(client, req, true, io, signals, hooks).then((first) =>
+      first.noShell ? execOnce(client, req, false, io, signals, hooks) : first
+    );
+  if (end.failed) {
+    hooks.say(`moat: cannot run ${req.command[0]} in the run's container: ${end.failed.reason}`);
+  }
+  return { execId: end.execId, exitCode: end.exitCode };
+}
+
+/**
+ * Run `req` as it is (no shell) in a sandbox that exists for it alone (`sandbox`): interrupts stop the
+ * sandbox, and its end ends the command. How it ended; throws `MoatError` when the engine refuses it.
+ */
+export async function execInSandbox(
+  client: EngineClient,
+  req: ExecRequest,
+  io: ExecIO,
+  signals: { interrupt: AbortSignal; force: AbortSignal },
+  hooks: ExecHooks,
+  sandbox: ExecSandbox,
+): Promise<ExecEnd> {
+  return await execOnce(client, req, false, io, signals, hooks, sandbox);
 }
 
 async function execOnce(
@@ -100,7 +145,8 @@ async function execOnce(
   io: ExecIO,
   signals: { interrupt: AbortSignal; force: AbortSignal },
   hooks: ExecHooks,
-): Promise<{ execId: string; exitCode: number; noShell?: true }> {
+  sandbox?: ExecSandbox,
+): Promise<ExecEnd & { noShell?: true }> {
   let execId: string;
   try {
     execId = await client.execCreate(req.containerId, execBody(req, viaShell));
@@ -115,12 +161,30 @@ async function execOnce(
     throw err;
   }
   hooks.onCreated?.(execId);
-  const stream = await client.execStart(execId, req.tty);
+  const stream = await client.execStart(execId, req.tty, io.terminal?.size());
+  hooks.onStarted?.();
+  // A sandbox that ended may leave the process's stream open for good: it gets the grace, then it is closed.
+  let sandboxEnded = false;
+  const cancelGrace = sandbox
+    ? (() => {
+      let cancel: (() => void) | undefined;
+      let done = false;
+      sandbox.ended.then(() => {
+        sandboxEnded = true;
+        if (!done) cancel = after(sandbox.graceMs, () => stream.close());
+      }, () => {});
+      return () => {
+        done = true;
+        cancel?.();
+      };
+    })()
+    : undefined;
   let raw = false;
   let sizes: SizeFollower | undefined;
   let pid: number | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (force: boolean) => {
+    if (sandbox) return sandbox.stop(force);
     if (force) return void signal(client, req, pid, "KILL");
     if (stopping) return;
     if (pid === undefined) {
@@ -145,6 +209,9 @@ async function execOnce(
   const onForce = () => stop(true);
   signals.interrupt.addEventListener("abort", onInterrupt);
   signals.force.addEventListener("abort", onForce);
+  // A sandbox of its own is stopped for an interrupt that came while the process was being started.
+  if (sandbox && signals.interrupt.aborted) stop(false);
+  if (sandbox && signals.force.aborted) stop(true);
   try {
     if (io.terminal) {
       if (req.interactive) {
@@ -196,22 +263,27 @@ async function execOnce(
         await write(p.stream === 2 ? io.stderr : io.stdout, data);
       }
     }
-    const result = await exitOf(client, execId);
+    // With a sandbox of its own, the sandbox's end is the command's: the engine may never report the exec's.
+    const result = sandbox
+      ? await Promise.race([
+        sandboxEnded ? Promise.reject(new Error("the sandbox ended")) : exitOf(client, execId),
+        sandbox.ended.then((code) => ({ exitCode: code, pid: -1, sandboxEnded: true as const })),
+      ]).catch(() => sandbox.ended.then((code) => ({ exitCode: code, pid: -1, sandboxEnded: true as const })))
+      : await exitOf(client, execId);
+    const ended = "sandboxEnded" in result ? { sandboxEnded: true } : {};
     if (held && result.pid === 0) {
       const failed = startFailure(new TextDecoder().decode(held));
       // No shell in the image: the command is started again as it is (nothing of it ran).
       if (viaShell && failed?.code === 127 && failed.reason.includes("/bin/sh")) {
         return { execId, exitCode: result.exitCode, noShell: true };
       }
-      if (failed) {
-        hooks.say(`moat: cannot run ${req.command[0]} in the run's container: ${failed.reason}`);
-        return { execId, exitCode: failed.code };
-      }
+      if (failed) return { execId, exitCode: failed.code, failed };
     }
     // The command's own output after all (it started, or the engine said something else).
     if (held) await write(io.stdout, held);
-    return { execId, exitCode: result.exitCode };
+    return { execId, exitCode: result.exitCode, ...ended };
   } finally {
+    cancelGrace?.();
     signals.interrupt.removeEventListener("abort", onInterrupt);
     signals.force.removeEventListener("abort", onForce);
     if (raw) await io.terminal?.setRaw(false);

@@ -21,6 +21,7 @@
  * `MOAT_STANDBY=0` turns it off; `MOAT_STANDBY_IDLE` is how long one waits, in seconds (default 600).
  */
 import type { EngineClient } from "../docker/client.ts";
+import type { NetworkInspect } from "../docker/types.ts";
 import { MoatError } from "../errors.ts";
 import { PolicyPoint, PORTS } from "../net/policy_point.ts";
 import { ensureHomeId } from "../store/home_id.ts";
@@ -43,7 +44,9 @@ import {
 import { labelOf, LABELS } from "./labels.ts";
 import { waitingStandby } from "./orphans.ts";
 import { addressIn, isIsolatedNetwork } from "./network.ts";
+import type { RunSpec } from "./plan.ts";
 import { spawnDetachedMoat } from "./recorder.ts";
+import { planWarm, warmKey } from "./warm.ts";
 import { moatRuntime, RELAY_SOCKET, relayContainerBody } from "./relay_plan.ts";
 
 /** The directory of standbys in MOAT_HOME. */
@@ -56,19 +59,30 @@ export const STANDBY_IDLE_MS = 600_000;
  */
 export const CLAIM_MARGIN_MS = 30_000;
 
-/** A standby ready to be taken: what `standby/<id>.json` says. */
+/**
+ * A standby ready to be taken: what `standby/<id>.json` says. It has a network and relay (an allowlist
+ * run's), a waiting sandbox (a warm run's, lib/run/warm.ts), or both.
+ */
 export interface Standby {
   id: string;
-  /** What a run must match to take it (`standbyKey`). */
+  /** What a run must match to take it (`standbyKey`, or lib/run/warm.ts `warmKey`). */
   key: string;
-  network: string;
-  relayId: string;
+  network?: string;
+  relayId?: string;
   /** The relay's address on the network. */
-  address: string;
+  address?: string;
+  /** The waiting sandbox's container id. */
+  sandbox?: string;
   /** When it was made, and when its relay stops unless a run took it (ms since the epoch). */
   madeAt: number;
   expiresAt: number;
 }
+
+/** A standby with a network and relay. */
+export type NetStandby = Standby & { network: string; relayId: string; address: string };
+
+/** Whether `s` has a network and relay. */
+export const hasNetwork = (s: Standby): s is NetStandby => s.network !== undefined;
 
 /** Whether standbys are made and taken, and how long one waits; an error's text for a bad setting. Pure. */
 export function standbySettings(
@@ -105,9 +119,15 @@ export function ownStandbyKey(image: string): string {
 export function parseStandby(text: string): Standby | undefined {
   try {
     const s = JSON.parse(text);
-    const ok = s && typeof s === "object" && typeof s.id === "string" && /^[0-9a-f]{1,64}$/.test(s.id) &&
-      typeof s.key === "string" && typeof s.network === "string" && typeof s.relayId === "string" &&
-      typeof s.address === "string" && typeof s.madeAt === "number" && typeof s.expiresAt === "number";
+    const str = (v: unknown) => typeof v === "string";
+    const net = s?.network === undefined && s?.relayId === undefined && s?.address === undefined
+      ? false
+      : str(s.network) && str(s.relayId) && str(s.address)
+      ? true
+      : undefined;
+    const ok = s && typeof s === "object" && str(s.id) && /^[0-9a-f]{1,64}$/.test(s.id) && str(s.key) &&
+      net !== undefined && (s.sandbox === undefined ? net : str(s.sandbox)) &&
+      typeof s.madeAt === "number" && typeof s.expiresAt === "number";
     return ok ? s as Standby : undefined;
   } catch {
     return undefined;
@@ -156,8 +176,19 @@ export function claimStandby(home: string, key: string, now = Date.now()): Stand
   return ready.find((s) => claim(home, s));
 }
 
-/** Remove a standby taken with `claimStandby` (or expired): its relay, its network, its directory. */
+/** Forget standby `id` of `home`: its files (what it was made of is removed, or the cold run's now). */
+export function forgetStandby(home: string, id: string): void {
+  if (!/^[0-9a-f]{1,64}$/.test(id)) return;
+  for (const path of [`${standbyDir(home)}/${id}`, `${standbyDir(home)}/${id}.json`]) {
+    try {
+      Deno.removeSync(path, { recursive: true });
+    } catch { /* gone already */ }
+  }
+}
+
+/** Remove a standby taken with `claimStandby` (or expired): its sandbox, relay, network, directory. */
 export async function discardStandby(client: EngineClient, home: string, s: { id: string }): Promise<void> {
+  await client.containerRemove(`moat-${s.id}`).catch(() => {});
   await removeRelayContainer(client, relayName(s.id));
   await client.networkRemove(`moat-net-${s.id}`).catch(() => {});
   await Deno.remove(`${standbyDir(home)}/${s.id}`, { recursive: true }).catch(() => {});
@@ -172,7 +203,7 @@ export async function discardStandby(client: EngineClient, home: string, s: { id
 export async function adoptStandby(
   client: EngineClient,
   home: string,
-  s: Standby,
+  s: NetStandby,
   req: Pick<EgressRequest, "runDir" | "allow" | "tcp" | "rules" | "tls" | "audit" | "deferRemoval">,
   env: Record<string, string | undefined>,
 ): Promise<Egress> {
@@ -250,42 +281,85 @@ export async function adoptStandby(
 /**
  * `moat standby`: make one standby of `image` in `home`, unless one that is not about to expire is there
  * already; before that, remove the standbys of this home that expired. One process at a time makes one
- * (`standby/.lock`). Returns what it did, for its caller to ignore: it runs with nobody to tell.
+ * (`standby/.lock`). With `warm` (a `warmSpec`, lib/run/warm.ts) the standby is a waiting sandbox made so,
+ * on a network and relay of its own when its network is the allow list. Returns what it did, for its caller
+ * to ignore: it runs with nobody to tell.
  */
 export async function prepareStandby(
   client: EngineClient,
   home: string,
   image: string,
   idleMs: number,
+  warm?: RunSpec,
 ): Promise<"made" | "there" | "unsuitable"> {
   const dir = standbyDir(home);
   Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const id = newRunId();
-  if (`${dir}/${id}/${RELAY_SOCKET}`.length > MAX_SOCKET_PATH) return "unsuitable";
+  const withNetwork = !warm || warm.profile?.network === "allowlist";
+  if (withNetwork && `${dir}/${id}/${RELAY_SOCKET}`.length > MAX_SOCKET_PATH) return "unsuitable";
   using lock = Deno.openSync(`${dir}/.lock`, { create: true, write: true, mode: 0o600 });
   lock.lockSync(true);
   // Every network of the engine: the subnet of the new one must be free of all of them, not only of moat's
   // (as createRunNetwork's own listing is); the expired standbys are found among them by their labels.
   const networks = await client.networkList([]);
   await removeExpired(client, home, networks);
-  const key = ownStandbyKey(image);
+  const netKey = ownStandbyKey(image);
+  const key = warm ? warmKey(warm, image, withNetwork ? netKey : undefined) : netKey;
   const now = Date.now();
   if (readyStandbys(home).some((s) => s.key === key && s.expiresAt - now > idleMs / 2)) return "there";
 
   const expiresAt = now + idleMs;
   const owner = currentOwner();
+  const homeId = ensureHomeId(home);
   const labels = {
     [LABELS.managed]: "true",
     [LABELS.runId]: id,
     [LABELS.version]: VERSION,
     [LABELS.ownerPid]: String(owner.pid),
     [LABELS.bootId]: owner.bootId,
-    [LABELS.home]: ensureHomeId(home),
+    [LABELS.home]: homeId,
     [LABELS.standby]: String(expiresAt),
   };
   Deno.mkdirSync(`${dir}/${id}`, { mode: 0o700 });
+  const s: Standby = { id, key, madeAt: now, expiresAt };
+  try {
+    if (withNetwork) Object.assign(s, await makeNetwork(client, `${dir}/${id}`, id, image, labels, networks));
+    if (warm) {
+      const egress = s.network
+        ? {
+          network: s.network,
+          relayAddress: s.address!,
+          resolvConf: writeResolvConf(`${dir}/${id}`, s.address!),
+        }
+        : undefined;
+      const { name, body } = planWarm(
+        { ...warm, runId: id, owner, homeId, ...(egress ? { egress } : {}) },
+        expiresAt,
+        Math.ceil(idleMs / 1000),
+      );
+      s.sandbox = (await client.containerCreate(body, name)).Id;
+      await client.containerStart(s.sandbox);
+    }
+  } catch (err) {
+    await discardStandby(client, home, { id });
+    throw err;
+  }
+  Deno.writeTextFileSync(`${dir}/${id}.tmp`, JSON.stringify(s) + "\n", { mode: 0o600 });
+  Deno.renameSync(`${dir}/${id}.tmp`, `${dir}/${id}.json`);
+  return "made";
+}
+
+/** A standby's network and its relay, which has signed on at `socketDir`; thrown errors leave things made. */
+async function makeNetwork(
+  client: EngineClient,
+  socketDir: string,
+  id: string,
+  image: string,
+  labels: Record<string, string>,
+  networks: NetworkInspect[],
+): Promise<{ network: string; relayId: string; address: string }> {
   const ready = Promise.withResolvers<void>();
-  const listener = Deno.listen({ transport: "unix", path: `${dir}/${id}/${RELAY_SOCKET}` });
+  const listener = Deno.listen({ transport: "unix", path: `${socketDir}/${RELAY_SOCKET}` });
   // Nothing is allowed here: only the relay's sign that it is ready is listened for.
   const point = new PolicyPoint(
     { allow: [], tcp: new Map(), relayAddress: "" },
@@ -294,40 +368,30 @@ export async function prepareStandby(
   );
   const served = point.serve(listener, ready.resolve);
   const network = `moat-net-${id}`;
-  let address = "";
-  let relayId = "";
   try {
     const { subnet } = await createRunNetwork(client, network, labels, { networks });
-    address = addressIn(subnet, 2)!;
+    const address = addressIn(subnet, 2)!;
     const relay = await client.containerCreate(
       relayContainerBody({
         image,
         network,
         address,
         runtime: moatRuntime(),
-        socketDir: `${dir}/${id}`,
+        socketDir,
         ports: [PORTS.proxy, PORTS.http, PORTS.tls],
         udpPorts: [PORTS.dns],
         user: `${Deno.uid()}:${Deno.gid()}`,
         labels: { ...labels, [LABELS.probe]: "relay" },
-        expireAt: expiresAt,
+        expireAt: Number(labels[LABELS.standby]),
       }),
       relayName(id),
     );
-    relayId = relay.Id;
     await startRelay(client, relay.Id, ready.promise);
-  } catch (err) {
+    return { network, relayId: relay.Id, address };
+  } finally {
     listener.close();
     await served;
-    await discardStandby(client, home, { id });
-    throw err;
   }
-  listener.close();
-  await served;
-  const s: Standby = { id, key, network, relayId, address, madeAt: now, expiresAt };
-  Deno.writeTextFileSync(`${dir}/${id}.tmp`, JSON.stringify(s) + "\n", { mode: 0o600 });
-  Deno.renameSync(`${dir}/${id}.tmp`, `${dir}/${id}.json`);
-  return "made";
 }
 
 /**
@@ -356,11 +420,22 @@ async function removeExpired(
     if (waitingStandby(n, false, now) || taken(id)) continue;
     await discardStandby(client, home, { id });
   }
-  // Files of standbys whose network is gone (removed by hand, or never made).
+  // Files of standbys whose network is gone (removed by hand, or never made), and of waiting sandboxes
+  // without a network once their time has passed (the engine removed the sandbox as it ended).
   const names = new Set(networks.map((n) => n.Name));
+  const sandboxWaits = (id: string) => {
+    try {
+      const s = parseStandby(Deno.readTextFileSync(`${standbyDir(home)}/${id}.json`));
+      return s !== undefined && s.network === undefined && s.expiresAt > now;
+    } catch {
+      return false;
+    }
+  };
   for (const e of [...Deno.readDirSync(standbyDir(home))]) {
     const id = e.name.replace(/\.json$/, "");
-    if (!/^[0-9a-f]{1,64}$/.test(id) || names.has(`moat-net-${id}`) || taken(id)) continue;
+    if (!/^[0-9a-f]{1,64}$/.test(id) || names.has(`moat-net-${id}`) || taken(id) || sandboxWaits(id)) {
+      continue;
+    }
     const age = now - (Deno.statSync(`${standbyDir(home)}/${e.name}`).mtime?.getTime() ?? now);
     if (age > RELAY_READY_MS * 2) await Deno.remove(`${standbyDir(home)}/${e.name}`, { recursive: true });
   }
@@ -368,20 +443,23 @@ async function removeExpired(
 
 /**
  * Start `moat standby` in `home` as a detached process with no stdio, not waited for: to make a network ahead
- * for `image`, and to remove the network of run `release` (emptied already). Returns that process as an owner
- * (the run's record names it, so its network is not taken for a leftover meanwhile); nothing when Deno would
- * not let moat run itself (moat run without -A) or the process could not start.
+ * for `image` (with `warm`, a waiting sandbox made so), and to remove the network of run
+ * `release` (emptied already). Returns that process as an owner (the run's record names it, so its network is
+ * not taken for a leftover meanwhile); nothing when Deno would not let moat run itself (moat run without -A)
+ * or the process could not start.
  */
 export function spawnStandby(
   home: string,
-  work: { image?: string; release?: string },
+  work: { image?: string; warm?: RunSpec; release?: string },
 ): Owner | undefined {
   const execPath = Deno.execPath();
   if (Deno.permissions.querySync({ name: "run", command: execPath }).state !== "granted") return undefined;
   try {
+    // The sandbox's settings as an argument: this process may exit before a pipe to the child is written.
     const child = spawnDetachedMoat(home, [
       "standby",
       ...(work.image ? ["--image", work.image] : []),
+      ...(work.image && work.warm ? ["--warm", JSON.stringify(work.warm)] : []),
       ...(work.release ? ["--release", work.release] : []),
     ]);
     return processOwner(child.pid);

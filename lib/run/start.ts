@@ -21,10 +21,12 @@ import {
 } from "../store/records.ts";
 import { VERSION } from "../version.ts";
 import { type Egress, readDeniedNotice, startEgress } from "./egress.ts";
-import { adoptStandby, discardStandby, type Standby } from "./standby.ts";
+import { adoptStandby, discardStandby, forgetStandby, hasNetwork, type Standby } from "./standby.ts";
+import { coldReason, warmCommand, warmKey, warmSpec } from "./warm.ts";
+import { driveWarm, type WarmSandbox } from "./warm_life.ts";
 import { ensureImage } from "./image.ts";
 import { imagePathKinds } from "./image_paths.ts";
-import { driveRun, type LifecycleIO, startDetached } from "./lifecycle.ts";
+import { driveRun, type LifecycleHooks, type LifecycleIO, startDetached } from "./lifecycle.ts";
 import {
   checkMountKinds,
   type MountEntry,
@@ -38,6 +40,7 @@ import { needsTls, type RunTrust, writeRunTrust } from "./trust.ts";
 import type { GrantUse } from "../net/intercept.ts";
 import { exportRunCa, makeRunCa, type RunCa } from "../net/x509.ts";
 import {
+  containerName,
   FALLBACK_HOME,
   needsFallbackHome,
   planContainer,
@@ -79,6 +82,8 @@ export interface RunRequest {
    * CLI from MOAT_HOME; never recorded.
    */
   grants?: ReadonlyMap<string, GrantUse>;
+  /** Warm runs are on (lib/run/warm.ts): take a waiting sandbox, and have the next one booted after the run. */
+  warm?: boolean;
 }
 
 /** What the user sees while a run starts and ends: the status line and moat's own lines on stderr. */
@@ -116,9 +121,12 @@ export interface RunEdge {
    * `image`, and have the next one made once a run has ended.
    */
   standby?: {
-    claim(image: string): Standby | undefined;
+    /** Take a standby of `key` (`claimStandby`). */
+    claim(key: string): Standby | undefined;
+    /** The key of a network made ahead for image `imageId` (`ownStandbyKey`). */
+    netKey(imageId: string): string;
     /** Start the background work (`spawnStandby`); the process doing it, when it started. */
-    spawn(work: { image?: string; release?: string }): Owner | undefined;
+    spawn(work: { image?: string; warm?: RunSpec; release?: string }): Owner | undefined;
   };
 }
 
@@ -188,6 +196,9 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
   // the run's (lib/run/standby.ts).
   const standbyFits = req.profile.network === "allowlist" && (req.profile.tcp ?? []).length === 0;
   let standby: Standby | undefined;
+  // A warm run (lib/run/warm.ts): the sandbox booted ahead it takes, and the command it runs there.
+  const warmFits = req.warm === true && edge.standby !== undefined && coldReason(req) === undefined;
+  let warm: { sandbox: WarmSandbox; command: string[] } | undefined;
   const check: SandboxCheck = { done: Promise.resolve(), failure: undefined };
   try {
     // The sandbox check (/info only when the sandbox is on) runs alongside the image check and create:
@@ -214,8 +225,6 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     checkInterrupt();
 
     imageId = imageInfo.Id;
-    if (standbyFits) standby = edge.standby?.claim(imageId);
-    if (standby) req = { ...req, runId: standby.id };
     const size = edge.consoleSize();
     spec = {
       runId: req.runId,
@@ -235,6 +244,28 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
       owner: req.owner,
       homeId: ensureHomeId(home),
     };
+    const warmCmd = warmFits ? warmCommand(imageInfo.Config, req.command) : [];
+    const netKey = standbyFits ? edge.standby?.netKey(imageId) : undefined;
+    if (warmCmd.length > 0) standby = edge.standby?.claim(warmKey(spec, imageId, netKey));
+    else if (netKey) standby = edge.standby?.claim(netKey);
+    if (standby) {
+      req = { ...req, runId: standby.id };
+      spec = { ...spec, runId: standby.id };
+      if (standby.sandbox) {
+        const name = containerName(spec);
+        warm = {
+          sandbox: {
+            containerId: standby.sandbox,
+            runId: standby.id,
+            name,
+            imageId,
+            runtime,
+            homeId: spec.homeId!,
+          },
+          command: warmCmd,
+        };
+      }
+    }
     if (req.mounts.length > 0) {
       // A directory onto a file of the image (or back) fails only when the runtime starts the container,
       // and under gVisor without saying why: look at the targets in the image first (a probe, cached).
@@ -330,7 +361,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
         ...(ca ? { tls: { ca, grants: req.grants ?? new Map() } } : {}),
         audit: store.auditLog,
       };
-      if (standby) {
+      if (standby && hasNetwork(standby)) {
         const taken = standby;
         egress = await adoptStandby(client, home, taken, {
           runDir: store.dir,
@@ -339,6 +370,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
           ...tls,
           deferRemoval,
         }, edge.env).catch(() => discardStandby(client, home, taken).then(() => undefined));
+        if (!egress) warm = undefined; // removed with its network
       }
       egress ??= await startEgress(client, {
         runId: req.runId,
@@ -366,7 +398,13 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     if (notice) display.say(notice);
 
     if (req.detach) return await startDetachedRun(req, edge, display, plan, store, check, egress, ca);
-    const exitCode = await runInForeground(req, edge, display, plan, store, check, egress);
+    const warmRun = warm ? { warm, env, leave: edge.standby !== undefined } : undefined;
+    let exitCode = warmRun
+      ? await runInForeground(req, edge, display, warmRun, store, check, egress)
+      : undefined;
+    // Nothing ran in the sandbox booted ahead that could not be taken: the run starts cold.
+    if (exitCode === undefined) warm = undefined;
+    exitCode ??= (await runInForeground(req, edge, display, { plan }, store, check, egress))!;
     // What the policy refused, said once the command is over: a name that did not resolve for the command
     // says nothing of why.
     const refused = egress ? readDeniedNotice(req.runId, store.dir) : undefined;
@@ -377,35 +415,50 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     // stopped) and its network (emptied) are removed in the background, by the process that makes the next
     // allowlist run's network ahead: that process owns what is left of the run now (its record says so), or
     // this one removes them itself. A detached run's recorder removes its own, with no one waiting.
-    const background = egress !== undefined && deferRemoval;
+    // So is a warm run's sandbox.
+    const background = (egress !== undefined || warm !== undefined) && deferRemoval;
+    // A warm sandbox's files go now (a network's go with it, `egress.stop`): its id is all the rest needs.
+    if (standby && !hasNetwork(standby)) forgetStandby(home, standby.id);
     if (background) await egress?.stop({ keepRelay: true, keepNetwork: true });
-    const owner = standbyFits || background
-      ? edge.standby?.spawn({
-        ...(standbyFits ? { image: imageId } : {}),
-        ...(background ? { release: req.runId } : {}),
-      })
+    const next = warmFits ? { image: imageId, warm: warmSpec(spec) } : standbyFits ? { image: imageId } : {};
+    const owner = next.image || background
+      ? edge.standby?.spawn({ ...next, ...(background ? { release: req.runId } : {}) })
       : undefined;
     if (background && owner) store.tryUpdate({ owner });
-    else await egress?.stop();
+    else {
+      await egress?.stop();
+      if (warm) await client.containerRemove(warm.sandbox.containerId).catch(() => {});
+    }
   }
 }
 
+/**
+ * A run in the foreground: its container created and started (`plan`), or the command run in the sandbox
+ * booted ahead that the run took (`warm`, lib/run/warm_life.ts). The exit code; `undefined` when the warm
+ * sandbox could not be taken (nothing ran: the caller starts the run cold).
+ */
 async function runInForeground(
   req: RunRequest,
   edge: RunEdge,
   display: RunDisplay,
-  plan: { name: string; body: ContainerCreateBody },
+  how: { plan: { name: string; body: ContainerCreateBody } } | {
+    warm: { sandbox: WarmSandbox; command: string[] };
+    env: Record<string, string>;
+    /** Leave the sandbox of a run that ended for the background process to remove. */
+    leave: boolean;
+  },
   store: RunStore,
   check: SandboxCheck,
   egress: Egress | undefined,
-): Promise<number> {
+): Promise<number | undefined> {
   const { client, interrupt } = edge;
   const { runId } = req;
-  display.phase("Starting container…");
+  display.phase("plan" in how ? "Starting container…" : "Starting the command in the sandbox booted ahead…");
   try {
-    const outcome = await driveRun(client, plan, { ...edge.io, record: store }, {
+    const hooks: LifecycleHooks = {
       // While the command runs, a record that cannot be written (a full disk) must not end it.
       onCreated: (id, warnings) => {
+        if ("warm" in how) store.audit("warm", { container: id });
         store.tryUpdate(life.created(id));
         for (const w of warnings) display.say(`moat: engine warning: ${w}`);
       },
@@ -433,26 +486,38 @@ async function runInForeground(
           display.stopping(runId, String(interrupt.reason), grace, store.record.startedAt === null),
         );
       },
-    }, {
+    };
+    const io = { ...edge.io, record: store };
+    const opts = {
       keep: req.keep,
       interrupt,
       force: edge.force,
       stopGraceSeconds: STOP_GRACE_SECONDS,
       admit: check.done,
-    });
+    };
+    const outcome = "plan" in how ? await driveRun(client, how.plan, io, hooks, opts) : await driveWarm(
+      client,
+      how.warm.sandbox,
+      { command: how.warm.command, env: how.env, tty: req.tty, interactive: req.interactive },
+      io,
+      hooks,
+      { ...opts, leaveSandbox: how.leave },
+    );
+    if ("notTaken" in outcome) {
+      store.audit("warm", { notTaken: outcome.notTaken });
+      return undefined;
+    }
     await store.close();
     store.tryUpdate(life.ended(store.record, {
       ...outcome,
       outputIncomplete: outcome.outputIncomplete ?? store.outputNotWritten,
     }, new Date()));
     if (outcome.interrupted) {
-      display.say(
-        `moat: run ${runId} interrupted by ${outcome.interrupted}; container ${
-          outcome.removed ? "removed" : "kept"
-        }`,
-      );
+      // A warm run's sandbox, stopped, is removed by the engine (and by the process that makes the next one).
+      const container = outcome.removed || "warm" in how ? "removed" : "kept";
+      display.say(`moat: run ${runId} interrupted by ${outcome.interrupted}; container ${container}`);
     }
-    if (outcome.oomKilled) display.say(oomMessage(runId, plan.body.HostConfig.Memory));
+    if (outcome.oomKilled) display.say(oomMessage(runId, req.profile.memory));
     if (outcome.outputIncomplete !== undefined) {
       display.say(`moat: warning: the output of run ${runId} is incomplete: ${outcome.outputIncomplete}`);
     }

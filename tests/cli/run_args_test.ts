@@ -276,3 +276,11 @@ for (const [raw, who, refused] of users) {
     );
   });
 }
+
+Deno.test("run args: --warm asks for warm runs; off unless given", () => {
+  assert.equal(parseRunArgs(["--warm", "--", "true"]).warm, true, "--warm");
+  assert.equal(parseRunArgs(["--warm"]).warm, true, "--warm with the image's command");
+  assert.equal(parseRunArgs([]).warm, false, "no flag");
+  assert.equal(parseRunArgs(["--", "true", "--warm"]).warm, false, "after --: the command's");
+  assert.throws(() => parseRunArgs(["--warm=1"]), UsageError, "a boolean flag takes no value");
+});

@@ -91,6 +91,8 @@ const ok: [string, string, unknown][] = [
   ],
   ["read_only true", "read_only: true\n", { readOnly: true }],
   ["read_only false", "read_only: false\n", { readOnly: false }],
+  ["warm true", "warm: true\n", { warm: true }],
+  ["warm false", "warm: false\n", { warm: false }],
   ["an empty mounts list", "mounts: []\n", { mounts: [] }],
   [
     "mounts keep their source as written and their position",
@@ -620,6 +622,8 @@ const bad: [string, string, number, number, string, RegExp, RegExp?][] = [
   ],
   ["read_only quoted true", 'read_only: "true"\n', 1, 12, "read_only", /true or false; got "true"$/],
   ["read_only 1", "read_only: 1\n", 1, 12, "read_only", /true or false; got 1$/],
+  ["warm 3", "warm: 3\n", 1, 7, "warm", /must be true or false; got 3$/, /warm: true/],
+  ["warm yes is a string", "warm: yes\n", 1, 7, "warm", /must be true or false; got "yes"$/, /warm: false/],
   [
     "a misspelt read_only",
     "readonly: true\n",

@@ -24,6 +24,7 @@ export async function startBackgroundRun(
   s: { ws: string; home: string },
   flags: string[] = [],
   seconds = 30,
+  env: Record<string, string> = {},
 ): Promise<BackgroundRun> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -40,7 +41,7 @@ export async function startBackgroundRun(
       "-c",
       `echo ready; sleep ${seconds}`,
     ],
-    env: moatEnv(s.home),
+    env: moatEnv(s.home, env),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

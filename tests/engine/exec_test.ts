@@ -165,7 +165,7 @@ Deno.test("moat exec -it: a terminal of the host terminal's size, keys to the co
     const cmd =
       `i=0; while [ "$(stty size)" != "${ROWS} ${COLS}" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
       echo "size=$(stty size)"; test -t 0 && echo "stdin=terminal"
-      trap 'echo got INT' INT; echo ready; read line || read line; echo "line=$line"; exit 5`;
+      trap 'echo got INT' INT; echo ready; while [ -z "$line" ]; do read line; done; echo "line=$line"; exit 5`;
     const run = await onPty(["exec", "-it", id, "--", "sh", "-c", cmd], [
       { expect: "ready" },
       { write: "\x03" },

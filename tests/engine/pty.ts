@@ -34,7 +34,12 @@ export interface PtyRun {
 }
 
 /** `moat ARGS` on a fresh pty of ROWS x COLS driven by `script`; fails when any step fails. */
-export async function onPty(args: string[], script: Step[], home: string): Promise<PtyRun> {
+export async function onPty(
+  args: string[],
+  script: Step[],
+  home: string,
+  env: Record<string, string> = {},
+): Promise<PtyRun> {
   const child = new Deno.Command("python3", {
     args: [
       HELPER,
@@ -52,7 +57,7 @@ export async function onPty(args: string[], script: Step[], home: string): Promi
       ...args,
     ],
     cwd: ROOT,
-    env: moatEnv(home, ENV),
+    env: moatEnv(home, { ...ENV, ...env }),
     clearEnv: true,
     stdin: "piped",
     stdout: "piped",

@@ -398,3 +398,30 @@ Deno.test("ownersToCheck names the owners labelled on networks too", () => {
     ],
   );
 });
+
+Deno.test("planClean --standby: what waits for the next run goes only when asked; what expired is orphaned", () => {
+  const later = String(Date.now() + 600_000);
+  const waitingLabels = { ...DEAD_LABELS, "dev.moat.standby": later };
+  const expiredLabels = { ...DEAD_LABELS, "dev.moat.standby": String(Date.now() - 1000) };
+  // A warm sandbox with its relay and network made ahead, waiting; and a network made ahead that expired.
+  const containers = [
+    summary(c1, "aaa", { State: "running" }, waitingLabels),
+    summary(c2, "aaa", { State: "running" }, { ...waitingLabels, "dev.moat.probe": "relay" }),
+  ];
+  const networks = [network("aaa", waitingLabels), network("bbb", expiredLabels)];
+  const facts = { records: [], containers, networks, ownerAlive: alive };
+  const brief = (items: ReturnType<typeof planClean>) =>
+    items.map((i) => ({
+      runId: i.runId,
+      reason: i.reason,
+      containers: i.containers.map((c) => c.Id),
+      networks: i.networks.map((n) => n.Name),
+    }));
+  assert.deepEqual(brief(planClean(facts)), [
+    { runId: "bbb", reason: "orphaned", containers: [], networks: ["moat-net-bbb"] },
+  ], "without --standby the waiting ones stay");
+  assert.deepEqual(brief(planClean({ ...facts, standby: true })), [
+    { runId: "aaa", reason: "standby", containers: [c1, c2], networks: ["moat-net-aaa"] },
+    { runId: "bbb", reason: "orphaned", containers: [], networks: ["moat-net-bbb"] },
+  ], "with --standby, the waiting sandbox, its relay and network, as one item");
+});

@@ -5,6 +5,7 @@ import {
   adoptStandby,
   CLAIM_MARGIN_MS,
   claimStandby,
+  type NetStandby,
   ownStandbyKey,
   parseStandby,
   prepareStandby,
@@ -22,6 +23,8 @@ import { ensureHomeId } from "../../lib/store/home_id.ts";
 import { parseStandbyArgs } from "../../lib/cli/standby.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { record, summary } from "../cli/records_fixture.ts";
+import { parseWarmSpec, warmSpec } from "../../lib/run/warm.ts";
+import { profileFor } from "../../lib/run/profile.ts";
 
 const T = 1_800_000_000_000;
 
@@ -63,7 +66,7 @@ Deno.test("standbyKey: any difference in image, moat or user is another key", ()
   }
 });
 
-const standby = (id: string, over: Partial<Standby> = {}): Standby => ({
+const standby = (id: string, over: Partial<Standby> = {}): NetStandby => ({
   id,
   key: "K",
   network: `moat-net-${id}`,
@@ -268,7 +271,12 @@ Deno.test("prepareStandby removes this home's expired standbys that no run took,
     await Deno.writeTextFile(`${home}/standby/bbb/claimed.json`, "{}");
     await prepareStandby(client, home, "sha256:img", 90_000);
     const deletes = engine.calls().filter((c) => c.startsWith("DELETE"));
-    assert.deepEqual(deletes, ["DELETE /containers/moat-net-aaa-relay", "DELETE /networks/moat-net-aaa"]);
+    // Its waiting sandbox (a warm standby's; none here), its relay, its network.
+    assert.deepEqual(deletes, [
+      "DELETE /containers/moat-aaa",
+      "DELETE /containers/moat-net-aaa-relay",
+      "DELETE /networks/moat-net-aaa",
+    ]);
     await assert.rejects(Deno.stat(`${home}/standby/aaa`));
     await Deno.stat(`${home}/standby/bbb/claimed.json`);
   });
@@ -348,4 +356,67 @@ Deno.test("adoptStandby serves the run's policy on the relay's socket; stop remo
       await Deno.mkdir(`${home}/standby/${s.id}`, { recursive: true });
     }
   });
+});
+
+Deno.test("parseStandby: a warm sandbox alone, or with a network; never neither, nor part of a network", () => {
+  const sandbox = "c".repeat(64);
+  const { network: _n, relayId: _r, address: _a, ...bare } = standby("abc123");
+  const alone: Standby = { ...bare, sandbox };
+  assert.deepEqual(parseStandby(JSON.stringify(alone)), alone, "a sandbox alone");
+  const both = standby("abc123", { sandbox });
+  assert.deepEqual(parseStandby(JSON.stringify(both)), both, "a network and a sandbox");
+  const refused: [string, unknown][] = [
+    ["neither", bare],
+    ["a network without its relay", { ...bare, network: "moat-net-abc123", address: "10.237.0.2" }],
+    ["a network without its address", { ...bare, network: "moat-net-abc123", relayId: "r".repeat(64) }],
+    ["a relay without its network", { ...bare, relayId: "r".repeat(64), address: "10.237.0.2" }],
+    ["a sandbox with part of a network", { ...alone, network: "moat-net-abc123" }],
+    ["a sandbox that is not a string", { ...bare, sandbox: 1 }],
+    ["a network and a sandbox that is not a string", { ...both, sandbox: null }],
+  ];
+  for (const [label, s] of refused) assert.equal(parseStandby(JSON.stringify(s)), undefined, label);
+});
+
+Deno.test("parseStandbyArgs: --warm gives the sandbox's settings, with --image only", () => {
+  const spec = warmSpec({
+    runId: "0123456789ab",
+    name: undefined,
+    image: "sha256:a",
+    command: ["true"],
+    env: { A: "1" },
+    workspace: "/w",
+    user: "1000:1000",
+    runtime: "runsc",
+    interactive: false,
+    profile: profileFor({ network: "allowlist", allow: ["x.io"] }),
+    moatVersion: "0.9.0",
+  });
+  const json = JSON.stringify(spec);
+  const got = parseStandbyArgs(["--image", "sha256:a", "--warm", json]);
+  assert.deepEqual(got, { help: false, image: "sha256:a", warm: parseWarmSpec(json) });
+  assert.equal(got.warm?.workspace, "/w");
+  assert.deepEqual(got.warm?.profile?.allow, []);
+  assert.deepEqual(parseStandbyArgs(["--image", "sha256:a", "--warm", json, "--release", "abc123"]), {
+    help: false,
+    image: "sha256:a",
+    warm: parseWarmSpec(json),
+    release: "abc123",
+  });
+  const refused: [string, string[], RegExp][] = [
+    ["--warm alone", ["--warm", json], /needs --image ID or --release RUN/],
+    ["--warm with --release only", ["--release", "abc123", "--warm", json], /--warm needs --image/],
+    ["--warm notjson", ["--image", "sha256:a", "--warm", "notjson"], /--warm is not a sandbox's settings/],
+    [
+      "--warm with a command",
+      ["--image", "sha256:a", "--warm", JSON.stringify({ ...spec, command: ["sh"] })],
+      /--warm is not a sandbox's settings/,
+    ],
+  ];
+  for (const [label, args, message] of refused) {
+    assert.throws(
+      () => parseStandbyArgs(args),
+      (e: unknown) => e instanceof UsageError && message.test(e.message),
+      label,
+    );
+  }
 });
