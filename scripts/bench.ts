@@ -207,6 +207,32 @@ async function warmReady(moatHome: string): Promise<string> {
   throw new Error("no sandbox was booted ahead within 60 s of a warm run");
 }
 
+/**
+ * Wait until the next warm run's sandbox is booted in `moatHome` and the background work after the last run
+ * is over (the `moat standby` processes of that home, found in /proc, have exited: they also remove the
+ * sandbox the run used), so that it does not share the machine with the next timed round.
+ */
+async function warmSettled(moatHome: string): Promise<void> {
+  await warmReady(moatHome);
+  const deadline = Date.now() + 60_000;
+  const busy = () => {
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      try {
+        if (!Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes("\0standby\0")) continue;
+        if (Deno.readTextFileSync(`/proc/${e.name}/environ`).includes(`\0MOAT_HOME=${moatHome}\0`)) {
+          return true;
+        }
+      } catch { /* gone meanwhile */ }
+    }
+    return false;
+  };
+  while (busy()) {
+    if (Date.now() > deadline) throw new Error("moat standby did not finish within 60 s of a warm run");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Remove the networks and sandboxes made ahead in `moatHome`: the bench's home goes, they would stay. */
 async function removeStandbys(moatHome: string): Promise<void> {
   let entries: Deno.DirEntry[] = [];
@@ -630,8 +656,8 @@ const measures: Measure[] = [
       await needBundle();
       const warmArgs = ["run", "--warm", "--image", image, ws, "--", "true"];
       const cmds = {
-        src: { ...moatSrc(warmArgs), after: () => warmReady(home).then(() => {}) },
-        bundle: { ...moatBundle(warmArgs), after: () => warmReady(home).then(() => {}) },
+        src: { ...moatSrc(warmArgs), after: () => warmSettled(home) },
+        bundle: { ...moatBundle(warmArgs), after: () => warmSettled(home) },
         docker: docker(["run", "--rm", "--label", benchLabel, "--runtime=runsc", image, "true"]),
       };
       try {
@@ -1149,7 +1175,7 @@ ${notes.length ? `\n${notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
   against \`docker exec CONTAINER true\` into the same container, interleaved.
 - **Warm runs**: \`moat run --warm -- true\` (source and bundle; the allow-list network as typed) taking the
   sandbox booted ahead of it, against \`docker run --rm --runtime=runsc IMAGE true\`, interleaved; after each warm
-  run the bench waits, untimed, until the next sandbox is booted. Then what one waiting sandbox and the relay of
+  run the bench waits, untimed, until the next sandbox is booted and the background work is over. Then what one waiting sandbox and the relay of
   its network made ahead use, as their cgroups say (\`docker stats\`).
 - **Audit log**: \`scripts/bench_decisions.ts audit|none 10000\`: a relay and the policy point in one process on
   loopback, asked 10,000 DNS questions one after another, each decision written to the run's audit log or not:
