@@ -6,13 +6,20 @@
  */
 import { formatBytes } from "./format.ts";
 import { directorySize } from "../store/disk_usage.ts";
-import { MANAGED_FILTER } from "../run/labels.ts";
+import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, EXIT, MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
-import { liveContainerOwners, ofThisHome, orphansOf, ownerLiveness, runIdOf } from "../run/orphans.ts";
+import {
+  classifyContainer,
+  liveContainerOwners,
+  ofThisHome,
+  orphansOf,
+  ownerLiveness,
+  runIdOf,
+} from "../run/orphans.ts";
 import {
   listEntries,
   type ListEntry,
@@ -133,6 +140,11 @@ export interface StatusReport {
    * by an older moat, with no record here); `null` when not known. `moat system containers --all-homes`.
    */
   otherHomesContainers: number | null;
+  /**
+   * What waits for the next run in this MOAT_HOME (lib/run/standby.ts): sandboxes booted ahead of warm runs,
+   * and the relays of networks made ahead (`moat clean --standby` removes them); `null` when not known.
+   */
+  madeAhead: { sandboxes: number; networks: number } | null;
   /** Finished runs (stopped or lost): what `moat clean` removes, with their container if it still exists. */
   cleanableRuns: Array<{
     id: string;
@@ -190,6 +202,20 @@ export function gvisorFacts(runtimeName: string, info: SystemInfo | undefined): 
   };
 }
 
+/** How many of `containers` wait for the next run, by kind (`classifyContainer`'s `standby`). Pure. */
+function madeAheadOf(
+  containers: readonly ContainerSummary[],
+  recordOf: (runId: string) => RunRecord | undefined,
+  alive: (c: ContainerSummary) => boolean,
+): { sandboxes: number; networks: number } {
+  const waiting = containers.filter((c) => {
+    const runId = runIdOf(c);
+    return classifyContainer(c, runId === undefined ? undefined : recordOf(runId), alive(c)) === "standby";
+  });
+  const relays = waiting.filter((c) => labelOf(c, "probe") === "relay").length;
+  return { sandboxes: waiting.length - relays, networks: relays };
+}
+
 /** Turn the facts into the report. Pure. */
 export function summarizeStatus(f: StatusFacts): StatusReport {
   const entries: ListEntry[] = listEntries(f.records, f.containers, f.liveRuns, f.damaged);
@@ -229,6 +255,7 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
       state: c.State,
     })) ?? null,
     otherHomesContainers: f.containers && mine ? f.containers.length - mine.length : null,
+    madeAhead: mine ? madeAheadOf(mine, (id) => byId.get(id), (c) => f.liveContainers.has(c.Id)) : null,
     cleanableRuns: entries
       .filter((e) => STOPPED.has(e.shownState) || e.shownState === "lost")
       .map((e) => ({
@@ -347,6 +374,14 @@ export function formatStatus(r: StatusReport): string {
       }`,
       "moat clean",
     );
+  }
+  const ahead = r.madeAhead;
+  if (ahead && ahead.sandboxes + ahead.networks > 0) {
+    const what = [
+      ahead.sandboxes ? plural(ahead.sandboxes, "warm sandbox", "warm sandboxes") : "",
+      ahead.networks ? plural(ahead.networks, "network") : "",
+    ].filter(Boolean).join(" and ");
+    info(`${what} made ahead, waiting for the next run (they go by themselves):  moat clean --standby`);
   }
   if (r.otherHomesContainers) {
     info(

@@ -1,6 +1,13 @@
 /** `moat status`: pure helpers as tables, then the spawned CLI against crafted records and a fake engine. */
 import assert from "node:assert/strict";
-import { gvisorFacts, parseStatusArgs, type StatusReport } from "../../lib/cli/status.ts";
+import {
+  gvisorFacts,
+  parseStatusArgs,
+  type StatusFacts,
+  type StatusReport,
+  summarizeStatus,
+} from "../../lib/cli/status.ts";
+import type { ContainerSummary } from "../../lib/docker/types.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { currentOwner } from "../../lib/store/owner.ts";
 import { moat, scratch } from "../engine/helpers.ts";
@@ -427,4 +434,52 @@ Deno.test("moat status counts damaged records and names each with its file and w
   } finally {
     await s.cleanup();
   }
+});
+
+Deno.test("summarizeStatus counts what waits for the next run: warm sandboxes and networks made ahead", () => {
+  const later = String(Date.now() + 600_000);
+  const labels = (runId: string, extra: Record<string, string> = {}) => ({
+    "dev.moat.managed": "true",
+    "dev.moat.run-id": runId,
+    "dev.moat.home": "h1",
+    "dev.moat.owner-pid": "1",
+    "dev.moat.boot-id": "another-boot",
+    ...extra,
+  });
+  const container = (id: string, l: Record<string, string>): ContainerSummary => ({
+    Id: id,
+    Names: [`/moat-${id}`],
+    Image: "busybox",
+    State: "running",
+    Status: "Up",
+    Labels: l,
+    Created: 1,
+  });
+  const facts: StatusFacts = {
+    endpoint: null,
+    ping: undefined,
+    info: undefined,
+    containers: [
+      container("s1", labels("aaa", { "dev.moat.standby": later })),
+      container("s2", labels("bbb", { "dev.moat.standby": later })),
+      container("r2", labels("bbb", { "dev.moat.standby": later, "dev.moat.probe": "relay" })),
+      container("o1", labels("ccc", { "dev.moat.standby": String(Date.now() - 1000) })),
+    ],
+    error: undefined,
+    answered: true,
+    failedCall: null,
+    timeoutMs: 5000,
+    runtimeName: "runsc",
+    records: [],
+    damaged: [],
+    liveRuns: new Set(),
+    liveContainers: new Set(),
+    homeId: "h1",
+    runsDir: "/x/runs",
+    bytes: 0,
+  };
+  const report = summarizeStatus(facts);
+  assert.deepEqual(report.madeAhead, { sandboxes: 2, networks: 1 });
+  assert.deepEqual(report.orphanedContainers?.map((o) => o.id), ["o1"], "an expired one is orphaned");
+  assert.equal(summarizeStatus({ ...facts, containers: undefined }).madeAhead, null);
 });
