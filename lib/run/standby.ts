@@ -176,6 +176,23 @@ export function claimStandby(home: string, key: string, now = Date.now()): Stand
   return ready.find((s) => claim(home, s));
 }
 
+/**
+ * The identity of what a run's sandbox binds from the host (the workspace, the extra mounts' sources): device
+ * and inode of each, in order; `gone` for one that cannot be looked at. Part of a warm sandbox's key
+ * (lib/run/warm.ts `warmKey`).
+ */
+export function bindSources(spec: RunSpec): string {
+  const paths = [spec.workspace, ...(spec.profile?.mounts ?? []).map((m) => m.source)];
+  return paths.map((p) => {
+    try {
+      const st = Deno.statSync(p);
+      return `${st.dev}:${st.ino}`;
+    } catch {
+      return "gone";
+    }
+  }).join(",");
+}
+
 /** Forget standby `id` of `home`: its files (what it was made of is removed, or the cold run's now). */
 export function forgetStandby(home: string, id: string): void {
   if (!/^[0-9a-f]{1,64}$/.test(id)) return;
@@ -304,7 +321,7 @@ export async function prepareStandby(
   const networks = await client.networkList([]);
   await removeExpired(client, home, networks);
   const netKey = ownStandbyKey(image);
-  const key = warm ? warmKey(warm, image, withNetwork ? netKey : undefined) : netKey;
+  const key = warm ? warmKey(warm, image, withNetwork ? netKey : undefined, bindSources(warm)) : netKey;
   const now = Date.now();
   if (readyStandbys(home).some((s) => s.key === key && s.expiresAt - now > idleMs / 2)) return "there";
 

@@ -21,7 +21,14 @@ import {
 } from "../store/records.ts";
 import { VERSION } from "../version.ts";
 import { type Egress, readDeniedNotice, startEgress } from "./egress.ts";
-import { adoptStandby, discardStandby, forgetStandby, hasNetwork, type Standby } from "./standby.ts";
+import {
+  adoptStandby,
+  bindSources,
+  discardStandby,
+  forgetStandby,
+  hasNetwork,
+  type Standby,
+} from "./standby.ts";
 import { coldReason, warmCommand, warmKey, warmSpec } from "./warm.ts";
 import { driveWarm, type WarmSandbox } from "./warm_life.ts";
 import { ensureImage } from "./image.ts";
@@ -246,7 +253,7 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     };
     const warmCmd = warmFits ? warmCommand(imageInfo.Config, req.command) : [];
     const netKey = standbyFits ? edge.standby?.netKey(imageId) : undefined;
-    if (warmCmd.length > 0) standby = edge.standby?.claim(warmKey(spec, imageId, netKey));
+    if (warmCmd.length > 0) standby = edge.standby?.claim(warmKey(spec, imageId, netKey, bindSources(spec)));
     else if (netKey) standby = edge.standby?.claim(netKey);
     if (standby) {
       req = { ...req, runId: standby.id };

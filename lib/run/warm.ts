@@ -31,10 +31,11 @@ const IDLE_NAME = "moat-warm";
  * that long, then as long as another process of the sandbox lives (a taken sandbox's command: `kill -0 -1`
  * asks about every process but itself and init), and exits. SIGTERM, SIGHUP and SIGINT (the engine's stop,
  * through docker-init, which passes signals on) go on as SIGTERM to every other process, the command's
- * included.
+ * included; SIGPIPE (moat's reader went away) as SIGPIPE.
  */
 export const IDLE_SCRIPT = [
   "trap 'kill -TERM -1 2>/dev/null' TERM HUP INT",
+  "trap 'kill -PIPE -1 2>/dev/null' PIPE",
   'sleep "$1" & wait $!',
   "while kill -0 -1 2>/dev/null; do sleep 1 & wait $!; done",
 ].join("\n");
@@ -119,17 +120,19 @@ const KEY_EGRESS: EgressSpec = { network: "moat-net-0", relayAddress: "0.0.0.0",
 
 /**
  * What a run (`spec`, with image `imageId`) must share with a waiting sandbox to take it: the body the
- * sandbox was made with, but for its id, owner and expiry; and, on a network made ahead, that network's own
- * key (`netKey`, lib/run/standby.ts `standbyKey`). Pure.
+ * sandbox was made with, but for its id, owner and expiry; on a network made ahead, that network's own key
+ * (`netKey`, lib/run/standby.ts `standbyKey`); and the identity of the host directories and files it binds
+ * (`sources`, lib/run/standby.ts `bindSources`: a workspace removed and made again at the same path after
+ * the sandbox was booted is another directory, which the sandbox does not see). Pure.
  */
-export function warmKey(spec: RunSpec, imageId: string, netKey: string | undefined): string {
+export function warmKey(spec: RunSpec, imageId: string, netKey: string | undefined, sources = ""): string {
   const base = warmSpec(spec);
   const { body } = planWarm(
     { ...base, runId: "0", ...(netKey !== undefined ? { egress: KEY_EGRESS } : {}) },
     0,
     0,
   );
-  return JSON.stringify({ warm: 1, imageId, net: netKey ?? null, body });
+  return JSON.stringify({ warm: 1, imageId, net: netKey ?? null, sources, body });
 }
 
 /**

@@ -103,12 +103,21 @@ export async function driveWarm(
       () => {},
     );
   };
-  // The output goes to the record as it goes to the user.
+  // The output goes to the record as it goes to the user. A reader that went away (`moat run … | head -1`)
+  // gets pipe semantics, as in a cold run: the sandbox's main process passes SIGPIPE on to the command.
+  const gone = new Set<number>();
   const tee = (stream: number, sink: Sink): Sink => ({
     async write(bytes) {
       await io.record.output(stream, bytes, io.now());
       io.record.flushSoon();
-      await sink.write(bytes);
+      if (gone.has(stream)) return;
+      try {
+        await sink.write(bytes);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+        gone.add(stream);
+        if (gone.size === 1) await client.containerKill(id, "SIGPIPE").catch(() => {});
+      }
     },
   });
   try {

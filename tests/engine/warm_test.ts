@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { startBackgroundRun } from "./background_run.ts";
-import { docker, moat, requireEngine, TEST_IMAGE, withScratch } from "./helpers.ts";
+import { docker, moat, moatEnv, requireEngine, ROOT, TEST_IMAGE, withScratch } from "./helpers.ts";
 import { COLS, lines, onPty, ROWS } from "./pty.ts";
 
 // A minute's idle time: what a test leaves waiting is gone soon by itself.
@@ -221,6 +221,18 @@ Deno.test("warm runs: other settings are not taken, stdin and an allow list work
     assert.equal(echoed.code, 0, echoed.stderr);
     assert.equal(echoed.out, "one\ntwo\nend\n");
     assert.ok(await Deno.stat(`${s.home}/runs/${made.id}`), "the -i run did not take the waiting sandbox");
+
+    // The workspace removed and made again at its path: the next sandbox, booted with the old directory, is
+    // not taken; the run sees the new one.
+    const next = await nextSandbox(s.home, [made.id]);
+    while (standbyProcesses(s.home).length > 0) await new Promise((r) => setTimeout(r, 100));
+    await Deno.remove(s.ws, { recursive: true });
+    await Deno.mkdir(s.ws);
+    await Deno.writeTextFile(`${s.ws}/marker`, "new\n");
+    const fresh = await run(s, "cat /workspace/marker");
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.equal(fresh.out, "new\n");
+    assert.ok(!(await Deno.stat(`${s.home}/runs/${next.id}`).catch(() => undefined)), "took a stale sandbox");
   });
 });
 
@@ -331,6 +343,28 @@ Deno.test("a warm run with -it: the host terminal's size, Ctrl-C as a key, typed
       assert.ok(out.includes(want), `${want} in ${pty.done.output}`);
     }
     assert.equal(pty.done.restored, true, `termios changed: ${pty.done.changed}`);
+    assert.deepEqual(await auditOf(s.home, made.id, "warm"), [{ container: made.sandbox }]);
+  });
+});
+
+Deno.test("a warm run whose reader goes away: the command gets SIGPIPE (exit 141), as in a cold run", async () => {
+  await requireEngine();
+  await withWarmScratch(async (s) => {
+    assert.equal((await run(s, "true")).code, 0);
+    const made = await nextSandbox(s.home);
+    // moat's own exit status goes through a file: the pipeline's status is head's.
+    const script = `'${Deno.execPath()}' run -A '${ROOT}/main.ts' run --image ${TEST_IMAGE} --network none ` +
+      `'${s.ws}' -- seq 10000000; echo $? > '${s.home}/code'`;
+    const r = await new Deno.Command("sh", {
+      args: ["-c", `(${script}) | head -n 1`],
+      env: moatEnv(s.home, WARM),
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(new TextDecoder().decode(r.stdout), "1\n");
+    const stderr = new TextDecoder().decode(r.stderr);
+    assert.equal((await Deno.readTextFile(`${s.home}/code`)).trim(), "141", stderr);
     assert.deepEqual(await auditOf(s.home, made.id, "warm"), [{ container: made.sandbox }]);
   });
 });

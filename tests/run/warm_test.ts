@@ -372,3 +372,21 @@ Deno.test("parseWarmSpec: reads back warmSpec's JSON, and nothing that carries a
   ];
   for (const [label, text] of bad) assert.equal(parseWarmSpec(text), undefined, label);
 });
+
+Deno.test("warmKey: the identity of the bound host paths is part of the key", () => {
+  const spec = {
+    runId: "r1",
+    name: undefined,
+    image: "img",
+    command: undefined,
+    env: {},
+    workspace: "/ws",
+    user: "1000:1000",
+    runtime: "runsc",
+    interactive: false,
+    profile: profileFor({ network: "none" }),
+    moatVersion: "0.1.0",
+  };
+  assert.equal(warmKey(spec, "sha256:a", undefined, "1:2"), warmKey(spec, "sha256:a", undefined, "1:2"));
+  assert.notEqual(warmKey(spec, "sha256:a", undefined, "1:2"), warmKey(spec, "sha256:a", undefined, "1:3"));
+});
