@@ -6,7 +6,7 @@
  * creates nothing but its probes and one run network, which it removes.
  */
 import { loadConfig } from "../config/load.ts";
-import { clientFromEnv, type DockerClient } from "../docker/client.ts";
+import { clientFromEnv, type DockerClient, hostView } from "../docker/client.ts";
 import { endpointUrl, resolveEndpoint } from "../docker/endpoint.ts";
 import { EngineApiError, EngineUnavailableError, InterruptedError, MoatError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
@@ -149,8 +149,12 @@ export async function gatherFacts(
   const home = homeFact(env);
   const facts: DoctorFacts = {
     endpoint: await fact(() => {
-      const ep = resolveEndpoint(env);
-      return Promise.resolve({ url: endpointUrl(ep), source: ep.source });
+      const ep = resolveEndpoint(env, hostView());
+      return Promise.resolve({
+        url: endpointUrl(ep),
+        source: ep.source,
+        ...(ep.context ? { context: ep.context } : {}),
+      });
     }),
     home: await home,
   };

@@ -16,7 +16,8 @@ import { parseEnvArg, type UserRef } from "../run/plan.ts";
 import { checkNameFree } from "../run/names.ts";
 import { claimStandby, ownStandbyKey, spawnStandby, standbySettings } from "../run/standby.ts";
 import { warmWanted } from "../run/warm.ts";
-import { profileFor, type ProfileSettings } from "../run/profile.ts";
+import { DEFAULT_NETWORK, profileFor, type ProfileSettings } from "../run/profile.ts";
+import { endpointUrl, isLocalEndpoint, plainTcpWarning } from "../docker/endpoint.ts";
 import { type PathKind, resolveMounts } from "../run/mounts.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import type { MoatConfig } from "../config/types.ts";
@@ -476,10 +477,30 @@ async function prepareAndRun(
   const warm = warmWanted(opts.warm, env, config.warm);
   if (typeof warm === "string") throw new UsageError(warm, "Set MOAT_WARM=1 for warm runs, or unset it");
   const client: EngineClient = clientFromEnv(env);
+  const warning = plainTcpWarning(client.endpoint);
+  if (warning) say(warning);
+  if (!isLocalEndpoint(client.endpoint)) {
+    // The allow list's relay joins moat's policy point through a socket directory on this host, which an
+    // engine on another host cannot mount.
+    const url = endpointUrl(client.endpoint);
+    if ((settings.network ?? DEFAULT_NETWORK) === "allowlist") {
+      throw new UsageError(
+        `The allow-list network needs an engine on this host, and ${url} is on another: its relay reaches ` +
+          "moat's policy point through a socket on this host",
+        "Run without it (no network, or the engine's own):  --network none   or  --network default\n" +
+          "or use an engine on this host:  unset DOCKER_HOST   (or  docker context use default)",
+      );
+    }
+    say(
+      `moat: the engine at ${url} is on another host: the workspace ${workspace.path} and every mount are ` +
+        "that host's directories of those names",
+    );
+  }
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
   // Extra mounts are checked on the host before anything is created on the engine.
-  const mounts = await resolveMounts(config.mounts ?? [], workspace.path, client.endpoint.path, {
+  const socket = client.endpoint.kind === "unix" ? client.endpoint.path : undefined;
+  const mounts = await resolveMounts(config.mounts ?? [], workspace.path, socket, {
     readOnly: settings.readOnly ?? false,
   });
   let pullLineShown = false;

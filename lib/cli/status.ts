@@ -8,7 +8,8 @@ import { formatBytes } from "./format.ts";
 import { directorySize } from "../store/disk_usage.ts";
 import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
-import { endpointUrl } from "../docker/endpoint.ts";
+import { type EndpointSource, endpointUrl } from "../docker/endpoint.ts";
+import { endpointWhy } from "../doctor/checks.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, EXIT, MoatError, UsageError } from "../errors.ts";
 import { parseCommandArgs } from "./args.ts";
@@ -79,7 +80,9 @@ export interface StatusReport {
     /** `unix:///…`; `null` when DOCKER_HOST cannot be used. */
     endpoint: string | null;
     /** Why this endpoint: `DOCKER_HOST` set, or the default socket. */
-    source: "DOCKER_HOST" | "default" | null;
+    source: EndpointSource | null;
+    /** The Docker context's name, when `source` is `context`. */
+    context?: string;
     /**
      * The engine answered at least one request (`/_ping`, or, with a pinned API version, `/info` or the
      * container listing) — an error status counts as an answer. A later call may still have failed.
@@ -157,7 +160,7 @@ export interface StatusReport {
 
 /** What the edge found out; everything `summarizeStatus` needs. */
 export interface StatusFacts {
-  endpoint: { url: string; source: "DOCKER_HOST" | "default" } | null;
+  endpoint: { url: string; source: EndpointSource; context?: string } | null;
   ping: PingResult | undefined;
   info: SystemInfo | undefined;
   /** `undefined` when the engine could not be asked. */
@@ -227,6 +230,7 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
     engine: {
       endpoint: f.endpoint?.url ?? null,
       source: f.endpoint?.source ?? null,
+      ...(f.endpoint?.context ? { context: f.endpoint.context } : {}),
       reachable: f.answered,
       failedCall: f.error ? f.failedCall : null,
       timedOut: f.error instanceof EngineUnavailableError && f.error.reason === "timeout",
@@ -283,12 +287,14 @@ export function formatStatus(r: StatusReport): string {
   const e = r.engine;
   const lines: string[] = [];
   const row = (label: string, value: string) => lines.push(`${(label + ":").padEnd(10)}${value}`);
-  const why = e.source === "DOCKER_HOST"
-    ? "from DOCKER_HOST"
+  const why = e.source === null
+    ? ""
     : e.source === "default"
     ? "default socket"
-    : "";
-  const where = e.endpoint ? `${e.endpoint} (${why})` : "unusable DOCKER_HOST";
+    : endpointWhy(e.source, e.context);
+  const where = e.endpoint
+    ? `${e.endpoint} (${why})`
+    : "unusable engine setting (DOCKER_HOST or a Docker context)";
   // What went wrong with the one call that failed, when the engine did answer others: "GET /info did not
   // answer within 5 s" rather than "unreachable" (the engine is there, only slow or failing on that call).
   const failed = e.reachable && e.error && e.failedCall
@@ -447,7 +453,11 @@ async function askEngine(client: () => DockerClient, pinned: boolean): Promise<E
   let c: DockerClient;
   try {
     c = client();
-    facts.endpoint = { url: endpointUrl(c.endpoint), source: c.endpoint.source };
+    facts.endpoint = {
+      url: endpointUrl(c.endpoint),
+      source: c.endpoint.source,
+      ...(c.endpoint.context ? { context: c.endpoint.context } : {}),
+    };
   } catch (err) {
     fail(err, null);
     return facts;

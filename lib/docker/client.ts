@@ -5,11 +5,11 @@
 import { UsageError } from "../errors.ts";
 import * as containers from "./containers.ts";
 import * as exec from "./exec.ts";
-import { type Endpoint, resolveEndpoint } from "./endpoint.ts";
+import { type Endpoint, type HostView, resolveEndpoint } from "./endpoint.ts";
 import * as images from "./images.ts";
 import * as networks from "./networks.ts";
 import * as system from "./system.ts";
-import { EngineHttp, type Transport, unixTransport } from "./transport.ts";
+import { EngineHttp, type Transport, transportFor } from "./transport.ts";
 import type {
   ContainerCreateBody,
   ContainerCreateResponse,
@@ -227,12 +227,40 @@ function secondsVariable(env: Record<string, string | undefined>, name: string, 
   return Math.round(n * 1000);
 }
 
+/** This host's files, as `resolveEndpoint` looks at them. */
+export function hostView(): HostView {
+  return {
+    exists(path) {
+      try {
+        Deno.statSync(path);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    read(path) {
+      try {
+        return Deno.readTextFileSync(path);
+      } catch {
+        return undefined;
+      }
+    },
+    list(dir) {
+      try {
+        return [...Deno.readDirSync(dir)].map((e) => e.name);
+      } catch {
+        return [];
+      }
+    },
+  };
+}
+
 /**
  * Build the client for this environment (`DOCKER_HOST`, `DOCKER_API_VERSION`, `MOAT_ENGINE_TIMEOUT`,
  * `MOAT_ENGINE_START_TIMEOUT`).
  */
 export function clientFromEnv(env: Record<string, string | undefined>): DockerClient {
-  const endpoint = resolveEndpoint(env);
+  const endpoint = resolveEndpoint(env, hostView());
   const pinned = env["DOCKER_API_VERSION"]?.trim();
   if (pinned && !/^\d+\.\d+$/.test(pinned)) {
     throw new UsageError(
@@ -240,7 +268,7 @@ export function clientFromEnv(env: Record<string, string | undefined>): DockerCl
       "Unset it to let moat negotiate:  unset DOCKER_API_VERSION",
     );
   }
-  return new DockerClient(unixTransport(endpoint), {
+  return new DockerClient(transportFor(endpoint), {
     timeoutMs: engineTimeoutMs(env),
     startTimeoutMs: engineStartTimeoutMs(env),
     ...(pinned ? { apiVersion: pinned } : {}),

@@ -6,7 +6,14 @@
  */
 import { EngineApiError, EngineUnavailableError, InterruptedError, MoatError } from "../errors.ts";
 import { after } from "../timer.ts";
-import { type Endpoint, endpointUrl } from "./endpoint.ts";
+import {
+  type Endpoint,
+  endpointUrl,
+  type SshEndpoint,
+  type TcpEndpoint,
+  type TlsFiles,
+  type UnixEndpoint,
+} from "./endpoint.ts";
 import {
   bodyFraming,
   BufferedReader,
@@ -25,14 +32,26 @@ export interface Conn {
   close(): void;
 }
 
-/** Opens connections to one endpoint. A tcp/TLS transport would implement this too. */
+/** Opens connections to one endpoint. */
 export interface Transport {
   readonly endpoint: Endpoint;
   connect(): Promise<Conn>;
 }
 
+/** The transport for `endpoint`: a unix socket, TCP (with TLS when it has TLS files), or ssh. */
+export function transportFor(endpoint: Endpoint): Transport {
+  switch (endpoint.kind) {
+    case "unix":
+      return unixTransport(endpoint);
+    case "tcp":
+      return tcpTransport(endpoint);
+    case "ssh":
+      return sshTransport(endpoint);
+  }
+}
+
 /** Unix-socket transport over `Deno.connect`. */
-export function unixTransport(endpoint: Endpoint): Transport {
+export function unixTransport(endpoint: UnixEndpoint): Transport {
   return {
     endpoint,
     async connect(): Promise<Conn> {
@@ -41,6 +60,232 @@ export function unixTransport(endpoint: Endpoint): Transport {
       } catch (err) {
         throw classifyConnectError(endpoint, err);
       }
+    },
+  };
+}
+
+/**
+ * TCP transport: `Deno.connect`, or `Deno.connectTls` verifying the engine's certificate against the CA of
+ * its TLS files and presenting the client's certificate when there is one. The handshake is done at connect,
+ * and the engine's later refusal of the client's certificate is mapped too, so a certificate either side
+ * refuses is reported as such, not as a broken request.
+ */
+export function tcpTransport(endpoint: TcpEndpoint): Transport {
+  let material: { caCerts: string[]; cert?: string; key?: string } | undefined;
+  return {
+    endpoint,
+    async connect(): Promise<Conn> {
+      const { host: hostname, port, tls } = endpoint;
+      if (!tls) {
+        try {
+          return await Deno.connect({ hostname, port });
+        } catch (err) {
+          throw classifyConnectError(endpoint, err);
+        }
+      }
+      material ??= readTlsFiles(endpoint, tls);
+      let conn: Deno.TlsConn | undefined;
+      try {
+        conn = await Deno.connectTls({ hostname, port, ...material });
+        await conn.handshake();
+      } catch (err) {
+        conn?.close();
+        throw classifyTlsError(endpoint, tls, err);
+      }
+      // With TLS 1.3 the engine judges the client's certificate after the handshake: its refusal is an alert
+      // on the first read.
+      // An engine that closes without a word before answering at all refused it too.
+      const c = conn;
+      let answered = false;
+      const mapped = (err: unknown) => {
+        const refused = err instanceof Deno.errors.InvalidData ||
+          (err instanceof Deno.errors.UnexpectedEof && !answered);
+        throw refused ? classifyTlsError(endpoint, tls, err) : err;
+      };
+      return {
+        read: (p) =>
+          c.read(p).then((n) => {
+            if (n) answered = true;
+            return n;
+          }, mapped),
+        write: (p) => c.write(p).catch(mapped),
+        closeWrite: () => c.closeWrite(),
+        close: () => c.close(),
+      };
+    },
+  };
+}
+
+function readTlsFiles(
+  endpoint: TcpEndpoint,
+  tls: TlsFiles,
+): { caCerts: string[]; cert?: string; key?: string } {
+  const read = (path: string) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (err) {
+      throw new MoatError(
+        `The TLS file ${path} for ${endpointUrl(endpoint)} cannot be read: ${
+          err instanceof Error ? err.message : err
+        }`,
+        "Check DOCKER_CERT_PATH (or the context's TLS files):  ls -l " + path.replace(/\/[^/]*$/, ""),
+      );
+    }
+  };
+  return {
+    caCerts: [read(tls.ca)],
+    ...(tls.cert && tls.key ? { cert: read(tls.cert), key: read(tls.key) } : {}),
+  };
+}
+
+/** What a failed TLS connection means for the user: whose certificate was refused, and what to check. */
+function classifyTlsError(endpoint: TcpEndpoint, tls: TlsFiles, err: unknown): MoatError {
+  if (
+    !(err instanceof Error) || err instanceof Deno.errors.ConnectionRefused ||
+    err instanceof Deno.errors.NotCapable
+  ) {
+    return classifyConnectError(endpoint, err);
+  }
+  const url = endpointUrl(endpoint);
+  const msg = err.message;
+  if (
+    /UnknownIssuer|BadSignature|invalid peer certificate|NotValidForName|certificate/i.test(msg) &&
+    !/alert/i.test(msg)
+  ) {
+    const expired = /Expired|NotValidYet/i.test(msg);
+    return new EngineUnavailableError(
+      url,
+      "other",
+      expired
+        ? `its TLS certificate is expired or not valid yet (${msg})`
+        : `its TLS certificate is not one ${tls.ca} vouches for (${msg})`,
+      { cause: err },
+    );
+  }
+  if (/alert|handshake|reset|closed|EOF/i.test(msg)) {
+    return new EngineUnavailableError(
+      url,
+      "other",
+      `the engine refused the TLS connection (${msg}); it wants a client certificate it trusts` +
+        (tls.cert
+          ? `, and ${tls.cert} is not one (or it has expired)`
+          : `, and there is no cert.pem next to ${tls.ca}`),
+      { cause: err },
+    );
+  }
+  return classifyConnectError(endpoint, err);
+}
+
+/**
+ * SSH transport, as the docker CLI's: each connection is the system `ssh` running `docker system dial-stdio`
+ * on the engine's host, whose stdin and stdout are the byte pipe. ssh asks for what it needs (a key's
+ * passphrase, a host key) on the terminal, as it does for the docker CLI.
+ */
+export function sshTransport(endpoint: SshEndpoint): Transport {
+  return {
+    endpoint,
+    connect(): Promise<Conn> {
+      let child: Deno.ChildProcess;
+      try {
+        child = new Deno.Command("ssh", {
+          args: sshArgs(endpoint),
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        })
+          .spawn();
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) {
+          return Promise.reject(
+            new MoatError(
+              `${endpointUrl(endpoint)} needs the ssh command, which is not installed here`,
+              "Install OpenSSH's client (e.g.  apt-get install openssh-client), or use tcp:// with TLS",
+            ),
+          );
+        }
+        return Promise.reject(classifyConnectError(endpoint, err));
+      }
+      return Promise.resolve(childConn(endpoint, child));
+    },
+  };
+}
+
+/** `ssh`'s arguments for `endpoint` (the docker CLI's, `cli/connhelper`). Pure. */
+export function sshArgs(endpoint: SshEndpoint): string[] {
+  return [
+    "-T",
+    "-o",
+    "ConnectTimeout=30",
+    ...(endpoint.port ? ["-p", String(endpoint.port)] : []),
+    ...(endpoint.user ? ["-l", endpoint.user] : []),
+    "--",
+    endpoint.host,
+    "docker",
+    ...(endpoint.socket ? [`--host=unix://${endpoint.socket}`] : []),
+    "system",
+    "dial-stdio",
+  ];
+}
+
+/** A child process's stdout and stdin as a `Conn`; its failure before any byte is the connection's. */
+function childConn(endpoint: SshEndpoint, child: Deno.ChildProcess): Conn {
+  const reader = child.stdout.getReader();
+  const writer = child.stdin.getWriter();
+  const stderr = new Response(child.stderr).text().catch(() => "");
+  let pending: Uint8Array | undefined;
+  let anything = false;
+  let closed = false;
+  const failure = async (): Promise<MoatError | undefined> => {
+    const status = await child.status;
+    if (status.success) return undefined;
+    const said = (await stderr).trim().split("\n").filter(Boolean).at(-1) ?? `ssh exited with ${status.code}`;
+    const missing = /\bdocker: (command )?not found/i.test(said);
+    return new EngineUnavailableError(
+      endpointUrl(endpoint),
+      "other",
+      missing
+        ? `there is no docker command on ${endpoint.host} to reach its engine (${said})`
+        : `ssh: ${said}`,
+    );
+  };
+  return {
+    async read(p: Uint8Array): Promise<number | null> {
+      if (!pending || pending.byteLength === 0) {
+        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+        if (done || !value) {
+          if (!anything && !closed) {
+            const err = await failure();
+            if (err) throw err;
+          }
+          return null;
+        }
+        pending = value;
+      }
+      anything = true;
+      const n = Math.min(p.byteLength, pending.byteLength);
+      p.set(pending.subarray(0, n));
+      pending = pending.subarray(n);
+      return n;
+    },
+    async write(p: Uint8Array): Promise<number> {
+      try {
+        await writer.write(p.slice());
+      } catch (err) {
+        throw (await failure()) ?? err;
+      }
+      return p.byteLength;
+    },
+    async closeWrite(): Promise<void> {
+      await writer.close().catch(() => {});
+    },
+    close(): void {
+      if (closed) return;
+      closed = true;
+      reader.cancel().catch(() => {});
+      writer.abort().catch(() => {});
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
     },
   };
 }
@@ -58,10 +303,12 @@ function classifyConnectError(endpoint: Endpoint, err: unknown): MoatError {
     return new EngineUnavailableError(url, "refused", detail, { cause: err });
   }
   if (err instanceof Deno.errors.NotCapable) {
+    const allow = endpoint.kind === "unix"
+      ? `--allow-net=unix:${endpoint.path} --allow-read --allow-write`
+      : "--allow-net --allow-run";
     return new MoatError(
-      `Deno did not allow moat to open ${endpoint.path}`,
-      `Run it with the socket allowed:  deno run --allow-net=unix:${endpoint.path} --allow-read --allow-write … ` +
-        "(or -A)",
+      `Deno did not allow moat to reach ${url}`,
+      `Run it with that allowed:  deno run ${allow} … (or -A)`,
       { cause: err },
     );
   }

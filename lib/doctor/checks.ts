@@ -4,6 +4,7 @@
  * work. The edge (lib/cli/doctor.ts) gathers only what the earlier checks allow; a check whose
  * prerequisite failed is `skip` here, whatever facts exist.
  */
+import type { EndpointSource } from "../docker/endpoint.ts";
 import { EXIT } from "../errors.ts";
 import type { PingResult, SystemInfo } from "../docker/types.ts";
 import { compareApiVersions, MAX_API_VERSION, MIN_API_VERSION } from "../docker/transport.ts";
@@ -98,7 +99,7 @@ export interface IsolationFacts {
 }
 
 export interface DoctorFacts {
-  endpoint: Fact<{ url: string; source: "DOCKER_HOST" | "default" }>;
+  endpoint: Fact<{ url: string; source: EndpointSource; context?: string }>;
   /** `DOCKER_API_VERSION`, when set: moat then does not negotiate. */
   pinnedApi?: string;
   ping?: Fact<PingResult>;
@@ -180,9 +181,23 @@ function needsEngine(engine: Check): string {
   return passed(engine) ? "needs an engine API moat speaks" : "needs a reachable engine";
 }
 
-/** Why this endpoint: `DOCKER_HOST`, or the default socket because `DOCKER_HOST` is unset. */
-export function endpointWhy(source: "DOCKER_HOST" | "default"): string {
-  return source === "DOCKER_HOST" ? "from DOCKER_HOST" : "the default socket; DOCKER_HOST is not set";
+/**
+ * Why this endpoint: `DOCKER_HOST`, a Docker context, the default socket because `DOCKER_HOST` is unset, or
+ * rootless Docker's or Podman's socket because the default one is absent.
+ */
+export function endpointWhy(source: EndpointSource, context?: string): string {
+  switch (source) {
+    case "DOCKER_HOST":
+      return "from DOCKER_HOST";
+    case "context":
+      return `from Docker context "${context}"`;
+    case "rootless":
+      return "rootless Docker's socket: the default socket is absent";
+    case "podman":
+      return "Podman's socket: the default socket is absent";
+    case "default":
+      return "the default socket; DOCKER_HOST is not set";
+  }
 }
 
 function engineCheck(facts: DoctorFacts): Check {
@@ -193,8 +208,8 @@ function engineCheck(facts: DoctorFacts): Check {
       problemFix(facts.endpoint.problem, "unset DOCKER_HOST"),
     );
   }
-  const { url, source } = facts.endpoint.value;
-  const why = endpointWhy(source);
+  const { url, source, context } = facts.endpoint.value;
+  const why = endpointWhy(source, context);
   // Unreachable on /_ping, or (with a pinned API version, which skips the ping) on /info.
   const down = [facts.ping, facts.info].find((f) => f && !f.ok && f.problem.unreachable);
   if (down && !down.ok) {

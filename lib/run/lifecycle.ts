@@ -218,6 +218,14 @@ function mapCreateError(err: unknown, body: ContainerCreateBody): unknown {
       `Load it again:  docker load -i <file>.tar`,
     );
   }
+  const missing = /bind source path does not exist: (.*)$/im.exec(err.daemonMessage);
+  if (err.status === 400 && missing) {
+    return new MoatError(
+      `${missing[1]} does not exist on the engine's host, so it cannot be mounted: ${err.daemonMessage}`,
+      "With an engine on another host (DOCKER_HOST, a Docker context), the workspace and mounts are that " +
+        "host's directories: make them there, or use an engine on this host",
+    );
+  }
   if (err.status === 400 && /runtime/i.test(err.daemonMessage) && body.HostConfig.Runtime) {
     return new SandboxUnavailableError(
       `The engine refused the gVisor runtime "${body.HostConfig.Runtime}": ${err.daemonMessage}`,

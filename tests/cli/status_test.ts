@@ -310,12 +310,15 @@ Deno.test("moat status with an unusable DOCKER_HOST reports it and exits 1", asy
   try {
     const r = await moat(["status", "--json"], {
       home: s.home,
-      env: { DOCKER_HOST: "tcp://127.0.0.1:2375" },
+      env: { DOCKER_HOST: "npipe:////./pipe/docker_engine" },
     });
     assert.equal(r.code, 1);
     const report = JSON.parse(r.out) as StatusReport;
     assert.equal(report.engine.endpoint, null);
-    assert.match(report.engine.error!, /^DOCKER_HOST "tcp:\/\/127\.0\.0\.1:2375" uses tcp:\/\//);
+    assert.match(
+      report.engine.error!,
+      /^DOCKER_HOST "npipe:\/\/\/\/\.\/pipe\/docker_engine" uses npipe:\/\//,
+    );
   } finally {
     await s.cleanup();
   }

@@ -1,12 +1,19 @@
 import assert from "node:assert/strict";
 import { MoatError, UsageError } from "../../lib/errors.ts";
-import { DEFAULT_SOCKET, type Endpoint, endpointUrl, resolveEndpoint } from "../../lib/docker/endpoint.ts";
+import {
+  DEFAULT_SOCKET,
+  type Endpoint,
+  endpointUrl,
+  type HostView,
+  resolveEndpoint,
+} from "../../lib/docker/endpoint.ts";
 import {
   buildQuery,
   compareApiVersions,
   MAX_API_VERSION,
   MIN_API_VERSION,
   negotiateApiVersion,
+  sshArgs,
 } from "../../lib/docker/transport.ts";
 
 Deno.test("resolveEndpoint picks the socket from DOCKER_HOST, else the default", () => {
@@ -33,24 +40,199 @@ Deno.test("resolveEndpoint picks the socket from DOCKER_HOST, else the default",
   assert.equal(DEFAULT_SOCKET, "/var/run/docker.sock");
 });
 
-Deno.test("resolveEndpoint refuses DOCKER_HOST forms it cannot speak, naming the scheme", () => {
-  const cases: Array<{ host: string; message: RegExp }> = [
-    { host: "unix://relative/docker.sock", message: /must name an absolute socket path/ },
-    { host: "tcp://10.0.0.2:2375", message: /uses tcp:\/\/.*only unix:\/\/ sockets work/ },
-    { host: "ssh://me@build-box", message: /uses ssh:\/\// },
-    { host: "npipe:////./pipe/docker_engine", message: /uses npipe:\/\// },
-    { host: "localhost:2375", message: /uses tcp:\/\// },
-    { host: "HTTPS://example:2376", message: /uses HTTPS:\/\// },
+Deno.test("resolveEndpoint refuses DOCKER_HOST forms it cannot speak or use safely, saying why", () => {
+  const cases: Array<{ host: string; env?: Record<string, string>; message: RegExp; hint: RegExp }> = [
+    { host: "unix://relative/docker.sock", message: /must name an absolute socket path/, hint: /unix:\/\// },
+    {
+      host: "npipe:////./pipe/docker_engine",
+      message: /uses npipe:\/\/, which moat does not speak/,
+      hint: /unset/,
+    },
+    { host: "HTTPS://example:2376", message: /uses HTTPS:\/\//, hint: /unset DOCKER_HOST/ },
+    { host: "tcp://10.0.0.2:2375", message: /plain TCP to another host/, hint: /DOCKER_TLS_VERIFY=1/ },
+    { host: "build-box:2375", message: /plain TCP to another host/, hint: /MOAT_PLAIN_TCP=1/ },
+    { host: "tcp://box:99999", message: /no valid port/, hint: /tcp:\/\/build-box:2376/ },
+    { host: "tcp://box:2376/prefix", message: /not of the form tcp:\/\/HOST:PORT/, hint: /DOCKER_HOST=tcp/ },
+    {
+      host: "tcp://box:2376",
+      env: { DOCKER_TLS: "1" },
+      message: /without checking the engine's certificate/,
+      hint: /DOCKER_TLS_VERIFY=1/,
+    },
+    {
+      host: "tcp://box:2376",
+      env: { DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/nowhere" },
+      message: /no CA to verify the engine with: \/nowhere\/ca\.pem is absent/,
+      hint: /DOCKER_CERT_PATH=/,
+    },
+    { host: "ssh://", message: /not of the form ssh:\/\//, hint: /ssh:\/\/me@build-box/ },
+    { host: "ssh://me@box:0", message: /not of the form ssh:\/\//, hint: /ssh:\/\/me@build-box/ },
   ];
   for (const c of cases) {
-    assert.throws(() => resolveEndpoint({ DOCKER_HOST: c.host }), (err: unknown) => {
+    assert.throws(() => resolveEndpoint({ DOCKER_HOST: c.host, ...c.env }), (err: unknown) => {
       assert.ok(err instanceof UsageError, c.host);
       assert.equal(err.exitCode, 2);
-      assert.ok(err.message.includes(`"${c.host}"`), `${c.host}: the value is quoted in ${err.message}`);
-      assert.match(err.message, c.message);
-      assert.ok(err.hint && /DOCKER_HOST=unix:\/\//.test(err.hint), `${c.host}: hint says what to type`);
+      assert.ok(
+        err.message.includes(`"${c.host}"`) || /DOCKER_TLS_VERIFY/.test(err.message),
+        `${c.host}: ${err.message}`,
+      );
+      assert.match(err.message, c.message, c.host);
+      assert.match(err.hint ?? "", c.hint, `${c.host}: hint says what to type`);
       return true;
     });
+  }
+});
+
+/** A host whose files are `files` (path → text; `null`: exists, unreadable, e.g. a socket). */
+function host(files: Record<string, string | null>): HostView {
+  return {
+    exists: (p) => p in files,
+    read: (p) => files[p] ?? undefined,
+    list: (
+      dir,
+    ) => [
+      ...new Set(
+        Object.keys(files).filter((p) => p.startsWith(`${dir}/`)).map((p) =>
+          p.slice(dir.length + 1).split("/")[0]!
+        ),
+      ),
+    ],
+  };
+}
+
+Deno.test("resolveEndpoint: tcp:// with and without TLS, ssh://, as the docker CLI reads them", () => {
+  const certs = host({ "/c/ca.pem": "", "/c/cert.pem": "", "/c/key.pem": "", "/h/.docker/ca.pem": "" });
+  const cases: Array<{ env: Record<string, string>; want: Endpoint; view?: HostView }> = [
+    {
+      env: { DOCKER_HOST: "tcp://127.0.0.1:2375" },
+      want: { kind: "tcp", host: "127.0.0.1", port: 2375, source: "DOCKER_HOST" },
+    },
+    {
+      env: { DOCKER_HOST: "localhost" },
+      want: { kind: "tcp", host: "localhost", port: 2375, source: "DOCKER_HOST" },
+    },
+    {
+      env: { DOCKER_HOST: "tcp://[::1]:2375" },
+      want: { kind: "tcp", host: "::1", port: 2375, source: "DOCKER_HOST" },
+    },
+    {
+      env: { DOCKER_HOST: "tcp://10.0.0.2:2375", MOAT_PLAIN_TCP: "1" },
+      want: { kind: "tcp", host: "10.0.0.2", port: 2375, source: "DOCKER_HOST" },
+    },
+    {
+      env: { DOCKER_HOST: "tcp://box", DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/c" },
+      want: {
+        kind: "tcp",
+        host: "box",
+        port: 2376,
+        tls: { ca: "/c/ca.pem", cert: "/c/cert.pem", key: "/c/key.pem" },
+        source: "DOCKER_HOST",
+      },
+      view: certs,
+    },
+    {
+      env: { DOCKER_HOST: "tcp://box:3376", DOCKER_TLS_VERIFY: "yes", HOME: "/h" },
+      want: { kind: "tcp", host: "box", port: 3376, tls: { ca: "/h/.docker/ca.pem" }, source: "DOCKER_HOST" },
+      view: certs,
+    },
+    { env: { DOCKER_HOST: "ssh://box" }, want: { kind: "ssh", host: "box", source: "DOCKER_HOST" } },
+    {
+      env: { DOCKER_HOST: "ssh://me@box:2222/run/user/1000/docker.sock" },
+      want: {
+        kind: "ssh",
+        host: "box",
+        user: "me",
+        port: 2222,
+        socket: "/run/user/1000/docker.sock",
+        source: "DOCKER_HOST",
+      },
+    },
+  ];
+  for (const c of cases) assert.deepEqual(resolveEndpoint(c.env, c.view), c.want, JSON.stringify(c.env));
+});
+
+Deno.test("resolveEndpoint: a Docker context by DOCKER_CONTEXT or currentContext, with its TLS files", () => {
+  const meta = (name: string, hostSpec: string, skip = false) =>
+    JSON.stringify({
+      Name: name,
+      Metadata: {},
+      Endpoints: { docker: { Host: hostSpec, SkipTLSVerify: skip } },
+    });
+  const view = host({
+    "/h/.docker/config.json": JSON.stringify({ currentContext: "rootless" }),
+    "/h/.docker/contexts/meta/aaa/meta.json": meta("rootless", "unix:///run/user/1000/docker.sock"),
+    "/h/.docker/contexts/meta/bbb/meta.json": meta("remote", "tcp://box:2376"),
+    "/h/.docker/contexts/tls/bbb/docker/ca.pem": "",
+    "/h/.docker/contexts/tls/bbb/docker/cert.pem": "",
+    "/h/.docker/contexts/tls/bbb/docker/key.pem": "",
+    "/h/.docker/contexts/meta/ccc/meta.json": meta("lax", "tcp://box:2376", true),
+    "/h/.docker/contexts/meta/ddd/meta.json": "{not json",
+    "/d/config.json": JSON.stringify({ currentContext: "remote" }),
+    "/d/contexts/meta/bbb/meta.json": meta("remote", "ssh://me@box"),
+  });
+  const home = { HOME: "/h" };
+  assert.deepEqual(resolveEndpoint(home, view), {
+    kind: "unix",
+    path: "/run/user/1000/docker.sock",
+    source: "context",
+    context: "rootless",
+  }, "currentContext");
+  assert.deepEqual(resolveEndpoint({ ...home, DOCKER_CONTEXT: "remote" }, view), {
+    kind: "tcp",
+    host: "box",
+    port: 2376,
+    tls: {
+      ca: "/h/.docker/contexts/tls/bbb/docker/ca.pem",
+      cert: "/h/.docker/contexts/tls/bbb/docker/cert.pem",
+      key: "/h/.docker/contexts/tls/bbb/docker/key.pem",
+    },
+    source: "context",
+    context: "remote",
+  }, "DOCKER_CONTEXT beats currentContext; its TLS files");
+  assert.deepEqual(resolveEndpoint({ ...home, DOCKER_CONFIG: "/d" }, view), {
+    kind: "ssh",
+    host: "box",
+    user: "me",
+    source: "context",
+    context: "remote",
+  }, "DOCKER_CONFIG");
+  assert.equal(resolveEndpoint({ ...home, DOCKER_CONTEXT: "default" }, view).source, "default");
+  assert.equal(
+    resolveEndpoint({ ...home, DOCKER_HOST: "unix:///x.sock", DOCKER_CONTEXT: "remote" }, view).source,
+    "DOCKER_HOST",
+    "DOCKER_HOST beats a context",
+  );
+  assert.throws(
+    () => resolveEndpoint({ ...home, DOCKER_CONTEXT: "nope" }, view),
+    /There is no Docker context "nope" \(DOCKER_CONTEXT\)/,
+  );
+  assert.throws(() => resolveEndpoint({ ...home, DOCKER_CONTEXT: "lax" }, view), /skips TLS verification/);
+});
+
+Deno.test("resolveEndpoint: without the default socket, rootless Docker's, then Podman's, said so", () => {
+  const env = { XDG_RUNTIME_DIR: "/run/user/1000" };
+  const cases: Array<{ files: string[]; want: Endpoint }> = [
+    {
+      files: [DEFAULT_SOCKET, "/run/user/1000/docker.sock"],
+      want: { kind: "unix", path: DEFAULT_SOCKET, source: "default" },
+    },
+    {
+      files: ["/run/user/1000/docker.sock", "/run/user/1000/podman/podman.sock"],
+      want: { kind: "unix", path: "/run/user/1000/docker.sock", source: "rootless" },
+    },
+    {
+      files: ["/run/user/1000/podman/podman.sock", "/run/podman/podman.sock"],
+      want: { kind: "unix", path: "/run/user/1000/podman/podman.sock", source: "podman" },
+    },
+    {
+      files: ["/run/podman/podman.sock"],
+      want: { kind: "unix", path: "/run/podman/podman.sock", source: "podman" },
+    },
+    { files: [], want: { kind: "unix", path: DEFAULT_SOCKET, source: "default" } },
+  ];
+  for (const c of cases) {
+    const view = host(Object.fromEntries(c.files.map((f) => [f, null])));
+    assert.deepEqual(resolveEndpoint(env, view), c.want, c.files.join(", "));
   }
 });
 
@@ -134,4 +316,60 @@ Deno.test("buildQuery output decodes back to the values it was given", () => {
   assert.equal(q.get("all"), "1");
   assert.deepEqual(JSON.parse(q.get("filters")!), filters);
   assert.equal(q.get("name"), "a&b");
+});
+
+Deno.test("endpointUrl and sshArgs for tcp and ssh endpoints", () => {
+  assert.equal(
+    endpointUrl({ kind: "tcp", host: "box", port: 2376, source: "DOCKER_HOST" }),
+    "tcp://box:2376",
+  );
+  assert.equal(
+    endpointUrl({ kind: "tcp", host: "::1", port: 2375, source: "DOCKER_HOST" }),
+    "tcp://[::1]:2375",
+  );
+  const ssh = {
+    kind: "ssh" as const,
+    host: "box",
+    user: "me",
+    port: 2222,
+    socket: "/s.sock",
+    source: "DOCKER_HOST" as const,
+  };
+  assert.equal(endpointUrl(ssh), "ssh://me@box:2222/s.sock");
+  assert.deepEqual(sshArgs(ssh), [
+    "-T",
+    "-o",
+    "ConnectTimeout=30",
+    "-p",
+    "2222",
+    "-l",
+    "me",
+    "--",
+    "box",
+    "docker",
+    "--host=unix:///s.sock",
+    "system",
+    "dial-stdio",
+  ]);
+  assert.deepEqual(sshArgs({ kind: "ssh", host: "box", source: "DOCKER_HOST" }), [
+    "-T",
+    "-o",
+    "ConnectTimeout=30",
+    "--",
+    "box",
+    "docker",
+    "system",
+    "dial-stdio",
+  ]);
+});
+
+Deno.test("resolveEndpoint reads the TLS settings for tcp:// only", () => {
+  const tlsEnv = { DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/nowhere" };
+  assert.deepEqual(resolveEndpoint({ DOCKER_HOST: "unix:///x.sock", ...tlsEnv }), {
+    kind: "unix",
+    path: "/x.sock",
+    source: "DOCKER_HOST",
+  });
+  assert.equal(resolveEndpoint({ DOCKER_HOST: "ssh://box", ...tlsEnv }).kind, "ssh");
+  assert.throws(() => resolveEndpoint({ DOCKER_HOST: "tcp://box:2376", ...tlsEnv }), /no CA to verify/);
 });

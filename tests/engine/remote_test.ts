@@ -1,0 +1,309 @@
+/**
+ * Engines reached other than by the local socket, on the real engine under gVisor: TCP with TLS and client
+ * certificates (the test's own TLS endpoint on loopback, with certificates it makes with openssl, in front
+ * of the engine's socket), and ssh:// through the system ssh to an sshd of the test's own on loopback, running
+ * `docker system dial-stdio` there. Each way a connection can fail gets its own message and exit 125.
+ */
+import assert from "node:assert/strict";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { moat, requireEngine, TEST_IMAGE, withScratch } from "./helpers.ts";
+
+async function sh(cmd: string, args: string[], cwd: string): Promise<void> {
+  const r = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
+  if (!r.success) throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+/** A key and a certificate `name` signed by CA `ca` (or self-signed when `ca` is absent) in `dir`. */
+async function cert(
+  dir: string,
+  name: string,
+  opts: { ca?: string; ip?: boolean; days?: number; isCa?: boolean } = {},
+): Promise<void> {
+  const key = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    `${name}-key.pem`,
+  ];
+  if (!opts.ca) {
+    await sh(
+      "openssl",
+      ["req", "-x509", ...key, "-out", `${name}.pem`, "-days", "1", "-subj", `/CN=${name}`],
+      dir,
+    );
+    return;
+  }
+  await sh("openssl", ["req", ...key, "-out", `${name}.csr`, "-subj", `/CN=${name}`], dir);
+  await Deno.writeTextFile(
+    `${dir}/${name}.ext`,
+    opts.ip ? "subjectAltName=IP:127.0.0.1,DNS:localhost\n" : "extendedKeyUsage=clientAuth\n",
+  );
+  await sh("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    `${opts.ca}.pem`,
+    "-CAkey",
+    `${opts.ca}-key.pem`,
+    "-CAcreateserial",
+    "-out",
+    `${name}.pem`,
+    "-days",
+    String(opts.days ?? 1),
+    "-extfile",
+    `${name}.ext`,
+  ], dir);
+}
+
+/** A DOCKER_CERT_PATH directory of `files` (name there → file in `from`). */
+async function certPath(from: string, to: string, files: Record<string, string>): Promise<string> {
+  await Deno.mkdir(to, { recursive: true });
+  for (const [name, src] of Object.entries(files)) await Deno.copyFile(`${from}/${src}`, `${to}/${name}`);
+  return to;
+}
+
+/**
+ * A TLS endpoint on loopback that asks for a client certificate signed by `ca` and passes each connection on
+ * to the engine's socket: the engine as `DOCKER_HOST=tcp://…` with TLS reaches it.
+ */
+async function tlsEngine(dir: string): Promise<{ port: number; close(): Promise<void> }> {
+  const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
+  const server = tls.createServer({
+    key: read("server-key.pem"),
+    cert: read("server.pem"),
+    ca: [read("ca.pem")],
+    requestCert: true,
+    rejectUnauthorized: true,
+  }, (socket) => {
+    const up = net.connect({ path: "/var/run/docker.sock" });
+    socket.pipe(up);
+    up.pipe(socket);
+    const end = () => {
+      socket.destroy();
+      up.destroy();
+    };
+    socket.on("error", end);
+    up.on("error", end);
+    socket.on("close", end);
+    up.on("close", end);
+  });
+  server.on("tlsClientError", () => {});
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+Deno.test("DOCKER_HOST=tcp:// with TLS and a client certificate: a gVisor run through it; each refusal said", async () => {
+  await requireEngine();
+  await withScratch(async (s) => {
+    const dir = await Deno.makeTempDir({ prefix: "moat-tls-" });
+    const engine = { close: () => Promise.resolve() } as Awaited<ReturnType<typeof tlsEngine>>;
+    try {
+      await cert(dir, "ca");
+      await cert(dir, "other-ca");
+      await cert(dir, "server", { ca: "ca", ip: true });
+      await cert(dir, "client", { ca: "ca" });
+      await cert(dir, "stranger", { ca: "other-ca" });
+      await cert(dir, "expired", { ca: "ca", days: 0 });
+      Object.assign(engine, await tlsEngine(dir));
+      const host = `tcp://127.0.0.1:${engine.port}`;
+      const env = (certs: string) => ({ DOCKER_HOST: host, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: certs });
+      const good = await certPath(dir, `${dir}/good`, {
+        "ca.pem": "ca.pem",
+        "cert.pem": "client.pem",
+        "key.pem": "client-key.pem",
+      });
+      const args = ["run", "--network", "none", "--image", TEST_IMAGE, s.ws, "--", "sh", "-c"];
+
+      const r = await moat([...args, 'uname -r; dmesg | grep -c "Starting gVisor"'], {
+        home: s.home,
+        env: env(good),
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.out, "4.4.0\n1\n", "ran under gVisor, through TLS");
+      const status = await moat(["status", "--json"], { home: s.home, env: env(good) });
+      const report = JSON.parse(status.out);
+      assert.equal(report.engine.endpoint, host);
+      assert.equal(report.engine.source, "DOCKER_HOST");
+      assert.equal(report.engine.reachable, true);
+
+      // The engine's certificate from a CA the client does not know.
+      const wrongCa = await certPath(dir, `${dir}/wrong-ca`, {
+        "ca.pem": "other-ca.pem",
+        "cert.pem": "client.pem",
+        "key.pem": "client-key.pem",
+      });
+      const notTrusted = await moat([...args, "true"], { home: s.home, env: env(wrongCa) });
+      assert.equal(notTrusted.code, 125, notTrusted.stderr);
+      assert.match(notTrusted.stderr, /its TLS certificate is not one .*wrong-ca\/ca\.pem vouches for/);
+      // No client certificate, one of another CA, an expired one: the engine refuses each.
+      await new Promise((r) => setTimeout(r, 1100)); // `expired` is valid for the second it was made in
+      const cases: Array<[string, Record<string, string>, RegExp]> = [
+        [
+          "no-cert",
+          { "ca.pem": "ca.pem" },
+          /wants a client certificate it trusts, and there is no cert\.pem/,
+        ],
+        [
+          "stranger",
+          { "ca.pem": "ca.pem", "cert.pem": "stranger.pem", "key.pem": "stranger-key.pem" },
+          /stranger\/cert\.pem is not one/,
+        ],
+        [
+          "expired",
+          { "ca.pem": "ca.pem", "cert.pem": "expired.pem", "key.pem": "expired-key.pem" },
+          /expired\/cert\.pem is not one \(or it has expired\)/,
+        ],
+      ];
+      for (const [name, files, message] of cases) {
+        const certs = await certPath(dir, `${dir}/${name}`, files);
+        const refused = await moat([...args, "true"], { home: s.home, env: env(certs) });
+        assert.equal(refused.code, 125, `${name}: ${refused.stderr}`);
+        assert.match(refused.stderr, message, `${name}: ${refused.stderr}`);
+        assert.match(
+          refused.stderr,
+          new RegExp(`Docker engine at ${host.replaceAll(".", "\\.")} could not be reached`),
+          name,
+        );
+      }
+    } finally {
+      await engine.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+/** An sshd of the test's own on loopback, taking `key` for root; `ssh` in `bin` uses it with its own config. */
+async function sshEngine(dir: string): Promise<{ port: number; bin: string; close(): Promise<void> }> {
+  await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/host_key`], dir);
+  await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/user_key`], dir);
+  await Deno.copyFile(`${dir}/user_key.pub`, `${dir}/authorized_keys`);
+  await Deno.mkdir("/run/sshd", { recursive: true });
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (probe.address() as net.AddressInfo).port;
+      probe.close(() => resolve(p));
+    });
+  });
+  await Deno.writeTextFile(
+    `${dir}/sshd_config`,
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${dir}/host_key`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      "PermitRootLogin prohibit-password",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "UsePAM no",
+      "StrictModes no",
+      `PidFile ${dir}/sshd.pid`,
+      "",
+    ].join("\n"),
+  );
+  const sshd = new Deno.Command("/usr/sbin/sshd", {
+    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const log = new Response(sshd.stderr).text();
+  // The client's own config, through an `ssh` first on PATH (ssh reads ~ from the passwd entry, not HOME).
+  await Deno.writeTextFile(
+    `${dir}/ssh_config`,
+    [
+      "Host 127.0.0.1",
+      `  IdentityFile ${dir}/user_key`,
+      "  IdentitiesOnly yes",
+      "  StrictHostKeyChecking no",
+      `  UserKnownHostsFile ${dir}/known_hosts`,
+      "  LogLevel ERROR",
+      "",
+    ].join("\n"),
+  );
+  const bin = `${dir}/bin`;
+  await Deno.mkdir(bin);
+  await Deno.writeTextFile(`${bin}/ssh`, `#!/bin/sh\nexec /usr/bin/ssh -F '${dir}/ssh_config' "$@"\n`, {
+    mode: 0o755,
+  });
+  // Ready once it accepts a connection.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await Deno.connect({ hostname: "127.0.0.1", port }).then((c) => {
+      c.close();
+      return true;
+    }, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`sshd did not start: ${await log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port,
+    bin,
+    async close() {
+      try {
+        sshd.kill("SIGTERM");
+      } catch { /* gone */ }
+      await sshd.status;
+      await log;
+    },
+  };
+}
+
+Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the allow list refused; ssh failures said", async () => {
+  await requireEngine();
+  await withScratch(async (s) => {
+    const dir = await Deno.makeTempDir({ prefix: "moat-ssh-" });
+    let engine: Awaited<ReturnType<typeof sshEngine>> | undefined;
+    try {
+      engine = await sshEngine(dir);
+      const path = `${engine.bin}:${Deno.env.get("PATH")}`;
+      const host = `ssh://root@127.0.0.1:${engine.port}`;
+      const run = (dockerHost: string, extra: string[], command: string[]) =>
+        moat(["run", ...extra, "--image", TEST_IMAGE, s.ws, "--", ...command], {
+          home: s.home,
+          env: { DOCKER_HOST: dockerHost, PATH: path },
+        });
+
+      const r = await run(host, ["--network", "none"], [
+        "sh",
+        "-c",
+        'uname -r; dmesg | grep -c "Starting gVisor"',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.out, "4.4.0\n1\n", "ran under gVisor, through ssh");
+      assert.match(
+        r.stderr,
+        new RegExp(`^moat: the engine at ${host} is on another host: the workspace`, "m"),
+      );
+
+      // The allow list's relay needs this host's socket directory: refused before anything is made.
+      const allow = await run(host, ["--allow", "example.com"], ["true"]);
+      assert.equal(allow.code, 2, allow.stderr);
+      assert.match(
+        allow.stderr,
+        /The allow-list network needs an engine on this host, and ssh:\/\/.* is on another/,
+      );
+
+      // Nothing listens on the port: ssh's own words.
+      const closed = await run(`ssh://root@127.0.0.1:1`, ["--network", "none"], ["true"]);
+      assert.equal(closed.code, 125, closed.stderr);
+      assert.match(closed.stderr, /could not be reached: ssh: .*(refused|Connection)/i);
+      // No engine behind the far side's docker: the docker CLI's words there.
+      const noEngine = await run(`${host}/nonexistent/docker.sock`, ["--network", "none"], ["true"]);
+      assert.equal(noEngine.code, 125, noEngine.stderr);
+      assert.match(noEngine.stderr, /could not be reached: .*nonexistent\/docker\.sock/);
+    } finally {
+      await engine?.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
