@@ -205,7 +205,11 @@ export function forgetStandby(home: string, id: string): void {
 
 /** Remove a standby taken with `claimStandby` (or expired): its sandbox, relay, network, directory. */
 export async function discardStandby(client: EngineClient, home: string, s: { id: string }): Promise<void> {
-  await client.containerRemove(`moat-${s.id}`).catch(() => {});
+  // The sandbox only when it is one made ahead (labelled so): never a run's own container of that name.
+  const sandbox = await client.maybeContainerInspect(`moat-${s.id}`).catch(() => undefined);
+  if (sandbox?.Config.Labels?.[LABELS.standby] !== undefined) {
+    await client.containerRemove(sandbox.Id).catch(() => {});
+  }
   await removeRelayContainer(client, relayName(s.id));
   await client.networkRemove(`moat-net-${s.id}`).catch(() => {});
   await Deno.remove(`${standbyDir(home)}/${s.id}`, { recursive: true }).catch(() => {});

@@ -7,7 +7,8 @@
  */
 import type { EngineClient } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
-import { endpointUrl } from "../docker/endpoint.ts";
+import { endpointUrl, isLocalEndpoint } from "../docker/endpoint.ts";
+import { checkRemoteDirectories } from "./remote_paths.ts";
 import { firstLineOf, InterruptedError, MoatError, SandboxUnavailableError } from "../errors.ts";
 import { noSandboxWarning, resolveRuntime, type SandboxDecision } from "../sandbox/decide.ts";
 import { ensureHomeId } from "../store/home_id.ts";
@@ -287,6 +288,17 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
       );
       const bad = checkMountKinds(req.mountEntries, req.mountSourceKinds, targetKinds, req.image);
       if (bad) throw mountKindError(bad);
+      checkInterrupt();
+    }
+    if (!isLocalEndpoint(client.endpoint)) {
+      // An engine on another host mounts its own directories of these names: they must be the user's.
+      await check.done; // the probe is a container: made only under a runtime that passed the check
+      const dirs = [
+        req.workspace,
+        ...req.mounts.filter((_, i) => req.mountSourceKinds[i] === "directory")
+          .map((m) => m.source),
+      ];
+      await checkRemoteDirectories(client, endpointUrl(client.endpoint), imageId, runLabels(spec), dirs);
       checkInterrupt();
     }
     if (needsFallbackHome(env, req.user.who, undefined)) {

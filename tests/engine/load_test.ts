@@ -88,7 +88,20 @@ Deno.test(`${RUNS} detached gVisor runs at once all start and record everything`
     // Follow each to its end (the recorders work meanwhile), then read the records and the whole logs.
     const followed = await Promise.all(ids.map((id) => moat(["logs", "-f", id], { home })));
     for (const k of ks) {
-      assert.equal(followed[k]!.out, expectedStdout(k), `moat logs -f of run ${k}`);
+      const got = followed[k]!.out;
+      if (got === expectedStdout(k)) continue;
+      // What the follower missed and why it stopped: where the output differs, what it said on stderr, and
+      // what the record and the whole log say now.
+      const lines = got.split("\n");
+      const first = lines.findIndex((l, i) => l !== `run ${k} line ${i}`);
+      const whole = await moat(["logs", ids[k]!], { home });
+      assert.fail(
+        `moat logs -f of run ${k} (${ids[k]}): ${got.length} bytes of ${expectedStdout(k).length}, ` +
+          `first wrong line ${first} (${JSON.stringify(lines[first])}); exit ${followed[k]!.code}, stderr ` +
+          `${JSON.stringify(followed[k]!.stderr)}; moat logs now ${
+            whole.out === expectedStdout(k) ? "complete" : `${whole.out.length} bytes`
+          }; record ${JSON.stringify(record(home, ids[k]!))}`,
+      );
     }
     for (const k of ks) {
       const id = ids[k]!;

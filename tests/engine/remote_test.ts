@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { moat, requireEngine, TEST_IMAGE, withScratch } from "./helpers.ts";
+import { moat, moatEnv, requireEngine, ROOT, TEST_IMAGE, withScratch } from "./helpers.ts";
 
 async function sh(cmd: string, args: string[], cwd: string): Promise<void> {
   const r = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
@@ -284,6 +284,36 @@ Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the all
         r.stderr,
         new RegExp(`^moat: the engine at ${host} is on another host: the workspace`, "m"),
       );
+
+      // The workspace was checked on the far side with a marker, which is gone again.
+      assert.deepEqual([...Deno.readDirSync(s.ws)].filter((e) => e.name.startsWith(".moat-")), []);
+
+      // A workspace path that is another directory there: moat, in a mount namespace of its own, sees another
+      // directory at that path than the engine does. Refused before anything is made.
+      const other = await Deno.makeTempDir({ prefix: "moat-other-" });
+      try {
+        const script =
+          `mount --bind '${other}' '${s.ws}' && exec '${Deno.execPath()}' run -A '${ROOT}/main.ts' ` +
+          `run --network none --image ${TEST_IMAGE} '${s.ws}' -- true`;
+        const elsewhere = await new Deno.Command("unshare", {
+          args: ["-m", "--propagation", "private", "sh", "-c", script],
+          env: moatEnv(s.home, { DOCKER_HOST: host, PATH: path }),
+          clearEnv: true,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const said = new TextDecoder().decode(elsewhere.stderr);
+        assert.equal(elsewhere.code, 125, said);
+        assert.match(
+          said,
+          new RegExp(`${s.ws} is another directory there: the engine at ${host} runs on another host`),
+        );
+        assert.deepEqual([...Deno.readDirSync(other)], [], "the marker is removed");
+        const runs = [...Deno.readDirSync(`${s.home}/runs`)].length;
+        assert.equal(runs, 1, "nothing recorded for the refused run");
+      } finally {
+        await Deno.remove(other, { recursive: true });
+      }
 
       // The allow list's relay needs this host's socket directory: refused before anything is made.
       const allow = await run(host, ["--allow", "example.com"], ["true"]);

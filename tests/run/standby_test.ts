@@ -5,6 +5,7 @@ import {
   adoptStandby,
   CLAIM_MARGIN_MS,
   claimStandby,
+  discardStandby,
   type NetStandby,
   ownStandbyKey,
   parseStandby,
@@ -271,12 +272,8 @@ Deno.test("prepareStandby removes this home's expired standbys that no run took,
     await Deno.writeTextFile(`${home}/standby/bbb/claimed.json`, "{}");
     await prepareStandby(client, home, "sha256:img", 90_000);
     const deletes = engine.calls().filter((c) => c.startsWith("DELETE"));
-    // Its waiting sandbox (a warm standby's; none here), its relay, its network.
-    assert.deepEqual(deletes, [
-      "DELETE /containers/moat-aaa",
-      "DELETE /containers/moat-net-aaa-relay",
-      "DELETE /networks/moat-net-aaa",
-    ]);
+    // Its relay, its network (and its waiting sandbox, a warm standby's, which there is none of here).
+    assert.deepEqual(deletes, ["DELETE /containers/moat-net-aaa-relay", "DELETE /networks/moat-net-aaa"]);
     await assert.rejects(Deno.stat(`${home}/standby/aaa`));
     await Deno.stat(`${home}/standby/bbb/claimed.json`);
   });
@@ -419,4 +416,30 @@ Deno.test("parseStandbyArgs: --warm gives the sandbox's settings, with --image o
       label,
     );
   }
+});
+
+Deno.test("discardStandby removes a sandbox made ahead of that name, never a run's own container", async () => {
+  await withHome(async (home) => {
+    const { engine, client } = await standbyEngine();
+    try {
+      const inspect = (labels: Record<string, string>) => ({
+        Id: "c".repeat(64),
+        Name: "/moat-x",
+        State: { Status: "running", Running: true, ExitCode: 0 },
+        Config: { Labels: labels },
+        HostConfig: {},
+      });
+      engine.on("GET /containers/moat-aaa/json", { status: 200, json: inspect({ "dev.moat.standby": "1" }) });
+      engine.on("GET /containers/moat-bbb/json", {
+        status: 200,
+        json: inspect({ "dev.moat.run-id": "bbb" }),
+      });
+      await discardStandby(client, home, { id: "aaa" });
+      await discardStandby(client, home, { id: "bbb" });
+      const deletes = engine.calls().filter((c) => c.startsWith("DELETE /containers/c"));
+      assert.deepEqual(deletes, [`DELETE /containers/${"c".repeat(64)}`], "only the sandbox made ahead");
+    } finally {
+      await engine.close();
+    }
+  });
 });
