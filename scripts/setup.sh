@@ -38,8 +38,10 @@ NETSTACK_ERR='cannot run with network enabled in root network namespace'
 # debian-archive-keyring: the trixie runsc download and debootstrap verify against it (absent on Ubuntu).
 # openssl: tests/net/x509_test.ts reads and verifies the certificates of a run's CA with it.
 # openssh-server and -client: tests/engine/remote_test.ts reaches the engine through ssh:// to an sshd of its
-# own on loopback (never the system's sshd, which is not started here).
-APT_PACKAGES=(docker.io busybox-static debootstrap debian-archive-keyring openssl openssh-server openssh-client)
+# own on loopback (never the system's sshd, which is not started here). podman and catatonit (its init):
+# tests/engine/podman_test.ts runs a Podman service of its own.
+APT_PACKAGES=(docker.io busybox-static debootstrap debian-archive-keyring openssl openssh-server openssh-client
+  podman catatonit)
 
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null 2>&1 ||

@@ -74,6 +74,13 @@ export class AuditLog {
     return this.#runId;
   }
 
+  /** The run's directory is removed (a run refused before anything ran): nothing more is written or signed. */
+  forget(): void {
+    this.#held?.close();
+    this.#held = undefined;
+    AuditLog.#open.delete(this.#path);
+  }
+
   /** Every log this process wrote to. */
   static get open(): AuditLog[] {
     return [...AuditLog.#open.values()];

@@ -8,7 +8,7 @@ import { formatBytes } from "./format.ts";
 import { directorySize } from "../store/disk_usage.ts";
 import { labelOf, MANAGED_FILTER } from "../run/labels.ts";
 import { type DockerClient, engineTimeoutMs } from "../docker/client.ts";
-import { type EndpointSource, endpointUrl } from "../docker/endpoint.ts";
+import { type EndpointSource, endpointUrl, engineProduct } from "../docker/endpoint.ts";
 import { endpointWhy } from "../doctor/checks.ts";
 import type { ContainerSummary, PingResult, SystemInfo } from "../docker/types.ts";
 import { EngineUnavailableError, EXIT, MoatError, UsageError } from "../errors.ts";
@@ -100,6 +100,8 @@ export interface StatusReport {
     hint: string | null;
     /** `/info` `ServerVersion`, e.g. `20.10.24`. */
     serverVersion: string | null;
+    /** `Docker`, or `Podman` (its Docker-compatible API), from `/_ping`'s `Server`; `null` when not asked. */
+    product: "Docker" | "Podman" | null;
     /** The API version moat uses with this engine (negotiated, or pinned by DOCKER_API_VERSION). */
     apiVersion: string | null;
     /** The newest API version the engine speaks (`/_ping` `Api-Version`). */
@@ -238,6 +240,7 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
       error: f.error ? f.error.message.split("\n")[0]! : null,
       hint: f.error?.hint ?? null,
       serverVersion: f.info?.ServerVersion ?? null,
+      product: f.ping ? engineProduct(f.ping.server) : null,
       apiVersion: f.ping?.apiVersion ?? null,
       serverApiVersion: f.ping?.serverApiVersion ?? null,
     },
@@ -306,11 +309,12 @@ export function formatStatus(r: StatusReport): string {
   );
   const unknown = failed ? `unknown (${failed})` : "unknown (the engine could not be asked)";
   if (e.reachable) {
+    const product = e.product ?? "Docker";
     const server = e.serverVersion
-      ? `Docker ${e.serverVersion}`
+      ? `${product} ${e.serverVersion}`
       : failed && e.failedCall === "GET /info"
-      ? `Docker, version unknown (${failed})`
-      : "Docker (version not reported)";
+      ? `${product}, version unknown (${failed})`
+      : `${product} (version not reported)`;
     const api = e.apiVersion
       ? `, API ${e.apiVersion}${e.serverApiVersion ? ` (engine speaks up to ${e.serverApiVersion})` : ""}`
       : "";
@@ -366,6 +370,13 @@ export function formatStatus(r: StatusReport): string {
     bad(
       `sandboxed runs will be refused: gVisor is not registered as "${g.runtime}"`,
       other ? `MOAT_RUNTIME=${other}  (a gVisor runtime is registered under that name)` : "moat doctor",
+    );
+  } else if (g.status === "registered" && e.product === "Podman") {
+    // Its /info lists runsc, but its Docker-compatible API ignores the runtime a container is created with.
+    bad(
+      `sandboxed runs will be refused: Podman lists "${g.runtime}", but its Docker-compatible API runs every ` +
+        "container under its default runtime, whatever is asked",
+      "use Docker with gVisor registered:  moat doctor",
     );
   } else if (g.status === "registered") {
     ok(`sandboxed runs can use gVisor ("${g.runtime}")`);

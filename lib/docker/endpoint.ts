@@ -305,6 +305,14 @@ function parseSsh(spec: string, where: string, chosen: Chosen): SshEndpoint {
   };
 }
 
+/**
+ * The product behind the engine, from `/_ping`'s `Server` header: Podman's Docker-compatible API says
+ * `Libpod/<version>`, Docker's `Docker/<version>`. Pure.
+ */
+export function engineProduct(server: string | undefined): "Docker" | "Podman" {
+  return server !== undefined && /^libpod\//i.test(server) ? "Podman" : "Docker";
+}
+
 /** The warning for plain TCP to another host that the user insisted on (`MOAT_PLAIN_TCP=1`). */
 export function plainTcpWarning(ep: Endpoint): string | undefined {
   if (ep.kind !== "tcp" || ep.tls || isLoopback(ep.host)) return undefined;

@@ -4,7 +4,7 @@
  * work. The edge (lib/cli/doctor.ts) gathers only what the earlier checks allow; a check whose
  * prerequisite failed is `skip` here, whatever facts exist.
  */
-import type { EndpointSource } from "../docker/endpoint.ts";
+import { type EndpointSource, engineProduct } from "../docker/endpoint.ts";
 import { EXIT } from "../errors.ts";
 import type { PingResult, SystemInfo } from "../docker/types.ts";
 import { compareApiVersions, MAX_API_VERSION, MIN_API_VERSION } from "../docker/transport.ts";
@@ -228,8 +228,9 @@ function engineCheck(facts: DoctorFacts): Check {
       problemFix(facts.ping.problem, "Check the engine with:  docker info"),
     );
   }
+  const product = engineProduct(facts.ping.ok ? facts.ping.value.server : undefined);
   const version = facts.info?.ok && facts.info.value.ServerVersion
-    ? `Docker ${facts.info.value.ServerVersion}`
+    ? `${product} ${facts.info.value.ServerVersion}`
     : facts.ping.ok && facts.ping.value.server
     ? facts.ping.value.server
     : "An engine";
@@ -327,6 +328,14 @@ function gvisorCheck(facts: DoctorFacts): Check {
     );
   }
   const runs = entry.path ?? entry.runtimeType ?? "?";
+  if (facts.ping?.ok && engineProduct(facts.ping.value.server) === "Podman") {
+    return fail(
+      "gvisor",
+      `Podman lists "${name}" (it runs ${runs}), but its Docker-compatible API runs every container under its ` +
+        "default runtime, whatever is asked: moat refuses sandboxed runs there",
+      "Use Docker with gVisor registered as a runtime (see docs/concepts/engines.md), then:  moat doctor",
+    );
+  }
   if (!looksLikeGvisor(name, entry)) {
     return fail(
       "gvisor",

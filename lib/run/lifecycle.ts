@@ -294,6 +294,9 @@ export async function driveRun(
   const signalName = () => String(interrupt.reason ?? "SIGINT");
   const created = await createUnlessInterrupted(client, plan, interrupt, opts.admit);
   const id = created.Id;
+  // Asked once, right after create and alongside the rest: the runtime the engine made it with.
+  const made = client.maybeContainerInspect(id);
+  made.catch(() => {}); // awaited below
   const tty = plan.body.Tty === true;
   let refused = false;
   let early: Promise<ContainerInspect | undefined> | undefined;
@@ -329,6 +332,7 @@ export async function driveRun(
     await hooks.onCreated(id, created.Warnings ?? []);
     try {
       await opts.admit;
+      madeWithRuntime(await made, plan.body.HostConfig.Runtime);
     } catch (err) {
       refused = true;
       throw err;
@@ -344,8 +348,8 @@ export async function driveRun(
     }
     await startContainer(client, id, plan.body.HostConfig.Runtime);
     const startedAt = new Date();
-    // The runtime actually used, read while the command runs rather than after it exits.
-    early = client.maybeContainerInspect(id).catch(() => undefined);
+    // The runtime actually used, as the engine said before the start.
+    early = made.catch(() => undefined);
     if (tty && io.terminal) {
       sizes = followSize((rows, cols) => client.containerResize(id, rows, cols), io.terminal);
     }
@@ -418,6 +422,25 @@ export async function driveRun(
     }
   }
   return outcome;
+}
+
+/**
+ * Fail closed on an engine that does not make the container with the runtime asked for (`c`: its inspect
+ * right after create): Podman's Docker-compatible API accepts `HostConfig.Runtime` and ignores it (its
+ * containers run under its default runtime, and its inspect says `oci`). Checked before anything is attached
+ * or started, so such a container is never started. Nothing to check without a runtime (the sandbox is off).
+ */
+function madeWithRuntime(c: ContainerInspect | undefined, wanted: string | undefined): void {
+  if (wanted === undefined) return;
+  const got = c?.HostConfig.Runtime;
+  if (got === wanted) return;
+  throw new SandboxUnavailableError(
+    `The engine made the container with the runtime ${
+      got === undefined ? "it did not name" : `"${got}"`
+    }, not "${wanted}" as moat asked: it does not run what it is asked to, so nothing was started`,
+    "moat runs sandboxed commands only on an engine that honours the runtime it asks for (Docker with gVisor " +
+      "registered:  moat doctor). Podman's Docker-compatible API ignores it.",
+  );
 }
 
 /** True once the engine has started the container's command: it runs, or it ran and exited. */
@@ -660,17 +683,21 @@ export async function startDetached(
   const signalName = () => String(interrupt.reason ?? "SIGINT");
   const created = await createUnlessInterrupted(client, plan, interrupt, opts.admit);
   const id = created.Id;
+  const made = client.maybeContainerInspect(id);
+  made.catch(() => {}); // awaited below
   let started = false;
   let refused = false;
   try {
     await hooks.onCreated(id, created.Warnings ?? []);
+    let inspected: ContainerInspect | undefined;
     try {
       await opts.admit;
+      inspected = await made;
+      madeWithRuntime(inspected, plan.body.HostConfig.Runtime);
     } catch (err) {
       refused = true;
       throw err;
     }
-    const inspected = await client.maybeContainerInspect(id);
     const logDriver = (inspected?.HostConfig.LogConfig as { Type?: unknown } | undefined)?.Type;
     if (logDriver === "none") {
       throw new MoatError(

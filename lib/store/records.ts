@@ -480,6 +480,8 @@ export class RunStore {
 
   /** Remove the run's directory: for a run refused before anything ran, which leaves nothing behind. */
   discard(): void {
+    // Its audit log goes with it: nothing is left to sign when this process exits.
+    this.auditLog.forget();
     try {
       Deno.removeSync(this.dir, { recursive: true });
     } catch {

@@ -202,6 +202,7 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       error: null,
       hint: null,
       serverVersion: "20.10.24",
+      product: "Docker",
       apiVersion: "1.44",
       serverApiVersion: "1.44",
     });

@@ -4,6 +4,7 @@ import {
   DEFAULT_SOCKET,
   type Endpoint,
   endpointUrl,
+  engineProduct,
   type HostView,
   resolveEndpoint,
 } from "../../lib/docker/endpoint.ts";
@@ -372,4 +373,11 @@ Deno.test("resolveEndpoint reads the TLS settings for tcp:// only", () => {
   });
   assert.equal(resolveEndpoint({ DOCKER_HOST: "ssh://box", ...tlsEnv }).kind, "ssh");
   assert.throws(() => resolveEndpoint({ DOCKER_HOST: "tcp://box:2376", ...tlsEnv }), /no CA to verify/);
+});
+
+Deno.test("engineProduct: Podman by its Server header, else Docker", () => {
+  assert.equal(engineProduct("Libpod/4.3.1 (linux)"), "Podman");
+  assert.equal(engineProduct("libpod/5.0.0 (linux)"), "Podman");
+  assert.equal(engineProduct("Docker/20.10.24+dfsg1 (linux)"), "Docker");
+  assert.equal(engineProduct(undefined), "Docker");
 });

@@ -95,7 +95,18 @@ Deno.test("a start whose answer is lost and the engine cannot say: the error say
   await using engine = await FakeEngine.start();
   scriptEngine(engine, { frames: [], exitCode: 0 });
   engine.on("POST /containers/:id/start", (_req, res) => res.close());
-  engine.on("GET /containers/:id/json", (_req, res) => res.close());
+  // The inspect right after create answers (the runtime it was made with); every one after the start not.
+  let inspects = 0;
+  engine.on("GET /containers/:id/json", (_req, res) =>
+    inspects++ === 0
+      ? res.json(200, {
+        Id: "a".repeat(64),
+        Name: "/x",
+        State: { Status: "created", Running: false, ExitCode: 0 },
+        Config: {},
+        HostConfig: { Runtime: PLAN.body.HostConfig.Runtime },
+      })
+      : res.close());
   await assert.rejects(
     driveRun(client(engine, 500, 500), PLAN, collectingIO().io, noHooks, opts()),
     /the engine did not say afterwards whether container a{12} started/,

@@ -156,7 +156,8 @@ for (const keep of [false, true]) {
       }, { ...opts(undefined, keep), admit: Promise.reject(refusal) }),
       (err: unknown) => err === refusal,
     );
-    assert.deepEqual(engine.calls().filter((c) => c !== "GET /_ping"), [
+    // Asked what it was made with, never attached or started, removed.
+    assert.deepEqual(engine.calls().filter((c) => c !== "GET /_ping" && c !== `GET /containers/${ID}/json`), [
       "POST /containers/create",
       `DELETE /containers/${ID}`,
     ]);
@@ -491,3 +492,38 @@ Deno.test("onFinished comes once the container has exited, before its removal; a
     if (!admit) assert.match(seen[0]!, /wait|start|logs|json/, `${seen[0]}`);
   }
 });
+
+for (const runtime of ["oci", undefined]) {
+  Deno.test(`an engine that made the container with ${runtime ? `runtime "${runtime}"` : "no runtime named"}, not gVisor's: never attached or started, removed (fails closed)`, async () => {
+    await using engine = await FakeEngine.start();
+    scriptEngine(engine, { frames: [], exitCode: 0 });
+    // As Podman's Docker-compatible API answers: the runtime asked for is not the one it used.
+    engine.on("GET /containers/:id/json", (_req, res) =>
+      res.json(200, {
+        Id: ID,
+        Name: "/x",
+        State: { Status: "created", Running: false, ExitCode: 0 },
+        Config: {},
+        HostConfig: runtime ? { Runtime: runtime } : {},
+      }));
+    const removed: boolean[] = [];
+    await assert.rejects(
+      driveRun(clientFor(engine), planContainer(spec), collectingIO().io, {
+        ...noHooks,
+        onRemoved: (r: boolean) => void removed.push(r),
+      }, { ...opts(undefined, true) }),
+      (err: unknown) =>
+        err instanceof SandboxUnavailableError &&
+        new RegExp(
+          `made the container with the runtime ${runtime ? `"${runtime}"` : "it did not name"}, not "runsc"`,
+        )
+          .test(err.message),
+    );
+    assert.deepEqual(
+      engine.calls().filter((c) => /attach|start|wait/.test(c)),
+      [],
+      "nothing attached, waited for or started",
+    );
+    assert.deepEqual(removed, [true], "removed even with --keep");
+  });
+}
