@@ -295,7 +295,7 @@ export async function driveRun(
   const created = await createUnlessInterrupted(client, plan, interrupt, opts.admit);
   const id = created.Id;
   // Asked once, right after create and alongside the rest: the runtime the engine made it with.
-  const made = client.maybeContainerInspect(id);
+  const made = client.maybeContainerInspect(id, { slow: true });
   made.catch(() => {}); // awaited below
   const tty = plan.body.Tty === true;
   let refused = false;
@@ -683,7 +683,7 @@ export async function startDetached(
   const signalName = () => String(interrupt.reason ?? "SIGINT");
   const created = await createUnlessInterrupted(client, plan, interrupt, opts.admit);
   const id = created.Id;
-  const made = client.maybeContainerInspect(id);
+  const made = client.maybeContainerInspect(id, { slow: true });
   made.catch(() => {}); // awaited below
   let started = false;
   let refused = false;
