@@ -9,6 +9,28 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { moat, moatEnv, requireEngine, ROOT, TEST_IMAGE, withScratch } from "./helpers.ts";
 
+/**
+ * A docker config directory under `dir` with context `name` naming `host` (and its TLS files, copied from
+ * `tlsFrom` when given), made current: what `docker context create` and `docker context use` leave.
+ */
+async function contextConfig(dir: string, name: string, host: string, tlsFrom?: string): Promise<string> {
+  const config = `${dir}/docker-config-${name}`;
+  const id = "c0ffee" + name.replace(/[^a-z0-9]/g, ""); // any directory name: moat matches the Name inside
+  await Deno.mkdir(`${config}/contexts/meta/${id}`, { recursive: true });
+  await Deno.writeTextFile(
+    `${config}/contexts/meta/${id}/meta.json`,
+    JSON.stringify({ Name: name, Metadata: {}, Endpoints: { docker: { Host: host, SkipTLSVerify: false } } }),
+  );
+  if (tlsFrom) {
+    await Deno.mkdir(`${config}/contexts/tls/${id}/docker`, { recursive: true });
+    for (const f of ["ca.pem", "cert.pem", "key.pem"]) {
+      await Deno.copyFile(`${tlsFrom}/${f}`, `${config}/contexts/tls/${id}/docker/${f}`);
+    }
+  }
+  await Deno.writeTextFile(`${config}/config.json`, JSON.stringify({ currentContext: name }));
+  return config;
+}
+
 async function sh(cmd: string, args: string[], cwd: string): Promise<void> {
   const r = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
   if (!r.success) throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
@@ -135,6 +157,20 @@ Deno.test("DOCKER_HOST=tcp:// with TLS and a client certificate: a gVisor run th
       assert.equal(report.engine.endpoint, host);
       assert.equal(report.engine.source, "DOCKER_HOST");
       assert.equal(report.engine.reachable, true);
+
+      // The same engine as the current Docker context, with the context's own TLS files.
+      const config = await contextConfig(dir, "tls-box", host, good);
+      const viaContext = await moat([...args, "uname -r"], { home: s.home, env: { DOCKER_CONFIG: config } });
+      assert.equal(viaContext.code, 0, viaContext.stderr);
+      assert.equal(viaContext.out, "4.4.0\n");
+      const ctxStatus = JSON.parse(
+        (await moat(["status", "--json"], { home: s.home, env: { DOCKER_CONFIG: config } })).out,
+      );
+      assert.deepEqual([ctxStatus.engine.endpoint, ctxStatus.engine.source, ctxStatus.engine.context], [
+        host,
+        "context",
+        "tls-box",
+      ]);
 
       // The engine's certificate from a CA the client does not know.
       const wrongCa = await certPath(dir, `${dir}/wrong-ca`, {
@@ -285,11 +321,31 @@ Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the all
         new RegExp(`^moat: the engine at ${host} is on another host: the workspace`, "m"),
       );
 
+      // The same through a Docker context named by DOCKER_CONTEXT.
+      const config = await contextConfig(dir, "ssh-box", host);
+      const viaContext = await moat([
+        "run",
+        "--network",
+        "none",
+        "--image",
+        TEST_IMAGE,
+        s.ws,
+        "--",
+        "uname",
+        "-r",
+      ], {
+        home: s.home,
+        env: { DOCKER_CONFIG: config, DOCKER_CONTEXT: "ssh-box", PATH: path },
+      });
+      assert.equal(viaContext.code, 0, viaContext.stderr);
+      assert.equal(viaContext.out, "4.4.0\n");
+
       // The workspace was checked on the far side with a marker, which is gone again.
       assert.deepEqual([...Deno.readDirSync(s.ws)].filter((e) => e.name.startsWith(".moat-")), []);
 
       // A workspace path that is another directory there: moat, in a mount namespace of its own, sees another
       // directory at that path than the engine does. Refused before anything is made.
+      const recorded = [...Deno.readDirSync(`${s.home}/runs`)].length;
       const other = await Deno.makeTempDir({ prefix: "moat-other-" });
       try {
         const script =
@@ -310,7 +366,7 @@ Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the all
         );
         assert.deepEqual([...Deno.readDirSync(other)], [], "the marker is removed");
         const runs = [...Deno.readDirSync(`${s.home}/runs`)].length;
-        assert.equal(runs, 1, "nothing recorded for the refused run");
+        assert.equal(runs, recorded, "nothing recorded for the refused run");
       } finally {
         await Deno.remove(other, { recursive: true });
       }
