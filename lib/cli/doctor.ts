@@ -16,6 +16,7 @@ import {
   type DoctorFacts,
   type Fact,
   type NameSource,
+  onPodman,
   type Problem,
   renderJson,
   renderText,
@@ -303,6 +304,8 @@ async function probeFacts(
       }
     }
     if (controller.signal.aborted) throw new InterruptedError(String(controller.signal.reason));
+    // No allow-list network on Podman (its checks say why): nothing to make there.
+    if (onPodman(facts)) return;
     try {
       result = await runNetworkChecks(client, {
         runId,

@@ -17,7 +17,7 @@ import { checkNameFree } from "../run/names.ts";
 import { claimStandby, ownStandbyKey, spawnStandby, standbySettings } from "../run/standby.ts";
 import { warmWanted } from "../run/warm.ts";
 import { DEFAULT_NETWORK, profileFor, type ProfileSettings } from "../run/profile.ts";
-import { endpointUrl, isLocalEndpoint, plainTcpWarning } from "../docker/endpoint.ts";
+import { endpointUrl, engineProduct, isLocalEndpoint, plainTcpWarning } from "../docker/endpoint.ts";
 import { type PathKind, resolveMounts } from "../run/mounts.ts";
 import { parseCpus, parseMemory, parsePids, type ParseResult } from "../run/resources.ts";
 import type { MoatConfig } from "../config/types.ts";
@@ -495,6 +495,19 @@ async function prepareAndRun(
       `moat: the engine at ${url} is on another host: the workspace ${workspace.path} and every mount are ` +
         "that host's directories of those names",
     );
+  }
+  if ((settings.network ?? DEFAULT_NETWORK) === "allowlist") {
+    // The relay runs under runc beside the sandbox; Podman runs every container under its default runtime.
+    const product = engineProduct((await client.systemPing()).server);
+    if (product === "Podman") {
+      throw new UsageError(
+        `The allow-list network needs its relay to run under runc beside the sandbox, and the engine at ${
+          endpointUrl(client.endpoint)
+        } is Podman, which runs every container under its default runtime`,
+        "Run without it (no network, or the engine's own):  --network none   or  --network default\n" +
+          "or use Docker with gVisor registered (see moat doctor) for the allow list",
+      );
+    }
   }
   // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
   const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));

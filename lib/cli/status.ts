@@ -28,7 +28,7 @@ import {
   liveOwners,
   type ShownState,
 } from "../run/reconcile.ts";
-import { DEFAULT_RUNTIME, looksLikeGvisor } from "../sandbox/decide.ts";
+import { DEFAULT_RUNTIME, looksLikeGvisor, podmanDefaultProblem } from "../sandbox/decide.ts";
 import { maybeHomeId } from "../store/home_id.ts";
 import type { DamagedRecord, RunRecord } from "../store/records.ts";
 import { scanRuns } from "../store/run_index.ts";
@@ -72,7 +72,8 @@ export function parseStatusArgs(args: string[]): { help: boolean; json: boolean 
   return { help: values.help ?? false, json: values.json ?? false };
 }
 
-export type GvisorStatus = "registered" | "missing" | "not-gvisor" | "unknown";
+/** `not-default`: on Podman, which runs every container under its default runtime, that default is not it. */
+export type GvisorStatus = "registered" | "missing" | "not-gvisor" | "not-default" | "unknown";
 
 /** `moat status --json`. Fields are only ever added (docs/reference/cli.md#moat-status). */
 export interface StatusReport {
@@ -118,6 +119,8 @@ export interface StatusReport {
     otherGvisorRuntimes: string[];
     /** Every runtime the engine has registered; `null` when not known. */
     registeredRuntimes: string[] | null;
+    /** The runtime the engine uses when none is asked (`/info` `DefaultRuntime`); `null` when not known. */
+    defaultRuntime: string | null;
   };
   runs: {
     total: number;
@@ -191,17 +194,31 @@ const RUNNING: ReadonlySet<ListState> = new Set(["creating", "created", "running
 const STOPPED: ReadonlySet<ListState> = new Set(["exited", "interrupted", "failed"]);
 
 /** The gVisor part of the report from `/info` `Runtimes`. Pure. */
-export function gvisorFacts(runtimeName: string, info: SystemInfo | undefined): StatusReport["gvisor"] {
+export function gvisorFacts(
+  runtimeName: string,
+  info: SystemInfo | undefined,
+  product: "Docker" | "Podman" | null = null,
+): StatusReport["gvisor"] {
   const runtimes = info?.Runtimes;
   const names = runtimes ? Object.keys(runtimes) : null;
   const others = (names ?? []).filter((n) => n !== runtimeName && /runsc|gvisor/i.test(n));
-  const base = { runtime: runtimeName, otherGvisorRuntimes: others, registeredRuntimes: names };
+  const base = {
+    runtime: runtimeName,
+    otherGvisorRuntimes: others,
+    registeredRuntimes: names,
+    defaultRuntime: info?.DefaultRuntime ?? null,
+  };
   if (!info) return { ...base, status: "unknown", path: null, runtimeArgs: [] };
   const entry = runtimes?.[runtimeName];
   if (!entry) return { ...base, status: "missing", path: null, runtimeArgs: [] };
+  const podmanProblem = product === "Podman" && podmanDefaultProblem(runtimeName, info) !== undefined;
   return {
     ...base,
-    status: looksLikeGvisor(runtimeName, entry) ? "registered" : "not-gvisor",
+    status: !looksLikeGvisor(runtimeName, entry)
+      ? "not-gvisor"
+      : podmanProblem
+      ? "not-default"
+      : "registered",
     path: entry.path ?? entry.runtimeType ?? null,
     runtimeArgs: entry.runtimeArgs ?? [],
   };
@@ -244,7 +261,7 @@ export function summarizeStatus(f: StatusFacts): StatusReport {
       apiVersion: f.ping?.apiVersion ?? null,
       serverApiVersion: f.ping?.serverApiVersion ?? null,
     },
-    gvisor: gvisorFacts(f.runtimeName, f.info),
+    gvisor: gvisorFacts(f.runtimeName, f.info, f.ping ? engineProduct(f.ping.server) : null),
     runs: {
       total: entries.length,
       running: count(RUNNING),
@@ -371,15 +388,19 @@ export function formatStatus(r: StatusReport): string {
       `sandboxed runs will be refused: gVisor is not registered as "${g.runtime}"`,
       other ? `MOAT_RUNTIME=${other}  (a gVisor runtime is registered under that name)` : "moat doctor",
     );
-  } else if (g.status === "registered" && e.product === "Podman") {
+  } else if (g.status === "not-default") {
     // Its /info lists runsc, but its Docker-compatible API ignores the runtime a container is created with.
     bad(
-      `sandboxed runs will be refused: Podman lists "${g.runtime}", but its Docker-compatible API runs every ` +
-        "container under its default runtime, whatever is asked",
-      "use Docker with gVisor registered:  moat doctor",
+      `sandboxed runs will be refused: Podman lists "${g.runtime}", but it runs every container under its ` +
+        `default runtime (${g.defaultRuntime ?? "not said"}), whatever is asked`,
+      `podman --runtime ${g.runtime} system service   (gVisor as Podman's default), then:  moat doctor`,
     );
   } else if (g.status === "registered") {
-    ok(`sandboxed runs can use gVisor ("${g.runtime}")`);
+    ok(
+      `sandboxed runs can use gVisor ("${g.runtime}"${
+        e.product === "Podman" ? ", Podman's default runtime: it runs every container" : ""
+      })`,
+    );
   }
   const orphans = r.orphanedContainers;
   if (orphans === null) info(`orphaned containers: ${unknown}`);

@@ -1,5 +1,6 @@
 /** Container operations (swagger Container* operations). Statuses are classified here, not by callers. */
 import { EngineApiError, EngineUnavailableError, MoatError } from "../errors.ts";
+import { engineProduct } from "./endpoint.ts";
 import { BufferedReader, readAll } from "./http.ts";
 import { type Conn, type EngineHttp, type Hijacked, writeAll } from "./transport.ts";
 import type {
@@ -189,9 +190,15 @@ export async function maybeContainerInspect(
   id: string,
   opts: { slow?: boolean } = {},
 ): Promise<ContainerInspect | undefined> {
+  const slow = opts.slow ?? false;
   try {
-    return (await http.call<ContainerInspect>("GET", `/containers/${id}/json`, { slow: opts.slow ?? false }))
-      .body;
+    const c = (await http.call<ContainerInspect>("GET", `/containers/${id}/json`, { slow })).body;
+    if (c.HostConfig?.Runtime === "oci" && engineProduct(http.server ?? undefined) === "Podman") {
+      // Podman's Docker-compatible inspect says `oci` whatever runs the container; its own API says which.
+      const own = await http.call<{ OCIRuntime?: string }>("GET", `/libpod/containers/${id}/json`, { slow });
+      c.HostConfig.Runtime = own.body.OCIRuntime;
+    }
+    return c;
   } catch (err) {
     if (err instanceof EngineApiError && err.isNotFound) return undefined;
     throw err;

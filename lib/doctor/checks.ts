@@ -8,7 +8,13 @@ import { type EndpointSource, engineProduct } from "../docker/endpoint.ts";
 import { EXIT } from "../errors.ts";
 import type { PingResult, SystemInfo } from "../docker/types.ts";
 import { compareApiVersions, MAX_API_VERSION, MIN_API_VERSION } from "../docker/transport.ts";
-import { gvisorInstallSteps, looksLikeGvisor } from "../sandbox/decide.ts";
+import {
+  gvisorInstallSteps,
+  looksLikeGvisor,
+  podmanDefaultProblem,
+  podmanGvisorHint,
+  sameRuntime,
+} from "../sandbox/decide.ts";
 import { SUBNET_POOL, SUBNET_PREFIX } from "../run/network.ts";
 import { parseReachOutput } from "./reach.ts";
 
@@ -164,9 +170,18 @@ export function diagnose(facts: DoctorFacts): DoctorReport {
     : !passed(image)
     ? skip("probe", `needs the image ${facts.image?.ref ?? ""}; see Image below`)
     : probeCheck(facts);
-  const network = engineUp ? networkCheck(facts) : skip("network", needsEngine(engine));
-  const isolation = !engineUp
-    ? skip("isolation", needsEngine(engine))
+  const network = !engineUp
+    ? skip("network", needsEngine(engine))
+    : onPodman(facts)
+    ? warn("network", PODMAN_NO_ALLOWLIST, PODMAN_NETWORK_FIX)
+    : networkCheck(facts);
+  const isolation = !engineUp ? skip("isolation", needsEngine(engine)) : onPodman(facts)
+    ? warn(
+      "isolation",
+      "not probed: there is no allow-list network on Podman (with --network default a sandbox reaches what " +
+        "Podman's network reaches)",
+      PODMAN_NETWORK_FIX,
+    )
     : !passed(probe)
     ? skip("isolation", "needs a probe run under gVisor; see Probe run above")
     : !networkKeptOptions(facts)
@@ -176,6 +191,19 @@ export function diagnose(facts: DoctorFacts): DoctorReport {
   const checks = [engine, api, runtimes, gvisor, probe, network, isolation, image, home];
   return { ok: checks.every(passed), checks };
 }
+
+/** True when the engine is Podman (`/_ping`'s `Server`). */
+export function onPodman(facts: DoctorFacts): boolean {
+  return facts.ping?.ok === true && engineProduct(facts.ping.value.server) === "Podman";
+}
+
+const PODMAN_NO_ALLOWLIST =
+  "the engine is Podman: runs on the allow list (moat's default network; --allow, " +
+  "grants, rules, ports) are refused there, since its relay runs under runc and Podman runs every container " +
+  "under its default runtime";
+const PODMAN_NETWORK_FIX =
+  "Run with  --network none  (or  --network default)  on Podman, or use Docker with " +
+  "gVisor registered for the allow list";
 
 function needsEngine(engine: Check): string {
   return passed(engine) ? "needs an engine API moat speaks" : "needs a reachable engine";
@@ -328,12 +356,16 @@ function gvisorCheck(facts: DoctorFacts): Check {
     );
   }
   const runs = entry.path ?? entry.runtimeType ?? "?";
-  if (facts.ping?.ok && engineProduct(facts.ping.value.server) === "Podman") {
+  const podman = onPodman(facts);
+  const podmanProblem = podman && facts.info?.ok ? podmanDefaultProblem(name, facts.info.value) : undefined;
+  if (podmanProblem) {
     return fail(
       "gvisor",
-      `Podman lists "${name}" (it runs ${runs}), but its Docker-compatible API runs every container under its ` +
-        "default runtime, whatever is asked: moat refuses sandboxed runs there",
-      "Use Docker with gVisor registered as a runtime (see docs/concepts/engines.md), then:  moat doctor",
+      `Podman lists "${name}" (it runs ${runs}), but ${
+        podmanProblem.replace(/^Podman /, "it ")
+      }: moat refuses ` +
+        "sandboxed runs there",
+      podmanGvisorHint(name),
     );
   }
   if (!looksLikeGvisor(name, entry)) {
@@ -345,7 +377,9 @@ function gvisorCheck(facts: DoctorFacts): Check {
     );
   }
   const args = entry.runtimeArgs?.length ? entry.runtimeArgs.join(" ") : "none";
-  const detail = `"${name}" (name: ${why}) runs ${runs}; runtime arguments: ${args}`;
+  const detail = `"${name}" (name: ${why}) runs ${runs}; runtime arguments: ${args}${
+    podman ? "; Podman's default runtime, so every container of its runs under it" : ""
+  }`;
   return usesHostNetwork(entry.runtimeArgs) ? warn("gvisor", detail, HOST_NETWORK_FIX) : ok("gvisor", detail);
 }
 
@@ -409,7 +443,7 @@ function probeCheck(facts: DoctorFacts): Check {
       `${PROBE_NEEDS}\n${byHand}`,
     );
   }
-  if (out.engineRuntime !== undefined && out.engineRuntime !== f.runtime) {
+  if (out.engineRuntime !== undefined && !sameRuntime(out.engineRuntime, f.runtime)) {
     return withLeftover(
       `the engine ran the probe under "${out.engineRuntime}", not "${f.runtime}"`,
       "Check the registration:  docker info --format '{{json .Runtimes}}'",
@@ -573,7 +607,7 @@ function isolationCheck(facts: DoctorFacts): Check {
   }
   const out = p.outcome;
   if (!out || !verdict) return result(`the isolation probe ${under} gave no result`, byHand);
-  if (out.engineRuntime !== undefined && out.engineRuntime !== p.runtime) {
+  if (out.engineRuntime !== undefined && !sameRuntime(out.engineRuntime, p.runtime)) {
     return result(
       `the engine ran the isolation probe under "${out.engineRuntime}", not "${p.runtime}"`,
       "Check the registration:  docker info --format '{{json .Runtimes}}'",

@@ -16,6 +16,7 @@ import {
   SandboxUnavailableError,
 } from "../errors.ts";
 import { endpointUrl } from "../docker/endpoint.ts";
+import { sameRuntime } from "../sandbox/decide.ts";
 import { after, every, sleep } from "../timer.ts";
 import {
   attachStream,
@@ -426,20 +427,22 @@ export async function driveRun(
 
 /**
  * Fail closed on an engine that does not make the container with the runtime asked for (`c`: its inspect
- * right after create): Podman's Docker-compatible API accepts `HostConfig.Runtime` and ignores it (its
- * containers run under its default runtime, and its inspect says `oci`). Checked before anything is attached
- * or started, so such a container is never started. Nothing to check without a runtime (the sandbox is off).
+ * right after create). Podman's Docker-compatible API accepts `HostConfig.Runtime` and ignores it: its
+ * containers run under its default runtime (the client reads which from Podman's own API). The sandbox
+ * check refuses a Podman whose default is not gVisor; this proves it for the container itself, before
+ * anything is attached or started, so such a container is never started. Nothing to check without a
+ * runtime (the sandbox is off).
  */
 function madeWithRuntime(c: ContainerInspect | undefined, wanted: string | undefined): void {
   if (wanted === undefined) return;
   const got = c?.HostConfig.Runtime;
-  if (got === wanted) return;
+  if (sameRuntime(got, wanted)) return;
   throw new SandboxUnavailableError(
     `The engine made the container with the runtime ${
       got === undefined ? "it did not name" : `"${got}"`
     }, not "${wanted}" as moat asked: it does not run what it is asked to, so nothing was started`,
-    "moat runs sandboxed commands only on an engine that honours the runtime it asks for (Docker with gVisor " +
-      "registered:  moat doctor). Podman's Docker-compatible API ignores it.",
+    "moat runs sandboxed commands only on an engine that runs them under gVisor: Docker with gVisor " +
+      "registered, or Podman with gVisor as its default runtime. Check the engine:  moat doctor",
   );
 }
 

@@ -7,7 +7,7 @@
  */
 import type { EngineClient } from "../docker/client.ts";
 import type { ContainerCreateBody } from "../docker/types.ts";
-import { endpointUrl, isLocalEndpoint } from "../docker/endpoint.ts";
+import { endpointUrl, engineProduct, isLocalEndpoint } from "../docker/endpoint.ts";
 import { checkRemoteDirectories } from "./remote_paths.ts";
 import { firstLineOf, InterruptedError, MoatError, SandboxUnavailableError } from "../errors.ts";
 import { noSandboxWarning, resolveRuntime, type SandboxDecision } from "../sandbox/decide.ts";
@@ -216,9 +216,12 @@ export async function startRun(req: RunRequest, edge: RunEdge, display: RunDispl
     if (decision.sandbox === "gvisor") {
       display.phase("Checking gVisor…");
       runtime = decision.runtime;
-      check.done = unlessInterrupted(client.systemInfo()).then((info) => {
-        resolveRuntime(decision, info.Runtimes, endpointUrl(client.endpoint));
-      }).catch((err) => {
+      // Podman runs every container under its default runtime: there that default is what is checked.
+      check.done = unlessInterrupted(Promise.all([client.systemInfo(), client.systemPing()])).then(
+        ([info, ping]) => {
+          resolveRuntime(decision, info, endpointUrl(client.endpoint), engineProduct(ping.server));
+        },
+      ).catch((err) => {
         check.failure = err;
         throw err;
       });

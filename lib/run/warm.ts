@@ -21,6 +21,7 @@
  */
 import type { ContainerCreateBody, ContainerInspect, ImageInspect } from "../docker/types.ts";
 import { LABELS } from "./labels.ts";
+import { sameRuntime } from "../sandbox/decide.ts";
 import { type EgressSpec, planContainer, type RunSpec } from "./plan.ts";
 
 /** The name the idle shell calls itself (`$0`). */
@@ -154,7 +155,7 @@ export function warmProblem(
   expect: { id: string; name: string; imageId: string; runtime: string | undefined; homeId: string },
 ): string | undefined {
   if (!c?.State.Running) return "is not running";
-  if (expect.runtime !== undefined && c.HostConfig.Runtime !== expect.runtime) {
+  if (expect.runtime !== undefined && !sameRuntime(c.HostConfig.Runtime, expect.runtime)) {
     return `runs under ${c.HostConfig.Runtime ?? "the engine's default runtime"}, not ${expect.runtime}`;
   }
   if (c.Image !== expect.imageId) return "runs another image";

@@ -13,7 +13,7 @@
  * else `MOAT_RUNTIME`, else `runsc`; `resolveRuntime` then checks it against the engine's `/info`.
  */
 import { SandboxUnavailableError, UsageError } from "../errors.ts";
-import type { RuntimeInfo } from "../docker/types.ts";
+import type { RuntimeInfo, SystemInfo } from "../docker/types.ts";
 
 export const DEFAULT_RUNTIME = "runsc";
 export const SANDBOX_VALUES = ["gvisor", "none"] as const;
@@ -90,15 +90,58 @@ export function looksLikeGvisor(name: string, info: RuntimeInfo): boolean {
 }
 
 /**
- * Check the decided gVisor runtime against the engine's `/info` `Runtimes`. Fails closed: a missing
- * runtime, or one registered under the name but not gVisor (e.g. `runc`), is a `SandboxUnavailableError`.
+ * True when `got`, the runtime an engine says it made a container with, is the runtime `wanted` moat asked
+ * for: the same name, or a path to a binary of that name (Podman names its runtime by path when it was
+ * given one, e.g. `/usr/bin/runsc`). Pure.
+ */
+export function sameRuntime(got: string | undefined, wanted: string): boolean {
+  return got !== undefined && (got === wanted || got.endsWith(`/${wanted}`));
+}
+
+/**
+ * On Podman, whose Docker-compatible API runs every container under its own default runtime whatever is
+ * asked: why that default (`/info` `DefaultRuntime`) is not the gVisor runtime `name`; `undefined` when it
+ * is (the name or a path to it, and gVisor by the same test as a registered runtime). Pure.
+ */
+export function podmanDefaultProblem(name: string, info: SystemInfo): string | undefined {
+  const def = info.DefaultRuntime;
+  if (!def) return `Podman does not say which runtime it runs containers under, so it cannot be "${name}"`;
+  const base = def.split("/").pop() ?? def;
+  const entry = info.Runtimes?.[def] ?? info.Runtimes?.[base] ?? (def.includes("/") ? { path: def } : {});
+  if (sameRuntime(def, name) && looksLikeGvisor(base, entry)) return undefined;
+  return `Podman runs every container under its default runtime, ${def}, whatever is asked, and that is not ` +
+    `the gVisor runtime "${name}"`;
+}
+
+/** How to make gVisor Podman's default runtime, for `podmanDefaultProblem`'s refusals. */
+export function podmanGvisorHint(name: string): string {
+  return `Start Podman's service with gVisor as its default runtime:  podman --runtime ${name} system service\n` +
+    `(or set  runtime = "${name}"  under [engine] in containers.conf), then check:  moat doctor`;
+}
+
+/**
+ * Check the decided gVisor runtime against the engine's `/info`. Fails closed: a missing runtime, or one
+ * registered under the name but not gVisor (e.g. `runc`), is a `SandboxUnavailableError`; so is, on Podman
+ * (`product`), a default runtime other than it, since Podman runs every container under its default.
  */
 export function resolveRuntime(
   decision: Extract<SandboxDecision, { sandbox: "gvisor" }>,
-  runtimes: Record<string, RuntimeInfo> | undefined,
+  info: SystemInfo,
   endpoint: string,
+  product: "Docker" | "Podman" = "Docker",
 ): string {
   const name = decision.runtime;
+  const runtimes = info.Runtimes;
+  if (product === "Podman") {
+    const problem = podmanDefaultProblem(name, info);
+    if (problem) {
+      throw new SandboxUnavailableError(
+        `${problem}; refusing to run without a sandbox (the engine at ${endpoint} is Podman)`,
+        podmanGvisorHint(name),
+      );
+    }
+    return name;
+  }
   const entry = runtimes?.[name];
   if (!entry) throw gvisorMissingError(name, endpoint, Object.keys(runtimes ?? {}));
   if (!looksLikeGvisor(name, entry)) {

@@ -72,6 +72,28 @@ for (
   });
 }
 
+// Podman runs every container under its default runtime: runsc registered is not enough there.
+for (
+  const [label, def, status] of [
+    ["Podman with runsc its default", "runsc", "registered"],
+    ["Podman with runsc its default, by path", "/usr/bin/runsc", "registered"],
+    ["Podman with crun its default", "crun", "not-default"],
+    ["Podman not saying its default", undefined, "not-default"],
+  ] as const
+) {
+  Deno.test(`gvisorFacts: ${label} is ${status}`, () => {
+    const info = {
+      Runtimes: { crun: { path: "/usr/bin/crun" }, runsc: { path: "/usr/bin/runsc" } },
+      ...(def ? { DefaultRuntime: def } : {}),
+    };
+    const g = gvisorFacts("runsc", info, "Podman");
+    assert.equal(g.status, status);
+    assert.equal(g.defaultRuntime, def ?? null);
+    // The same /info from Docker: the runtime asked for is used, whatever the default.
+    assert.equal(gvisorFacts("runsc", info, "Docker").status, "registered");
+  });
+}
+
 Deno.test("gvisorFacts without /info is unknown", () => {
   const g = gvisorFacts("runsc", undefined);
   assert.equal(g.status, "unknown");
@@ -213,6 +235,7 @@ Deno.test("moat status --json counts runs, measures records and finds orphaned c
       runtimeArgs: ["--platform=kvm"],
       otherGvisorRuntimes: [],
       registeredRuntimes: ["runc", "runsc-kvm"],
+      defaultRuntime: null,
     });
     assert.deepEqual(report.runs, {
       total: 5,

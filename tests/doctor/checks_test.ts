@@ -87,6 +87,22 @@ function healthy(): DoctorFacts {
   };
 }
 
+/** The facts of a Podman engine with `def` its default runtime (and runsc listed, as Podman always does). */
+function podman(f: DoctorFacts, def: string): void {
+  f.ping = {
+    ok: true,
+    value: { apiVersion: "1.41", serverApiVersion: "1.41", server: "Libpod/4.3.1 (linux)" },
+  };
+  f.info = {
+    ok: true,
+    value: {
+      ServerVersion: "4.3.1",
+      DefaultRuntime: def,
+      Runtimes: { crun: { path: "/usr/bin/crun" }, runsc: { path: "/usr/bin/runsc" } },
+    },
+  };
+}
+
 const down = {
   message: "Docker engine not found: no socket at unix:///nope",
   hint: "Start the engine",
@@ -105,6 +121,28 @@ const table: Array<[string, (f: DoctorFacts) => void, Statuses, number]> = [
     },
     ["ok", "ok", "ok", "warn", "ok", "ok", "ok", "ok", "ok"],
     0,
+  ],
+  [
+    "Podman with runsc its default: the probe decides; no allow-list network there is a warning",
+    (f) => {
+      podman(f, "/usr/bin/runsc");
+      if (f.probe?.ok) f.probe.value.outcome!.engineRuntime = "/usr/bin/runsc";
+      delete f.network;
+      delete f.isolation;
+    },
+    ["ok", "ok", "ok", "ok", "ok", "warn", "warn", "ok", "ok"],
+    0,
+  ],
+  [
+    "Podman with crun its default fails gVisor though runsc is listed",
+    (f) => {
+      podman(f, "crun");
+      delete f.probe;
+      delete f.network;
+      delete f.isolation;
+    },
+    ["ok", "ok", "ok", "fail", "skip", "warn", "warn", "ok", "ok"],
+    1,
   ],
   [
     "an engine that cannot be reached skips everything that needs it",
@@ -400,6 +438,21 @@ for (const [label, change, statuses, code] of table) {
     }
   });
 }
+
+Deno.test("on Podman the gVisor line says what its default runtime is, and how to make it gVisor", () => {
+  const facts = healthy();
+  podman(facts, "crun");
+  const gvisor = diagnose(facts).checks.find((c) => c.name === "gvisor")!;
+  assert.match(gvisor.detail, /Podman lists "runsc" .* its default runtime, crun, whatever is asked/);
+  assert.match(gvisor.fix ?? "", /podman --runtime runsc system service/);
+  const ok = healthy();
+  podman(ok, "runsc");
+  const line = diagnose(ok).checks.find((c) => c.name === "gvisor")!;
+  assert.match(line.detail, /Podman's default runtime, so every container of its runs under it/);
+  const network = diagnose(ok).checks.find((c) => c.name === "network")!;
+  assert.match(network.detail, /the engine is Podman: runs on the allow list .* are refused there/);
+  assert.match(network.fix ?? "", /--network none/);
+});
 
 Deno.test("the engine line names the endpoint and why that one", () => {
   const facts = healthy();

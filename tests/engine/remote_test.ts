@@ -1,12 +1,12 @@
 /**
- * Engines reached other than by the local socket, on the real engine under gVisor: TCP with TLS and client
- * certificates (the test's own TLS endpoint on loopback, with certificates it makes with openssl, in front
- * of the engine's socket), and ssh:// through the system ssh to an sshd of the test's own on loopback, running
- * `docker system dial-stdio` there. Each way a connection can fail gets its own message and exit 125.
+ * Engines reached other than by the local socket, on real engines under gVisor: TCP with TLS and client
+ * certificates (a second dockerd of the test's own listening on loopback with `--tlsverify`, with
+ * certificates the test makes with openssl), and ssh:// through the system ssh to an sshd of the test's own
+ * on loopback, running `docker system dial-stdio` there. Each way a connection can fail gets its own message and exit 125.
  */
 import assert from "node:assert/strict";
 import * as net from "node:net";
-import * as tls from "node:tls";
+import { type SecondEngine, startDockerd } from "./dockerd.ts";
 import { moat, moatEnv, requireEngine, ROOT, TEST_IMAGE, withScratch } from "./helpers.ts";
 
 /**
@@ -90,45 +90,11 @@ async function certPath(from: string, to: string, files: Record<string, string>)
   return to;
 }
 
-/**
- * A TLS endpoint on loopback that asks for a client certificate signed by `ca` and passes each connection on
- * to the engine's socket: the engine as `DOCKER_HOST=tcp://…` with TLS reaches it.
- */
-async function tlsEngine(dir: string): Promise<{ port: number; close(): Promise<void> }> {
-  const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
-  const server = tls.createServer({
-    key: read("server-key.pem"),
-    cert: read("server.pem"),
-    ca: [read("ca.pem")],
-    requestCert: true,
-    rejectUnauthorized: true,
-  }, (socket) => {
-    const up = net.connect({ path: "/var/run/docker.sock" });
-    socket.pipe(up);
-    up.pipe(socket);
-    const end = () => {
-      socket.destroy();
-      up.destroy();
-    };
-    socket.on("error", end);
-    up.on("error", end);
-    socket.on("close", end);
-    up.on("close", end);
-  });
-  server.on("tlsClientError", () => {});
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 Deno.test("DOCKER_HOST=tcp:// with TLS and a client certificate: a gVisor run through it; each refusal said", async () => {
   await requireEngine();
   await withScratch(async (s) => {
     const dir = await Deno.makeTempDir({ prefix: "moat-tls-" });
-    const engine = { close: () => Promise.resolve() } as Awaited<ReturnType<typeof tlsEngine>>;
+    let engine: SecondEngine | undefined;
     try {
       await cert(dir, "ca");
       await cert(dir, "other-ca");
@@ -136,8 +102,8 @@ Deno.test("DOCKER_HOST=tcp:// with TLS and a client certificate: a gVisor run th
       await cert(dir, "client", { ca: "ca" });
       await cert(dir, "stranger", { ca: "other-ca" });
       await cert(dir, "expired", { ca: "ca", days: 0 });
-      Object.assign(engine, await tlsEngine(dir));
-      const host = `tcp://127.0.0.1:${engine.port}`;
+      engine = await startDockerd(dir, { ca: "ca.pem", cert: "server.pem", key: "server-key.pem" });
+      const host = engine.tcp!;
       const env = (certs: string) => ({ DOCKER_HOST: host, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: certs });
       const good = await certPath(dir, `${dir}/good`, {
         "ca.pem": "ca.pem",
@@ -212,7 +178,7 @@ Deno.test("DOCKER_HOST=tcp:// with TLS and a client certificate: a gVisor run th
         );
       }
     } finally {
-      await engine.close();
+      await engine?.close();
       await Deno.remove(dir, { recursive: true });
     }
   });

@@ -527,3 +527,69 @@ for (const runtime of ["oci", undefined]) {
     assert.deepEqual(removed, [true], "removed even with --keep");
   });
 }
+
+/** An inspect of the created container saying it is made with `runtime` (`HostConfig.Runtime`). */
+const madeWith = (runtime: string) => ({
+  status: 200,
+  json: {
+    Id: ID,
+    Name: "/x",
+    State: { Status: "created", Running: false, ExitCode: 0, StartedAt: "0001-01-01T00:00:00Z" },
+    Config: {},
+    HostConfig: { Runtime: runtime },
+  },
+});
+
+// The engine's own word on the container decides, not what was asked: an engine that ignores
+// HostConfig.Runtime (Podman's Docker-compatible API) must not get a sandboxless container started.
+const madeTable: [string, string | undefined, { compat: string; libpod?: string }, boolean][] = [
+  ["Docker, made with runsc", undefined, { compat: "runsc" }, true],
+  ["Docker, made with runc", undefined, { compat: "runc" }, false],
+  ["Docker, saying oci (no Podman API asked)", undefined, { compat: "oci" }, false],
+  ["Podman, its own API naming /usr/bin/runsc", "Libpod/4.3.1 (linux)", {
+    compat: "oci",
+    libpod: "/usr/bin/runsc",
+  }, true],
+  ["Podman, its own API naming runsc", "Libpod/4.3.1 (linux)", { compat: "oci", libpod: "runsc" }, true],
+  ["Podman, its own API naming crun", "Libpod/4.3.1 (linux)", { compat: "oci", libpod: "crun" }, false],
+  ["Podman, its own API naming /usr/bin/runc", "Libpod/4.3.1 (linux)", {
+    compat: "oci",
+    libpod: "/usr/bin/runc",
+  }, false],
+];
+for (const [label, server, said, runs] of madeTable) {
+  Deno.test(`the runtime read back after create: ${label} ${runs ? "runs" : "is refused, never started"}`, async () => {
+    await using engine = await FakeEngine.start(server ? { server } : {});
+    scriptEngine(engine, { frames: [frame(1, "ok")], exitCode: 0 });
+    // The inspect right after create, then (for a run that goes on) the one after exit.
+    let inspects = 0;
+    engine.on("GET /containers/:id/json", (_req, res) => {
+      inspects++;
+      const r = madeWith(said.compat);
+      if (inspects > 1) {
+        r.json.State = { Status: "exited", Running: false, ExitCode: 0, StartedAt: "2026-12-06T20:00:00Z" };
+      }
+      return res.json(200, r.json);
+    });
+    if (said.libpod) {
+      engine.on("GET /libpod/containers/:id/json", { status: 200, json: { OCIRuntime: said.libpod } });
+    }
+    const c = collectingIO();
+    const run = driveRun(clientFor(engine), planContainer(spec), c.io, noHooks, opts());
+    if (runs) {
+      const outcome = await run;
+      assert.equal(outcome.exitCode, 0);
+      assert.equal(c.stdout(), "ok");
+    } else {
+      await assert.rejects(run, (err: unknown) =>
+        err instanceof SandboxUnavailableError &&
+        new RegExp(`made the container with the runtime "${said.libpod ?? said.compat}", not "runsc"`).test(
+          err.message,
+        ));
+      assert.equal(engine.requestsTo("POST /containers/:id/attach").length, 0, "never attached");
+      assert.equal(engine.requestsTo("POST /containers/:id/start").length, 0, "never started");
+      assert.equal(engine.requestsTo("DELETE /containers/:id").length, 1, "removed");
+    }
+    assert.equal(engine.requestsTo("GET /libpod/containers/:id/json").length, said.libpod ? 1 : 0);
+  });
+}

@@ -4,7 +4,9 @@ import {
   gvisorMissingError,
   looksLikeGvisor,
   noSandboxWarning,
+  podmanDefaultProblem,
   resolveRuntime,
+  sameRuntime,
   type SandboxInputs,
 } from "../../lib/sandbox/decide.ts";
 import { SandboxUnavailableError, UsageError } from "../../lib/errors.ts";
@@ -70,7 +72,11 @@ const gvisor = { sandbox: "gvisor" as const, runtime: "runsc", source: "default"
 
 Deno.test("resolveRuntime returns the runtime when /info lists a runsc binary under that name", () => {
   assert.equal(
-    resolveRuntime(gvisor, { runc: { path: "runc" }, runsc: { path: "/usr/bin/runsc" } }, "unix:///s"),
+    resolveRuntime(
+      gvisor,
+      { Runtimes: { runc: { path: "runc" }, runsc: { path: "/usr/bin/runsc" } } },
+      "unix:///s",
+    ),
     "runsc",
   );
 });
@@ -80,7 +86,7 @@ Deno.test("resolveRuntime fails closed when runsc is not registered, with instal
     () =>
       resolveRuntime(
         gvisor,
-        { runc: { path: "runc" }, "io.containerd.runc.v2": { path: "runc" } },
+        { Runtimes: { runc: { path: "runc" }, "io.containerd.runc.v2": { path: "runc" } } },
         "unix:///s",
       ),
     (err: unknown) => {
@@ -107,13 +113,13 @@ Deno.test("resolveRuntime fails closed when runsc is not registered, with instal
 });
 
 Deno.test("resolveRuntime fails closed when /info has no Runtimes at all", () => {
-  assert.throws(() => resolveRuntime(gvisor, undefined, "unix:///s"), SandboxUnavailableError);
+  assert.throws(() => resolveRuntime(gvisor, {}, "unix:///s"), SandboxUnavailableError);
 });
 
 Deno.test("resolveRuntime refuses a runtime name that is registered but is not gVisor", () => {
   const d = { ...gvisor, runtime: "fast" };
   assert.throws(
-    () => resolveRuntime(d, { fast: { path: "/usr/bin/runc" } }, "unix:///s"),
+    () => resolveRuntime(d, { Runtimes: { fast: { path: "/usr/bin/runc" } } }, "unix:///s"),
     (err: unknown) => err instanceof SandboxUnavailableError && /is not gVisor/.test(err.message),
   );
 });
@@ -123,12 +129,72 @@ Deno.test("resolveRuntime accepts a differently named gVisor runtime such as run
   assert.equal(
     resolveRuntime(
       d,
-      { "runsc-kvm": { path: "/usr/local/bin/runsc", runtimeArgs: ["--platform=kvm"] } },
+      { Runtimes: { "runsc-kvm": { path: "/usr/local/bin/runsc", runtimeArgs: ["--platform=kvm"] } } },
       "x",
     ),
     "runsc-kvm",
   );
 });
+
+const podmanInfo = (def: string | undefined, runtimes: Record<string, { path?: string }> = {}) => ({
+  ...(def === undefined ? {} : { DefaultRuntime: def }),
+  Runtimes: { crun: { path: "/usr/bin/crun" }, runsc: { path: "/usr/bin/runsc" }, ...runtimes },
+});
+
+// On Podman every container runs under its default runtime, whatever is asked: that default decides.
+const podmanTable: [string, string, ReturnType<typeof podmanInfo>, boolean][] = [
+  ["default runsc by name", "runsc", podmanInfo("runsc"), true],
+  ["default runsc by path (podman --runtime /usr/bin/runsc)", "runsc", podmanInfo("/usr/bin/runsc"), true],
+  ["default crun, runsc listed", "runsc", podmanInfo("crun"), false],
+  ["default by path to crun", "runsc", podmanInfo("/usr/bin/crun"), false],
+  ["no default said", "runsc", podmanInfo(undefined), false],
+  [
+    "a runtime named runsc that runs runc",
+    "runsc",
+    podmanInfo("runsc", { runsc: { path: "/usr/bin/runc" } }),
+    false,
+  ],
+  ["runsc-kvm asked, runsc the default", "runsc-kvm", podmanInfo("runsc"), false],
+  [
+    "runsc-kvm asked and the default",
+    "runsc-kvm",
+    podmanInfo("runsc-kvm", { "runsc-kvm": { path: "/opt/runsc" } }),
+    true,
+  ],
+];
+for (const [name, runtime, info, ok] of podmanTable) {
+  Deno.test(`resolveRuntime on Podman: ${name}`, () => {
+    const d = { ...gvisor, runtime };
+    assert.equal(podmanDefaultProblem(runtime, info) === undefined, ok);
+    if (ok) {
+      assert.equal(resolveRuntime(d, info, "unix:///p", "Podman"), runtime);
+      return;
+    }
+    assert.throws(
+      () => resolveRuntime(d, info, "unix:///p", "Podman"),
+      (err: unknown) =>
+        err instanceof SandboxUnavailableError && /refusing to run without a sandbox/.test(err.message) &&
+        /podman --runtime .* system service/.test(err.hint ?? ""),
+    );
+  });
+}
+
+Deno.test("resolveRuntime on Docker does not trust a default runtime: the name asked must be registered", () => {
+  const info = { DefaultRuntime: "runsc", Runtimes: { runc: { path: "runc" } } };
+  assert.throws(() => resolveRuntime(gvisor, info, "x"), SandboxUnavailableError);
+});
+
+const sameTable: [string | undefined, string, boolean][] = [
+  ["runsc", "runsc", true],
+  ["/usr/bin/runsc", "runsc", true],
+  ["oci", "runsc", false],
+  [undefined, "runsc", false],
+  ["/usr/bin/runsc-kvm", "runsc", false],
+  ["myrunsc", "runsc", false],
+];
+for (const [got, wanted, same] of sameTable) {
+  Deno.test(`sameRuntime(${got}, ${wanted}) is ${same}`, () => assert.equal(sameRuntime(got, wanted), same));
+}
 
 Deno.test("the missing-gVisor hint points at a gVisor runtime registered under another name", () => {
   const err = gvisorMissingError("runsc", "unix:///s", ["runc", "runsc-kvm"]);
