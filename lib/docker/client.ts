@@ -9,7 +9,8 @@ import { type Endpoint, type HostView, resolveEndpoint } from "./endpoint.ts";
 import * as images from "./images.ts";
 import * as networks from "./networks.ts";
 import * as system from "./system.ts";
-import { EngineHttp, type Transport, transportFor } from "./transport.ts";
+import { type SshOptions, sshTransport } from "./ssh.ts";
+import { EngineHttp, tcpTransport, type Transport, unixTransport } from "./transport.ts";
 import type {
   ContainerCreateBody,
   ContainerCreateResponse,
@@ -256,6 +257,38 @@ export function hostView(): HostView {
 }
 
 /**
+ * The transport for `endpoint`: a unix socket, TCP (with TLS when it has TLS files), or ssh (sharing one ssh
+ * connection per engine through `ssh.controlDir` when given).
+ */
+export function transportFor(endpoint: Endpoint, ssh: SshOptions = {}): Transport {
+  switch (endpoint.kind) {
+    case "unix":
+      return unixTransport(endpoint);
+    case "tcp":
+      return tcpTransport(endpoint);
+    case "ssh":
+      return sshTransport(endpoint, ssh);
+  }
+}
+
+/**
+ * Where ssh engines share their connection: `MOAT_HOME/ssh` (else `~/.moat/ssh`), unless `MOAT_SSH_SHARE=0`.
+ * Any other value than `0` or `1` is a usage error.
+ */
+export function sshOptions(env: Record<string, string | undefined>): SshOptions {
+  const share = env["MOAT_SSH_SHARE"]?.trim();
+  if (share !== undefined && share !== "" && share !== "0" && share !== "1") {
+    throw new UsageError(
+      `MOAT_SSH_SHARE "${share}" is not 0 or 1`,
+      "MOAT_SSH_SHARE=0 gives every engine request over ssh its own connection; unset it to share one",
+    );
+  }
+  if (share === "0") return {};
+  const home = env["MOAT_HOME"]?.trim() || (env["HOME"]?.trim() ? `${env["HOME"].trim()}/.moat` : undefined);
+  return home ? { controlDir: `${home}/ssh` } : {};
+}
+
+/**
  * Build the client for this environment (`DOCKER_HOST`, `DOCKER_API_VERSION`, `MOAT_ENGINE_TIMEOUT`,
  * `MOAT_ENGINE_START_TIMEOUT`).
  */
@@ -268,7 +301,7 @@ export function clientFromEnv(env: Record<string, string | undefined>): DockerCl
       "Unset it to let moat negotiate:  unset DOCKER_API_VERSION",
     );
   }
-  return new DockerClient(transportFor(endpoint), {
+  return new DockerClient(transportFor(endpoint, sshOptions(env)), {
     timeoutMs: engineTimeoutMs(env),
     startTimeoutMs: engineStartTimeoutMs(env),
     ...(pinned ? { apiVersion: pinned } : {}),

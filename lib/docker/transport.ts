@@ -9,7 +9,6 @@ import { after } from "../timer.ts";
 import {
   type Endpoint,
   endpointUrl,
-  type SshEndpoint,
   type TcpEndpoint,
   type TlsFiles,
   type UnixEndpoint,
@@ -36,18 +35,6 @@ export interface Conn {
 export interface Transport {
   readonly endpoint: Endpoint;
   connect(): Promise<Conn>;
-}
-
-/** The transport for `endpoint`: a unix socket, TCP (with TLS when it has TLS files), or ssh. */
-export function transportFor(endpoint: Endpoint): Transport {
-  switch (endpoint.kind) {
-    case "unix":
-      return unixTransport(endpoint);
-    case "tcp":
-      return tcpTransport(endpoint);
-    case "ssh":
-      return sshTransport(endpoint);
-  }
 }
 
 /** Unix-socket transport over `Deno.connect`. */
@@ -176,121 +163,8 @@ function classifyTlsError(endpoint: TcpEndpoint, tls: TlsFiles, err: unknown): M
   return classifyConnectError(endpoint, err);
 }
 
-/**
- * SSH transport, as the docker CLI's: each connection is the system `ssh` running `docker system dial-stdio`
- * on the engine's host, whose stdin and stdout are the byte pipe. ssh asks for what it needs (a key's
- * passphrase, a host key) on the terminal, as it does for the docker CLI.
- */
-export function sshTransport(endpoint: SshEndpoint): Transport {
-  return {
-    endpoint,
-    connect(): Promise<Conn> {
-      let child: Deno.ChildProcess;
-      try {
-        child = new Deno.Command("ssh", {
-          args: sshArgs(endpoint),
-          stdin: "piped",
-          stdout: "piped",
-          stderr: "piped",
-        })
-          .spawn();
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) {
-          return Promise.reject(
-            new MoatError(
-              `${endpointUrl(endpoint)} needs the ssh command, which is not installed here`,
-              "Install OpenSSH's client (e.g.  apt-get install openssh-client), or use tcp:// with TLS",
-            ),
-          );
-        }
-        return Promise.reject(classifyConnectError(endpoint, err));
-      }
-      return Promise.resolve(childConn(endpoint, child));
-    },
-  };
-}
-
-/** `ssh`'s arguments for `endpoint` (the docker CLI's, `cli/connhelper`). Pure. */
-export function sshArgs(endpoint: SshEndpoint): string[] {
-  return [
-    "-T",
-    "-o",
-    "ConnectTimeout=30",
-    ...(endpoint.port ? ["-p", String(endpoint.port)] : []),
-    ...(endpoint.user ? ["-l", endpoint.user] : []),
-    "--",
-    endpoint.host,
-    "docker",
-    ...(endpoint.socket ? [`--host=unix://${endpoint.socket}`] : []),
-    "system",
-    "dial-stdio",
-  ];
-}
-
-/** A child process's stdout and stdin as a `Conn`; its failure before any byte is the connection's. */
-function childConn(endpoint: SshEndpoint, child: Deno.ChildProcess): Conn {
-  const reader = child.stdout.getReader();
-  const writer = child.stdin.getWriter();
-  const stderr = new Response(child.stderr).text().catch(() => "");
-  let pending: Uint8Array | undefined;
-  let anything = false;
-  let closed = false;
-  const failure = async (): Promise<MoatError | undefined> => {
-    const status = await child.status;
-    if (status.success) return undefined;
-    const said = (await stderr).trim().split("\n").filter(Boolean).at(-1) ?? `ssh exited with ${status.code}`;
-    const missing = /\bdocker: (command )?not found/i.test(said);
-    return new EngineUnavailableError(
-      endpointUrl(endpoint),
-      "other",
-      missing
-        ? `there is no docker command on ${endpoint.host} to reach its engine (${said})`
-        : `ssh: ${said}`,
-    );
-  };
-  return {
-    async read(p: Uint8Array): Promise<number | null> {
-      if (!pending || pending.byteLength === 0) {
-        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
-        if (done || !value) {
-          if (!anything && !closed) {
-            const err = await failure();
-            if (err) throw err;
-          }
-          return null;
-        }
-        pending = value;
-      }
-      anything = true;
-      const n = Math.min(p.byteLength, pending.byteLength);
-      p.set(pending.subarray(0, n));
-      pending = pending.subarray(n);
-      return n;
-    },
-    async write(p: Uint8Array): Promise<number> {
-      try {
-        await writer.write(p.slice());
-      } catch (err) {
-        throw (await failure()) ?? err;
-      }
-      return p.byteLength;
-    },
-    async closeWrite(): Promise<void> {
-      await writer.close().catch(() => {});
-    },
-    close(): void {
-      if (closed) return;
-      closed = true;
-      reader.cancel().catch(() => {});
-      writer.abort().catch(() => {});
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-    },
-  };
-}
-
-function classifyConnectError(endpoint: Endpoint, err: unknown): MoatError {
+/** A failed connect as the error moat reports: absent, refused, not allowed by Deno, or other. */
+export function classifyConnectError(endpoint: Endpoint, err: unknown): MoatError {
   const url = endpointUrl(endpoint);
   const detail = err instanceof Error ? err.message : String(err);
   if (err instanceof Deno.errors.NotFound) {

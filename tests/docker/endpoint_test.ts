@@ -14,8 +14,9 @@ import {
   MAX_API_VERSION,
   MIN_API_VERSION,
   negotiateApiVersion,
-  sshArgs,
 } from "../../lib/docker/transport.ts";
+import { sshArgs, unixPath } from "../../lib/docker/ssh.ts";
+import { sshOptions } from "../../lib/docker/client.ts";
 
 Deno.test("resolveEndpoint picks the socket from DOCKER_HOST, else the default", () => {
   const cases: Array<{ env: Record<string, string | undefined>; want: Endpoint }> = [
@@ -362,6 +363,54 @@ Deno.test("endpointUrl and sshArgs for tcp and ssh endpoints", () => {
     "system",
     "dial-stdio",
   ]);
+  // On a shared connection: OpenSSH's connection sharing, kept open a while for the next command.
+  assert.deepEqual(sshArgs({ kind: "ssh", host: "box", source: "DOCKER_HOST" }, "/h/ssh/%C"), [
+    "-T",
+    "-o",
+    "ConnectTimeout=30",
+    "-o",
+    "ControlMaster=auto",
+    "-o",
+    "ControlPath=/h/ssh/%C",
+    "-o",
+    "ControlPersist=60",
+    "--",
+    "box",
+    "docker",
+    "system",
+    "dial-stdio",
+  ]);
+});
+
+const unixPaths: [string, string | undefined][] = [
+  ["unix:///var/run/docker.sock", "/var/run/docker.sock"],
+  ["unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock"],
+  ["tcp://127.0.0.1:2375", undefined],
+  ["ssh://box", undefined],
+  ["unix://relative.sock", undefined],
+  ["", undefined],
+];
+for (const [host, path] of unixPaths) {
+  Deno.test(`unixPath(${JSON.stringify(host)}): the far engine's socket to forward to`, () => {
+    assert.equal(unixPath(host), path);
+  });
+}
+
+const shareTable: [Record<string, string>, string | undefined][] = [
+  [{ MOAT_HOME: "/m", HOME: "/h" }, "/m/ssh"],
+  [{ HOME: "/h" }, "/h/.moat/ssh"],
+  [{ HOME: "/h", MOAT_SSH_SHARE: "1" }, "/h/.moat/ssh"],
+  [{ HOME: "/h", MOAT_SSH_SHARE: "0" }, undefined],
+  [{}, undefined],
+];
+for (const [env, dir] of shareTable) {
+  Deno.test(`sshOptions(${JSON.stringify(env)}) shares ssh connections in ${dir ?? "nothing"}`, () => {
+    assert.equal(sshOptions(env).controlDir, dir);
+  });
+}
+
+Deno.test("MOAT_SSH_SHARE other than 0 or 1 is a usage error", () => {
+  assert.throws(() => sshOptions({ HOME: "/h", MOAT_SSH_SHARE: "yes" }), UsageError);
 });
 
 Deno.test("resolveEndpoint reads the TLS settings for tcp:// only", () => {

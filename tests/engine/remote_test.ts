@@ -185,7 +185,9 @@ Deno.test("DOCKER_HOST=tcp:// with TLS and a client certificate: a gVisor run th
 });
 
 /** An sshd of the test's own on loopback, taking `key` for root; `ssh` in `bin` uses it with its own config. */
-async function sshEngine(dir: string): Promise<{ port: number; bin: string; close(): Promise<void> }> {
+async function sshEngine(
+  dir: string,
+): Promise<{ port: number; bin: string; calls(): string[]; close(): Promise<void> }> {
   await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/host_key`], dir);
   await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/user_key`], dir);
   await Deno.copyFile(`${dir}/user_key.pub`, `${dir}/authorized_keys`);
@@ -233,9 +235,12 @@ async function sshEngine(dir: string): Promise<{ port: number; bin: string; clos
   );
   const bin = `${dir}/bin`;
   await Deno.mkdir(bin);
-  await Deno.writeTextFile(`${bin}/ssh`, `#!/bin/sh\nexec /usr/bin/ssh -F '${dir}/ssh_config' "$@"\n`, {
-    mode: 0o755,
-  });
+  // Each ssh moat starts is written down, one line each, to count them.
+  await Deno.writeTextFile(
+    `${bin}/ssh`,
+    `#!/bin/sh\necho "$*" >> '${dir}/ssh-calls'\nexec /usr/bin/ssh -F '${dir}/ssh_config' "$@"\n`,
+    { mode: 0o755 },
+  );
   // Ready once it accepts a connection.
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -250,6 +255,13 @@ async function sshEngine(dir: string): Promise<{ port: number; bin: string; clos
   return {
     port,
     bin,
+    calls: () => {
+      try {
+        return Deno.readTextFileSync(`${dir}/ssh-calls`).split("\n").filter(Boolean);
+      } catch {
+        return [];
+      }
+    },
     async close() {
       try {
         sshd.kill("SIGTERM");
@@ -286,6 +298,32 @@ Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the all
         r.stderr,
         new RegExp(`^moat: the engine at ${host} is on another host: the workspace`, "m"),
       );
+
+      // The requests shared one ssh connection, whose socket and the engine's forwarded one are in MOAT_HOME.
+      const shared = [...Deno.readDirSync(`${s.home}/ssh`)].map((e) => e.name).sort();
+      assert.equal(shared.length, 2, `${shared}`);
+      assert.match(shared[0]!, /^[0-9a-f]{40}$/, "ssh's control socket");
+      assert.match(shared[1]!, /^engine-[0-9a-f]{20}\.sock$/, "the forwarded engine socket");
+      assert.equal(Deno.statSync(`${s.home}/ssh`).mode! & 0o777, 0o700);
+      const before = engine.calls().length;
+      assert.ok(before <= 2, `the first run started ${before} ssh processes: ${engine.calls().join("; ")}`);
+      // The next command reuses them: not one ssh more.
+      const again = await run(host, ["--network", "none"], ["uname", "-r"]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(again.out, "4.4.0\n");
+      assert.equal(engine.calls().length, before, "the second run started ssh");
+      // MOAT_SSH_SHARE=0: an ssh connection per request, each running docker system dial-stdio there.
+      const own = await moat(["run", "--network", "none", "--image", TEST_IMAGE, s.ws, "--", "true"], {
+        home: s.home,
+        env: { DOCKER_HOST: host, PATH: path, MOAT_SSH_SHARE: "0" },
+      });
+      assert.equal(own.code, 0, own.stderr);
+      const unshared = engine.calls().slice(before);
+      assert.ok(unshared.length >= 5, `only ${unshared.length} ssh processes without sharing`);
+      for (const c of unshared) {
+        assert.match(c, /docker system dial-stdio$/);
+        assert.doesNotMatch(c, /ControlPath/);
+      }
 
       // The same through a Docker context named by DOCKER_CONTEXT.
       const config = await contextConfig(dir, "ssh-box", host);
@@ -354,6 +392,21 @@ Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the all
       assert.equal(noEngine.code, 125, noEngine.stderr);
       assert.match(noEngine.stderr, /could not be reached: .*nonexistent\/docker\.sock/);
     } finally {
+      // The shared ssh connections would outlive the test by their idle time (and hold sshd's log open).
+      const shared = (() => {
+        try {
+          return [...Deno.readDirSync(`${s.home}/ssh`)].map((e) => e.name);
+        } catch {
+          return [];
+        }
+      })();
+      for (const name of shared.filter((n) => !n.startsWith("engine-"))) {
+        await new Deno.Command("/usr/bin/ssh", {
+          args: ["-S", `${s.home}/ssh/${name}`, "-O", "exit", "moat-test"],
+          stdout: "null",
+          stderr: "null",
+        }).output();
+      }
       await engine?.close();
       await Deno.remove(dir, { recursive: true });
     }
