@@ -184,9 +184,13 @@ Deno.test("DOCKER_HOST=tcp:// with TLS and a client certificate: a gVisor run th
   });
 });
 
-/** An sshd of the test's own on loopback, taking `key` for root; `ssh` in `bin` uses it with its own config. */
+/**
+ * An sshd of the test's own on loopback (with `sshdConfig` lines added to its config), taking a key it makes
+ * for root; `ssh` in `bin` uses it with its own config and writes down each start (`calls`).
+ */
 async function sshEngine(
   dir: string,
+  sshdConfig: string[] = [],
 ): Promise<{ port: number; bin: string; calls(): string[]; close(): Promise<void> }> {
   await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/host_key`], dir);
   await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/user_key`], dir);
@@ -210,6 +214,7 @@ async function sshEngine(
       "KbdInteractiveAuthentication no",
       "UsePAM no",
       "StrictModes no",
+      ...sshdConfig,
       `PidFile ${dir}/sshd.pid`,
       "",
     ].join("\n"),
@@ -300,10 +305,18 @@ Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the all
       );
 
       // The requests shared one ssh connection, whose socket and the engine's forwarded one are in MOAT_HOME.
-      const shared = [...Deno.readDirSync(`${s.home}/ssh`)].map((e) => e.name).sort();
+      const shared = [...Deno.readDirSync(`${s.home}/ssh`)].map((e) => e.name);
       assert.equal(shared.length, 2, `${shared}`);
-      assert.match(shared[0]!, /^[0-9a-f]{40}$/, "ssh's control socket");
-      assert.match(shared[1]!, /^engine-[0-9a-f]{20}\.sock$/, "the forwarded engine socket");
+      assert.equal(
+        shared.filter((n) => /^[0-9a-f]{40}$/.test(n)).length,
+        1,
+        `ssh's control socket: ${shared}`,
+      );
+      assert.equal(
+        shared.filter((n) => /^engine-[0-9a-f]{20}\.sock$/.test(n)).length,
+        1,
+        `the forwarded engine socket: ${shared}`,
+      );
       assert.equal(Deno.statSync(`${s.home}/ssh`).mode! & 0o777, 0o700);
       const before = engine.calls().length;
       assert.ok(before <= 2, `the first run started ${before} ssh processes: ${engine.calls().join("; ")}`);
@@ -392,21 +405,53 @@ Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the all
       assert.equal(noEngine.code, 125, noEngine.stderr);
       assert.match(noEngine.stderr, /could not be reached: .*nonexistent\/docker\.sock/);
     } finally {
-      // The shared ssh connections would outlive the test by their idle time (and hold sshd's log open).
-      const shared = (() => {
-        try {
-          return [...Deno.readDirSync(`${s.home}/ssh`)].map((e) => e.name);
-        } catch {
-          return [];
-        }
-      })();
-      for (const name of shared.filter((n) => !n.startsWith("engine-"))) {
-        await new Deno.Command("/usr/bin/ssh", {
-          args: ["-S", `${s.home}/ssh/${name}`, "-O", "exit", "moat-test"],
-          stdout: "null",
-          stderr: "null",
-        }).output();
-      }
+      await closeShared(s.home); // it would hold sshd's log open as long
+      await engine?.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+/** Close the shared ssh connections moat left in `home` (they would outlive the test by their idle time). */
+async function closeShared(home: string): Promise<void> {
+  let names: string[] = [];
+  try {
+    names = [...Deno.readDirSync(`${home}/ssh`)].map((e) => e.name);
+  } catch { /* none */ }
+  for (const name of names.filter((n) => !n.startsWith("engine-"))) {
+    await new Deno.Command("/usr/bin/ssh", {
+      args: ["-S", `${home}/ssh/${name}`, "-O", "exit", "moat-test"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  }
+}
+
+Deno.test("ssh:// to an sshd that does not forward unix sockets: dial-stdio sessions on the shared connection", async () => {
+  await requireEngine();
+  await withScratch(async (s) => {
+    const dir = await Deno.makeTempDir({ prefix: "moat-ssh-" });
+    let engine: Awaited<ReturnType<typeof sshEngine>> | undefined;
+    try {
+      engine = await sshEngine(dir, ["AllowStreamLocalForwarding no"]);
+      const env = {
+        DOCKER_HOST: `ssh://root@127.0.0.1:${engine.port}`,
+        PATH: `${engine.bin}:${Deno.env.get("PATH")}`,
+      };
+      const r = await moat(["run", "--network", "none", "--image", TEST_IMAGE, s.ws, "--", "uname", "-r"], {
+        home: s.home,
+        env,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.out, "4.4.0\n");
+      const calls = engine.calls();
+      const dials = calls.filter((c) => c.endsWith("docker system dial-stdio"));
+      assert.ok(dials.length >= 5, `${calls.join("; ")}`);
+      for (const c of dials) assert.match(c, /ControlPath=/, "on the shared connection");
+      // The shared connection is there; the forwarded socket is not used (nothing answers on it).
+      assert.ok([...Deno.readDirSync(`${s.home}/ssh`)].some((e) => /^[0-9a-f]{40}$/.test(e.name)));
+    } finally {
+      await closeShared(s.home);
       await engine?.close();
       await Deno.remove(dir, { recursive: true });
     }
