@@ -6,7 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { type SecondEngine, startDockerd } from "./dockerd.ts";
-import { moatEnv, requireEngine, ROOT, TEST_IMAGE, withScratch } from "./helpers.ts";
+import {
+  GVISOR_PROVEN,
+  moatEnv,
+  PROVE_GVISOR,
+  requireEngine,
+  ROOT,
+  runScript,
+  withScratch,
+} from "./helpers.ts";
 import { podmanService } from "./podman_service.ts";
 
 /** `moat ARGS` with `/run` hidden behind an empty tmpfs and `XDG_RUNTIME_DIR=xdg`. */
@@ -54,20 +62,9 @@ Deno.test("no default socket: moat finds rootless Docker's socket, then Podman's
         status.out,
         new RegExp(`^Engine: +unix://${xdg}/docker\\.sock \\(rootless Docker's socket`, "m"),
       );
-      const r = await moatWithoutDefaultSocket(s.home, xdg, [
-        "run",
-        "--network",
-        "none",
-        "--image",
-        TEST_IMAGE,
-        s.ws,
-        "--",
-        "sh",
-        "-c",
-        'uname -r; dmesg | grep -c "Starting gVisor"',
-      ]);
+      const r = await moatWithoutDefaultSocket(s.home, xdg, runScript(s.ws, PROVE_GVISOR));
       assert.equal(r.code, 0, r.err);
-      assert.equal(r.out, "4.4.0\n1\n");
+      assert.equal(r.out, GVISOR_PROVEN);
       const doctor = await moatWithoutDefaultSocket(s.home, xdg, ["doctor", "--json"]);
       const engineCheck = JSON.parse(doctor.out).checks.find((c: { name: string }) => c.name === "engine");
       assert.match(engineCheck.detail, /rootless Docker's socket: the default socket is absent/);

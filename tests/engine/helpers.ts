@@ -81,6 +81,16 @@ export async function moat(
   };
 }
 
+/** A shell script that proves it runs under gVisor: its output is `GVISOR_PROVEN`. */
+export const PROVE_GVISOR = 'uname -r; dmesg | grep -c "Starting gVisor"';
+/** What `PROVE_GVISOR` prints under gVisor: gVisor's kernel release, and its banner found once in dmesg. */
+export const GVISOR_PROVEN = "4.4.0\n1\n";
+
+/** `moat run` arguments for `script` (sh -c) in workspace `ws`, with no network, from the test image. */
+export function runScript(ws: string, script: string): string[] {
+  return ["run", "--network", "none", "--image", TEST_IMAGE, ws, "--", "sh", "-c", script];
+}
+
 /** Run the docker CLI; throws on failure. */
 export async function docker(...args: string[]): Promise<string> {
   const { code, stdout, stderr } = await new Deno.Command("docker", {

@@ -6,7 +6,17 @@
  * by the kernel the command sees, with the allow list refused (its relay runs under runc).
  */
 import assert from "node:assert/strict";
-import { docker, moat, onlyRecord, requireEngine, TEST_IMAGE, withScratch } from "./helpers.ts";
+import {
+  docker,
+  GVISOR_PROVEN,
+  moat,
+  onlyRecord,
+  PROVE_GVISOR,
+  requireEngine,
+  runScript,
+  TEST_IMAGE,
+  withScratch,
+} from "./helpers.ts";
 import { podmanService, run } from "./podman_service.ts";
 
 /** Podman's containers with moat's label (any state). */
@@ -83,20 +93,10 @@ Deno.test("Podman with gVisor its default runtime: a run under gVisor; status an
       const text = await moat(["status"], { home: s.home, env });
       assert.match(text.out, /✓ sandboxed runs can use gVisor \("runsc", Podman's default runtime/);
 
-      const r = await moat([
-        "run",
-        "--network",
-        "none",
-        "--image",
-        TEST_IMAGE,
-        s.ws,
-        "--",
-        "sh",
-        "-c",
-        'uname -r; dmesg | grep -c "Starting gVisor"; echo made > /workspace/out; echo err >&2; exit 3',
-      ], { home: s.home, env });
+      const script = `${PROVE_GVISOR}; echo made > /workspace/out; echo err >&2; exit 3`;
+      const r = await moat(runScript(s.ws, script), { home: s.home, env });
       assert.equal(r.code, 3, r.stderr);
-      assert.equal(r.out, "4.4.0\n1\n", "ran under gVisor, on Podman");
+      assert.equal(r.out, GVISOR_PROVEN, "ran under gVisor, on Podman");
       assert.match(r.stderr, /^err$/m);
       assert.equal(Deno.readTextFileSync(`${s.ws}/out`), "made\n", "the workspace is mounted");
       const record = await onlyRecord(s.home);

@@ -7,7 +7,17 @@
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { type SecondEngine, startDockerd } from "./dockerd.ts";
-import { moat, moatEnv, requireEngine, ROOT, TEST_IMAGE, withScratch } from "./helpers.ts";
+import {
+  GVISOR_PROVEN,
+  moat,
+  moatEnv,
+  PROVE_GVISOR,
+  requireEngine,
+  ROOT,
+  runScript,
+  TEST_IMAGE,
+  withScratch,
+} from "./helpers.ts";
 
 /**
  * A docker config directory under `dir` with context `name` naming `host` (and its TLS files, copied from
@@ -112,12 +122,12 @@ Deno.test("DOCKER_HOST=tcp:// with TLS and a client certificate: a gVisor run th
       });
       const args = ["run", "--network", "none", "--image", TEST_IMAGE, s.ws, "--", "sh", "-c"];
 
-      const r = await moat([...args, 'uname -r; dmesg | grep -c "Starting gVisor"'], {
+      const r = await moat(runScript(s.ws, PROVE_GVISOR), {
         home: s.home,
         env: env(good),
       });
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.out, "4.4.0\n1\n", "ran under gVisor, through TLS");
+      assert.equal(r.out, GVISOR_PROVEN, "ran under gVisor, through TLS");
       const status = await moat(["status", "--json"], { home: s.home, env: env(good) });
       const report = JSON.parse(status.out);
       assert.equal(report.engine.endpoint, host);
@@ -292,13 +302,9 @@ Deno.test("DOCKER_HOST=ssh:// through an sshd on loopback: a gVisor run; the all
           env: { DOCKER_HOST: dockerHost, PATH: path },
         });
 
-      const r = await run(host, ["--network", "none"], [
-        "sh",
-        "-c",
-        'uname -r; dmesg | grep -c "Starting gVisor"',
-      ]);
+      const r = await run(host, ["--network", "none"], ["sh", "-c", PROVE_GVISOR]);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.out, "4.4.0\n1\n", "ran under gVisor, through ssh");
+      assert.equal(r.out, GVISOR_PROVEN, "ran under gVisor, through ssh");
       assert.match(
         r.stderr,
         new RegExp(`^moat: the engine at ${host} is on another host: the workspace`, "m"),
