@@ -479,11 +479,12 @@ async function prepareAndRun(
   const client: EngineClient = clientFromEnv(env);
   const warning = plainTcpWarning(client.endpoint);
   if (warning) say(warning);
+  const onAllowList = (settings.network ?? DEFAULT_NETWORK) === "allowlist";
   if (!isLocalEndpoint(client.endpoint)) {
     // The allow list's relay joins moat's policy point through a socket directory on this host, which an
     // engine on another host cannot mount.
     const url = endpointUrl(client.endpoint);
-    if ((settings.network ?? DEFAULT_NETWORK) === "allowlist") {
+    if (onAllowList) {
       throw new UsageError(
         `The allow-list network needs an engine on this host, and ${url} is on another: its relay reaches ` +
           "moat's policy point through a socket on this host",
@@ -496,8 +497,16 @@ async function prepareAndRun(
         "that host's directories of those names",
     );
   }
-  if ((settings.network ?? DEFAULT_NETWORK) === "allowlist") {
+  // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
+  const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
+  // Extra mounts are checked on the host before anything is created on the engine.
+  const socket = client.endpoint.kind === "unix" ? client.endpoint.path : undefined;
+  const mounts = await resolveMounts(config.mounts ?? [], workspace.path, socket, {
+    readOnly: settings.readOnly ?? false,
+  });
+  if (onAllowList) {
     // The relay runs under runc beside the sandbox; Podman runs every container under its default runtime.
+    // (The ping is under way already: the orphan search's first request makes it.)
     const product = engineProduct((await client.systemPing()).server);
     if (product === "Podman") {
       throw new UsageError(
@@ -509,13 +518,6 @@ async function prepareAndRun(
       );
     }
   }
-  // Containers earlier moat processes left behind: looked for alongside the checks, reported before start.
-  const orphans = maybeFindOrphans(() => client, home, engineTimeoutMs(env));
-  // Extra mounts are checked on the host before anything is created on the engine.
-  const socket = client.endpoint.kind === "unix" ? client.endpoint.path : undefined;
-  const mounts = await resolveMounts(config.mounts ?? [], workspace.path, socket, {
-    readOnly: settings.readOnly ?? false,
-  });
   let pullLineShown = false;
   const result = await startRun({
     runId: newRunId(),

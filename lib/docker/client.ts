@@ -3,6 +3,7 @@
  * `Transport`; tests hand the same class a fake engine's socket, or implement the interface directly.
  */
 import { UsageError } from "../errors.ts";
+import { moatHome } from "../store/home.ts";
 import * as containers from "./containers.ts";
 import * as exec from "./exec.ts";
 import { type Endpoint, type HostView, resolveEndpoint } from "./endpoint.ts";
@@ -284,8 +285,11 @@ export function sshOptions(env: Record<string, string | undefined>): SshOptions 
     );
   }
   if (share === "0") return {};
-  const home = env["MOAT_HOME"]?.trim() || (env["HOME"]?.trim() ? `${env["HOME"].trim()}/.moat` : undefined);
-  return home ? { controlDir: `${home}/ssh` } : {};
+  try {
+    return { controlDir: `${moatHome(env)}/ssh` };
+  } catch {
+    return {}; // neither MOAT_HOME nor HOME: nowhere to share from
+  }
 }
 
 /**

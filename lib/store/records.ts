@@ -11,6 +11,7 @@ import { AuditLog } from "../audit/log.ts";
 import type { Json } from "../audit/chain.ts";
 import { firstLineOf, MoatError } from "../errors.ts";
 import { after } from "../timer.ts";
+export { moatHome } from "./home.ts";
 import { appendToIndex } from "./index_file.ts";
 
 export type RunState = "creating" | "created" | "running" | "exited" | "interrupted" | "failed";
@@ -164,20 +165,6 @@ export interface RecordScan {
   records: RunRecord[];
   /** Every damaged run: first those whose `run.json` cannot be read (by id), then the others, newest first. */
   damaged: DamagedRecord[];
-}
-
-/** `MOAT_HOME`, else `~/.moat`. Pure. */
-export function moatHome(env: Record<string, string | undefined>): string {
-  const explicit = env["MOAT_HOME"]?.trim();
-  if (explicit) return explicit;
-  const home = env["HOME"]?.trim();
-  if (!home) {
-    throw new MoatError(
-      "Cannot find a place for run records: neither MOAT_HOME nor HOME is set",
-      "Set one:  MOAT_HOME=/path/to/dir",
-    );
-  }
-  return `${home}/.moat`;
 }
 
 /** A fresh run id: 12 lowercase hex characters. */
