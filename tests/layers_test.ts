@@ -1,6 +1,6 @@
 /**
  * lib/ reads bottom to top: each directory imports only from directories below it (or from itself), never
- * back up. The order, bottom first: the shared base files (errors, timer, version); the engine client, the
+ * back up. The order, bottom first: the shared base files (errors, home, timer, version); the engine client, the
  * network protocols and the audit log's format and writer, side by side and independent of each other; the
  * run records, which write to the audit log, and the sandbox decision; the run; the config, which parses
  * with the run's parsers; doctor; the commands.
@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 const LIB = new URL("../lib/", import.meta.url).pathname;
 
 const RANK: Record<string, number> = {
-  "": 0, // lib/errors.ts, lib/timer.ts, lib/version.ts
+  "": 0, // lib/errors.ts, lib/home.ts, lib/timer.ts, lib/version.ts
   docker: 1,
   net: 1,
   audit: 1,

@@ -3,7 +3,7 @@
  * `Transport`; tests hand the same class a fake engine's socket, or implement the interface directly.
  */
 import { UsageError } from "../errors.ts";
-import { moatHome } from "../store/home.ts";
+import { moatHome } from "../home.ts";
 import * as containers from "./containers.ts";
 import * as exec from "./exec.ts";
 import { type Endpoint, type HostView, resolveEndpoint } from "./endpoint.ts";

@@ -11,7 +11,7 @@ import { AuditLog } from "../audit/log.ts";
 import type { Json } from "../audit/chain.ts";
 import { firstLineOf, MoatError } from "../errors.ts";
 import { after } from "../timer.ts";
-export { moatHome } from "./home.ts";
+export { moatHome } from "../home.ts";
 import { appendToIndex } from "./index_file.ts";
 
 export type RunState = "creating" | "created" | "running" | "exited" | "interrupted" | "failed";

@@ -1,5 +1,8 @@
-/** Where moat keeps its files. Pure, and light: the engine client needs it too (lib/docker/client.ts). */
-import { MoatError } from "../errors.ts";
+/**
+ * Where moat keeps its files. Pure, and in the base layer: the engine client needs it too
+ * (lib/docker/client.ts).
+ */
+import { MoatError } from "./errors.ts";
 
 /** `MOAT_HOME`, else `~/.moat`. Pure. */
 export function moatHome(env: Record<string, string | undefined>): string {
